@@ -1,0 +1,216 @@
+"""The command line. Exit codes: 0 ok, 1 the checked thing failed, 2 usage or environment error.
+
+Only this module catches RunnerError; it prints the message (never a traceback) and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from runner import __version__, desired
+from runner.config import load as config_load
+from runner.config.model import ConfigSet
+from runner.config.schema import KINDS, schema_text
+from runner.errors import ConfigInvalid, Problem, RunnerError, UsageError
+
+REPO = click.option("--repo", default=".", show_default=True, envvar="RUNNER_REPO",
+                    type=click.Path(file_okay=False, path_type=Path),
+                    help="The configuration repository (a directory).")
+
+
+def _fmt(*choices: str) -> Any:
+    return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0],
+                        show_default=True, help="Output format.")
+
+
+def _print_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _print_problems(problems: tuple[Problem, ...] | list[Problem], fmt: str) -> None:
+    if fmt == "json":
+        _print_json({"ok": not problems, "errors": [p.as_dict() for p in problems]})
+    elif fmt == "github":
+        for p in problems:
+            message = p.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+            click.echo(f"::error file={p.file},line={p.line},col={p.column}::{message}")
+    else:
+        for p in problems:
+            click.echo(p.text())
+        if problems:
+            click.echo(f"{len(problems)} error{'s' if len(problems) != 1 else ''}", err=True)
+
+
+def _load(repo: Path, cache: bool = True) -> config_load.Loaded:
+    from runner.source import DirSnapshot
+
+    snapshot = DirSnapshot(repo)
+    if not cache:
+        return config_load.load(snapshot)
+    from runner.config.cache import DiskCache
+
+    disk = DiskCache(repo)
+    loaded = config_load.load(snapshot, disk)
+    disk.save()
+    return loaded
+
+
+def _config(repo: Path, fmt: str) -> ConfigSet:
+    loaded = _load(repo)
+    if loaded.config is None:
+        _print_problems(loaded.problems, "json" if fmt == "json" else "text")
+        raise SystemExit(1)
+    return loaded.config
+
+
+def _parse_now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        now = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--now {value!r} is not an ISO 8601 time like "
+                         "2026-03-29T00:00:00+01:00") from None
+    if now.tzinfo is None:
+        raise UsageError(f"--now {value!r} has no UTC offset; add one, like +01:00 or Z")
+    return now
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="runner")
+def cli() -> None:
+    """runner: jobs, targets and schedules as YAML in git, run by Celery workers."""
+
+
+@cli.command()
+@REPO
+@_fmt("text", "json", "github")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the per-file cache.")
+def validate(repo: Path, fmt: str, no_cache: bool) -> None:
+    """Check the configuration: YAML, schema and cross-references. Exit 1 on any error."""
+    loaded = _load(repo, cache=not no_cache)
+    if loaded.problems or fmt != "text":
+        _print_problems(loaded.problems, fmt)
+    if loaded.problems:
+        raise SystemExit(1)
+    if fmt == "text":
+        counts = ", ".join(f"{len(loaded.objects.get(k, {}))} {k}"
+                           for k in ("queues", "workers", "targets", "jobs", "schedules"))
+        click.echo(f"ok: {counts}")
+
+
+@cli.command()
+@REPO
+@_fmt("text", "json")
+@click.option("--now", help="Compute fire times after this ISO 8601 time (default: now).")
+@click.option("--count", default=3, show_default=True, type=click.IntRange(1, 1000),
+              help="Fire times per schedule.")
+def plan(repo: Path, fmt: str, now: str | None, count: int) -> None:
+    """Show queues, workers, job routes and each schedule's next fire times."""
+    moment = _parse_now(now)
+    result = desired.plan(_config(repo, fmt), moment, count)
+    if fmt == "json":
+        _print_json(result)
+        return
+    click.echo(f"revision {result['revision']}")
+    click.echo("queues (highest priority first):")
+    for name, q in result["queues"].items():
+        served = ", ".join(q["workers"]) or "no worker"
+        click.echo(f"  {name:<24} priority {q['priority']}  served by {served}")
+    click.echo("workers:")
+    for name, w in result["workers"].items():
+        click.echo(f"  {name:<24} concurrency {w['concurrency']:<4} queues {', '.join(w['queues'])}")
+    click.echo("routes:")
+    for job, queue in result["routes"].items():
+        click.echo(f"  {job:<32} -> {queue}")
+    click.echo(f"schedules (next {count} after {moment.isoformat()}):")
+    for name, s in result["schedules"].items():
+        click.echo(f"  {name}: job {s['job']} on {s['queue']}, {s['when']} ({s['timezone']}), "
+                   f"overlap {s['overlap']}")
+        click.echo(f"      {', '.join(s['next']) or 'no future firing'}")
+
+
+@cli.command()
+@click.argument("base")
+@click.argument("head", default="HEAD")
+@REPO
+@_fmt("text", "json")
+@click.option("--now", help="Fire times of changed schedules after this time (default: now).")
+def diff(base: str, head: str, repo: Path, fmt: str, now: str | None) -> None:
+    """Describe what HEAD changes compared with BASE (git revisions), for review."""
+    from runner.diff import changes, render
+    from runner.source import GitSnapshot
+
+    moment = _parse_now(now)
+    after = config_load.load(GitSnapshot(repo, head))
+    if after.problems:
+        click.echo(f"{head} is invalid:", err=True)
+        _print_problems(after.problems, fmt)
+        raise SystemExit(1)
+    before = config_load.load(GitSnapshot(repo, base))
+    found = changes(before.objects, after.objects, moment)
+    if fmt == "json":
+        _print_json({"base": base, "head": head, "ok": True,
+                     "changes": [c.as_dict() for c in found]})
+    else:
+        for line in render(found):
+            click.echo(line)
+
+
+@cli.command()
+@click.argument("job")
+@REPO
+@click.option("--dry-run", is_flag=True, help="Show the targets and steps; run nothing.")
+@click.option("--limit", help="Only targets that also match this selector (NAME, group:G, "
+                              "label:K=V; several separated by commas).")
+@_fmt("text", "json")
+def run(job: str, repo: Path, dry_run: bool, limit: str | None, fmt: str) -> None:
+    """Run JOB on its targets (today: --dry-run only)."""
+    from runner.dryrun import describe, render
+
+    config = _config(repo, fmt)
+    if not dry_run:
+        raise UsageError("running jobs arrives with the execution engine; use --dry-run to see "
+                         "what would run")
+    result = describe(config, job, limit)
+    if fmt == "json":
+        _print_json(result)
+    else:
+        for line in render(result):
+            click.echo(line)
+
+
+@cli.command()
+@click.argument("directory", default="schemas", type=click.Path(file_okay=False, path_type=Path))
+def schema(directory: Path) -> None:
+    """Write the JSON Schemas (one per kind) into DIRECTORY, for editors."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for kind in KINDS:
+        target = directory / f"{kind}.schema.json"
+        if not (target.exists() and target.read_text("utf-8") == schema_text(kind)):
+            target.write_text(schema_text(kind), "utf-8")
+        click.echo(str(target))
+
+
+def main() -> NoReturn:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2)
+    except ConfigInvalid as e:
+        _print_problems(e.problems, "text")
+        sys.exit(1)
+    except RunnerError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    sys.exit(0)

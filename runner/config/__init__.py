@@ -1,0 +1,1 @@
+"""The configuration repository: parse, validate, and build the typed ConfigSet."""

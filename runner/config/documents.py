@@ -1,0 +1,225 @@
+"""Safe YAML parsing that keeps positions.
+
+libyaml (PyYAML's C parser) composes the file into nodes; we turn nodes into plain Python values
+ourselves so that we can refuse what a configuration file never needs: tags beyond the plain types,
+duplicate keys, non-string keys, and alias expansion past a small bound (billion laughs). Timestamps
+stay strings; merge keys (`<<: *defaults`) work. `locate` maps a path of keys back to a node's
+line and column, so every later check can point at the offending key or value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from runner.errors import Problem
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_ALIAS_NODES = 10_000  # nodes reachable through aliases, per file
+MAX_DEPTH = 64
+
+_T = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL = _T + "str", _T + "int", _T + "float", _T + "bool", _T + "null"
+_MAP, _SEQ, _TIMESTAMP, _MERGE = _T + "map", _T + "seq", _T + "timestamp", _T + "merge"
+_SCALARS = SafeConstructor()
+_KIND_NAMES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+               int: "an integer", float: "a number", type(None): "null"}
+
+Path = tuple[str | int, ...]
+
+
+def kind_of(value: object) -> str:
+    """How a value is called in messages: 'a mapping', 'a string', ..."""
+    return _KIND_NAMES.get(type(value), type(value).__name__)
+
+
+class _Refused(Exception):
+    def __init__(self, node: Node, message: str) -> None:
+        self.node, self.message = node, message
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A file's plain value (None when it could not be parsed) and the problems found parsing it."""
+
+    file: str
+    value: Any
+    problems: tuple[Problem, ...]
+    root: Node | None
+
+    def locate(self, path: Path, key: bool = False) -> tuple[int, int]:
+        """1-based (line, column) of the node at `path` (or of its key), else its nearest parent."""
+        return locate(self.root, path, key)
+
+
+def parse(file: str, data: bytes) -> Parsed:
+    """Parse one YAML file's bytes; never raises for bad input, returns problems instead."""
+    def fail(line: int, column: int, message: str) -> Parsed:
+        return Parsed(file, None, (Problem(file, line, column, message),), None)
+
+    if len(data) > MAX_FILE_BYTES:
+        return fail(1, 1, f"file is {len(data)} bytes; configuration files are limited to "
+                          f"{MAX_FILE_BYTES} bytes (split it into several files)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        return fail(line, column, f"file is not valid UTF-8: byte 0x{data[e.start]:02x} cannot "
+                                  "start or continue a character (save the file as UTF-8)")
+    if "\x00" in text:
+        return fail(1, 1, "file contains a NUL character; expected a YAML text file")
+    try:
+        root = yaml.compose(text, Loader=yaml.CSafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = " ".join(str(s) for s in (e.context, e.problem) if s)
+        if "expected a single document" in what:
+            what = "found a second YAML document ('---'); put everything in one document"
+        return fail(line, column, f"YAML syntax error: {what}")
+    except yaml.YAMLError as e:
+        return fail(1, 1, f"YAML error: {e}")
+    if root is None:
+        return Parsed(file, None, (), None)
+    builder = _Builder(file)
+    try:
+        value = builder.value(root, 0)
+    except _Refused as e:
+        return Parsed(file, None, (*builder.problems, _problem(file, e.node, e.message)), root)
+    return Parsed(file, value, tuple(builder.problems), root)
+
+
+def _problem(file: str, node: Node, message: str) -> Problem:
+    return Problem(file, node.start_mark.line + 1, node.start_mark.column + 1, message)
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+        self.seen: set[int] = set()
+        self.active: set[int] = set()
+        self.alias_nodes = 0
+
+    def value(self, node: Node, depth: int) -> Any:
+        key = id(node)
+        if key in self.seen:
+            self.alias_nodes += 1
+            if self.alias_nodes > MAX_ALIAS_NODES:
+                raise _Refused(node, f"aliases expand to more than {MAX_ALIAS_NODES} nodes; "
+                                     "refusing to expand further (alias bomb?)")
+        else:
+            self.seen.add(key)
+        if depth > MAX_DEPTH:
+            raise _Refused(node, f"nesting is deeper than {MAX_DEPTH} levels")
+        tag = node.tag
+        if isinstance(node, ScalarNode):
+            return self.scalar(node, tag)
+        if key in self.active:
+            raise _Refused(node, "an alias refers to the node that contains it (recursive alias)")
+        self.active.add(key)
+        try:
+            if isinstance(node, SequenceNode) and tag == _SEQ:
+                return [self.value(item, depth + 1) for item in node.value]
+            if isinstance(node, MappingNode) and tag == _MAP:
+                return dict(self.pairs(node, depth))
+        finally:
+            self.active.discard(key)
+        raise _Refused(node, f"YAML tag {tag!r} is not allowed; only plain mappings, lists, "
+                             "strings, numbers, booleans and null are")
+
+    def scalar(self, node: ScalarNode, tag: str) -> Any:
+        if tag == _STR or tag == _TIMESTAMP:
+            return node.value
+        try:
+            if tag == _INT:
+                return _SCALARS.construct_yaml_int(node)
+            if tag == _FLOAT:
+                return _SCALARS.construct_yaml_float(node)
+            if tag == _BOOL:
+                return _SCALARS.construct_yaml_bool(node)
+            if tag == _NULL:
+                return None
+        except (ConstructorError, ValueError) as e:
+            raise _Refused(node, f"cannot read {node.value!r} as {tag[len(_T):]}: {e}") from None
+        raise _Refused(node, f"YAML tag {tag!r} is not allowed; only plain mappings, lists, "
+                             "strings, numbers, booleans and null are")
+
+    def pairs(self, node: MappingNode, depth: int) -> Iterator[tuple[str, Any]]:
+        first: dict[str, Node] = {}
+        merged: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged.update(self.merge(value_node, depth))
+                continue
+            if not isinstance(key_node, ScalarNode) or key_node.tag not in (_STR, _INT, _BOOL,
+                                                                             _NULL, _FLOAT):
+                raise _Refused(key_node, "mapping keys must be plain strings")
+            name = key_node.value
+            if key_node.tag != _STR:
+                self.problems.append(_problem(
+                    self.file, key_node, f"key {name!r} is read by YAML as "
+                    f"{kind_of(self.scalar(key_node, key_node.tag))}; quote it: '{name}'"))
+            if name in first:
+                line = first[name].start_mark.line + 1
+                self.problems.append(_problem(
+                    self.file, key_node, f"duplicate key {name!r} (first defined at line {line}); "
+                    "each key may appear once"))
+                continue
+            first[name] = key_node
+            yield name, self.value(value_node, depth + 1)
+        for name, value in merged.items():
+            if name not in first:
+                yield name, value
+
+    def merge(self, node: Node, depth: int) -> dict[str, Any]:
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        out: dict[str, Any] = {}
+        for source in reversed(sources):
+            value = self.value(source, depth + 1)
+            if not isinstance(value, dict):
+                raise _Refused(source, f"'<<' merges mappings; found {kind_of(value)}")
+            out.update(value)
+        return out
+
+
+def _child(node: Node, step: str | int) -> tuple[Node, Node] | None:
+    """(key node, value node) of `step` inside `node`, following merge keys."""
+    if isinstance(node, SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
+        item = node.value[step]
+        return item, item
+    if isinstance(node, MappingNode):
+        merges = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merges.append(value_node)
+            elif isinstance(key_node, ScalarNode) and key_node.value == step:
+                return key_node, value_node
+        for merge in merges:
+            for source in merge.value if isinstance(merge, SequenceNode) else [merge]:
+                found = _child(source, step)
+                if found:
+                    return found
+    return None
+
+
+def locate(root: Node | None, path: Path, key: bool = False) -> tuple[int, int]:
+    """1-based (line, column) of the value (or key) at `path`; falls back to the deepest parent."""
+    if root is None:
+        return 1, 1
+    node, key_node = root, root
+    for step in path:
+        found = _child(node, step)
+        if found is None:
+            break
+        key_node, node = found
+    else:
+        target = key_node if key else node
+        return target.start_mark.line + 1, target.start_mark.column + 1
+    return key_node.start_mark.line + 1, key_node.start_mark.column + 1

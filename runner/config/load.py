@@ -1,0 +1,180 @@
+"""Load a configuration: files -> per-file results (cached by blob id) -> cross checks -> ConfigSet.
+
+Cost grows with the change: `check_file` depends only on a file's bytes, so its result is cached
+under the file's git blob id; only the cross-object checks and the model build see every object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from runner.config import documents, model, schema, semantic
+from runner.errors import ConfigInvalid, Problem
+
+CONFIG_DIRS = {"targets.d": "targets", "jobs.d": "jobs", "schedules.d": "schedules"}
+QUEUES_FILE = "queues.yaml"
+
+
+def kind_for(path: str) -> str | None:
+    """The kind of a repo-relative path, or None when it is not a configuration file."""
+    if path == QUEUES_FILE:
+        return "queues"
+    top, _, rest = path.partition("/")
+    if top in CONFIG_DIRS and rest.endswith((".yaml", ".yml")) and "/" not in rest:
+        return CONFIG_DIRS[top]
+    return None
+
+
+def blob_id(data: bytes) -> str:
+    """Git's blob id of `data`, so worktree files and committed files share cache entries."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+    blob: str
+    read: Callable[[], bytes]
+
+
+class Snapshot(Protocol):
+    """One revision of a configuration repository (a directory or a git commit)."""
+
+    revision: str
+    problems: tuple[Problem, ...]  # files refused while listing (e.g. symlinks leading out)
+
+    def files(self) -> list[SourceFile]: ...
+
+    def file_error(self, path: str) -> str | None:
+        """None when `path` is a regular file inside the repository, else why not."""
+
+
+# kind, objects (name -> plain value; None when the file is unusable), problems, names with errors
+FileResult = tuple[str, dict[str, Any] | None, tuple[Problem, ...], tuple[str, ...]]
+Cache = MutableMapping[str, FileResult]
+
+
+def check_file(kind: str, path: str, data: bytes) -> FileResult:
+    """Parse, schema-check and object-check one file. Depends only on (kind, path, data)."""
+    parsed = documents.parse(path, data)
+    problems = list(parsed.problems)
+    doc = parsed.value
+    if doc is None and not problems:
+        keys = "'queues' and 'workers'" if kind == "queues" else repr(kind)
+        problems.append(Problem(path, 1, 1, f"file is empty; a {kind} file is a mapping with "
+                                            f"the top-level key {keys}"))
+    if doc is None:
+        return kind, None, tuple(problems), ()
+    bad: set[tuple[str | int, ...]] = set()
+
+    def add(findings: Iterable[tuple[documents.Path, str, bool]]) -> None:
+        for where, message, at_key in findings:
+            line, column = parsed.locate(where, at_key)
+            problems.append(Problem(path, line, column, message))
+            bad.add(where[:2])
+
+    add(schema.check(kind, doc))
+    if not isinstance(doc, dict):
+        return kind, None, tuple(problems), ()
+    objects: dict[str, Any] = {}
+    for section in ("queues", "workers") if kind == "queues" else (kind,):
+        value = doc.get(section)
+        if isinstance(value, dict):
+            for name, obj in value.items():
+                objects[f"{section}/{name}"] = obj
+                if (section, name) not in bad:
+                    add(semantic.check_object(section, name, obj))
+    names_bad = tuple(sorted(f"{w[0]}/{w[1]}" for w in bad if len(w) == 2))
+    return kind, objects, tuple(problems), names_bad
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: model.ConfigSet | None
+    problems: tuple[Problem, ...]
+    objects: dict[str, dict[str, Any]]  # kind -> name -> plain value, of the error-free objects
+
+
+def load(snapshot: Snapshot, cache: Cache | None = None) -> Loaded:
+    """Every problem of the snapshot, and the ConfigSet when there are none."""
+    cache = {} if cache is None else cache
+    files = snapshot.files()
+    problems: list[Problem] = list(snapshot.problems)
+    objects: dict[str, dict[str, Any]] = {}
+    names: dict[str, set[str]] = {}
+    origin: dict[tuple[str, str], str] = {}
+    by_path = {f.path: f for f in files}
+    if QUEUES_FILE not in by_path:
+        problems.append(Problem(QUEUES_FILE, 1, 1, "queues.yaml is missing; it declares the "
+                                                   "queues and the workers that serve them"))
+    for f in files:
+        kind = kind_for(f.path)
+        if kind is None:
+            continue
+        key = f"{kind}:{f.path}:{f.blob}"
+        result = cache.get(key)
+        if result is None:
+            result = cache[key] = check_file(kind, f.path, f.read())
+        _, found, file_problems, bad = result
+        problems.extend(file_problems)
+        for qualified, value in (found or {}).items():
+            section, name = qualified.split("/", 1)
+            first = origin.setdefault((section, name), f.path)
+            if first != f.path:
+                problems.append(_duplicate(f, section, name, first, by_path[first]))
+                continue
+            names.setdefault(section, set()).add(name)
+            if qualified not in bad:
+                objects.setdefault(section, {})[name] = value
+    located = _Locator(by_path)
+    for where, message, at_key in semantic.check_refs(objects, names, snapshot.file_error):
+        section, name = str(where[0]), str(where[1])
+        problems.append(located(origin[(section, name)], where, at_key, message))
+    if problems:
+        return Loaded(None, tuple(sorted(set(problems))), objects)
+    return Loaded(build(snapshot.revision, objects), (), objects)
+
+
+def load_or_raise(snapshot: Snapshot, cache: Cache | None = None) -> model.ConfigSet:
+    loaded = load(snapshot, cache)
+    if loaded.config is None:
+        raise ConfigInvalid(list(loaded.problems))
+    return loaded.config
+
+
+def build(revision: str, objects: dict[str, dict[str, Any]]) -> model.ConfigSet:
+    def each(section: str, make: Callable[[str, Any], Any]) -> dict[str, Any]:
+        return {n: make(n, v) for n, v in sorted(objects.get(section, {}).items())}
+
+    return model.ConfigSet(
+        revision=revision, queues=each("queues", model.queue),
+        workers=each("workers", model.worker), targets=each("targets", model.target),
+        jobs=each("jobs", model.job), schedules=each("schedules", model.schedule),
+        raw={k: dict(sorted(v.items())) for k, v in objects.items()})
+
+
+def _duplicate(f: SourceFile, section: str, name: str, first: str, first_file: SourceFile
+               ) -> Problem:
+    line, column = documents.parse(f.path, f.read()).locate((section, name), key=True)
+    first_line, _ = documents.parse(first, first_file.read()).locate((section, name), key=True)
+    what = {"queues": "queue", "workers": "worker"}.get(section, section[:-1])
+    return Problem(f.path, line, column, f"{what} {name!r} is already defined in "
+                                         f"{first}:{first_line}; names are unique across files")
+
+
+class _Locator:
+    """Positions for cross-object findings: re-parses only the files that have one."""
+
+    def __init__(self, files: dict[str, SourceFile]) -> None:
+        self.files = files
+        self.parsed: dict[str, documents.Parsed] = {}
+
+    def __call__(self, path: str, where: documents.Path, at_key: bool, message: str) -> Problem:
+        parsed = self.parsed.get(path)
+        if parsed is None:
+            parsed = self.parsed[path] = documents.parse(path, self.files[path].read())
+        line, column = parsed.locate(where, at_key)
+        return Problem(path, line, column, message)

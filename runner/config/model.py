@@ -1,0 +1,203 @@
+"""The typed configuration: one frozen dataclass per kind, built once per revision.
+
+Builders take schema-valid plain values (see schema.py), so they only convert, never check.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_UNITS = (86400, 3600, 60, 1)
+
+DEFAULT_JOB_TIMEOUT = 600
+DEFAULT_JOB_CONCURRENCY = 10
+DEFAULT_WORKER_CONCURRENCY = 1
+
+
+def seconds(value: int | str) -> int:
+    """'1h30m' -> 5400, 45 -> 45. Schema-valid input only."""
+    if isinstance(value, int):
+        return value
+    match = _DURATION_RE.match(value)
+    if not match or not value:
+        raise ValueError(f"not a duration: {value!r}")
+    return sum(int(g) * unit for g, unit in zip(match.groups(), _UNITS, strict=True) if g)
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A reference to a secret (env:NAME or file:/path); renders masked, never holds the value."""
+
+    ref: str
+
+    @property
+    def scheme(self) -> str:
+        return self.ref.split(":", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.ref.split(":", 1)[1]
+
+    def __str__(self) -> str:
+        return f"<secret {self.ref}>"
+
+
+def is_secret_ref(value: object) -> bool:
+    return isinstance(value, str) and (value.startswith("env:") or value.startswith("file:"))
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    priority: int = 0
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Worker:
+    name: str
+    queues: tuple[str, ...]
+    concurrency: int = DEFAULT_WORKER_CONCURRENCY
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    transport: Literal["ssh", "winrm", "local"] = "ssh"
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    key_file: str | None = None
+    passphrase: SecretRef | None = None
+    password: SecretRef | None = None
+    known_hosts: str | None = None
+    scheme: str | None = None
+    auth: str | None = None
+    shell: str | None = None
+    groups: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: Literal["command", "script", "upload", "download"]
+    name: str
+    command: str | None = None
+    script: str | None = None
+    args: tuple[str, ...] = ()
+    shell: str | None = None
+    src: str | None = None
+    dest: str | None = None
+    mode: int | None = None
+    max_bytes: int | None = None
+    when: Literal["on_success", "on_failure", "always"] = "on_success"
+    timeout: int | None = None
+
+
+@dataclass(frozen=True)
+class Retries:
+    attempts: int = 0
+    backoff: int = 10
+    max_backoff: int = 600
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    queue: str
+    targets: tuple[str, ...]
+    steps: tuple[Step, ...]
+    description: str = ""
+    concurrency: int = DEFAULT_JOB_CONCURRENCY
+    timeout: int = DEFAULT_JOB_TIMEOUT
+    retries: Retries = field(default_factory=Retries)
+    env: tuple[tuple[str, str | SecretRef], ...] = ()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    job: str
+    cron: str | None = None
+    every: int | None = None
+    at: str | None = None
+    timezone: str = "UTC"
+    overlap: Literal["forbid", "allow", "replace"] = "forbid"
+    starting_deadline: int | None = None
+    limit: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ConfigSet:
+    """A whole validated configuration at one revision."""
+
+    revision: str
+    queues: dict[str, Queue]
+    workers: dict[str, Worker]
+    targets: dict[str, Target]
+    jobs: dict[str, Job]
+    schedules: dict[str, Schedule]
+    raw: dict[str, dict[str, Any]]  # kind -> name -> the plain value as written (for diff)
+
+
+def _str(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def queue(name: str, v: dict[str, Any]) -> Queue:
+    return Queue(name, v.get("priority", 0), v.get("description", ""))
+
+
+def worker(name: str, v: dict[str, Any]) -> Worker:
+    return Worker(name, tuple(v["queues"]), v.get("concurrency", DEFAULT_WORKER_CONCURRENCY),
+                  v.get("description", ""))
+
+
+def target(name: str, v: dict[str, Any]) -> Target:
+    secrets = {k: SecretRef(v[k]) for k in ("password", "passphrase") if k in v}
+    plain = {k: v[k] for k in ("transport", "host", "port", "user", "key_file", "known_hosts",
+                               "scheme", "auth", "shell", "description") if k in v}
+    labels = tuple(sorted((k, _str(x)) for k, x in v.get("labels", {}).items()))
+    return Target(name, groups=tuple(v.get("groups", ())), labels=labels, **plain, **secrets)
+
+
+def step(index: int, v: dict[str, Any]) -> Step:
+    kind = next(k for k in ("command", "script", "upload", "download") if k in v)
+    transfer = v.get(kind) if kind in ("upload", "download") else {}
+    mode = transfer.get("mode")
+    return Step(
+        kind=kind, name=v.get("name") or f"{kind} {index + 1}", command=v.get("command"),
+        script=v.get("script"), args=tuple(_str(a) for a in v.get("args", ())),
+        shell=v.get("shell"), src=transfer.get("src"), dest=transfer.get("dest"),
+        mode=int(mode, 8) if mode else None, max_bytes=transfer.get("max_bytes"),
+        when=v.get("when", "on_success"),
+        timeout=seconds(v["timeout"]) if "timeout" in v else None)
+
+
+def job(name: str, v: dict[str, Any]) -> Job:
+    r = v.get("retries", {})
+    retries = Retries(r.get("attempts", 0), seconds(r.get("backoff", 10)),
+                      seconds(r.get("max_backoff", 600)))
+    env = tuple((k, SecretRef(x) if is_secret_ref(x) else _str(x))
+                for k, x in v.get("env", {}).items())
+    return Job(name=name, queue=v["queue"], targets=tuple(v["targets"]),
+               steps=tuple(step(i, s) for i, s in enumerate(v["steps"])),
+               description=v.get("description", ""),
+               concurrency=v.get("concurrency", DEFAULT_JOB_CONCURRENCY),
+               timeout=seconds(v.get("timeout", DEFAULT_JOB_TIMEOUT)), retries=retries, env=env)
+
+
+def schedule(name: str, v: dict[str, Any]) -> Schedule:
+    return Schedule(
+        name=name, job=v["job"], cron=v.get("cron"),
+        every=seconds(v["every"]) if "every" in v else None, at=v.get("at"),
+        timezone=v.get("timezone", "UTC"), overlap=v.get("overlap", "forbid"),
+        starting_deadline=seconds(v["starting_deadline"]) if "starting_deadline" in v else None,
+        limit=v.get("limit"), description=v.get("description", ""))

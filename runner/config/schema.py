@@ -1,0 +1,186 @@
+"""JSON Schema validation of one document, with errors rewritten into plain, located words.
+
+A compiled validator (jsonschema-rs) answers "is this document valid?" for the common case; only an
+invalid document goes through python-jsonschema, whose errors carry the keyword, the offending
+instance and the subschema, which we turn into messages that say what was found, what is allowed,
+and "did you mean" for near-miss keys. Secret fields never echo their value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Iterable
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from runner.config.documents import Path, kind_of
+
+KINDS = ("queues", "targets", "jobs", "schedules")
+
+# (path, message, point at the key instead of the value)
+SchemaError = tuple[Path, str, bool]
+
+
+@cache
+def schema_text(kind: str) -> str:
+    return (resources.files("runner") / "schemas" / f"{kind}.schema.json").read_text("utf-8")
+
+
+@cache
+def schema(kind: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(schema_text(kind))
+    return loaded
+
+
+@cache
+def _fast(kind: str) -> Callable[[object], bool]:
+    import jsonschema_rs
+
+    validator = jsonschema_rs.Draft202012Validator(schema(kind))
+    return validator.is_valid  # type: ignore[no-any-return]
+
+
+@cache
+def _slow(kind: str) -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema(kind))
+
+
+def check(kind: str, document: object) -> list[SchemaError]:
+    """Every schema error of `document`, as (path, message, at_key)."""
+    if _fast(kind)(document):
+        return []
+    errors: list[SchemaError] = []
+    for error in _slow(kind).iter_errors(document):
+        errors.extend(_explain(kind, error))
+    return errors
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _show(value: object) -> str:
+    if isinstance(value, dict | list):
+        return kind_of(value)
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return f"{kind_of(value)} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _where(kind: str, path: Path) -> str:
+    """'job \"x\"' / 'step 2 of job \"x\"' / 'the file' — the object a message is about."""
+    if len(path) < 2:
+        return "this file"
+    what = f"{kind[:-1]} {path[1]!r}"
+    if kind == "queues":
+        what = f"{'queue' if path[0] == 'queues' else 'worker'} {path[1]!r}"
+    if len(path) >= 4 and path[2] == "steps" and isinstance(path[3], int):
+        return f"step {path[3] + 1} of {what}"
+    return what
+
+
+def _subject(kind: str, path: Path) -> str:
+    """What a value message is about: "job 'x'", "step 2 of job 'x'", "'timeout' of job 'x'"."""
+    where = _where(kind, path)
+    if len(path) <= 2 or (len(path) == 4 and path[2] == "steps"):
+        return where
+    named = [p for p in path if isinstance(p, str)]
+    return f"{named[-1]!r} of {where}"
+
+
+def _names_a_key(error: Any) -> bool:
+    """True when the error is about a mapping key (propertyNames), not a value."""
+    trail = list(error.schema_path)
+    if "propertyNames" not in trail:
+        return False
+    tail = trail[len(trail) - trail[::-1].index("propertyNames"):]
+    return all(step in ("$ref", error.validator) for step in tail)
+
+
+def _allowed(subschema: dict[str, Any]) -> str:
+    return ", ".join(sorted(subschema.get("properties", {})))
+
+
+def _explain(kind: str, error: Any) -> list[SchemaError]:
+    path: Path = tuple(error.absolute_path)
+    keyword, sub, value = error.validator, error.schema, error.instance
+    xkind = sub.get("x-kind") if isinstance(sub, dict) else None
+    where, subject = _where(kind, path), _subject(kind, path)
+    if keyword == "additionalProperties" and isinstance(value, dict):
+        known = sub.get("properties", {})
+        out: list[SchemaError] = []
+        for key in value:
+            if key in known:
+                continue
+            if len(path) == 0:
+                msg = (f"unknown top-level key {key!r}; a {kind} file has "
+                       f"{' and '.join(repr(k) for k in known)}{did_you_mean(key, known)}")
+            else:
+                msg = (f"unknown key {key!r} in {where}{did_you_mean(key, known)} "
+                       f"(allowed: {_allowed(sub)})")
+            out.append(((*path, key), msg, True))
+        return out
+    if keyword == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        if not path:
+            return [((), f"a {kind} file needs the top-level key {missing[0]!r}"
+                     + (f" (found {', '.join(repr(k) for k in value)})" if value else ""), False)]
+        return [(path, f"{where} is missing required key {k!r}", True) for k in missing]
+    if _names_a_key(error):
+        return [((*path, value), f"in {where}: " + _name_message(sub, value), True)]
+    if xkind == "secret":
+        return [(path, f"{subject} must be a secret reference, env:NAME or "
+                       "file:/absolute/path; a plaintext secret is not allowed here "
+                       "(the value is not shown)", False)]
+    if keyword == "type" and not path:
+        return [((), f"a {kind} file must be a mapping with the top-level key {kind!r}; "
+                     f"found {_show(value)}", False)]
+    if xkind == "duration":
+        return [(path, f"{subject} must be a duration like 30s, 5m, 1h, 1h30m "
+                       f"or a whole number of seconds; found {_show(value)}", False)]
+    if xkind in ("name", "label-key", "env-name") or keyword == "pattern":
+        return [(path, f"{subject}: " + _name_message(sub, value), False)]
+    if keyword == "type":
+        expected = error.validator_value
+        expected = expected if isinstance(expected, list) else [expected]
+        hint = " (quote it to make it a string)" if "string" in expected and isinstance(
+            value, bool | int | float) else ""
+        return [(path, f"{subject} must be {' or '.join(_TYPES[t] for t in expected)}"
+                       f"; found {_show(value)}{hint}", False)]
+    if keyword == "enum":
+        choices = [str(c) for c in error.validator_value]
+        return [(path, f"{subject} must be one of {', '.join(choices)}; found "
+                       f"{_show(value)}{did_you_mean(str(value), choices)}", False)]
+    if keyword in ("minimum", "maximum"):
+        lo, hi = sub.get("minimum"), sub.get("maximum")
+        bounds = f"from {lo} to {hi}" if lo is not None and hi is not None else (
+            f"at least {lo}" if lo is not None else f"at most {hi}")
+        return [(path, f"{subject} must be {bounds}; found {_show(value)}", False)]
+    if keyword in ("minItems", "minLength"):
+        return [(path, f"{subject} must not be empty", False)]
+    if keyword == "uniqueItems":
+        return [(path, f"{subject} lists the same item twice", False)]
+    return [(path, f"{subject}: {error.message}", False)]
+
+
+_TYPES = {"string": "a string", "integer": "an integer", "number": "a number",
+          "boolean": "true or false", "object": "a mapping", "array": "a list", "null": "null"}
+
+
+def _name_message(sub: Any, value: object) -> str:
+    xkind = sub.get("x-kind") if isinstance(sub, dict) else None
+    if not isinstance(value, str):
+        return f"expected a string; found {_show(value)}"
+    if xkind == "env-name":
+        return (f"{value!r} is not a valid environment variable name (letters, digits and '_', "
+                "not starting with a digit)")
+    if xkind == "label-key":
+        return f"{value!r} is not a valid label key (letters, digits, '.', '_', '/', '-')"
+    if xkind == "name":
+        return (f"{value!r} is not a valid name: use lowercase letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit, at most 63 characters")
+    return f"{value!r} is not in the expected form ({sub.get('description', 'see the schema')})"

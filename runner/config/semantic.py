@@ -1,0 +1,273 @@
+"""Checks beyond the schema.
+
+`check_object` looks at one schema-valid object alone (cached with its file); `check_refs` looks
+across the whole configuration (names that must exist, files that must be in the repository).
+Both return (path, message, at_key) so the caller can locate the offending node.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from functools import cache
+from posixpath import normpath
+from typing import Any
+
+from runner.config.documents import Path
+from runner.config.model import NAME_RE, is_secret_ref, seconds
+from runner.config.schema import did_you_mean
+from runner.schedule import cron_error
+
+Finding = tuple[Path, str, bool]
+ACTIONS = ("command", "script", "upload", "download")
+_ENV_REF = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
+
+
+@cache
+def zone(name: str) -> zoneinfo.ZoneInfo | None:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def selector_error(selector: str) -> str | None:
+    """Syntax of one target selector: NAME, group:NAME, label:KEY=VALUE."""
+    if selector.startswith("group:"):
+        group = selector[6:]
+        return None if NAME_RE.match(group) else f"{group!r} after 'group:' is not a valid name"
+    if selector.startswith("label:"):
+        key, eq, _ = selector[6:].partition("=")
+        if not eq or not _LABEL_KEY.match(key):
+            return "a label selector is written label:KEY=VALUE, e.g. label:role=web"
+        return None
+    if NAME_RE.match(selector):
+        return None
+    return ("is not a target selector; write a target name, group:GROUP or label:KEY=VALUE")
+
+
+def path_error(path: str) -> str | None:
+    """A repository path must be relative, stay inside the repository and not go into .git."""
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        return "is an absolute path; give a path relative to the repository root, like files/x.sh"
+    if "\\" in path:
+        return "uses '\\'; write repository paths with '/'"
+    parts = path.split("/")
+    if ".." in parts or normpath(path).startswith(".."):
+        return "leaves the repository ('..'); files must stay inside it"
+    if parts[0] == ".git":
+        return "points into .git; reference a file of the repository"
+    return None
+
+
+def _remote_path_error(path: str) -> str | None:
+    if path.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", path):
+        return None
+    return "must be an absolute path on the target, like /etc/app.conf or C:\\app\\app.conf"
+
+
+def check_object(kind: str, name: str, v: Any) -> list[Finding]:
+    """Findings of one schema-valid object (no other object is looked at)."""
+    return _CHECKS.get(kind, lambda n, v: [])(name, v)
+
+
+def _target(name: str, v: dict[str, Any]) -> list[Finding]:
+    base: Path = ("targets", name)
+    transport = v.get("transport", "ssh")
+    out: list[Finding] = []
+    if transport in ("ssh", "winrm") and "host" not in v:
+        how = "transport ssh (the default)" if "transport" not in v else f"transport {transport}"
+        out.append((base, f"target {name!r} uses {how} and needs 'host'", True))
+    if transport == "winrm" and "user" not in v:
+        out.append((base, f"target {name!r} uses transport winrm and needs 'user'", True))
+    return out
+
+
+def _job(name: str, v: dict[str, Any]) -> list[Finding]:
+    base: Path = ("jobs", name)
+    out: list[Finding] = []
+    for i, selector in enumerate(v["targets"]):
+        problem = selector_error(selector)
+        if problem:
+            out.append(((*base, "targets", i), f"target selector {selector!r} of job {name!r}: "
+                                               f"{problem}", False))
+    if "timeout" in v and seconds(v["timeout"]) == 0:
+        out.append(((*base, "timeout"), f"timeout of job {name!r} must be more than 0", False))
+    for key, value in v.get("env", {}).items():
+        if is_secret_ref(value) and not (_ENV_REF.match(value) or value.startswith("file:/")):
+            out.append(((*base, "env", key), f"env {key!r} of job {name!r} looks like a secret "
+                        "reference but is malformed; write env:NAME or file:/absolute/path",
+                        False))
+    for i, step in enumerate(v["steps"]):
+        out.extend(_step(name, i, step))
+    return out
+
+
+def _step(job: str, i: int, v: dict[str, Any]) -> list[Finding]:
+    at: Path = ("jobs", job, "steps", i)
+    what = f"step {i + 1} of job {job!r}"
+    actions = [a for a in ACTIONS if a in v]
+    if len(actions) != 1:
+        found = f"has {' and '.join(actions)}" if actions else "has none of them"
+        return [(at, f"{what} {found}; a step does exactly one of command, script, upload, "
+                     "download", False)]
+    action = actions[0]
+    out: list[Finding] = []
+    if "args" in v and action != "script":
+        out.append(((*at, "args"), f"{what}: 'args' only applies to a script step", True))
+    if "shell" in v and action in ("upload", "download"):
+        out.append(((*at, "shell"), f"{what}: 'shell' only applies to command and script steps",
+                    True))
+    repo_path = v["script"] if action == "script" else v.get("upload", {}).get("src")
+    if repo_path is not None:
+        where = (*at, "script") if action == "script" else (*at, "upload", "src")
+        problem = path_error(repo_path)
+        if problem:
+            out.append((where, f"{what}: {repo_path!r} {problem}", False))
+    for key, field in (("upload", "dest"), ("download", "src")):
+        if action == key:
+            problem = _remote_path_error(v[key][field])
+            if problem:
+                out.append(((*at, key, field), f"{what}: {key} {field} {v[key][field]!r} {problem}",
+                            False))
+    if "timeout" in v and seconds(v["timeout"]) == 0:
+        out.append(((*at, "timeout"), f"{what}: timeout must be more than 0", False))
+    return out
+
+
+def _schedule(name: str, v: dict[str, Any]) -> list[Finding]:
+    base: Path = ("schedules", name)
+    out: list[Finding] = []
+    kinds = [k for k in ("cron", "every", "at") if k in v]
+    if len(kinds) != 1:
+        found = f"has {' and '.join(kinds)}" if kinds else "has none of them"
+        out.append((base, f"schedule {name!r} {found}; a schedule has exactly one of cron, "
+                          "every, at", True))
+    if "cron" in v:
+        problem = cron_error(v["cron"])
+        if problem:
+            out.append(((*base, "cron"), f"cron of schedule {name!r}: {problem}", False))
+    if "every" in v and seconds(v["every"]) == 0:
+        out.append(((*base, "every"), f"every of schedule {name!r} must be more than 0", False))
+    if "at" in v:
+        problem = _at_error(v["at"])
+        if problem:
+            out.append(((*base, "at"), f"at of schedule {name!r}: {problem}", False))
+    if "timezone" in v and zone(v["timezone"]) is None:
+        tz = v["timezone"]
+        hint = did_you_mean(tz, zoneinfo.available_timezones())
+        out.append(((*base, "timezone"), f"timezone of schedule {name!r}: {tz!r} is not an IANA "
+                    f"time zone name like Europe/Berlin or UTC{hint}", False))
+    if "limit" in v:
+        problem = selector_error(v["limit"])
+        if problem:
+            out.append(((*base, "limit"), f"limit of schedule {name!r}: {v['limit']!r} {problem}",
+                        False))
+    return out
+
+
+def _at_error(text: str) -> str | None:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return (f"{text!r} is not an ISO 8601 timestamp; write it like "
+                "2026-12-01T10:00:00+01:00")
+    if when.tzinfo is None:
+        return f"{text!r} has no UTC offset; add one, like 2026-12-01T10:00:00+01:00 or ...Z"
+    return None
+
+
+_CHECKS: dict[str, Callable[[str, Any], list[Finding]]] = {
+    "targets": _target, "jobs": _job, "schedules": _schedule}
+
+
+class TargetIndex:
+    """Resolves selectors against the targets of one configuration."""
+
+    def __init__(self, targets: Mapping[str, Mapping[str, Any]],
+                 names: Iterable[str] = ()) -> None:
+        self.names = sorted(set(targets) | set(names))
+        self.groups: dict[str, set[str]] = {}
+        self.labels: dict[str, set[str]] = {}
+        for name, t in targets.items():
+            for g in t.get("groups", ()):
+                self.groups.setdefault(g, set()).add(name)
+            for k, x in t.get("labels", {}).items():
+                value = str(x).lower() if isinstance(x, bool) else str(x)
+                self.labels.setdefault(f"{k}={value}", set()).add(name)
+
+    def match(self, selector: str) -> set[str]:
+        if selector.startswith("group:"):
+            return self.groups.get(selector[6:], set())
+        if selector.startswith("label:"):
+            return self.labels.get(selector[6:], set())
+        return {selector} if selector in self.names else set()
+
+    def resolve(self, selectors: Iterable[str]) -> list[str]:
+        found: set[str] = set()
+        for s in selectors:
+            found |= self.match(s)
+        return sorted(found)
+
+    def unknown(self, selector: str) -> str:
+        """Why `selector` matches nothing, with a suggestion."""
+        if selector.startswith("group:"):
+            return (f"no target is in group {selector[6:]!r}"
+                    + did_you_mean(selector[6:], self.groups))
+        if selector.startswith("label:"):
+            return (f"no target has label {selector[6:]!r}"
+                    + did_you_mean(selector[6:], self.labels))
+        return f"there is no target {selector!r}" + did_you_mean(selector, self.names)
+
+
+def check_refs(objects: Mapping[str, Mapping[str, Any]], names: Mapping[str, set[str]],
+               file_error: Callable[[str], str | None]) -> list[Finding]:
+    """Cross-object findings over schema-valid `objects` by kind. `names` holds every declared
+    name, valid or not, so an object with its own errors causes no follow-on errors here;
+    `file_error` checks that a repository file exists."""
+    queues, workers = names.get("queues", set()), objects.get("workers", {})
+    jobs = objects.get("jobs", {})
+    served = {q for w in workers.values() for q in w["queues"]}
+    index = TargetIndex(objects.get("targets", {}), names.get("targets", set()))
+    out: list[Finding] = []
+    for name, w in workers.items():
+        for i, q in enumerate(w["queues"]):
+            if q not in queues:
+                out.append((("workers", name, "queues", i), f"worker {name!r} serves queue {q!r}, "
+                            f"which is not declared under 'queues'{did_you_mean(q, queues)}",
+                            False))
+    for name, job in jobs.items():
+        q = job["queue"]
+        if q not in queues:
+            out.append((("jobs", name, "queue"), f"job {name!r} uses queue {q!r}, which is not "
+                        f"declared in queues.yaml{did_you_mean(q, queues)}", False))
+        elif q not in served and workers:
+            out.append((("jobs", name, "queue"), f"job {name!r} uses queue {q!r}, which no "
+                        "worker serves; add it to a worker's queues in queues.yaml", False))
+        for i, selector in enumerate(job["targets"]):
+            if selector_error(selector) is None and not index.match(selector):
+                out.append((("jobs", name, "targets", i), f"target selector {selector!r} of job "
+                            f"{name!r} matches no target: {index.unknown(selector)}", False))
+        for i, step in enumerate(job["steps"]):
+            for key, sub in (("script", None), ("upload", "src")):
+                path = step.get(key) if sub is None else step.get(key, {}).get(sub)
+                if isinstance(path, str) and path_error(path) is None:
+                    problem = file_error(path)
+                    if problem:
+                        where = ("jobs", name, "steps", i, key) + ((sub,) if sub else ())
+                        out.append((where, f"step {i + 1} of job {name!r}: {path!r} {problem}",
+                                    False))
+    for name, s in objects.get("schedules", {}).items():
+        if s["job"] not in names.get("jobs", set()):
+            out.append((("schedules", name, "job"), f"schedule {name!r} runs job {s['job']!r}, "
+                        f"which is not defined{did_you_mean(s['job'], names.get('jobs', ()))}",
+                        False))
+        elif s["job"] in jobs and "limit" in s and selector_error(s["limit"]) is None:
+            allowed = set(index.resolve(jobs[s["job"]]["targets"]))
+            if not index.match(s["limit"]) & allowed:
+                out.append((("schedules", name, "limit"), f"limit {s['limit']!r} of schedule "
+                            f"{name!r} matches none of job {s['job']!r}'s targets", False))
+    return out

@@ -1,0 +1,91 @@
+"""`runner run JOB --dry-run`: the resolved targets and the steps that would run. Pure.
+
+Secrets appear as their reference (`<secret env:NAME>`), never resolved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.config.model import ConfigSet, Job, Step, Target
+from runner.config.schema import did_you_mean
+from runner.config.semantic import TargetIndex, selector_error
+from runner.errors import UsageError
+
+
+def select(config: ConfigSet, job: Job, limit: str | None) -> list[str]:
+    """The job's targets, narrowed by a --limit of comma-separated selectors."""
+    index = TargetIndex({n: config.raw["targets"][n] for n in config.targets})
+    chosen = index.resolve(job.targets)
+    if limit is None:
+        return chosen
+    wanted: set[str] = set()
+    for selector in (s.strip() for s in limit.split(",") if s.strip()):
+        problem = selector_error(selector)
+        if problem:
+            raise UsageError(f"--limit {selector!r}: {problem}")
+        wanted |= index.match(selector)
+    narrowed = [t for t in chosen if t in wanted]
+    if not narrowed:
+        raise UsageError(f"--limit {limit!r} matches none of job {job.name!r}'s targets "
+                         f"({', '.join(chosen)})")
+    return narrowed
+
+
+def _target(t: Target) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": "would-run", "transport": t.transport}
+    for key in ("host", "port", "user", "key_file", "known_hosts", "password", "passphrase"):
+        value = getattr(t, key)
+        if value is not None:
+            out[key] = str(value)
+    return out
+
+
+def _step(s: Step) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": s.name, "kind": s.kind, "when": s.when}
+    if s.kind == "command":
+        out["command"] = s.command
+    elif s.kind == "script":
+        out["script"], out["args"] = s.script, list(s.args)
+    else:
+        out["src"], out["dest"] = s.src, s.dest
+    if s.timeout is not None:
+        out["timeout"] = s.timeout
+    return out
+
+
+def describe(config: ConfigSet, name: str, limit: str | None) -> dict[str, Any]:
+    job = config.jobs.get(name)
+    if job is None:
+        raise UsageError(f"there is no job {name!r}{did_you_mean(name, config.jobs)} "
+                         f"(jobs: {', '.join(config.jobs) or 'none'})")
+    targets = select(config, job, limit)
+    return {
+        "run_id": None, "job": job.name, "status": "dry-run", "queue": job.queue,
+        "revision": config.revision, "timeout": job.timeout, "concurrency": job.concurrency,
+        "retries": {"attempts": job.retries.attempts, "backoff": job.retries.backoff},
+        "env": {k: str(v) for k, v in job.env},
+        "targets": {t: _target(config.targets[t]) for t in targets},
+        "steps": [_step(s) for s in job.steps],
+    }
+
+
+def render(d: dict[str, Any]) -> list[str]:
+    lines = [f"dry run of job {d['job']} on queue {d['queue']} at revision {d['revision']} "
+             f"(nothing is run)",
+             f"targets ({len(d['targets'])}, {d['concurrency']} at a time, timeout "
+             f"{d['timeout']}s each, {d['retries']['attempts']} retries):"]
+    for name, t in d["targets"].items():
+        where = f"{t.get('user', '') + '@' if t.get('user') else ''}{t.get('host', '')}"
+        lines.append(f"  {name:<24} {t['transport']:<6} {where}".rstrip())
+    if d["env"]:
+        lines.append("env: " + " ".join(f"{k}={v}" for k, v in d["env"].items()))
+    lines.append("steps:")
+    for i, s in enumerate(d["steps"], 1):
+        detail = {"command": lambda: s["command"],
+                  "script": lambda: " ".join([s["script"], *s["args"]]),
+                  "upload": lambda: f"{s['src']} -> {s['dest']}",
+                  "download": lambda: s["src"]}[s["kind"]]()
+        when = "" if s["when"] == "on_success" else f"  [{s['when']}]"
+        lines.append(f"  {i}. {s['name']}: {s['kind']} {detail}{when}")
+    return lines
