@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -19,12 +20,14 @@ from runner.config.model import ConfigSet
 from runner.config.schema import KINDS, schema_text
 from runner.errors import ConfigInvalid, Problem, RunnerError, UsageError
 
-REPO = click.option("--repo", default=".", show_default=True, envvar="RUNNER_REPO",
-                    type=click.Path(file_okay=False, path_type=Path),
-                    help="The configuration repository (a directory).")
+F = TypeVar("F", bound=Callable[..., Any])
+REPO: Callable[[F], F] = click.option(
+    "--repo", default=".", show_default=True, envvar="RUNNER_REPO",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The configuration repository (a directory).")
 
 
-def _fmt(*choices: str) -> Any:
+def _fmt(*choices: str) -> Callable[[F], F]:
     return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0],
                         show_default=True, help="Output format.")
 
@@ -125,7 +128,8 @@ def plan(repo: Path, fmt: str, now: str | None, count: int) -> None:
         click.echo(f"  {name:<24} priority {q['priority']}  served by {served}")
     click.echo("workers:")
     for name, w in result["workers"].items():
-        click.echo(f"  {name:<24} concurrency {w['concurrency']:<4} queues {', '.join(w['queues'])}")
+        queues = ", ".join(w["queues"])
+        click.echo(f"  {name:<24} concurrency {w['concurrency']:<4} queues {queues}")
     click.echo("routes:")
     for job, queue in result["routes"].items():
         click.echo(f"  {job:<32} -> {queue}")

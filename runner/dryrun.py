@@ -70,6 +70,16 @@ def describe(config: ConfigSet, name: str, limit: str | None) -> dict[str, Any]:
     }
 
 
+def _detail(s: dict[str, Any]) -> str:
+    if s["kind"] == "command":
+        return str(s["command"])
+    if s["kind"] == "script":
+        return " ".join([s["script"], *s["args"]])
+    if s["kind"] == "upload":
+        return f"{s['src']} -> {s['dest']}"
+    return str(s["src"])
+
+
 def render(d: dict[str, Any]) -> list[str]:
     lines = [f"dry run of job {d['job']} on queue {d['queue']} at revision {d['revision']} "
              f"(nothing is run)",
@@ -82,10 +92,7 @@ def render(d: dict[str, Any]) -> list[str]:
         lines.append("env: " + " ".join(f"{k}={v}" for k, v in d["env"].items()))
     lines.append("steps:")
     for i, s in enumerate(d["steps"], 1):
-        detail = {"command": lambda: s["command"],
-                  "script": lambda: " ".join([s["script"], *s["args"]]),
-                  "upload": lambda: f"{s['src']} -> {s['dest']}",
-                  "download": lambda: s["src"]}[s["kind"]]()
+        detail = _detail(s)
         when = "" if s["when"] == "on_success" else f"  [{s['when']}]"
         lines.append(f"  {i}. {s['name']}: {s['kind']} {detail}{when}")
     return lines

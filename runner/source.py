@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,14 @@ from runner.config.load import CONFIG_DIRS, QUEUES_FILE, SourceFile, blob_id
 from runner.errors import Problem, SourceError
 
 _MAX_LINKS = 8
+
+
+def _constant(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
+
+
+def _reader(blob: Any) -> Callable[[], bytes]:
+    return lambda: bytes(blob.data_stream.read())
 
 
 def _config_path(name: str) -> bool:
@@ -48,7 +57,7 @@ class DirSnapshot:
                 refused.append(Problem(p, 1, 1, f"{p} {why}"))
                 continue
             data = (self.root / p).read_bytes()
-            out.append(SourceFile(p, blob_id(data), lambda data=data: data))
+            out.append(SourceFile(p, blob_id(data), _constant(data)))
         self.problems = tuple(refused)
         return out
 
@@ -126,7 +135,7 @@ class GitSnapshot:
                 refused.append(Problem(p, 1, 1, f"{p} {why}"))
                 continue
             blob = self._entry(p)
-            out.append(SourceFile(p, blob.hexsha, lambda b=blob: b.data_stream.read()))
+            out.append(SourceFile(p, blob.hexsha, _reader(blob)))
         self.problems = tuple(refused)
         return out
 

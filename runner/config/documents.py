@@ -135,7 +135,7 @@ class _Builder:
                              "strings, numbers, booleans and null are")
 
     def scalar(self, node: ScalarNode, tag: str) -> Any:
-        if tag == _STR or tag == _TIMESTAMP:
+        if tag in (_STR, _TIMESTAMP):
             return node.value
         try:
             if tag == _INT:

@@ -43,8 +43,12 @@ class SourceFile:
 class Snapshot(Protocol):
     """One revision of a configuration repository (a directory or a git commit)."""
 
-    revision: str
-    problems: tuple[Problem, ...]  # files refused while listing (e.g. symlinks leading out)
+    @property
+    def revision(self) -> str: ...
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        """Files refused while listing (e.g. symlinks leading out); valid after files()."""
 
     def files(self) -> list[SourceFile]: ...
 

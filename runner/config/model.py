@@ -161,16 +161,17 @@ def worker(name: str, v: dict[str, Any]) -> Worker:
 
 
 def target(name: str, v: dict[str, Any]) -> Target:
-    secrets = {k: SecretRef(v[k]) for k in ("password", "passphrase") if k in v}
-    plain = {k: v[k] for k in ("transport", "host", "port", "user", "key_file", "known_hosts",
-                               "scheme", "auth", "shell", "description") if k in v}
+    secrets: dict[str, Any] = {k: SecretRef(v[k]) for k in ("password", "passphrase") if k in v}
+    plain: dict[str, Any] = {k: v[k] for k in ("transport", "host", "port", "user", "key_file",
+                                               "known_hosts", "scheme", "auth", "shell",
+                                               "description") if k in v}
     labels = tuple(sorted((k, _str(x)) for k, x in v.get("labels", {}).items()))
     return Target(name, groups=tuple(v.get("groups", ())), labels=labels, **plain, **secrets)
 
 
 def step(index: int, v: dict[str, Any]) -> Step:
     kind = next(k for k in ("command", "script", "upload", "download") if k in v)
-    transfer = v.get(kind) if kind in ("upload", "download") else {}
+    transfer: dict[str, Any] = v[kind] if kind in ("upload", "download") else {}
     mode = transfer.get("mode")
     return Step(
         kind=kind, name=v.get("name") or f"{kind} {index + 1}", command=v.get("command"),

@@ -39,7 +39,7 @@ def _fast(kind: str) -> Callable[[object], bool]:
     import jsonschema_rs
 
     validator = jsonschema_rs.Draft202012Validator(schema(kind))
-    return validator.is_valid  # type: ignore[no-any-return]
+    return validator.is_valid
 
 
 @cache

@@ -71,7 +71,8 @@ def _remote_path_error(path: str) -> str | None:
 
 def check_object(kind: str, name: str, v: Any) -> list[Finding]:
     """Findings of one schema-valid object (no other object is looked at)."""
-    return _CHECKS.get(kind, lambda n, v: [])(name, v)
+    check = _CHECKS.get(kind)
+    return check(name, v) if check else []
 
 
 def _target(name: str, v: dict[str, Any]) -> list[Finding]:

@@ -1,0 +1,36 @@
+# The one entry point. `make run` installs and shows the demo; `make test` is what CI runs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install validate plan run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+validate: install          ## validate the configuration in this repository
+	$(BIN)/runner validate
+
+run: install               ## the demo: validate, plan, and a dry run of the main job
+	$(BIN)/runner validate
+	$(BIN)/runner plan
+	$(BIN)/runner run health-check --dry-run
+
+lint: install
+	$(BIN)/ruff check runner tests bench
+	$(BIN)/mypy runner
+
+test: lint                 ## lint, type-check, then the whole suite (real git, real processes)
+	$(BIN)/pytest -n auto
+
+bench: install             ## benchmarks, figures side by side with their floors
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .runner .pytest_cache .mypy_cache .ruff_cache *.egg-info
