@@ -38,11 +38,6 @@ def kind_of(value: object) -> str:
     return _KIND_NAMES.get(type(value), type(value).__name__)
 
 
-class _Refused(Exception):
-    def __init__(self, node: Node, message: str) -> None:
-        self.node, self.message = node, message
-
-
 @dataclass(frozen=True)
 class Parsed:
     """A file's plain value (None when it could not be parsed) and the problems found parsing it."""
@@ -51,6 +46,7 @@ class Parsed:
     value: Any
     problems: tuple[Problem, ...]
     root: Node | None
+    refused: frozenset[tuple[int, int]] = frozenset()  # (line, column) of nodes read as null
 
     def locate(self, path: Path, key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of the node at `path` (or of its key), else its nearest parent."""
@@ -88,11 +84,14 @@ def parse(file: str, data: bytes) -> Parsed:
     if root is None:
         return Parsed(file, None, (), None)
     builder = _Builder(file)
-    try:
-        value = builder.value(root, 0)
-    except _Refused as e:
-        return Parsed(file, None, (*builder.problems, _problem(file, e.node, e.message)), root)
-    return Parsed(file, value, tuple(builder.problems), root)
+    value = builder.value(root, 0)
+    return Parsed(file, value, tuple(builder.problems), root, frozenset(builder.refused))
+
+
+def _tag_message(tag: str) -> str:
+    shown = tag.replace(_T, "!!") if tag.startswith(_T) else tag
+    return (f"YAML tag {shown!r} is not allowed; only plain mappings, lists, strings, numbers, "
+            "booleans and null are")
 
 
 def _problem(file: str, node: Node, message: str) -> Problem:
@@ -106,23 +105,32 @@ class _Builder:
         self.seen: set[int] = set()
         self.active: set[int] = set()
         self.alias_nodes = 0
+        self.refused: set[tuple[int, int]] = set()
+
+    def refuse(self, node: Node, message: str) -> None:
+        """Record a problem and read the node as null, so the rest of the file is still checked."""
+        self.problems.append(_problem(self.file, node, message))
+        self.refused.add((node.start_mark.line + 1, node.start_mark.column + 1))
 
     def value(self, node: Node, depth: int) -> Any:
         key = id(node)
         if key in self.seen:
             self.alias_nodes += 1
             if self.alias_nodes > MAX_ALIAS_NODES:
-                raise _Refused(node, f"aliases expand to more than {MAX_ALIAS_NODES} nodes; "
-                                     "refusing to expand further (alias bomb?)")
+                if self.alias_nodes == MAX_ALIAS_NODES + 1:
+                    self.refuse(node, f"aliases expand to more than {MAX_ALIAS_NODES} nodes; "
+                                      "refusing to expand further (alias bomb?)")
+                return None
         else:
             self.seen.add(key)
         if depth > MAX_DEPTH:
-            raise _Refused(node, f"nesting is deeper than {MAX_DEPTH} levels")
+            return self.refuse(node, f"nesting is deeper than {MAX_DEPTH} levels")
         tag = node.tag
         if isinstance(node, ScalarNode):
             return self.scalar(node, tag)
         if key in self.active:
-            raise _Refused(node, "an alias refers to the node that contains it (recursive alias)")
+            return self.refuse(node, "an alias refers to the node that contains it "
+                                     "(recursive alias)")
         self.active.add(key)
         try:
             if isinstance(node, SequenceNode) and tag == _SEQ:
@@ -131,8 +139,7 @@ class _Builder:
                 return dict(self.pairs(node, depth))
         finally:
             self.active.discard(key)
-        raise _Refused(node, f"YAML tag {tag!r} is not allowed; only plain mappings, lists, "
-                             "strings, numbers, booleans and null are")
+        return self.refuse(node, _tag_message(tag))
 
     def scalar(self, node: ScalarNode, tag: str) -> Any:
         if tag in (_STR, _TIMESTAMP):
@@ -147,9 +154,8 @@ class _Builder:
             if tag == _NULL:
                 return None
         except (ConstructorError, ValueError) as e:
-            raise _Refused(node, f"cannot read {node.value!r} as {tag[len(_T):]}: {e}") from None
-        raise _Refused(node, f"YAML tag {tag!r} is not allowed; only plain mappings, lists, "
-                             "strings, numbers, booleans and null are")
+            return self.refuse(node, f"cannot read {node.value!r} as {tag[len(_T):]}: {e}")
+        return self.refuse(node, _tag_message(tag))
 
     def pairs(self, node: MappingNode, depth: int) -> Iterator[tuple[str, Any]]:
         first: dict[str, Node] = {}
@@ -160,7 +166,8 @@ class _Builder:
                 continue
             if not isinstance(key_node, ScalarNode) or key_node.tag not in (_STR, _INT, _BOOL,
                                                                              _NULL, _FLOAT):
-                raise _Refused(key_node, "mapping keys must be plain strings")
+                self.refuse(key_node, "mapping keys must be plain strings")
+                continue
             name = key_node.value
             if key_node.tag != _STR:
                 self.problems.append(_problem(
@@ -183,9 +190,10 @@ class _Builder:
         out: dict[str, Any] = {}
         for source in reversed(sources):
             value = self.value(source, depth + 1)
-            if not isinstance(value, dict):
-                raise _Refused(source, f"'<<' merges mappings; found {kind_of(value)}")
-            out.update(value)
+            if isinstance(value, dict):
+                out.update(value)
+            elif (source.start_mark.line + 1, source.start_mark.column + 1) not in self.refused:
+                self.refuse(source, f"'<<' merges mappings; found {kind_of(value)}")
         return out
 
 

@@ -76,9 +76,10 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
 
     def add(findings: Iterable[tuple[documents.Path, str, bool]]) -> None:
         for where, message, at_key in findings:
-            line, column = parsed.locate(where, at_key)
-            problems.append(Problem(path, line, column, message))
             bad.add(where[:2])
+            line, column = parsed.locate(where, at_key)
+            if (line, column) not in parsed.refused:  # already reported by the parser
+                problems.append(Problem(path, line, column, message))
 
     add(schema.check(kind, doc))
     if not isinstance(doc, dict):
@@ -89,8 +90,7 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
         if isinstance(value, dict):
             for name, obj in value.items():
                 objects[f"{section}/{name}"] = obj
-                if (section, name) not in bad:
-                    add(semantic.check_object(section, name, obj))
+                add(semantic.check_object(section, name, obj))
     names_bad = tuple(sorted(f"{w[0]}/{w[1]}" for w in bad if len(w) == 2))
     return kind, objects, tuple(problems), names_bad
 
@@ -107,7 +107,8 @@ def load(snapshot: Snapshot, cache: Cache | None = None) -> Loaded:
     cache = {} if cache is None else cache
     files = snapshot.files()
     problems: list[Problem] = list(snapshot.problems)
-    objects: dict[str, dict[str, Any]] = {}
+    objects: dict[str, dict[str, Any]] = {}  # every object, for the checks
+    good: dict[str, dict[str, Any]] = {}  # objects without errors, for the model
     names: dict[str, set[str]] = {}
     origin: dict[tuple[str, str], str] = {}
     by_path = {f.path: f for f in files}
@@ -131,15 +132,17 @@ def load(snapshot: Snapshot, cache: Cache | None = None) -> Loaded:
                 problems.append(_duplicate(f, section, name, first, by_path[first]))
                 continue
             names.setdefault(section, set()).add(name)
-            if qualified not in bad:
+            if isinstance(value, dict):
                 objects.setdefault(section, {})[name] = value
+                if qualified not in bad:
+                    good.setdefault(section, {})[name] = value
     located = _Locator(by_path)
     for where, message, at_key in semantic.check_refs(objects, names, snapshot.file_error):
         section, name = str(where[0]), str(where[1])
         problems.append(located(origin[(section, name)], where, at_key, message))
     if problems:
-        return Loaded(None, tuple(sorted(set(problems))), objects)
-    return Loaded(build(snapshot.revision, objects), (), objects)
+        return Loaded(None, tuple(sorted(set(problems))), good)
+    return Loaded(build(snapshot.revision, good), (), good)
 
 
 def load_or_raise(snapshot: Snapshot, cache: Cache | None = None) -> model.ConfigSet:

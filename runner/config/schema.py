@@ -131,7 +131,9 @@ def _explain(kind: str, error: Any) -> list[SchemaError]:
                      + (f" (found {', '.join(repr(k) for k in value)})" if value else ""), False)]
         return [(path, f"{where} is missing required key {k!r}", True) for k in missing]
     if _names_a_key(error):
-        return [((*path, value), f"in {where}: " + _name_message(sub, value), True)]
+        owner = f" of {where}" if len(path) > 1 else ""
+        noun = f"{_SINGULAR.get(str(path[0]), 'the')} name" if len(path) == 1 else "name"
+        return [((*path, value), _name_message(sub, value, owner, noun), True)]
     if xkind == "secret":
         return [(path, f"{subject} must be a secret reference, env:NAME or "
                        "file:/absolute/path; a plaintext secret is not allowed here "
@@ -143,7 +145,7 @@ def _explain(kind: str, error: Any) -> list[SchemaError]:
         return [(path, f"{subject} must be a duration like 30s, 5m, 1h, 1h30m "
                        f"or a whole number of seconds; found {_show(value)}", False)]
     if xkind in ("name", "label-key", "env-name") or keyword == "pattern":
-        return [(path, f"{subject}: " + _name_message(sub, value), False)]
+        return [(path, f"{subject}: " + _name_message(sub, value, ""), False)]
     if keyword == "type":
         expected = error.validator_value
         expected = expected if isinstance(expected, list) else [expected]
@@ -171,16 +173,22 @@ _TYPES = {"string": "a string", "integer": "an integer", "number": "a number",
           "boolean": "true or false", "object": "a mapping", "array": "a list", "null": "null"}
 
 
-def _name_message(sub: Any, value: object) -> str:
+_SINGULAR = {"queues": "queue", "workers": "worker", "targets": "target", "jobs": "job",
+             "schedules": "schedule"}
+
+
+def _name_message(sub: Any, value: object, owner: str, noun: str = "name") -> str:
+    """Why `value` is not a valid name; `owner` (" of job 'x'") is set when it is a key."""
     xkind = sub.get("x-kind") if isinstance(sub, dict) else None
     if not isinstance(value, str):
         return f"expected a string; found {_show(value)}"
     if xkind == "env-name":
-        return (f"{value!r} is not a valid environment variable name (letters, digits and '_', "
-                "not starting with a digit)")
+        return (f"environment variable name {value!r}{owner} is not valid: use letters, digits "
+                "and '_', not starting with a digit")
     if xkind == "label-key":
-        return f"{value!r} is not a valid label key (letters, digits, '.', '_', '/', '-')"
+        return (f"label key {value!r}{owner} is not valid: use letters, digits, '.', '_', '/', "
+                "'-', at most 63 characters")
     if xkind == "name":
-        return (f"{value!r} is not a valid name: use lowercase letters, digits, '.', '_' and '-', "
-                "starting with a letter or digit, at most 63 characters")
+        return (f"{noun} {value!r}{owner} is not valid: use lowercase letters, digits, '.', '_' "
+                "and '-', starting with a letter or digit, at most 63 characters")
     return f"{value!r} is not in the expected form ({sub.get('description', 'see the schema')})"

@@ -69,10 +69,35 @@ def _remote_path_error(path: str) -> str | None:
     return "must be an absolute path on the target, like /etc/app.conf or C:\\app\\app.conf"
 
 
+def _d(v: Any, key: str) -> dict[str, Any]:
+    """v[key] when it is a mapping, else {} — checks run on objects with schema errors too."""
+    found = v.get(key) if isinstance(v, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def _l(v: Any, key: str) -> list[Any]:
+    found = v.get(key) if isinstance(v, dict) else None
+    return found if isinstance(found, list) else []
+
+
+def _s(v: Any, key: str) -> str | None:
+    found = v.get(key) if isinstance(v, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _zero(v: Any, key: str) -> bool:
+    """True when v[key] is a well-formed duration of zero."""
+    try:
+        return key in v and seconds(v[key]) == 0
+    except (ValueError, TypeError):
+        return False
+
+
 def check_object(kind: str, name: str, v: Any) -> list[Finding]:
-    """Findings of one schema-valid object (no other object is looked at)."""
+    """Findings of one object alone (no other object is looked at). Runs on objects with schema
+    errors too, looking only at the parts that have the right shape."""
     check = _CHECKS.get(kind)
-    return check(name, v) if check else []
+    return check(name, v) if check and isinstance(v, dict) else []
 
 
 def _target(name: str, v: dict[str, Any]) -> list[Finding]:
@@ -90,20 +115,20 @@ def _target(name: str, v: dict[str, Any]) -> list[Finding]:
 def _job(name: str, v: dict[str, Any]) -> list[Finding]:
     base: Path = ("jobs", name)
     out: list[Finding] = []
-    for i, selector in enumerate(v["targets"]):
-        problem = selector_error(selector)
-        if problem:
+    for i, selector in enumerate(_l(v, "targets")):
+        if isinstance(selector, str) and (problem := selector_error(selector)):
             out.append(((*base, "targets", i), f"target selector {selector!r} of job {name!r}: "
                                                f"{problem}", False))
-    if "timeout" in v and seconds(v["timeout"]) == 0:
+    if _zero(v, "timeout"):
         out.append(((*base, "timeout"), f"timeout of job {name!r} must be more than 0", False))
-    for key, value in v.get("env", {}).items():
+    for key, value in _d(v, "env").items():
         if is_secret_ref(value) and not (_ENV_REF.match(value) or value.startswith("file:/")):
             out.append(((*base, "env", key), f"env {key!r} of job {name!r} looks like a secret "
                         "reference but is malformed; write env:NAME or file:/absolute/path",
                         False))
-    for i, step in enumerate(v["steps"]):
-        out.extend(_step(name, i, step))
+    for i, step in enumerate(_l(v, "steps")):
+        if isinstance(step, dict):
+            out.extend(_step(name, i, step))
     return out
 
 
@@ -112,8 +137,8 @@ def _step(job: str, i: int, v: dict[str, Any]) -> list[Finding]:
     what = f"step {i + 1} of job {job!r}"
     actions = [a for a in ACTIONS if a in v]
     if len(actions) != 1:
-        found = f"has {' and '.join(actions)}" if actions else "has none of them"
-        return [(at, f"{what} {found}; a step does exactly one of command, script, upload, "
+        found = f"has both {' and '.join(actions)}" if actions else "does nothing"
+        return [(at, f"{what} {found}; a step has exactly one of command, script, upload, "
                      "download", False)]
     action = actions[0]
     out: list[Finding] = []
@@ -122,19 +147,17 @@ def _step(job: str, i: int, v: dict[str, Any]) -> list[Finding]:
     if "shell" in v and action in ("upload", "download"):
         out.append(((*at, "shell"), f"{what}: 'shell' only applies to command and script steps",
                     True))
-    repo_path = v["script"] if action == "script" else v.get("upload", {}).get("src")
+    repo_path = _s(v, "script") if action == "script" else _s(_d(v, "upload"), "src")
     if repo_path is not None:
         where = (*at, "script") if action == "script" else (*at, "upload", "src")
         problem = path_error(repo_path)
         if problem:
             out.append((where, f"{what}: {repo_path!r} {problem}", False))
     for key, field in (("upload", "dest"), ("download", "src")):
-        if action == key:
-            problem = _remote_path_error(v[key][field])
-            if problem:
-                out.append(((*at, key, field), f"{what}: {key} {field} {v[key][field]!r} {problem}",
-                            False))
-    if "timeout" in v and seconds(v["timeout"]) == 0:
+        remote = _s(_d(v, key), field)
+        if remote is not None and (problem := _remote_path_error(remote)):
+            out.append(((*at, key, field), f"{what}: {key} {field} {remote!r} {problem}", False))
+    if _zero(v, "timeout"):
         out.append(((*at, "timeout"), f"{what}: timeout must be more than 0", False))
     return out
 
@@ -144,25 +167,25 @@ def _schedule(name: str, v: dict[str, Any]) -> list[Finding]:
     out: list[Finding] = []
     kinds = [k for k in ("cron", "every", "at") if k in v]
     if len(kinds) != 1:
-        found = f"has {' and '.join(kinds)}" if kinds else "has none of them"
+        found = f"has both {' and '.join(kinds)}" if kinds else "says not when to fire"
         out.append((base, f"schedule {name!r} {found}; a schedule has exactly one of cron, "
                           "every, at", True))
-    if "cron" in v:
+    if _s(v, "cron") is not None:
         problem = cron_error(v["cron"])
         if problem:
             out.append(((*base, "cron"), f"cron of schedule {name!r}: {problem}", False))
-    if "every" in v and seconds(v["every"]) == 0:
+    if _zero(v, "every"):
         out.append(((*base, "every"), f"every of schedule {name!r} must be more than 0", False))
-    if "at" in v:
+    if _s(v, "at") is not None:
         problem = _at_error(v["at"])
         if problem:
             out.append(((*base, "at"), f"at of schedule {name!r}: {problem}", False))
-    if "timezone" in v and zone(v["timezone"]) is None:
+    if _s(v, "timezone") is not None and zone(v["timezone"]) is None:
         tz = v["timezone"]
         hint = did_you_mean(tz, zoneinfo.available_timezones())
         out.append(((*base, "timezone"), f"timezone of schedule {name!r}: {tz!r} is not an IANA "
                     f"time zone name like Europe/Berlin or UTC{hint}", False))
-    if "limit" in v:
+    if _s(v, "limit") is not None:
         problem = selector_error(v["limit"])
         if problem:
             out.append(((*base, "limit"), f"limit of schedule {name!r}: {v['limit']!r} {problem}",
@@ -194,9 +217,9 @@ class TargetIndex:
         self.groups: dict[str, set[str]] = {}
         self.labels: dict[str, set[str]] = {}
         for name, t in targets.items():
-            for g in t.get("groups", ()):
-                self.groups.setdefault(g, set()).add(name)
-            for k, x in t.get("labels", {}).items():
+            for g in _l(t, "groups"):
+                self.groups.setdefault(str(g), set()).add(name)
+            for k, x in _d(t, "labels").items():
                 value = str(x).lower() if isinstance(x, bool) else str(x)
                 self.labels.setdefault(f"{k}={value}", set()).add(name)
 
@@ -226,35 +249,38 @@ class TargetIndex:
 
 def check_refs(objects: Mapping[str, Mapping[str, Any]], names: Mapping[str, set[str]],
                file_error: Callable[[str], str | None]) -> list[Finding]:
-    """Cross-object findings over schema-valid `objects` by kind. `names` holds every declared
-    name, valid or not, so an object with its own errors causes no follow-on errors here;
-    `file_error` checks that a repository file exists."""
+    """Cross-object findings over `objects` (kind -> name -> mapping, schema errors or not;
+    only well-shaped parts are looked at). `names` holds every declared name; `file_error`
+    checks that a repository file exists."""
     queues, workers = names.get("queues", set()), objects.get("workers", {})
     jobs = objects.get("jobs", {})
-    served = {q for w in workers.values() for q in w["queues"]}
+    served = {q for w in workers.values() for q in _l(w, "queues")}
     index = TargetIndex(objects.get("targets", {}), names.get("targets", set()))
     out: list[Finding] = []
     for name, w in workers.items():
-        for i, q in enumerate(w["queues"]):
-            if q not in queues:
+        for i, q in enumerate(_l(w, "queues")):
+            if isinstance(q, str) and q not in queues:
                 out.append((("workers", name, "queues", i), f"worker {name!r} serves queue {q!r}, "
                             f"which is not declared under 'queues'{did_you_mean(q, queues)}",
                             False))
     for name, job in jobs.items():
-        q = job["queue"]
-        if q not in queues:
+        q = _s(job, "queue")
+        if q is None:
+            pass
+        elif q not in queues:
             out.append((("jobs", name, "queue"), f"job {name!r} uses queue {q!r}, which is not "
                         f"declared in queues.yaml{did_you_mean(q, queues)}", False))
         elif q not in served and workers:
             out.append((("jobs", name, "queue"), f"job {name!r} uses queue {q!r}, which no "
                         "worker serves; add it to a worker's queues in queues.yaml", False))
-        for i, selector in enumerate(job["targets"]):
-            if selector_error(selector) is None and not index.match(selector):
+        for i, selector in enumerate(_l(job, "targets")):
+            if (isinstance(selector, str) and selector_error(selector) is None
+                    and not index.match(selector)):
                 out.append((("jobs", name, "targets", i), f"target selector {selector!r} of job "
                             f"{name!r} matches no target: {index.unknown(selector)}", False))
-        for i, step in enumerate(job["steps"]):
+        for i, step in enumerate(_l(job, "steps")):
             for key, sub in (("script", None), ("upload", "src")):
-                path = step.get(key) if sub is None else step.get(key, {}).get(sub)
+                path = _s(step, key) if sub is None else _s(_d(step, key), sub)
                 if isinstance(path, str) and path_error(path) is None:
                     problem = file_error(path)
                     if problem:
@@ -262,12 +288,16 @@ def check_refs(objects: Mapping[str, Mapping[str, Any]], names: Mapping[str, set
                         out.append((where, f"step {i + 1} of job {name!r}: {path!r} {problem}",
                                     False))
     for name, s in objects.get("schedules", {}).items():
+        if not isinstance(s, dict) or not isinstance(s.get("job"), str):
+            continue
         if s["job"] not in names.get("jobs", set()):
             out.append((("schedules", name, "job"), f"schedule {name!r} runs job {s['job']!r}, "
                         f"which is not defined{did_you_mean(s['job'], names.get('jobs', ()))}",
                         False))
-        elif s["job"] in jobs and "limit" in s and selector_error(s["limit"]) is None:
-            allowed = set(index.resolve(jobs[s["job"]]["targets"]))
+        elif (s["job"] in jobs and _s(s, "limit") is not None
+              and selector_error(s["limit"]) is None):
+            allowed = set(index.resolve(t for t in _l(jobs[s["job"]], "targets")
+                                        if isinstance(t, str)))
             if not index.match(s["limit"]) & allowed:
                 out.append((("schedules", name, "limit"), f"limit {s['limit']!r} of schedule "
                             f"{name!r} matches none of job {s['job']!r}'s targets", False))
