@@ -6,11 +6,10 @@ Only this module catches RunnerError; it prints the message (never a traceback) 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -85,7 +84,21 @@ def _parse_now(value: str | None) -> datetime:
     return now
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns runner's own errors into a message and an exit code: never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigInvalid as e:
+            _print_problems(e.problems, "text")
+            ctx.exit(e.exit_code)
+        except RunnerError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="runner")
 def cli() -> None:
     """runner: jobs, targets and schedules as YAML in git, run by Celery workers."""
@@ -202,19 +215,5 @@ def schema(directory: Path) -> None:
         click.echo(str(target))
 
 
-def main() -> NoReturn:
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(2)
-    except ConfigInvalid as e:
-        _print_problems(e.problems, "text")
-        sys.exit(1)
-    except RunnerError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(e.exit_code)
-    sys.exit(0)
+def main() -> None:
+    cli.main(prog_name="runner")
