@@ -199,17 +199,16 @@ def verdict(row: Row, rows: dict[str, Row], how: str) -> str:
 def print_table(rows: list[Row], how: str) -> list[str]:
     by_name = {r.name: r for r in rows}
     floor = by_name["floor"].times
-    print(f"\n{'name':<18} {'min s':>8} {'median s':>9} {'x floor':>8}  {'goal':<24} result")
+    print(f"\n{'name':<17} {'min s':>8} {'median s':>9} {'x floor':>8}  {'goal':<18} {'result':<6}")
     verdicts = []
     for r in rows:
         v = verdict(r, by_name, how)
         verdicts.append(v)
-        if not r.times:
-            print(f"{r.name:<18} {r.note:<28}  {r.goal:<24} {v}")
-            continue
-        lo, med = min(r.times), statistics.median(r.times)
-        ratio = f"{stat(r.times, how) / stat(floor, how):.2f}" if floor else "n/a"
-        print(f"{r.name:<18} {lo:>8.3f} {med:>9.3f} {ratio:>8}  {r.goal:<24} {v}")
+        lo = med = ratio = "-"
+        if r.times:
+            lo, med = f"{min(r.times):.3f}", f"{statistics.median(r.times):.3f}"
+            ratio = f"{stat(r.times, how) / stat(floor, how):.2f}" if floor else "n/a"
+        print(f"{r.name:<17} {lo:>8} {med:>9} {ratio:>8}  {r.goal:<18} {v:<6} {r.note}")
     print(f"(ratios and goals use the {how}; n = {max(len(r.times) for r in rows)} runs)")
     return verdicts
 

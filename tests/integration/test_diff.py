@@ -45,7 +45,7 @@ def test_json_format_and_no_change(demo_repo: Path) -> None:
     assert result.exit_code == 0
     assert json.loads(result.output)["changes"] == []
     code, out = diff(demo_repo, "HEAD", "HEAD")
-    assert "no changes" in out
+    assert code == 0 and "no changes" in out
 
 
 def test_invalid_head_prints_errors_and_exits_1(demo_repo: Path, commit: Commit) -> None:
