@@ -67,12 +67,11 @@ class Row:
 def run(cmd: list[str], cwd: Path) -> float:
     """Run one process to completion; return its wall time. Raise CommandFailed on rc != 0."""
     t0 = time.perf_counter()
-    p = subprocess.run(
-        cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=TIMEOUT
-    )
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, timeout=TIMEOUT)
     elapsed = time.perf_counter() - t0
     if p.returncode != 0:
-        tail = p.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        msg = (p.stderr or p.stdout).decode(errors="replace").strip().splitlines()
+        tail = msg[-1:] or [""]
         raise CommandFailed(f"exit {p.returncode}: {' '.join(cmd[:3])}...: {tail[0][:120]}")
     return elapsed
 
@@ -266,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="runner-bench-") as tmp:
         repo = Path(tmp) / "repo"
         shutil.copytree(cached, repo, symlinks=True)  # runs may write caches; keep `cached` clean
+        os.environ["RUNNER_CACHE_DIR"] = str(Path(tmp) / "cache")  # isolated, removed afterwards
         rows = [
             Row("floor"),
             Row("runner cold", "<= 1.2x floor"),

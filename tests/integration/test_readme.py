@@ -16,7 +16,8 @@ README = (PROJECT / "README.md").read_text()
 
 def test_readme_configuration_examples_validate(tmp_path: Path) -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
-    by_key = {b.split(":", 1)[0]: b for b in blocks if re.match(r"^(queues|targets|jobs|schedules):", b)}
+    kinds = r"^(queues|targets|jobs|schedules):"
+    by_key = {b.split(":", 1)[0]: b for b in blocks if re.match(kinds, b)}
     assert set(by_key) == {"queues", "targets", "jobs", "schedules"}
     (tmp_path / "queues.yaml").write_text(by_key["queues"])
     for kind in ("targets", "jobs", "schedules"):
