@@ -49,16 +49,16 @@ def _print_problems(problems: tuple[Problem, ...] | list[Problem], fmt: str) -> 
             click.echo(f"{len(problems)} error{'s' if len(problems) != 1 else ''}", err=True)
 
 
-def _load(repo: Path, cache: bool = True) -> config_load.Loaded:
+def _load(repo: Path, cache: bool = True, model_too: bool = True) -> config_load.Loaded:
     from runner.source import DirSnapshot
 
     snapshot = DirSnapshot(repo)
     if not cache:
-        return config_load.load(snapshot)
+        return config_load.load(snapshot, model_too=model_too)
     from runner.config.cache import DiskCache
 
     disk = DiskCache(repo)
-    loaded = config_load.load(snapshot, disk)
+    loaded = config_load.load(snapshot, disk, model_too)
     disk.save()
     return loaded
 
@@ -110,7 +110,7 @@ def cli() -> None:
 @click.option("--no-cache", is_flag=True, help="Do not read or write the per-file cache.")
 def validate(repo: Path, fmt: str, no_cache: bool) -> None:
     """Check the configuration: YAML, schema and cross-references. Exit 1 on any error."""
-    loaded = _load(repo, cache=not no_cache)
+    loaded = _load(repo, cache=not no_cache, model_too=False)
     if loaded.problems or fmt != "text":
         _print_problems(loaded.problems, fmt)
     if loaded.problems:

@@ -6,6 +6,7 @@ under the file's git blob id; only the cross-object checks and the model build s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
@@ -102,8 +103,8 @@ class Loaded:
     objects: dict[str, dict[str, Any]]  # kind -> name -> plain value, of the error-free objects
 
 
-def load(snapshot: Snapshot, cache: Cache | None = None) -> Loaded:
-    """Every problem of the snapshot, and the ConfigSet when there are none."""
+def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True) -> Loaded:
+    """Every problem of the snapshot, and the ConfigSet when there are none (and `model_too`)."""
     cache = {} if cache is None else cache
     files = snapshot.files()
     problems: list[Problem] = list(snapshot.problems)
@@ -137,12 +138,13 @@ def load(snapshot: Snapshot, cache: Cache | None = None) -> Loaded:
                 if qualified not in bad:
                     good.setdefault(section, {})[name] = value
     located = _Locator(by_path)
-    for where, message, at_key in semantic.check_refs(objects, names, snapshot.file_error):
+    file_error = functools.cache(snapshot.file_error)  # jobs share a few scripts
+    for where, message, at_key in semantic.check_refs(objects, names, file_error):
         section, name = str(where[0]), str(where[1])
         problems.append(located(origin[(section, name)], where, at_key, message))
     if problems:
         return Loaded(None, tuple(sorted(set(problems))), good)
-    return Loaded(build(snapshot.revision, good), (), good)
+    return Loaded(build(snapshot.revision, good) if model_too else None, (), good)
 
 
 def load_or_raise(snapshot: Snapshot, cache: Cache | None = None) -> model.ConfigSet:

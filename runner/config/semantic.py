@@ -18,7 +18,7 @@ from typing import Any
 from runner.config.documents import Path
 from runner.config.model import NAME_RE, is_secret_ref, seconds
 from runner.config.schema import did_you_mean
-from runner.schedule import cron_error
+from runner.schedule import cron_error as _cron_error
 
 Finding = tuple[Path, str, bool]
 ACTIONS = ("command", "script", "upload", "download")
@@ -32,6 +32,9 @@ def zone(name: str) -> zoneinfo.ZoneInfo | None:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         return None
+
+
+cron_error = cache(_cron_error)  # a repository repeats a few expressions many times
 
 
 def selector_error(selector: str) -> str | None:
