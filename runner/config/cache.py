@@ -25,8 +25,11 @@ def _cache_file(repo: Path) -> Path:
     return base / f"validate-{key}.marshal"
 
 
+FORMAT = "2"  # bump when FileResult changes shape
+
+
 def _stamp() -> str:
-    text = __version__ + "".join(schema_text(k) for k in KINDS)
+    text = FORMAT + __version__ + "".join(schema_text(k) for k in KINDS)
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
@@ -42,8 +45,8 @@ class DiskCache(dict[str, FileResult]):
         except (OSError, EOFError, ValueError, TypeError):
             return
         if stamp == self.stamp:
-            for key, (kind, objects, problems, bad) in entries.items():
-                self[key] = (kind, objects, tuple(Problem(*p) for p in problems), bad)
+            for key, (kind, objects, problems, bad, refs) in entries.items():
+                self[key] = (kind, objects, tuple(Problem(*p) for p in problems), bad, refs)
             self.loaded = set(self)
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -55,8 +58,8 @@ class DiskCache(dict[str, FileResult]):
         if set(keep) == self.loaded:
             return
         entries = {k: (kind, objects, tuple((p.file, p.line, p.column, p.message)
-                                            for p in problems), bad)
-                   for k, (kind, objects, problems, bad) in keep.items()}
+                                            for p in problems), bad, refs)
+                   for k, (kind, objects, problems, bad, refs) in keep.items()}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")

@@ -57,8 +57,10 @@ class Snapshot(Protocol):
         """None when `path` is a regular file inside the repository, else why not."""
 
 
-# kind, objects (name -> plain value; None when the file is unusable), problems, names with errors
-FileResult = tuple[str, dict[str, Any] | None, tuple[Problem, ...], tuple[str, ...]]
+# kind, objects ("section/name" -> plain value; None when the file is unusable), problems,
+# "section/name" of objects with errors, references to other objects and files
+FileResult = tuple[str, dict[str, Any] | None, tuple[Problem, ...], tuple[str, ...],
+                   tuple[semantic.Ref, ...]]
 Cache = MutableMapping[str, FileResult]
 
 
@@ -72,7 +74,7 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
         problems.append(Problem(path, 1, 1, f"file is empty; a {kind} file is a mapping with "
                                             f"the top-level key {keys}"))
     if doc is None:
-        return kind, None, tuple(problems), ()
+        return kind, None, tuple(problems), (), ()
     bad: set[tuple[str | int, ...]] = set()
 
     def add(findings: Iterable[tuple[documents.Path, str, bool]]) -> None:
@@ -84,16 +86,18 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
 
     add(schema.check(kind, doc))
     if not isinstance(doc, dict):
-        return kind, None, tuple(problems), ()
+        return kind, None, tuple(problems), (), ()
     objects: dict[str, Any] = {}
+    refs: list[semantic.Ref] = []
     for section in ("queues", "workers") if kind == "queues" else (kind,):
         value = doc.get(section)
         if isinstance(value, dict):
             for name, obj in value.items():
                 objects[f"{section}/{name}"] = obj
                 add(semantic.check_object(section, name, obj))
+                refs.extend(semantic.refs(section, name, obj))
     names_bad = tuple(sorted(f"{w[0]}/{w[1]}" for w in bad if len(w) == 2))
-    return kind, objects, tuple(problems), names_bad
+    return kind, objects, tuple(problems), names_bad, tuple(refs)
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
     good: dict[str, dict[str, Any]] = {}  # objects without errors, for the model
     names: dict[str, set[str]] = {}
     origin: dict[tuple[str, str], str] = {}
+    refs: list[semantic.Ref] = []
     by_path = {f.path: f for f in files}
     if QUEUES_FILE not in by_path:
         problems.append(Problem(QUEUES_FILE, 1, 1, "queues.yaml is missing; it declares the "
@@ -124,8 +129,10 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
         result = cache.get(key)
         if result is None:
             result = cache[key] = check_file(kind, f.path, f.read())
-        _, found, file_problems, bad = result
+        _, found, file_problems, bad, file_refs = result
         problems.extend(file_problems)
+        refs.extend(r for r in file_refs if origin.get((str(r[0][0]), str(r[0][1])),
+                                                        f.path) == f.path)
         for qualified, value in (found or {}).items():
             section, name = qualified.split("/", 1)
             first = origin.setdefault((section, name), f.path)
@@ -139,7 +146,7 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
                     good.setdefault(section, {})[name] = value
     located = _Locator(by_path)
     file_error = functools.cache(snapshot.file_error)  # jobs share a few scripts
-    for where, message, at_key in semantic.check_refs(objects, names, file_error):
+    for where, message, at_key in semantic.check_refs(refs, objects, names, file_error):
         section, name = str(where[0]), str(where[1])
         problems.append(located(origin[(section, name)], where, at_key, message))
     if problems:

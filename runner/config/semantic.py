@@ -250,58 +250,100 @@ class TargetIndex:
         return f"there is no target {selector!r}" + did_you_mean(selector, self.names)
 
 
-def check_refs(objects: Mapping[str, Mapping[str, Any]], names: Mapping[str, set[str]],
-               file_error: Callable[[str], str | None]) -> list[Finding]:
-    """Cross-object findings over `objects` (kind -> name -> mapping, schema errors or not;
-    only well-shaped parts are looked at). `names` holds every declared name; `file_error`
-    checks that a repository file exists."""
-    queues, workers = names.get("queues", set()), objects.get("workers", {})
-    jobs = objects.get("jobs", {})
+# A reference one object makes to others: (path, kind, value); kinds: queue, worker-queue,
+# selector, file, job, limit. Collected per file (cached with it), resolved over the whole set.
+Ref = tuple[Path, str, str]
+
+
+def refs(section: str, name: str, v: Any) -> list[Ref]:
+    """The references of one object, from its well-shaped parts."""
+    out: list[Ref] = []
+    if not isinstance(v, dict):
+        return out
+    if section == "workers":
+        out += [(("workers", name, "queues", i), "worker-queue", q)
+                for i, q in enumerate(_l(v, "queues")) if isinstance(q, str)]
+    elif section == "jobs":
+        if isinstance(v.get("queue"), str):
+            out.append((("jobs", name, "queue"), "queue", v["queue"]))
+        out += [(("jobs", name, "targets", i), "selector", t)
+                for i, t in enumerate(_l(v, "targets"))
+                if isinstance(t, str) and selector_error(t) is None]
+        for i, step in enumerate(_l(v, "steps")):
+            for where, path in ((("script",), _s(step, "script")),
+                                (("upload", "src"), _s(_d(step, "upload"), "src"))):
+                if path is not None and path_error(path) is None:
+                    out.append((("jobs", name, "steps", i, *where), "file", path))
+    elif section == "schedules" and isinstance(v.get("job"), str):
+        out.append((("schedules", name, "job"), "job", v["job"]))
+        limit = _s(v, "limit")
+        if limit is not None and selector_error(limit) is None:
+            out.append((("schedules", name, "limit"), "limit", limit))
+    return out
+
+
+def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
+               names: Mapping[str, set[str]], file_error: Callable[[str], str | None]
+               ) -> list[Finding]:
+    """Resolve every reference against the whole configuration. `objects` holds the workers and
+    targets (any shape), `names` every declared name; `file_error` checks a repository file."""
+    queues, jobs = names.get("queues", set()), names.get("jobs", set())
+    workers = objects.get("workers", {})
     served = {q for w in workers.values() for q in _l(w, "queues")}
     index = TargetIndex(objects.get("targets", {}), names.get("targets", set()))
+    selectors: dict[str, list[str]] = {}  # job -> its selectors, for schedule limits
+    limits: list[Ref] = []
+    verdicts: dict[tuple[str, str], str | None] = {}  # (kind, value) -> problem; values repeat
     out: list[Finding] = []
-    for name, w in workers.items():
-        for i, q in enumerate(_l(w, "queues")):
-            if isinstance(q, str) and q not in queues:
-                out.append((("workers", name, "queues", i), f"worker {name!r} serves queue {q!r}, "
-                            f"which is not declared under 'queues'{did_you_mean(q, queues)}",
-                            False))
-    for name, job in jobs.items():
-        q = _s(job, "queue")
-        if q is None:
-            pass
-        elif q not in queues:
-            out.append((("jobs", name, "queue"), f"job {name!r} uses queue {q!r}, which is not "
-                        f"declared in queues.yaml{did_you_mean(q, queues)}", False))
-        elif q not in served and workers:
-            out.append((("jobs", name, "queue"), f"job {name!r} uses queue {q!r}, which no "
-                        "worker serves; add it to a worker's queues in queues.yaml", False))
-        for i, selector in enumerate(_l(job, "targets")):
-            if (isinstance(selector, str) and selector_error(selector) is None
-                    and not index.match(selector)):
-                out.append((("jobs", name, "targets", i), f"target selector {selector!r} of job "
-                            f"{name!r} matches no target: {index.unknown(selector)}", False))
-        for i, step in enumerate(_l(job, "steps")):
-            for key, sub in (("script", None), ("upload", "src")):
-                path = _s(step, key) if sub is None else _s(_d(step, key), sub)
-                if isinstance(path, str) and path_error(path) is None:
-                    problem = file_error(path)
-                    if problem:
-                        where = ("jobs", name, "steps", i, key) + ((sub,) if sub else ())
-                        out.append((where, f"step {i + 1} of job {name!r}: {path!r} {problem}",
-                                    False))
-    for name, s in objects.get("schedules", {}).items():
-        if not isinstance(s, dict) or not isinstance(s.get("job"), str):
+    for ref in found:
+        where, kind, value = ref
+        if kind == "selector":
+            selectors.setdefault(str(where[1]), []).append(value)
+        elif kind == "limit":
+            limits.append(ref)
             continue
-        if s["job"] not in names.get("jobs", set()):
-            out.append((("schedules", name, "job"), f"schedule {name!r} runs job {s['job']!r}, "
-                        f"which is not defined{did_you_mean(s['job'], names.get('jobs', ()))}",
-                        False))
-        elif (s["job"] in jobs and _s(s, "limit") is not None
-              and selector_error(s["limit"]) is None):
-            allowed = set(index.resolve(t for t in _l(jobs[s["job"]], "targets")
-                                        if isinstance(t, str)))
-            if not index.match(s["limit"]) & allowed:
-                out.append((("schedules", name, "limit"), f"limit {s['limit']!r} of schedule "
-                            f"{name!r} matches none of job {s['job']!r}'s targets", False))
+        key = (kind, value)
+        if key not in verdicts:
+            verdicts[key] = _verdict(kind, value, queues, served, bool(workers), index, jobs,
+                                     file_error)
+        problem = verdicts[key]
+        if problem:
+            out.append((where, _SUBJECT[kind](where, value) + problem, False))
+    for where, _, limit in limits:
+        job = _job_of_schedule(objects, str(where[1]))
+        if job in selectors and not index.match(limit) & set(index.resolve(selectors[job])):
+            out.append((where, f"limit {limit!r} of schedule {where[1]!r} matches none of job "
+                               f"{job!r}'s targets", False))
     return out
+
+
+def _job_of_schedule(objects: Mapping[str, Mapping[str, Any]], name: str) -> str:
+    return str(objects.get("schedules", {}).get(name, {}).get("job", ""))
+
+
+def _verdict(kind: str, value: str, queues: set[str], served: set[str], any_worker: bool,
+             index: TargetIndex, jobs: set[str], file_error: Callable[[str], str | None]
+             ) -> str | None:
+    if kind == "worker-queue" and value not in queues:
+        return f"which is not declared under 'queues'{did_you_mean(value, queues)}"
+    if kind == "queue":
+        if value not in queues:
+            return f"which is not declared in queues.yaml{did_you_mean(value, queues)}"
+        if value not in served and any_worker:
+            return "which no worker serves; add it to a worker's queues in queues.yaml"
+    if kind == "selector" and not index.match(value):
+        return f"matches no target: {index.unknown(value)}"
+    if kind == "job" and value not in jobs:
+        return f"which is not defined{did_you_mean(value, jobs)}"
+    if kind == "file":
+        return file_error(value)
+    return None
+
+
+_SUBJECT: dict[str, Callable[[Path, str], str]] = {
+    "worker-queue": lambda w, v: f"worker {w[1]!r} serves queue {v!r}, ",
+    "queue": lambda w, v: f"job {w[1]!r} uses queue {v!r}, ",
+    "selector": lambda w, v: f"target selector {v!r} of job {w[1]!r} ",
+    "job": lambda w, v: f"schedule {w[1]!r} runs job {v!r}, ",
+    "file": lambda w, v: f"step {int(w[3]) + 1} of job {w[1]!r}: {v!r} ",
+}
