@@ -116,7 +116,7 @@ def validate(repo: Path, fmt: str, no_cache: bool) -> None:
     if loaded.problems:
         raise SystemExit(1)
     if fmt == "text":
-        counts = ", ".join(f"{len(loaded.objects.get(k, {}))} {k}"
+        counts = ", ".join(f"{len(loaded.names.get(k, ()))} {k}"
                            for k in ("queues", "workers", "targets", "jobs", "schedules"))
         click.echo(f"ok: {counts}")
 

@@ -25,7 +25,7 @@ def _cache_file(repo: Path) -> Path:
     return base / f"validate-{key}.marshal"
 
 
-FORMAT = "2"  # bump when FileResult changes shape
+FORMAT = "3"  # bump when FileResult changes shape
 
 
 def _stamp() -> str:
@@ -45,8 +45,9 @@ class DiskCache(dict[str, FileResult]):
         except (OSError, EOFError, ValueError, TypeError):
             return
         if stamp == self.stamp:
-            for key, (kind, objects, problems, bad, refs) in entries.items():
-                self[key] = (kind, objects, tuple(Problem(*p) for p in problems), bad, refs)
+            for key, (kind, names, objects, problems, bad, refs) in entries.items():
+                self[key] = (kind, names, objects, tuple(Problem(*p) for p in problems), bad,
+                             refs)
             self.loaded = set(self)
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -57,9 +58,10 @@ class DiskCache(dict[str, FileResult]):
         keep = {k: self[k] for k in self.used if k in self}
         if set(keep) == self.loaded:
             return
-        entries = {k: (kind, objects, tuple((p.file, p.line, p.column, p.message)
-                                            for p in problems), bad, refs)
-                   for k, (kind, objects, problems, bad, refs) in keep.items()}
+        entries = {k: (kind, names, objects if isinstance(objects, bytes) else
+                       marshal.dumps(objects), tuple((p.file, p.line, p.column, p.message)
+                                                     for p in problems), bad, refs)
+                   for k, (kind, names, objects, problems, bad, refs) in keep.items()}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")

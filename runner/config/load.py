@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import marshal
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -57,10 +58,11 @@ class Snapshot(Protocol):
         """None when `path` is a regular file inside the repository, else why not."""
 
 
-# kind, objects ("section/name" -> plain value; None when the file is unusable), problems,
-# "section/name" of objects with errors, references to other objects and files
-FileResult = tuple[str, dict[str, Any] | None, tuple[Problem, ...], tuple[str, ...],
-                   tuple[semantic.Ref, ...]]
+# kind, declared "section/name"s, objects ("section/name" -> plain value, or those marshalled
+# to bytes by the disk cache so they are decoded only when needed), problems, "section/name"s
+# with errors, references to other objects and files
+FileResult = tuple[str, tuple[str, ...], dict[str, Any] | bytes, tuple[Problem, ...],
+                   tuple[str, ...], tuple[semantic.Ref, ...]]
 Cache = MutableMapping[str, FileResult]
 
 
@@ -74,7 +76,7 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
         problems.append(Problem(path, 1, 1, f"file is empty; a {kind} file is a mapping with "
                                             f"the top-level key {keys}"))
     if doc is None:
-        return kind, None, tuple(problems), (), ()
+        return kind, (), {}, tuple(problems), (), ()
     bad: set[tuple[str | int, ...]] = set()
 
     def add(findings: Iterable[tuple[documents.Path, str, bool]]) -> None:
@@ -86,7 +88,7 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
 
     add(schema.check(kind, doc))
     if not isinstance(doc, dict):
-        return kind, None, tuple(problems), (), ()
+        return kind, (), {}, tuple(problems), (), ()
     objects: dict[str, Any] = {}
     refs: list[semantic.Ref] = []
     for section in ("queues", "workers") if kind == "queues" else (kind,):
@@ -97,7 +99,7 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
                 add(semantic.check_object(section, name, obj))
                 refs.extend(semantic.refs(section, name, obj))
     names_bad = tuple(sorted(f"{w[0]}/{w[1]}" for w in bad if len(w) == 2))
-    return kind, objects, tuple(problems), names_bad, tuple(refs)
+    return kind, tuple(objects), objects, tuple(problems), names_bad, tuple(refs)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class Loaded:
     config: model.ConfigSet | None
     problems: tuple[Problem, ...]
     objects: dict[str, dict[str, Any]]  # kind -> name -> plain value, of the error-free objects
+    names: dict[str, set[str]]  # kind -> every declared name
 
 
 def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True) -> Loaded:
@@ -129,17 +132,19 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
         result = cache.get(key)
         if result is None:
             result = cache[key] = check_file(kind, f.path, f.read())
-        _, found, file_problems, bad, file_refs = result
+        _, declared, stored, file_problems, bad, file_refs = result
         problems.extend(file_problems)
         refs.extend(r for r in file_refs if origin.get((str(r[0][0]), str(r[0][1])),
                                                         f.path) == f.path)
-        for qualified, value in (found or {}).items():
+        found = _decode(stored) if model_too or kind in _ALWAYS_DECODED else {}
+        for qualified in declared:
             section, name = qualified.split("/", 1)
             first = origin.setdefault((section, name), f.path)
             if first != f.path:
                 problems.append(_duplicate(f, section, name, first, by_path[first]))
                 continue
             names.setdefault(section, set()).add(name)
+            value = found.get(qualified)
             if isinstance(value, dict):
                 objects.setdefault(section, {})[name] = value
                 if qualified not in bad:
@@ -150,8 +155,18 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
         section, name = str(where[0]), str(where[1])
         problems.append(located(origin[(section, name)], where, at_key, message))
     if problems:
-        return Loaded(None, tuple(sorted(set(problems))), good)
-    return Loaded(build(snapshot.revision, good) if model_too else None, (), good)
+        return Loaded(None, tuple(sorted(set(problems))), good, names)
+    return Loaded(build(snapshot.revision, good) if model_too else None, (), good, names)
+
+
+_ALWAYS_DECODED = ("queues", "targets")  # workers and targets are read by the reference checks
+
+
+def _decode(stored: dict[str, Any] | bytes) -> dict[str, Any]:
+    if isinstance(stored, bytes):
+        decoded: dict[str, Any] = marshal.loads(stored)
+        return decoded
+    return stored
 
 
 def load_or_raise(snapshot: Snapshot, cache: Cache | None = None) -> model.ConfigSet:

@@ -293,12 +293,15 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
     index = TargetIndex(objects.get("targets", {}), names.get("targets", set()))
     selectors: dict[str, list[str]] = {}  # job -> its selectors, for schedule limits
     limits: list[Ref] = []
+    scheduled: dict[str, str] = {}  # schedule -> job
     verdicts: dict[tuple[str, str], str | None] = {}  # (kind, value) -> problem; values repeat
     out: list[Finding] = []
     for ref in found:
         where, kind, value = ref
         if kind == "selector":
             selectors.setdefault(str(where[1]), []).append(value)
+        elif kind == "job":
+            scheduled[str(where[1])] = value
         elif kind == "limit":
             limits.append(ref)
             continue
@@ -310,15 +313,11 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
         if problem:
             out.append((where, _SUBJECT[kind](where, value) + problem, False))
     for where, _, limit in limits:
-        job = _job_of_schedule(objects, str(where[1]))
+        job = scheduled.get(str(where[1]), "")
         if job in selectors and not index.match(limit) & set(index.resolve(selectors[job])):
             out.append((where, f"limit {limit!r} of schedule {where[1]!r} matches none of job "
                                f"{job!r}'s targets", False))
     return out
-
-
-def _job_of_schedule(objects: Mapping[str, Mapping[str, Any]], name: str) -> str:
-    return str(objects.get("schedules", {}).get(name, {}).get("job", ""))
 
 
 def _verdict(kind: str, value: str, queues: set[str], served: set[str], any_worker: bool,
