@@ -45,6 +45,10 @@ def _aware(value: datetime, name: str) -> datetime:
     return value.astimezone(UTC)  # compare in UTC: same-zone comparisons ignore fold
 
 
+def _offset(tz: ZoneInfo, instant: datetime) -> timedelta:
+    return instant.astimezone(tz).utcoffset() or timedelta(0)
+
+
 def _fields(expr: str) -> list[str]:
     """The five fields of ``expr`` (aliases expanded); ValueError if the shape is wrong."""
     fields = _ALIASES.get(expr.strip().lower(), expr).split()
@@ -122,9 +126,13 @@ def cron_fires(expr: str, tz: ZoneInfo, after: datetime, count: int) -> list[dat
     fields = _fields(expr)
     if count <= 0:
         return []
-    # A wall time w fires at w - offset, so walls <= after + (smallest nearby offset) are past.
-    offsets = [(after_utc + timedelta(days=d)).astimezone(tz).utcoffset() for d in (0, 1)]
-    start = after_utc.replace(tzinfo=None) + min(o for o in offsets if o is not None)
+    # Wall times up to after's own are past, except shortly before a fall back: a wall time
+    # w then fires at w - (smaller new offset), so start that much earlier.
+    offset = _offset(tz, after_utc)
+    drop = offset - _offset(tz, after_utc + timedelta(days=1))
+    if drop > timedelta(0):
+        offset = min(offset, _offset(tz, after_utc + drop))
+    start = after_utc.replace(tzinfo=None) + offset
     try:
         walls = croniter(" ".join(fields), start)
     except CroniterError as exc:

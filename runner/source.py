@@ -65,7 +65,10 @@ class DirSnapshot:
         full = self.root / path
         if not os.path.lexists(full):
             return "does not exist in the repository"
-        real = full.resolve()
+        try:
+            real = full.resolve()
+        except (RuntimeError, OSError):  # RuntimeError: symlink loop
+            return "is a symlink loop"
         if not real.is_relative_to(self.real):
             return "is a symlink leading out of the repository; files must stay inside it"
         if not real.is_file():

@@ -1,10 +1,11 @@
 """Safe YAML parsing that keeps positions.
 
 libyaml (PyYAML's C parser) composes the file into nodes; we turn nodes into plain Python values
-ourselves so that we can refuse what a configuration file never needs: tags beyond the plain types,
-duplicate keys, non-string keys, and alias expansion past a small bound (billion laughs). Timestamps
-stay strings; merge keys (`<<: *defaults`) work. `locate` maps a path of keys back to a node's
-line and column, so every later check can point at the offending key or value.
+ourselves so that we can refuse what a configuration file never needs: tags beyond the plain
+types, duplicate keys, keys that are not scalars, and alias expansion past a small bound
+(billion laughs). Keys are kept as written (`on:` is 'on'). Timestamps stay strings; merge keys
+(`<<: *defaults`) work. `locate` maps a path of keys back to a node's line and column, so every
+later check can point at the offending key or value.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ class Parsed:
     problems: tuple[Problem, ...]
     root: Node | None
     refused: frozenset[tuple[int, int]] = frozenset()  # (line, column) of nodes read as null
+    incomplete: frozenset[tuple[int, int]] = frozenset()  # mappings whose merge was refused
+
+    def written(self, path: Path) -> str | None:
+        """The text of the scalar at `path` as the user wrote it, or None."""
+        node = _node(self.root, path)
+        return node.value if isinstance(node, ScalarNode) else None
 
     def locate(self, path: Path, key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of the node at `path` (or of its key), else its nearest parent."""
@@ -69,23 +76,45 @@ def parse(file: str, data: bytes) -> Parsed:
         return fail(line, column, f"file is not valid UTF-8: byte 0x{data[e.start]:02x} cannot "
                                   "start or continue a character (save the file as UTF-8)")
     if "\x00" in text:
-        return fail(1, 1, "file contains a NUL character; expected a YAML text file")
+        at = text.index("\x00")
+        line, column = text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+        return fail(line, column, "file contains a NUL character; expected a YAML text file")
     try:
         root = yaml.compose(text, Loader=yaml.CSafeLoader)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = " ".join(str(s) for s in (e.context, e.problem) if s)
-        if "expected a single document" in what:
-            what = "found a second YAML document ('---'); put everything in one document"
-        return fail(line, column, f"YAML syntax error: {what}")
+        return fail(*_syntax_error(e))
     except yaml.YAMLError as e:
         return fail(1, 1, f"YAML error: {e}")
     if root is None:
         return Parsed(file, None, (), None)
     builder = _Builder(file)
     value = builder.value(root, 0)
-    return Parsed(file, value, tuple(builder.problems), root, frozenset(builder.refused))
+    return Parsed(file, value, tuple(builder.problems), root, frozenset(builder.refused),
+                  frozenset(builder.incomplete))
+
+
+_QUOTE_HINT = (" (a value containing ': ' or ' #', or starting with one of * & ! | > % @ ` [ {, "
+               "must be quoted: 'like this')")
+
+
+def _syntax_error(e: yaml.MarkedYAMLError) -> tuple[int, int, str]:
+    """Position and words of a libyaml error: where the offending token starts, what the
+    parser was reading and since which line, and a quoting hint where one is likely needed."""
+    problem, context = e.problem_mark, e.context_mark
+    mark = problem or context
+    if problem and context and problem.line == context.line:
+        mark = context  # the start of the offending token
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    what = str(e.problem or "")
+    if "expected a single document" in f"{what} {e.context}":
+        return line, column, ("YAML syntax error: found a second YAML document ('---'); put "
+                              "everything in one document")
+    if e.context:
+        since = f" (started at line {context.line + 1})" if context and context is not mark else ""
+        what = f"{what}, {e.context}{since}"
+    hint = _QUOTE_HINT if any(w in what for w in ("alias", "anchor", "mapping values", "tag",
+                                                  "reserved")) else ""
+    return line, column, f"YAML syntax error: {what}{hint}"
 
 
 def _tag_message(tag: str) -> str:
@@ -106,6 +135,7 @@ class _Builder:
         self.active: set[int] = set()
         self.alias_nodes = 0
         self.refused: set[tuple[int, int]] = set()
+        self.incomplete: set[tuple[int, int]] = set()
 
     def refuse(self, node: Node, message: str) -> None:
         """Record a problem and read the node as null, so the rest of the file is still checked."""
@@ -162,17 +192,16 @@ class _Builder:
         merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
+                refused = len(self.refused)
                 merged.update(self.merge(value_node, depth))
+                if len(self.refused) > refused:
+                    self.incomplete.add((node.start_mark.line + 1, node.start_mark.column + 1))
                 continue
             if not isinstance(key_node, ScalarNode) or key_node.tag not in (_STR, _INT, _BOOL,
                                                                              _NULL, _FLOAT):
                 self.refuse(key_node, "mapping keys must be plain strings")
                 continue
-            name = key_node.value
-            if key_node.tag != _STR:
-                self.problems.append(_problem(
-                    self.file, key_node, f"key {name!r} is read by YAML as "
-                    f"{kind_of(self.scalar(key_node, key_node.tag))}; quote it: '{name}'"))
+            name = key_node.value  # as written: `on:` is the key 'on', `1:` the key '1'
             if name in first:
                 line = first[name].start_mark.line + 1
                 self.problems.append(_problem(
@@ -215,6 +244,16 @@ def _child(node: Node, step: str | int) -> tuple[Node, Node] | None:
                 if found:
                     return found
     return None
+
+
+def _node(root: Node | None, path: Path) -> Node | None:
+    node = root
+    for step in path:
+        found = _child(node, step) if node is not None else None
+        if found is None:
+            return None
+        node = found[1]
+    return node
 
 
 def locate(root: Node | None, path: Path, key: bool = False) -> tuple[int, int]:

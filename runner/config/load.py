@@ -80,14 +80,18 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
     bad: set[tuple[str | int, ...]] = set()
 
     def add(findings: Iterable[tuple[documents.Path, str, bool]]) -> None:
-        for where, message, at_key in findings:
+        for where, message, at_key in schema.prune(list(findings)):
             bad.add(where[:2])
             line, column = parsed.locate(where, at_key)
-            if (line, column) not in parsed.refused:  # already reported by the parser
-                problems.append(Problem(path, line, column, message))
+            if (line, column) in parsed.refused:
+                continue  # already reported by the parser
+            if "missing required key" in message and parsed.locate(where) in parsed.incomplete:
+                continue  # the refused merge is the one mistake
+            problems.append(Problem(path, line, column, message))
 
-    add(schema.check(kind, doc))
+    findings = schema.check(kind, doc, parsed.written)
     if not isinstance(doc, dict):
+        add(findings)
         return kind, (), {}, tuple(problems), (), ()
     objects: dict[str, Any] = {}
     refs: list[semantic.Ref] = []
@@ -96,8 +100,9 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
         if isinstance(value, dict):
             for name, obj in value.items():
                 objects[f"{section}/{name}"] = obj
-                add(semantic.check_object(section, name, obj))
+                findings += semantic.check_object(section, name, obj)
                 refs.extend(semantic.refs(section, name, obj))
+    add(findings)
     names_bad = tuple(sorted(f"{w[0]}/{w[1]}" for w in bad if len(w) == 2))
     return kind, tuple(objects), objects, tuple(problems), names_bad, tuple(refs)
 
@@ -121,7 +126,9 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
     origin: dict[tuple[str, str], str] = {}
     refs: list[semantic.Ref] = []
     by_path = {f.path: f for f in files}
-    if QUEUES_FILE not in by_path:
+    if QUEUES_FILE in by_path:
+        names["queues"] = set()  # declared queues are known; check the jobs' queues
+    else:
         problems.append(Problem(QUEUES_FILE, 1, 1, "queues.yaml is missing; it declares the "
                                                    "queues and the workers that serve them"))
     for f in files:

@@ -49,14 +49,28 @@ def _slow(kind: str) -> Any:
     return jsonschema.Draft202012Validator(schema(kind))
 
 
-def check(kind: str, document: object) -> list[SchemaError]:
-    """Every schema error of `document`, as (path, message, at_key)."""
+def check(kind: str, document: object,
+          written: Callable[[Path], str | None] = lambda path: None) -> list[SchemaError]:
+    """Every schema error of `document`, as (path, message, at_key). `written` gives a scalar's
+    text as the user wrote it (YAML reads `no` as false and `0644` as 420)."""
     if _fast(kind)(document):
         return []
     errors: list[SchemaError] = []
     for error in _slow(kind).iter_errors(document):
-        errors.extend(_explain(kind, error))
+        errors.extend(_explain(kind, error, written))
     return errors
+
+
+def prune(errors: list[SchemaError]) -> list[SchemaError]:
+    """Drop 'missing required key K' / 'needs K' where an unknown key of the same object is a
+    near miss of K: one mistake, one message."""
+    unknown = {(where[:-1], where[-1]) for where, msg, _ in errors if msg.startswith("unknown ")}
+    def near_miss(where: Path, msg: str) -> bool:
+        missing = msg.rsplit("'", 2)[-2] if msg.endswith("'") else ""
+        return any(owner == where and difflib.get_close_matches(str(key), [missing], 1, 0.6)
+                   for owner, key in unknown) if ("missing required key" in msg or "needs '" in msg
+                                                  or "needs the top-level key" in msg) else False
+    return [e for e in errors if not near_miss(e[0], e[1])]
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -64,17 +78,25 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _show(value: object) -> str:
+def _show_value(value: object, written: str | None = None) -> str:
+    """'a string 'x'', 'null', 'a boolean false (written no)'."""
+    if value is None:
+        return "null" if written in (None, "", "null", "~") else f"null (written {written})"
     if isinstance(value, dict | list):
         return kind_of(value)
     text = json.dumps(value) if not isinstance(value, str) else repr(value)
-    return f"{kind_of(value)} {text if len(text) <= 60 else text[:57] + '...'}"
+    shown = f"{kind_of(value)} {text if len(text) <= 60 else text[:57] + '...'}"
+    if written is not None and not isinstance(value, str) and written != text:
+        return f"{written[:40]!r}, which YAML reads as {shown}"
+    return shown
 
 
 def _where(kind: str, path: Path) -> str:
     """'job \"x\"' / 'step 2 of job \"x\"' / 'the file' — the object a message is about."""
-    if len(path) < 2:
+    if not path:
         return "this file"
+    if len(path) == 1:
+        return repr(path[0])
     what = f"{kind[:-1]} {path[1]!r}"
     if kind == "queues":
         what = f"{'queue' if path[0] == 'queues' else 'worker'} {path[1]!r}"
@@ -88,8 +110,16 @@ def _subject(kind: str, path: Path) -> str:
     where = _where(kind, path)
     if len(path) <= 2 or (len(path) == 4 and path[2] == "steps"):
         return where
-    named = [p for p in path if isinstance(p, str)]
-    return f"{named[-1]!r} of {where}"
+    last, named = path[-1], [p for p in path if isinstance(p, str)]
+    if isinstance(last, int):
+        if path[-2] == "targets" and kind == "jobs":
+            return f"target selector {last + 1} of {where}"
+        return f"item {last + 1} of {named[-1]!r} of {where}"
+    if len(path) == 4 and path[2] in ("labels", "env"):
+        return f"{'label' if path[2] == 'labels' else 'env'} {last!r} of {where}"
+    if len(named) >= 4 and named[-2] not in ("steps", kind):  # retries.backoff, upload.src
+        return f"{named[-2]} {last!r} of {where}"
+    return f"{last!r} of {where}"
 
 
 def _names_a_key(error: Any) -> bool:
@@ -105,9 +135,12 @@ def _allowed(subschema: dict[str, Any]) -> str:
     return ", ".join(sorted(subschema.get("properties", {})))
 
 
-def _explain(kind: str, error: Any) -> list[SchemaError]:
+def _explain(kind: str, error: Any, written: Callable[[Path], str | None]) -> list[SchemaError]:
     path: Path = tuple(error.absolute_path)
     keyword, sub, value = error.validator, error.schema, error.instance
+    def _show(v: object) -> str:
+        return _show_value(v, written(path))
+
     xkind = sub.get("x-kind") if isinstance(sub, dict) else None
     where, subject = _where(kind, path), _subject(kind, path)
     if keyword == "additionalProperties" and isinstance(value, dict):
@@ -120,15 +153,16 @@ def _explain(kind: str, error: Any) -> list[SchemaError]:
                 msg = (f"unknown top-level key {key!r}; a {kind} file has "
                        f"{' and '.join(repr(k) for k in known)}{did_you_mean(key, known)}")
             else:
-                msg = (f"unknown key {key!r} in {where}{did_you_mean(key, known)} "
+                inside = where if len(path) <= 2 or (len(path) == 4 and path[2] == "steps") \
+                    else subject
+                msg = (f"unknown key {key!r} in {inside}{did_you_mean(key, known)} "
                        f"(allowed: {_allowed(sub)})")
             out.append(((*path, key), msg, True))
         return out
     if keyword == "required":
         missing = [k for k in error.validator_value if k not in value]
         if not path:
-            return [((), f"a {kind} file needs the top-level key {missing[0]!r}"
-                     + (f" (found {', '.join(repr(k) for k in value)})" if value else ""), False)]
+            return [((), f"a {kind} file needs the top-level key {missing[0]!r}", False)]
         return [(path, f"{where} is missing required key {k!r}", True) for k in missing]
     if _names_a_key(error):
         owner = f" of {where}" if len(path) > 1 else ""
@@ -143,7 +177,8 @@ def _explain(kind: str, error: Any) -> list[SchemaError]:
                      f"found {_show(value)}", False)]
     if xkind == "duration":
         return [(path, f"{subject} must be a duration like 30s, 5m, 1h, 1h30m "
-                       f"or a whole number of seconds; found {_show(value)}", False)]
+                       f"or a whole number of seconds, at most 10 years; found {_show(value)}",
+                 False)]
     if xkind in ("name", "label-key", "env-name") or keyword == "pattern":
         return [(path, f"{subject}: " + _name_message(sub, value, ""), False)]
     if keyword == "type":
@@ -164,8 +199,13 @@ def _explain(kind: str, error: Any) -> list[SchemaError]:
         return [(path, f"{subject} must be {bounds}; found {_show(value)}", False)]
     if keyword in ("minItems", "minLength"):
         return [(path, f"{subject} must not be empty", False)]
-    if keyword == "uniqueItems":
-        return [(path, f"{subject} lists the same item twice", False)]
+    if keyword == "uniqueItems" and isinstance(value, list):
+        seen: list[object] = []
+        for i, item in enumerate(value):
+            if item in seen:
+                return [((*path, i), f"{subject} lists {_show_value(item, None)} twice; each "
+                                     "item may appear once", False)]
+            seen.append(item)
     return [(path, f"{subject}: {error.message}", False)]
 
 
@@ -181,7 +221,7 @@ def _name_message(sub: Any, value: object, owner: str, noun: str = "name") -> st
     """Why `value` is not a valid name; `owner` (" of job 'x'") is set when it is a key."""
     xkind = sub.get("x-kind") if isinstance(sub, dict) else None
     if not isinstance(value, str):
-        return f"expected a string; found {_show(value)}"
+        return f"expected a string; found {_show_value(value)}"
     if xkind == "env-name":
         return (f"environment variable name {value!r}{owner} is not valid: use letters, digits "
                 "and '_', not starting with a digit")

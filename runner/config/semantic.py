@@ -287,7 +287,7 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
                ) -> list[Finding]:
     """Resolve every reference against the whole configuration. `objects` holds the workers and
     targets (any shape), `names` every declared name; `file_error` checks a repository file."""
-    queues, jobs = names.get("queues", set()), names.get("jobs", set())
+    queues, jobs = names.get("queues"), names.get("jobs", set())
     workers = objects.get("workers", {})
     served = {q for w in workers.values() for q in _l(w, "queues")}
     index = TargetIndex(objects.get("targets", {}), names.get("targets", set()))
@@ -315,14 +315,28 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
     for where, _, limit in limits:
         job = scheduled.get(str(where[1]), "")
         if job in selectors and not index.match(limit) & set(index.resolve(selectors[job])):
-            out.append((where, f"limit {limit!r} of schedule {where[1]!r} matches none of job "
-                               f"{job!r}'s targets", False))
+            out.append((where, f"limit {limit!r} of schedule {where[1]!r} matches none of the "
+                               f"targets of job {job!r}", False))
     return out
 
 
-def _verdict(kind: str, value: str, queues: set[str], served: set[str], any_worker: bool,
+def _verdict(kind: str, value: str, queues: set[str] | None, served: set[str], any_worker: bool,
              index: TargetIndex, jobs: set[str], file_error: Callable[[str], str | None]
              ) -> str | None:
+    if kind in ("queue", "worker-queue"):
+        return None if queues is None else _queue_verdict(kind, value, queues, served, any_worker)
+    if kind == "selector" and not index.match(value):
+        return f"matches no target: {index.unknown(value)}"
+    if kind == "job" and value not in jobs:
+        return f"which is not defined{did_you_mean(value, jobs)}"
+    if kind == "file":
+        return file_error(value)
+    return None
+
+
+def _queue_verdict(kind: str, value: str, queues: set[str], served: set[str], any_worker: bool
+                   ) -> str | None:
+    """Why a queue reference is wrong, or None."""
     if kind == "worker-queue" and value not in queues:
         return f"which is not declared under 'queues'{did_you_mean(value, queues)}"
     if kind == "queue":
@@ -330,12 +344,6 @@ def _verdict(kind: str, value: str, queues: set[str], served: set[str], any_work
             return f"which is not declared in queues.yaml{did_you_mean(value, queues)}"
         if value not in served and any_worker:
             return "which no worker serves; add it to a worker's queues in queues.yaml"
-    if kind == "selector" and not index.match(value):
-        return f"matches no target: {index.unknown(value)}"
-    if kind == "job" and value not in jobs:
-        return f"which is not defined{did_you_mean(value, jobs)}"
-    if kind == "file":
-        return file_error(value)
     return None
 
 
