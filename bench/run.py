@@ -7,7 +7,7 @@ Rows (each a whole process, timed with perf_counter around subprocess.run):
   runner cold       runner validate --repo DIR --no-cache          goal: <= 1.2x floor
   check-jsonschema  one process per kind, summed                   goal: >= 4x runner cold
   runner warm       runner validate --repo DIR after a 1-file edit goal: <= 0.100 s
-  warm in-process   TODO (needs runner.bench_api)                  goal: <= 0.100 s
+  warm in-process   runner.config.load with an in-memory cache    goal: <= 0.100 s
 Goals are judged on --stat (default: min, the least noisy on a shared machine).
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import json
 import os
 import platform
@@ -145,27 +144,25 @@ def warm_cli(runner: list[str], repo: Path, reps: int) -> list[float]:
     return times
 
 
-def bench_api_importable() -> bool:
-    if str(ROOT) not in sys.path:
-        sys.path.append(str(ROOT))
-    try:
-        importlib.import_module("runner.bench_api")
-    except Exception:
-        return False
-    return True
+def warm_in_process(repo: Path, reps: int) -> list[float]:
+    """The reconciler's path: one process keeps the per-file cache in memory; after a one-file
+    edit, time only the re-load (hash every file, re-check the changed one, cross-check all)."""
+    from runner.config.load import load
+    from runner.source import DirSnapshot
 
-
-def warm_in_process(repo: Path) -> float | None:
-    """Seconds for one in-process warm re-validation of `repo` after a 1-file edit.
-
-    TODO: implement once runner.bench_api exists: load `repo` once through it (via
-    runner.config.load) to warm every cache, call edit_one_job(), then time only the
-    re-validation call with perf_counter. Returns None while runner.bench_api is not
-    importable (and, for now, always).
-    """
-    if not bench_api_importable():
-        return None
-    return None  # TODO: see docstring
+    cache: dict = {}
+    first = load(DirSnapshot(repo), cache, model_too=False)
+    if first.problems:
+        raise CommandFailed(f"bench repository is invalid: {first.problems[0].text()}")
+    times = []
+    for n in range(reps):
+        edit_one_job(repo, 1000 + n)
+        start = time.perf_counter()
+        loaded = load(DirSnapshot(repo), cache, model_too=False)
+        times.append(time.perf_counter() - start)
+        if loaded.problems:
+            raise CommandFailed(loaded.problems[0].text())
+    return times
 
 
 # ---------------------------------------------------------------- report
@@ -309,11 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         if runner is not None:
             print("timing runner warm ...", file=sys.stderr)
             guarded(warm, lambda: warm_cli(runner, repo, a.reps))
-        t = warm_in_process(repo)
-        if t is None:
-            inproc.note = "TODO" if bench_api_importable() else "runner.bench_api: not available"
-        else:
-            inproc.times = [t]
+        print("timing runner warm in-process ...", file=sys.stderr)
+        guarded(inproc, lambda: warm_in_process(repo, a.reps))
     verdicts = print_table(rows, a.stat)
     errors = any(r.note.startswith("error") for r in rows)
     return 1 if errors or (a.strict and "FAIL" in verdicts) else 0

@@ -51,12 +51,17 @@ class DirSnapshot:
             raise SourceError(f"{self.root}: no runner configuration here (expected queues.yaml, "
                               "targets.d/, jobs.d/, schedules.d/)")
         out, refused = [], []
+        root = str(self.root)
+        outside = {d for d in CONFIG_DIRS if self.file_error(d) not in (None, "is not a regular file")}
         for p in paths:
-            why = self.file_error(p)
+            full = os.path.join(root, p)
+            # only symlinks (or files in a directory that is one) can lead out of the repository
+            why = self.file_error(p) if os.path.islink(full) or p.split("/")[0] in outside else None
             if why:
                 refused.append(Problem(p, 1, 1, f"{p} {why}"))
                 continue
-            data = (self.root / p).read_bytes()
+            with open(full, "rb") as f:
+                data = f.read()
             out.append(SourceFile(p, blob_id(data), _constant(data)))
         self.problems = tuple(refused)
         return out

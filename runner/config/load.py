@@ -141,8 +141,10 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
             result = cache[key] = check_file(kind, f.path, f.read())
         _, declared, stored, file_problems, bad, file_refs = result
         problems.extend(file_problems)
-        refs.extend(r for r in file_refs if origin.get((str(r[0][0]), str(r[0][1])),
-                                                        f.path) == f.path)
+        if any(tuple(q.split("/", 1)) in origin for q in declared):  # duplicates: first wins
+            refs.extend(r for r in file_refs if (str(r[0][0]), str(r[0][1])) not in origin)
+        else:
+            refs.extend(file_refs)
         found = _decode(stored) if model_too or kind in _ALWAYS_DECODED else {}
         for qualified in declared:
             section, name = qualified.split("/", 1)
