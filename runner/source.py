@@ -7,6 +7,7 @@ referenced by jobs exist and stay inside the repository. Reading a commit never 
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from collections.abc import Callable
 from functools import cached_property
@@ -52,11 +53,12 @@ class DirSnapshot:
                               "targets.d/, jobs.d/, schedules.d/)")
         out, refused = [], []
         root = str(self.root)
-        outside = {d for d in CONFIG_DIRS if self.file_error(d) not in (None, "is not a regular file")}
+        linked = {d for d in CONFIG_DIRS if os.path.islink(os.path.join(root, d))}
         for p in paths:
             full = os.path.join(root, p)
-            # only symlinks (or files in a directory that is one) can lead out of the repository
-            why = self.file_error(p) if os.path.islink(full) or p.split("/")[0] in outside else None
+            # a regular file, not a symlink, in a directory that is no symlink, stays inside
+            plain = stat.S_ISREG(os.lstat(full).st_mode) and p.split("/")[0] not in linked
+            why = None if plain else self.file_error(p)
             if why:
                 refused.append(Problem(p, 1, 1, f"{p} {why}"))
                 continue
