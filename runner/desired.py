@@ -31,8 +31,18 @@ def when(s: Schedule) -> str:
     if s.cron is not None:
         return f"cron {s.cron}"
     if s.every is not None:
-        return f"every {s.every}s"
+        return f"every {duration_text(s.every)}"
     return f"at {s.at}"
+
+
+def duration_text(seconds: int) -> str:
+    """5400 -> '1h30m', 300 -> '5m', 0 -> '0s': the form the configuration is written in."""
+    out, rest = "", seconds
+    for unit, name in ((86400, "d"), (3600, "h"), (60, "m"), (1, "s")):
+        if rest >= unit:
+            out += f"{rest // unit}{name}"
+            rest %= unit
+    return out or "0s"
 
 
 def plan(config: ConfigSet, now: datetime, count: int) -> dict[str, Any]:

@@ -70,3 +70,13 @@ def test_a_refused_node_does_not_hide_the_rest_of_the_file() -> None:
     parsed = parse("f.yaml", b"a: !Ref x\nb: 1\nb: 2\n")
     assert [p.line for p in parsed.problems] == [1, 3]
     assert parsed.value == {"a": None, "b": 1}
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (45, "45s"), (300, "5m"),
+                                               (5400, "1h30m"), (90061, "1d1h1m1s")])
+def test_duration_text_round_trips(seconds: int, text: str) -> None:
+    from runner.config.model import seconds as parse_seconds
+    from runner.desired import duration_text
+
+    assert duration_text(seconds) == text
+    assert parse_seconds(text) == seconds
