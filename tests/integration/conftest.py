@@ -23,14 +23,19 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-@pytest.fixture
-def demo_repo(tmp_path: Path) -> Path:
-    """A git repository holding a copy of the demo configuration, one commit on main."""
-    repo = tmp_path / "config"
+def copy_demo(repo: Path) -> Path:
+    """A copy of the project's demo configuration in `repo` (created)."""
     repo.mkdir()
     for name in DEMO:
         src = PROJECT / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / name)
+    return repo
+
+
+@pytest.fixture
+def demo_repo(tmp_path: Path) -> Path:
+    """A git repository holding a copy of the demo configuration, one commit on main."""
+    repo = copy_demo(tmp_path / "config")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "demo")

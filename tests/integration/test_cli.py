@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import PROJECT
+from tests.integration.conftest import PROJECT, copy_demo
 
 NOW = "2026-10-24T12:00:00+02:00"  # the night after, Berlin leaves daylight-saving time
 
@@ -155,13 +155,4 @@ def test_pre_commit_hook_definition_runs_validate() -> None:
 
 
 def _copy_demo(tmp_path: Path) -> Path:
-    import shutil
-
-    from tests.integration.conftest import DEMO
-
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name in DEMO:
-        src = PROJECT / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / name)
-    return repo
+    return copy_demo(tmp_path / "repo")
