@@ -30,13 +30,8 @@ _ALIASES = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
-_FIELDS = (
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day-of-month", 1, 31),
-    ("month", 1, 12),
-    ("day-of-week", 0, 7),
-)
+_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
+_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 
 
 def _aware(value: datetime, name: str) -> datetime:
@@ -58,10 +53,7 @@ def _fields(expr: str) -> list[str]:
         raise ValueError(f"unknown alias {fields[0]!r}; expected one of {', '.join(_ALIASES)}")
     if len(fields) != 5:
         extra = "; seconds and year fields are not supported" if len(fields) in (6, 7) else ""
-        raise ValueError(
-            f"expected 5 fields (minute hour day-of-month month day-of-week), "
-            f"got {len(fields)}{extra}"
-        )
+        raise ValueError(f"expected 5 fields ({' '.join(_NAMES)}), got {len(fields)}{extra}")
     return fields
 
 
@@ -82,9 +74,8 @@ def cron_error(expr: str) -> str | None:
         fields = _fields(expr)
     except ValueError as exc:
         return str(exc)
-    for index, (name, low, high) in enumerate(_FIELDS):
-        probe = ["*"] * 5
-        probe[index] = fields[index]
+    for index, (name, (low, high)) in enumerate(zip(_NAMES, _RANGES, strict=True)):
+        probe = ["*"] * index + [fields[index]] + ["*"] * (4 - index)
         if not croniter.is_valid(" ".join(probe)):
             return _field_reason(name, fields[index], low, high)
     if not croniter.is_valid(" ".join(fields)):
@@ -98,10 +89,10 @@ def cron_error(expr: str) -> str | None:
 
 def _transition(before: datetime, after: datetime, tz: ZoneInfo) -> datetime:
     """First instant in (before, after] (UTC, whole seconds) with after's offset in ``tz``."""
-    target = after.astimezone(tz).utcoffset()
+    target = _offset(tz, after)
     while after - before > timedelta(seconds=1):
         middle = before + timedelta(seconds=int((after - before).total_seconds()) // 2)
-        if middle.astimezone(tz).utcoffset() == target:
+        if _offset(tz, middle) == target:
             after = middle
         else:
             before = middle
