@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Callable, Iterable
 from functools import cache
 from importlib import resources
@@ -61,15 +62,22 @@ def check(kind: str, document: object,
     return errors
 
 
+_MISSING = re.compile(r"(?:missing required key|needs|needs the top-level key) '([^']+)'$")
+
+
 def prune(errors: list[SchemaError]) -> list[SchemaError]:
     """Drop 'missing required key K' / 'needs K' where an unknown key of the same object is a
     near miss of K: one mistake, one message."""
-    unknown = {(where[:-1], where[-1]) for where, msg, _ in errors if msg.startswith("unknown ")}
-    def near_miss(where: Path, msg: str) -> bool:
-        missing = msg.rsplit("'", 2)[-2] if msg.endswith("'") else ""
-        return any(owner == where and difflib.get_close_matches(str(key), [missing], 1, 0.6)
-                   for owner, key in unknown) if ("missing required key" in msg or "needs '" in msg
-                                                  or "needs the top-level key" in msg) else False
+    unknown: dict[Path, list[str]] = {}
+    for where, message, _ in errors:
+        if message.startswith("unknown ") and where:
+            unknown.setdefault(where[:-1], []).append(str(where[-1]))
+
+    def near_miss(where: Path, message: str) -> bool:
+        missing = _MISSING.search(message)
+        return bool(missing and difflib.get_close_matches(missing[1], unknown.get(where, []),
+                                                          1, 0.6))
+
     return [e for e in errors if not near_miss(e[0], e[1])]
 
 
