@@ -188,19 +188,45 @@ def diff(base: str, head: str, repo: Path, fmt: str, now: str | None) -> None:
                               "label:K=V; several separated by commas).")
 @_fmt("text", "json")
 def run(job: str, repo: Path, dry_run: bool, limit: str | None, fmt: str) -> None:
-    """Run JOB on its targets (today: --dry-run only)."""
-    from runner.dryrun import describe, render
+    """Run JOB on its targets now, in this process. Exit 1 if any target did not succeed."""
+    if dry_run:
+        from runner.dryrun import describe, render
 
+        result = describe(_config(repo, fmt), job, limit)
+        if fmt == "json":
+            _print_json(result)
+        else:
+            for line in render(result):
+                click.echo(line)
+        return
+    import sys
+
+    from runner import progress
+    from runner.execute import relative, run_now, save_downloads
+    from runner.settings import Settings
+    from runner.source import DirSnapshot
+
+    settings = Settings.from_env()
     config = _config(repo, fmt)
-    if not dry_run:
-        raise UsageError("running jobs arrives with the execution engine; use --dry-run to see "
-                         "what would run")
-    result = describe(config, job, limit)
+    from runner.dryrun import lookup, select
+
+    total = len(select(config, lookup(config, job), limit))
+    view = (progress.Live(total) if fmt == "text" and sys.stderr.isatty()
+            else progress.Plain(total))
+    with view:
+        done = run_now(config, DirSnapshot(repo), job, limit, settings, view)
+    saved = save_downloads(done, repo / ".runner" / "downloads")
     if fmt == "json":
-        _print_json(result)
+        out = done.as_dict()
+        for name, t in out["targets"].items():
+            for d in t["downloads"]:
+                d["saved"] = relative(saved[(name, d["src"])])
+        _print_json(out)
     else:
-        for line in render(result):
+        for line in progress.report(done, {k: relative(v) for k, v in saved.items()}):
             click.echo(line)
+    if done.status != "success":
+        raise SystemExit(1)
 
 
 @cli.command()

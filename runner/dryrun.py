@@ -54,11 +54,16 @@ def _step(s: Step) -> dict[str, Any]:
     return out
 
 
-def describe(config: ConfigSet, name: str, limit: str | None) -> dict[str, Any]:
+def lookup(config: ConfigSet, name: str) -> Job:
     job = config.jobs.get(name)
     if job is None:
         raise UsageError(f"there is no job {name!r}{did_you_mean(name, config.jobs)} "
                          f"(jobs: {', '.join(config.jobs) or 'none'})")
+    return job
+
+
+def describe(config: ConfigSet, name: str, limit: str | None) -> dict[str, Any]:
+    job = lookup(config, name)
     targets = select(config, job, limit)
     return {
         "run_id": None, "job": job.name, "status": "dry-run", "queue": job.queue,

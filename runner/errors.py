@@ -3,7 +3,14 @@
     RunnerError                  everything runner raises on purpose; the CLI turns it into exit 2
     ├── UsageError               a bad option or argument (unknown job, bad --now, ...)
     ├── SourceError              the repository cannot be read (missing dir, bad git revision)
-    └── ConfigInvalid            the configuration is wrong; carries every Problem; exit 1
+    ├── ConfigInvalid            the configuration is wrong; carries every Problem; exit 1
+    └── TargetError              one target of a run failed; names the target (executor/)
+        ├── Unreachable          no connection (refused, DNS, network, connect timeout)
+        ├── AuthFailed           the target refused our credentials
+        ├── HostKeyRejected      unknown or changed host key: never connected to
+        ├── SecretUnavailable    an env:/file: secret cannot be resolved on this worker
+        ├── TransferFailed       an upload or download did not complete
+        └── TargetTimeout        the target's time ran out; its command was killed
 
 Adapters translate their library's errors (yaml, git, croniter) into these at the boundary,
 so no dependency exception reaches the user.
@@ -53,3 +60,45 @@ class ConfigInvalid(RunnerError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
         super().__init__(f"{len(self.problems)} configuration error(s)")
+
+
+class TargetError(RunnerError):
+    """One target failed; the message is one sentence that names the target and the cause.
+
+    `retryable`: worth another attempt after a backoff. `connect`: a failure to connect,
+    counted by the circuit breaker.
+    """
+
+    status = "failed"
+    retryable = True
+    connect = False
+
+    def __init__(self, target: str, message: str) -> None:
+        self.target = target
+        super().__init__(message)
+
+
+class Unreachable(TargetError):
+    connect = True
+
+
+class AuthFailed(TargetError):
+    retryable = False
+    connect = True
+
+
+class HostKeyRejected(TargetError):
+    retryable = False
+    connect = True
+
+
+class SecretUnavailable(TargetError):
+    retryable = False
+
+
+class TransferFailed(TargetError):
+    pass
+
+
+class TargetTimeout(TargetError):
+    status = "timeout"

@@ -82,6 +82,11 @@ class DirSnapshot:
             return "is not a regular file"
         return None
 
+    def read(self, path: str) -> tuple[bytes, int]:
+        """A repository file's bytes and permission bits (a file_error-checked path)."""
+        full = self.root / path
+        return full.read_bytes(), full.stat().st_mode & 0o777
+
     @cached_property
     def revision(self) -> str:
         """HEAD's commit id when the directory is a clean git checkout, marked -dirty if not."""
@@ -148,6 +153,11 @@ class GitSnapshot:
             out.append(SourceFile(p, blob.hexsha, _reader(blob)))
         self.problems = tuple(refused)
         return out
+
+    def read(self, path: str) -> tuple[bytes, int]:
+        """A file's bytes and mode as git stores it (0o755 or 0o644)."""
+        blob = self._entry(path)
+        return bytes(blob.data_stream.read()), 0o755 if blob.mode & 0o111 else 0o644
 
     def file_error(self, path: str) -> str | None:
         entry = self._entry(path)

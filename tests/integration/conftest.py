@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import Sshd, start_sshd
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEMO = ("queues.yaml", "targets.d", "jobs.d", "schedules.d", "files")
@@ -57,3 +59,11 @@ def commit(demo_repo: Path) -> Callable[[dict[str, str | None], str], str]:
         git(demo_repo, "commit", "-q", "-m", message)
         return git(demo_repo, "rev-parse", "HEAD")
     return write
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """A real OpenSSH sshd on a free loopback port (one per test process)."""
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()

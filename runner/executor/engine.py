@@ -1,0 +1,365 @@
+"""Runs one job on its targets: fan-out, steps and `when`, timeouts, retries, cancel, breaker.
+
+The engine knows nothing of Celery or git: it takes the job, its targets, the repository files
+the job references and a Cancel, and returns a RunResult. One Engine lives as long as its
+process (one `runner run`, or a worker), so SSH connections and circuit breakers carry over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from runner.config.model import Job, SecretRef, Step, Target
+from runner.errors import SecretUnavailable, TargetError
+from runner.executor.base import (
+    Download,
+    FileBlob,
+    Masker,
+    RunResult,
+    StepResult,
+    Tail,
+    TargetResult,
+    Transport,
+    run_status,
+)
+from runner.settings import Settings
+
+Progress = Callable[[str, TargetResult | None], None]
+
+
+class Connector(Protocol):
+    """Makes transports for one kind of target (local, ssh, winrm); may pool connections."""
+
+    def open(self, target: Target, secrets: Mapping[str, str]) -> Transport: ...
+
+    async def close(self) -> None: ...
+
+
+class Cancel:
+    """A cancellation signal, settable from any thread (a signal handler, a worker's control)."""
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self.reason = "cancelled"
+
+    def set(self, reason: str = "cancelled") -> None:
+        with self._lock:
+            if self._flag.is_set():
+                return
+            self.reason = reason
+            self._flag.set()
+            for loop, event in self._waiters:
+                with contextlib.suppress(RuntimeError):  # that loop is already closed
+                    loop.call_soon_threadsafe(event.set)
+
+    def is_set(self) -> bool:
+        return self._flag.is_set()
+
+    async def wait(self) -> None:
+        event = asyncio.Event()
+        with self._lock:
+            if self._flag.is_set():
+                return
+            self._waiters.append((asyncio.get_running_loop(), event))
+        await event.wait()
+
+
+def resolve(ref: SecretRef, who: str, env: Mapping[str, str]) -> str:
+    """The value behind env:NAME or file:/path, on this worker; `who` needs it."""
+    if ref.scheme == "env":
+        value = env.get(ref.name)
+        if value is None:
+            raise SecretUnavailable(who, f"{who}: secret {ref.ref} is not set in the worker's "
+                                         "environment")
+        return value
+    try:
+        with open(ref.name, encoding="utf-8") as f:
+            return f.read().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SecretUnavailable(who, f"{who}: secret {ref.ref} cannot be read "
+                                     f"({type(e).__name__})") from None
+
+
+@dataclass
+class _Breaker:
+    failures: int = 0
+    opened: float = 0.0
+    last: str = ""
+
+
+class Engine:
+    def __init__(self, settings: Settings | None = None,
+                 connectors: Mapping[str, Connector] | None = None,
+                 environ: Mapping[str, str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings or Settings()
+        self.connectors = dict(connectors or {})
+        self.environ = os.environ if environ is None else environ
+        self.clock = clock
+        self.breakers: dict[str, _Breaker] = {}
+
+    def connector(self, transport: str) -> Connector:
+        if transport not in self.connectors:
+            self.connectors[transport] = _default_connector(transport, self.settings)
+        return self.connectors[transport]
+
+    async def close(self) -> None:
+        for c in self.connectors.values():
+            await c.close()
+
+    async def run(self, job: Job, targets: Mapping[str, Target], files: Mapping[str, FileBlob],
+                  *, run_id: str, revision: str, cancel: Cancel | None = None,
+                  progress: Progress | None = None) -> RunResult:
+        cancel = cancel or Cancel()
+        started = time.time()
+        env: dict[str, str] = {}
+        secrets: list[str] = []
+        env_error: str | None = None
+        for key, value in job.env:
+            if isinstance(value, SecretRef):
+                try:
+                    env[key] = resolve(value, f"job {job.name} env {key}", self.environ)
+                    secrets.append(env[key])
+                except TargetError as e:
+                    env_error = str(e)
+            else:
+                env[key] = value
+        limit = asyncio.Semaphore(job.concurrency)
+
+        async def one(name: str) -> TargetResult:
+            async with limit:
+                if progress:
+                    progress(name, None)
+                if env_error:
+                    result = TargetResult("failed", error=f"{name}: not run, {env_error}")
+                else:
+                    try:
+                        result = await self._target(name, targets[name], job, files, env,
+                                                    secrets, cancel)
+                    except Exception as e:
+                        # lose the other targets' results; it is reported, with its type
+                        result = TargetResult("failed", error=f"{name}: internal error "
+                                              f"{type(e).__name__}: {Masker(secrets).text(str(e))}")
+                if progress:
+                    progress(name, result)
+                return result
+
+        tasks = {n: asyncio.create_task(one(n)) for n in targets}
+        watcher = asyncio.create_task(cancel.wait())
+        try:
+            pending: set[asyncio.Task[TargetResult] | asyncio.Task[None]] = set(tasks.values())
+            while pending and not watcher.done():
+                _done, pending = await asyncio.wait(pending | {watcher},
+                                                    return_when=asyncio.FIRST_COMPLETED)
+                pending.discard(watcher)
+            for task in pending:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks.values())
+        finally:
+            watcher.cancel()
+        results = {}
+        for name, task in tasks.items():
+            if task.cancelled():
+                results[name] = TargetResult("cancelled", error=f"{name}: {cancel.reason} "
+                                                                 "before it started")
+            else:
+                results[name] = task.result()
+        return RunResult(run_id, job.name, revision, run_status(r.status for r in
+                                                                results.values()),
+                         started, time.time(), results)
+
+    async def _target(self, name: str, target: Target, job: Job, files: Mapping[str, FileBlob],
+                      env: Mapping[str, str], job_secrets: list[str],
+                      cancel: Cancel) -> TargetResult:
+        t0 = self.clock()
+        masker = Masker(job_secrets)
+        try:
+            secrets = {k: resolve(getattr(target, k), name, self.environ)
+                       for k in ("password", "passphrase") if getattr(target, k) is not None}
+        except TargetError as e:
+            return TargetResult("failed", error=masker.text(str(e)), duration=self.clock() - t0)
+        masker = Masker([*job_secrets, *secrets.values()])
+        attempt = 0
+        while True:
+            attempt += 1
+            skip = self._breaker_open(name)
+            if skip:
+                return TargetResult("skipped", error=skip, attempts=attempt - 1,
+                                    duration=self.clock() - t0)
+            run = _Attempt(name, self.settings.output_cap)
+            try:
+                await self._attempt(run, target, job, files, env, secrets)
+            except asyncio.CancelledError:
+                if not cancel.is_set():
+                    raise
+                run.fail("cancelled", f"{name}: {cancel.reason} during step {run.step!r}")
+            result = run.result(masker, attempt, self.clock() - t0)
+            retry = result.status in ("failed", "timeout") and run.retryable
+            if not retry or attempt > job.retries.attempts or cancel.is_set():
+                return result
+            delay = min(job.retries.max_backoff, job.retries.backoff * 2 ** (attempt - 1))
+            try:
+                await asyncio.sleep(random.uniform(delay / 2, delay))  # equal jitter
+            except asyncio.CancelledError:
+                if not cancel.is_set():
+                    raise
+                return TargetResult("cancelled", error=f"{name}: {cancel.reason} while waiting "
+                                    f"to retry (after: {result.error})", attempts=attempt,
+                                    duration=self.clock() - t0)
+
+    async def _attempt(self, run: _Attempt, target: Target, job: Job,
+                       files: Mapping[str, FileBlob], env: Mapping[str, str],
+                       secrets: Mapping[str, str]) -> None:
+        transport = self.connector(target.transport).open(target, secrets)
+        try:
+            async with asyncio.timeout(job.timeout) as budget:
+                try:
+                    await transport.connect()
+                    self._connected(run.name)
+                except TargetError as e:
+                    self._connect_failed(run.name, e)
+                    raise
+                for step in job.steps:
+                    if step.when == "always" or (step.when == "on_failure") == run.failed:
+                        await self._step(run, transport, step, job, files, env)
+        except TimeoutError:
+            if not budget.expired():
+                raise
+            if run.steps and run.steps[-1].status == "cancelled":
+                last = run.steps.pop()
+                run.steps.append(StepResult(last.name, last.kind, "timeout", None,
+                                            last.duration))
+            run.fail("timeout", f"{run.name}: timed out after {job.timeout}s in step "
+                                f"{run.step!r}; its command was killed", retryable=True)
+        except TargetError as e:
+            run.fail(e.status, str(e), e.retryable)
+        finally:
+            await transport.close()
+
+    async def _step(self, run: _Attempt, transport: Transport, step: Step, job: Job,
+                    files: Mapping[str, FileBlob], env: Mapping[str, str]) -> None:
+        run.step = step.name
+        t0 = self.clock()
+        rc: int | None = None
+        status, error = "success", None
+        try:
+            async with asyncio.timeout(step.timeout) as limit:
+                rc = await self._do(run, transport, step, files, env)
+            if rc != 0:
+                status = "failed"
+                error = f"{run.name}: step {step.name!r} exited with status {rc}"
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            status = "timeout"
+            error = (f"{run.name}: step {step.name!r} timed out after {step.timeout}s; its "
+                     "command was killed")
+        except TargetError as e:
+            status, error = e.status, str(e)
+        except asyncio.CancelledError:
+            run.steps.append(StepResult(step.name, step.kind, "cancelled", None,
+                                        self.clock() - t0))
+            raise
+        run.steps.append(StepResult(step.name, step.kind, status, rc, self.clock() - t0, error))
+        if error:
+            run.fail(status, error, retryable=True, rc=rc)
+
+    async def _do(self, run: _Attempt, transport: Transport, step: Step,
+                  files: Mapping[str, FileBlob], env: Mapping[str, str]) -> int:
+        shell = step.shell
+        if step.kind == "command":
+            assert step.command is not None
+            return await transport.run(step.command, env, run.out, run.err, shell)
+        if step.kind == "script":
+            assert step.script is not None
+            return await transport.script(files[step.script].data, step.args, env, run.out,
+                                          run.err, shell)
+        assert step.src is not None
+        if step.kind == "upload":
+            assert step.dest is not None
+            blob = files[step.src]
+            await transport.put(blob.data, step.dest, step.mode or blob.mode)
+            return 0
+        data, cut = await transport.get(step.src, step.max_bytes or self.settings.download_cap)
+        run.downloads.append(Download(step.src, data, cut))
+        return 0
+
+    def _breaker_open(self, name: str) -> str | None:
+        b = self.breakers.get(name)
+        if b is None or b.failures < self.settings.breaker_threshold:
+            return None
+        wait = b.opened + self.settings.breaker_cooldown - self.clock()
+        if wait <= 0:
+            return None  # half-open: one more try
+        return (f"{name}: skipped, {b.failures} connection failures in a row "
+                f"(last: {b.last}); next try in {wait:.0f}s")
+
+    def _connected(self, name: str) -> None:
+        self.breakers.pop(name, None)
+
+    def _connect_failed(self, name: str, error: TargetError) -> None:
+        if not error.connect:
+            return
+        b = self.breakers.setdefault(name, _Breaker())
+        b.failures += 1
+        b.opened = self.clock()
+        b.last = str(error)
+
+
+_RANK = {"success": 0, "failed": 1, "timeout": 2, "cancelled": 3}
+
+
+class _Attempt:
+    """What one attempt on one target has done so far (mutable while it runs)."""
+
+    def __init__(self, name: str, cap: int) -> None:
+        self.name = name
+        self.out, self.err = Tail(cap), Tail(cap)
+        self.steps: list[StepResult] = []
+        self.downloads: list[Download] = []
+        self.step = "connect"
+        self.failed = False
+        self.status = "success"
+        self.error: str | None = None
+        self.rc: int | None = None
+        self.retryable = False
+
+    def fail(self, status: str, error: str, retryable: bool = False,
+             rc: int | None = None) -> None:
+        """The first failure explains the target; a later timeout or cancel ends it."""
+        if not self.failed or _RANK[status] > _RANK[self.status]:
+            self.status, self.error = status, error
+        if not self.failed:
+            self.rc, self.retryable = rc, retryable
+        self.failed = True
+
+    def result(self, masker: Masker, attempts: int, duration: float) -> TargetResult:
+        rc = self.rc if self.failed else (self.steps[-1].rc if self.steps else None)
+        steps = tuple(StepResult(s.name, s.kind, s.status, s.rc, s.duration,
+                                 masker.text(s.error) if s.error else None) for s in self.steps)
+        return TargetResult(self.status, rc, masker.output(self.out), masker.output(self.err),
+                            duration, masker.text(self.error) if self.error else None,
+                            attempts, steps, tuple(self.downloads))
+
+
+def _default_connector(transport: str, settings: Settings) -> Connector:
+    if transport == "local":
+        from runner.executor.local import LocalConnector
+        return LocalConnector()
+    if transport == "ssh":
+        from runner.executor.ssh import SshPool
+        return SshPool(settings)
+    from runner.executor.winrm import WinrmConnector
+    connector: Connector = WinrmConnector(settings)
+    return connector

@@ -1,0 +1,313 @@
+"""The engine against a real OpenSSH sshd on loopback: every failure mode, one target at a time
+and many in parallel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.config import model
+from runner.executor.base import FileBlob, RunResult, TargetResult
+from runner.executor.engine import Cancel, Engine
+from runner.settings import Settings
+from tests.servers import Sshd, free_port, keygen
+
+
+def make_job(steps: list[dict[str, Any]], **extra: Any) -> model.Job:
+    return model.job("j", {"queue": "q", "targets": ["t"], "steps": steps, **extra})
+
+
+def run(job: model.Job, targets: Mapping[str, model.Target], files: Mapping[str, FileBlob] = {},
+        engine: Engine | None = None, cancel: Cancel | None = None,
+        progress: Any = None) -> RunResult:
+    async def main() -> RunResult:
+        e = engine or Engine()
+        try:
+            return await e.run(job, targets, files, run_id="r1", revision="rev", cancel=cancel,
+                               progress=progress)
+        finally:
+            if engine is None:
+                await e.close()
+    return asyncio.run(main())
+
+
+def one(sshd: Sshd, steps: list[dict[str, Any]], files: Mapping[str, FileBlob] = {},
+        target: dict[str, Any] | None = None, **extra: Any) -> TargetResult:
+    t = model.target("t", target or sshd.target())
+    return run(make_job(steps, **extra), {"t": t}, files).targets["t"]
+
+
+def gone(pattern: str, deadline: float = 5.0) -> bool:
+    """True once no process matches `pattern` (polled with a deadline)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 1:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_command_env_output_and_exit_code(sshd: Sshd) -> None:
+    t = one(sshd, [{"command": "echo \"$GREETING\"; echo to-stderr >&2"}],
+            env={"GREETING": "hello 'quoted' $world"})
+    assert (t.status, t.rc, t.error) == ("success", 0, None)
+    assert t.stdout == "hello 'quoted' $world\n"
+    assert t.stderr == "to-stderr\n"  # the runner-pid line is taken out
+
+
+@pytest.mark.parametrize(("when", "ran"), [
+    ("on_success", False), ("on_failure", True), ("always", True)])
+def test_when_after_a_failed_step(sshd: Sshd, when: str, ran: bool) -> None:
+    t = one(sshd, [{"name": "breaks", "command": "echo before; exit 3"},
+                   {"name": "next", "command": "echo next-ran", "when": when}])
+    assert (t.status, t.rc) == ("failed", 3)
+    assert t.error == "t: step 'breaks' exited with status 3"
+    assert ("next-ran" in t.stdout) is ran
+    assert [s.name for s in t.steps] == (["breaks", "next"] if ran else ["breaks"])
+
+
+def test_on_failure_steps_do_not_run_after_success(sshd: Sshd) -> None:
+    t = one(sshd, [{"command": "true"}, {"command": "echo alarm", "when": "on_failure"},
+                   {"command": "echo finally", "when": "always"}])
+    assert t.status == "success"
+    assert t.stdout == "finally\n"
+
+
+def test_timeout_kills_the_remote_command_and_its_children(sshd: Sshd) -> None:
+    t0 = time.monotonic()
+    t = one(sshd, [{"command": "sh -c 'sleep 41.3' & sleep 41.3; echo never"},
+                   {"command": "echo cleanup", "when": "on_failure"}], timeout="1s")
+    assert time.monotonic() - t0 < 10
+    assert t.status == "timeout"
+    assert t.error == "t: timed out after 1s in step 'command 1'; its command was killed"
+    assert gone("sleep 41[.]3"), "the remote command survived its timeout"
+
+
+def test_step_timeout_then_on_failure_step_runs(sshd: Sshd) -> None:
+    t = one(sshd, [{"name": "slow", "command": "sleep 42.1", "timeout": "1s"},
+                   {"command": "echo cleanup", "when": "on_failure"}])
+    assert t.status == "timeout"
+    assert t.error == "t: step 'slow' timed out after 1s; its command was killed"
+    assert [s.status for s in t.steps] == ["timeout", "success"]
+    assert t.stdout == "cleanup\n"
+    assert gone("sleep 42[.]1")
+
+
+def test_unknown_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    t = one(sshd, [{"command": "echo must-not-run"}],
+            target=sshd.target(known_hosts=str(empty)))
+    assert t.status == "failed"
+    assert t.error is not None
+    assert t.error.startswith(f"t: host key of 127.0.0.1:{sshd.port} is not in known_hosts; "
+                              "refused")
+    assert t.steps == ()
+
+
+def test_missing_known_hosts_file_refuses_too(sshd: Sshd, tmp_path: Path) -> None:
+    t = one(sshd, [{"command": "true"}],
+            target=sshd.target(known_hosts=str(tmp_path / "absent")))
+    assert t.status == "failed"
+    assert "is not in known_hosts" in (t.error or "")
+
+
+def test_changed_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
+    other = keygen(tmp_path / "other").split()
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")
+    t = one(sshd, [{"command": "true"}], target=sshd.target(known_hosts=str(known)))
+    assert t.status == "failed"
+    assert f"host key of 127.0.0.1:{sshd.port} has CHANGED" in (t.error or "")
+
+
+def test_wrong_key_is_an_auth_failure(sshd: Sshd, tmp_path: Path) -> None:
+    keygen(tmp_path / "stranger")
+    t = one(sshd, [{"command": "true"}],
+            target=sshd.target(key_file=str(tmp_path / "stranger")))
+    assert t.status == "failed"
+    assert t.error == (f"t: authentication to 127.0.0.1:{sshd.port} as {sshd.user} failed: "
+                       f"the server refused key_file {tmp_path}/stranger")
+
+
+def test_closed_port_is_unreachable(sshd: Sshd) -> None:
+    port = free_port()
+    t = one(sshd, [{"command": "true"}], target=sshd.target(port=port))
+    assert t.status == "failed"
+    assert (t.error or "").startswith(f"t: cannot connect to 127.0.0.1:{port}")
+
+
+def test_upload_download_round_trip_binary(sshd: Sshd, tmp_path: Path) -> None:
+    payload = bytes(range(256)) * 300 + b"\x00\r\n end"
+    dest = tmp_path / "deep" / "dir" / "blob.bin"
+    t = one(sshd, [{"upload": {"src": "files/blob.bin", "dest": str(dest), "mode": "0751"}},
+                   {"download": {"src": str(dest)}},
+                   {"download": {"src": str(dest), "max_bytes": 100}}],
+            files={"files/blob.bin": FileBlob(payload, 0o644)})
+    assert t.status == "success", t.error
+    assert dest.read_bytes() == payload
+    assert dest.stat().st_mode & 0o777 == 0o751
+    assert list(dest.parent.iterdir()) == [dest]  # no temp file left beside it
+    assert (t.downloads[0].data, t.downloads[0].truncated) == (payload, False)
+    assert (t.downloads[1].data, t.downloads[1].truncated) == (payload[:100], True)
+
+
+def test_upload_keeps_the_repository_mode(sshd: Sshd, tmp_path: Path) -> None:
+    dest = tmp_path / "tool.sh"
+    t = one(sshd, [{"upload": {"src": "files/tool.sh", "dest": str(dest)}}],
+            files={"files/tool.sh": FileBlob(b"#!/bin/sh\n", 0o755)})
+    assert t.status == "success"
+    assert dest.stat().st_mode & 0o777 == 0o755
+
+
+def test_download_of_a_missing_file_fails_clearly(sshd: Sshd, tmp_path: Path) -> None:
+    t = one(sshd, [{"download": {"src": str(tmp_path / "nope.log")}}])
+    assert t.status == "failed"
+    assert t.error == f"t: download of {tmp_path}/nope.log failed: no such file: " \
+                      f"{tmp_path}/nope.log"
+
+
+def test_script_runs_with_args_and_leaves_nothing(sshd: Sshd) -> None:
+    script = b"#!/bin/sh\necho \"args: $1 / $2\"\necho \"me: $0\" >&2\nexit 4\n"
+    t = one(sshd, [{"script": "files/s.sh", "args": ["one two", 3]}],
+            files={"files/s.sh": FileBlob(script, 0o755)})
+    assert (t.status, t.rc) == ("failed", 4)
+    assert t.stdout == "args: one two / 3\n"
+    path = t.stderr.removeprefix("me: ").strip()
+    assert path.startswith("/tmp/") and not Path(path).exists()
+
+
+def test_bash_script_without_shebang(sshd: Sshd) -> None:
+    t = one(sshd, [{"script": "files/b", "shell": "bash"}],
+            files={"files/b": FileBlob(b"x=(a b c)\necho ${#x[@]}\n", 0o644)})
+    assert (t.status, t.stdout) == ("success", "3\n")
+
+
+def test_retries_until_success(sshd: Sshd, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    flaky = (f"n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}; "
+             "echo try $n; [ $n -ge 2 ]")
+    t = one(sshd, [{"command": flaky}], retries={"attempts": 3, "backoff": "0s"})
+    assert (t.status, t.attempts) == ("success", 3)
+    assert t.stdout == "try 2\n"  # the last attempt's output
+
+
+def test_retries_give_up(sshd: Sshd) -> None:
+    t = one(sshd, [{"command": "exit 7"}], retries={"attempts": 2, "backoff": "0s"})
+    assert (t.status, t.rc, t.attempts) == ("failed", 7, 3)
+
+
+def test_secrets_are_masked_everywhere(sshd: Sshd, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "s3cr3t-Value-9"
+    monkeypatch.setenv("RUNNER_TEST_TOKEN", secret)
+    job = make_job([{"command": "echo token=$TOKEN; echo $TOKEN >&2; exit 1"},
+                    {"command": "echo ${TOKEN#s3cr3t}", "when": "on_failure"}],
+                   env={"TOKEN": "env:RUNNER_TEST_TOKEN"})
+    result = run(job, {"t": model.target("t", sshd.target())})
+    dumped = json.dumps(result.as_dict())
+    assert secret not in dumped
+    t = result.targets["t"]
+    assert t.stdout.startswith("token=********\n")
+    assert t.stderr == "********\n"
+
+
+def test_missing_secret_fails_every_target_clearly(sshd: Sshd) -> None:
+    job = make_job([{"command": "true"}], env={"TOKEN": "env:RUNNER_TEST_UNSET_VAR"})
+    t = run(job, {"t": model.target("t", sshd.target())}).targets["t"]
+    assert t.status == "failed"
+    assert t.error == ("t: not run, job j env TOKEN: secret env:RUNNER_TEST_UNSET_VAR is not set "
+                       "in the worker's environment")
+
+
+def test_many_targets_in_parallel_share_pooled_connections(sshd: Sshd) -> None:
+    names = [f"web-{i}" for i in range(30)]
+    targets = {n: model.target(n, sshd.target()) for n in names}
+    job = make_job([{"command": "sleep 0.5; echo $((6*7))"}, {"command": "echo second"}],
+                   concurrency=30)
+    engine = Engine()
+
+    async def main() -> tuple[RunResult, int]:
+        try:
+            r = await engine.run(job, targets, {}, run_id="r", revision="v")
+            pool: Any = engine.connectors["ssh"]
+            return r, sum(len(c) for c in pool._conns.values())
+        finally:
+            await engine.close()
+
+    t0 = time.monotonic()
+    result, connections = asyncio.run(main())
+    outcome = {n: (t.status, t.error) for n, t in result.targets.items()}
+    assert outcome == dict.fromkeys(names, ("success", None))
+    assert all(t.stdout == "42\nsecond\n" for t in result.targets.values())
+    assert connections == 4  # 30 targets on one host/user: 9 sessions per connection
+    assert time.monotonic() - t0 < 10  # in parallel: 30 x 0.5 s in sequence would be 15 s
+
+
+def test_connections_are_reused_across_runs_until_idle(sshd: Sshd) -> None:
+    targets = {"t": model.target("t", sshd.target())}
+    job = make_job([{"command": "echo $PPID"}])
+
+    async def main(idle: float) -> list[str]:
+        engine = Engine(Settings(idle_timeout=idle))
+        try:
+            return [(await engine.run(job, targets, {}, run_id="r", revision="v"))
+                    .targets["t"].stdout for _ in range(3)]
+        finally:
+            await engine.close()
+
+    # the login shell's parent is the sshd session process of that connection
+    assert len(set(asyncio.run(main(300)))) == 1
+    assert len(set(asyncio.run(main(0)))) == 3
+
+
+def test_circuit_breaker_skips_a_dead_target_fast(sshd: Sshd) -> None:
+    dead = model.target("dead", sshd.target(port=free_port()))
+    alive = model.target("alive", sshd.target())
+    engine = Engine(Settings(breaker_threshold=2, breaker_cooldown=3600))
+    job = make_job([{"command": "true"}])
+
+    async def main() -> list[RunResult]:
+        try:
+            return [await engine.run(job, {"dead": dead, "alive": alive}, {}, run_id=str(i),
+                                     revision="v") for i in range(3)]
+        finally:
+            await engine.close()
+
+    runs = asyncio.run(main())
+    assert [r.targets["dead"].status for r in runs] == ["failed", "failed", "skipped"]
+    assert [r.targets["alive"].status for r in runs] == ["success"] * 3
+    skipped = runs[2].targets["dead"]
+    assert skipped.error is not None
+    assert skipped.error.startswith("dead: skipped, 2 connection failures in a row (last: dead: "
+                                    "cannot connect")
+
+
+def test_cancel_stops_running_targets_and_pending_ones(sshd: Sshd) -> None:
+    targets = {f"t{i}": model.target(f"t{i}", sshd.target()) for i in range(4)}
+    job = make_job([{"command": "sleep 43.7"}], concurrency=2)
+    cancel = Cancel()
+    started: list[str] = []
+
+    def progress(name: str, result: TargetResult | None) -> None:
+        if result is None:
+            started.append(name)
+            if len(started) == 2:  # both slots busy: cancel from another thread
+                threading.Timer(0.5, cancel.set, ("cancelled by test",)).start()
+
+    t0 = time.monotonic()
+    result = run(job, targets, cancel=cancel, progress=progress)
+    assert time.monotonic() - t0 < 10
+    assert result.status == "cancelled"
+    statuses = {n: t.status for n, t in result.targets.items()}
+    assert statuses == dict.fromkeys(targets, "cancelled")
+    assert result.targets["t0"].error == "t0: cancelled by test during step 'command 1'"
+    assert result.targets["t3"].error == "t3: cancelled by test before it started"
+    assert gone("sleep 43[.]7")

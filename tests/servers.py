@@ -1,0 +1,101 @@
+"""Real servers for the tests, each on a free loopback port with throw-away keys.
+
+Nothing here is skipped when a server is missing: a missing binary fails the test that needs it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float = 10.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)  # polling with a deadline
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {deadline}s")
+
+
+def keygen(path: Path) -> str:
+    """A fresh ed25519 key pair at path (+ .pub); returns the public key line."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "runner-test",
+                    "-f", str(path)], check=True)
+    return (path.with_suffix(".pub") if path.suffix else Path(f"{path}.pub")).read_text().strip()
+
+
+@dataclass
+class Sshd:
+    """An OpenSSH sshd on 127.0.0.1:port that lets the current user in with `client_key`."""
+
+    dir: Path
+    port: int
+    user: str
+    client_key: Path
+    known_hosts: Path
+    host_key_line: str
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def target(self, **extra: object) -> dict[str, object]:
+        """A targets.d entry reaching this sshd."""
+        return {"transport": "ssh", "host": "127.0.0.1", "port": self.port, "user": self.user,
+                "key_file": str(self.client_key), "known_hosts": str(self.known_hosts), **extra}
+
+
+def start_sshd(directory: Path, max_startups: int = 200) -> Sshd:
+    binary = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(binary):
+        raise RuntimeError("sshd not found: install openssh-server (.ci/run does)")
+    directory.mkdir(parents=True, exist_ok=True)
+    host_pub = keygen(directory / "host_ed25519")
+    client_pub = keygen(directory / "client_ed25519")
+    (directory / "authorized_keys").write_text(client_pub + "\n")
+    os.chmod(directory / "authorized_keys", 0o600)
+    port = free_port()
+    key_type, key_data = host_pub.split()[:2]
+    host_line = f"[127.0.0.1]:{port} {key_type} {key_data}"
+    (directory / "known_hosts").write_text(host_line + "\n")
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
+    (directory / "sshd_config").write_text(f"""\
+Port {port}
+ListenAddress 127.0.0.1
+HostKey {directory}/host_ed25519
+PidFile {directory}/sshd.pid
+AuthorizedKeysFile {directory}/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin yes
+StrictModes no
+UsePAM no
+MaxStartups {max_startups}
+MaxSessions 10
+LogLevel ERROR
+""")
+    with open(directory / "sshd.log", "wb") as log:
+        proc = subprocess.Popen([binary, "-D", "-e", "-f", str(directory / "sshd_config")],
+                                stdout=subprocess.DEVNULL, stderr=log)
+    wait_port(port, proc)
+    return Sshd(directory, port, getpass.getuser(), directory / "client_ed25519",
+                directory / "known_hosts", host_line, proc)
