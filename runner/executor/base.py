@@ -145,6 +145,12 @@ class RunResult:
                 "targets": {n: t.as_dict() for n, t in self.targets.items()}}
 
 
+def last_line(tail: Tail) -> str:
+    """The last line a command wrote (for a one-sentence error), or 'no message'."""
+    lines = bytes(tail.buf).decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else "no message"
+
+
 def run_status(statuses: Iterable[str]) -> str:
     seen = set(statuses)
     if "cancelled" in seen:

@@ -29,7 +29,7 @@ import asyncssh
 
 from runner.config.model import Target
 from runner.errors import AuthFailed, HostKeyRejected, TargetError, TransferFailed, Unreachable
-from runner.executor.base import Tail, sh_command, sh_get, sh_put, sh_script
+from runner.executor.base import Tail, last_line, sh_command, sh_get, sh_put, sh_script
 from runner.settings import Settings
 
 _CHUNK = 65536
@@ -267,20 +267,15 @@ class SshTransport:
         err = Tail(4096)
         if await self._exec(sh_put(dest, mode), data, Tail(4096), err):
             raise TransferFailed(self.name, f"{self.name}: upload to {dest} failed: "
-                                            f"{_last_line(err)}")
+                                            f"{last_line(err)}")
 
     async def get(self, src: str, max_bytes: int) -> tuple[bytes, bool]:
         out, err = Tail(max_bytes + 1), Tail(4096)
         if await self._exec(sh_get(src, max_bytes), None, out, err):
             raise TransferFailed(self.name, f"{self.name}: download of {src} failed: "
-                                            f"{_last_line(err)}")
+                                            f"{last_line(err)}")
         data = bytes(out.buf)
         return data[:max_bytes], len(data) > max_bytes
-
-
-def _last_line(tail: Tail) -> str:
-    lines = bytes(tail.buf).decode("utf-8", "replace").strip().splitlines()
-    return lines[-1] if lines else "no message"
 
 
 async def _open(conn: asyncssh.SSHClientConnection,
