@@ -94,7 +94,7 @@ class WinrmTransport:
             read_timeout_sec=_OPERATION_TIMEOUT + max(1, int(timeout)), proxy=None,
             # the CA bundle requests would use, passed explicitly (pywinrm warns otherwise)
             ca_trust_path=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
-                "CURL_CA_BUNDLE") or None)
+                "CURL_CA_BUNDLE") or "legacy_requests")
         self.shell: str | None = None
         self.env: Mapping[str, str] = {}
 
