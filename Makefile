@@ -17,10 +17,10 @@ $(STAMP): pyproject.toml
 validate: install          ## validate the configuration in this repository
 	$(BIN)/runner validate
 
-run: install               ## the demo: validate, plan, and a dry run of the main job
+run: install               ## the demo: validate, plan, then run the main job on its local targets
 	$(BIN)/runner validate
 	$(BIN)/runner plan
-	$(BIN)/runner run health-check --dry-run
+	$(BIN)/runner run health-check
 
 lint: install
 	$(BIN)/ruff check runner tests bench
@@ -31,6 +31,7 @@ test: lint                 ## lint, type-check, then the whole suite (real git, 
 
 bench: install             ## benchmarks, figures side by side with their floors
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/execution.py
 
 clean:
 	rm -rf $(VENV) .runner .pytest_cache .mypy_cache .ruff_cache *.egg-info
