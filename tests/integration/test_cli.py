@@ -119,7 +119,8 @@ def test_errors_in_every_format(tmp_path: Path) -> None:
     (("validate", "--repo", "/"), "no runner configuration here"),
     (("validate", "--format", "xml"), "'xml' is not one of"),
     (("plan", "--count", "0"), "0 is not in the range"),
-    (("run", "health-check"), "use --dry-run"),
+    (("run", "nope"), "there is no job 'nope'"),
+    (("run", "health-check", "--limit", "group:nobody"), "matches none of job"),
     (("bogus",), "No such command 'bogus'"),
 ])
 def test_usage_and_environment_errors_exit_2(args: tuple[str, ...], words: str) -> None:
