@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import threading
 import time
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 
 from runner.config import model
@@ -311,3 +313,109 @@ def test_cancel_stops_running_targets_and_pending_ones(sshd: Sshd) -> None:
     assert result.targets["t0"].error == "t0: cancelled by test during step 'command 1'"
     assert result.targets["t3"].error == "t3: cancelled by test before it started"
     assert gone("sleep 43[.]7")
+
+
+def test_agent_authentication(sshd: Sshd, tmp_path: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert time.monotonic() < deadline, "ssh-agent did not start"
+            time.sleep(0.02)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", str(sshd.client_key)], env=env, check=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        monkeypatch.setenv("HOME", str(tmp_path))  # no default ~/.ssh keys: the agent only
+        plain = sshd.target()
+        del plain["key_file"]
+        t = one(sshd, [{"command": "echo via-agent"}], target=plain)
+        assert (t.status, t.stdout) == ("success", "via-agent\n")
+    finally:
+        agent.terminate()
+        agent.wait(10)
+
+
+def test_password_authentication_against_an_asyncssh_server(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenSSH here cannot check a password without a system account's password, so an
+    asyncssh server on loopback checks it; commands run locally with /bin/sh."""
+    secret = "Pw-for-test-5521"
+    monkeypatch.setenv("RUNNER_TEST_SSH_PASSWORD", secret)
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    port = free_port()
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_key.export_public_key().decode()}")
+
+    class Server(asyncssh.SSHServer):
+        def begin_auth(self, username: str) -> bool:
+            return True
+
+        def password_auth_supported(self) -> bool:
+            return True
+
+        def validate_password(self, username: str, password: str) -> bool:
+            return password == secret
+
+    async def shell(process: asyncssh.SSHServerProcess[bytes]) -> None:
+        stdin = await process.stdin.read()
+        proc = await asyncio.create_subprocess_shell(
+            process.command or "true", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate(stdin)
+        process.stdout.write(out)
+        process.stderr.write(err)
+        process.exit(proc.returncode or 0)
+
+    def target(key_file: str | None) -> model.Target:
+        return model.target("p", {"transport": "ssh", "host": "127.0.0.1", "port": port,
+                                  "user": "tester", "password": "env:RUNNER_TEST_SSH_PASSWORD",
+                                  "known_hosts": str(known),
+                                  **({"key_file": key_file} if key_file else {})})
+
+    async def main(key_file: str | None) -> list[TargetResult]:
+        server = await asyncssh.create_server(Server, "127.0.0.1", port,
+                                              server_host_keys=[host_key], encoding=None,
+                                              process_factory=shell)
+        engine = Engine(Settings(idle_timeout=0))  # no reuse: the second run logs in again
+        try:
+            job = make_job([{"command": "echo in; echo $RUNNER_TEST_SSH_PASSWORD"}])
+            good = await engine.run(job, {"p": target(key_file)}, {}, run_id="1", revision="v")
+            monkeypatch.setenv("RUNNER_TEST_SSH_PASSWORD", "wrong")
+            bad = await engine.run(job, {"p": target(key_file)}, {}, run_id="2", revision="v")
+            return [good.targets["p"], bad.targets["p"]]
+        finally:
+            await engine.close()
+            server.close()
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh keys: the password alone
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    good, bad = asyncio.run(main(None))
+    assert (good.status, good.error, good.stdout) == ("success", None, "in\n********\n")
+    assert bad.status == "failed"
+    assert bad.error == (f"p: authentication to 127.0.0.1:{port} as tester failed: the server "
+                         "refused the agent's and ~/.ssh keys and the password")
+    (tmp_path / "garbage").write_text("not a key")
+    monkeypatch.setenv("RUNNER_TEST_SSH_PASSWORD", secret)
+    broken = asyncio.run(main(str(tmp_path / "garbage")))[0]
+    assert broken.status == "failed"
+    assert (broken.error or "").startswith(f"p: cannot load key_file {tmp_path}/garbage: ")
+
+
+def test_connections_per_host_are_capped(sshd: Sshd) -> None:
+    targets = {f"c{i}": model.target(f"c{i}", sshd.target()) for i in range(6)}
+    engine = Engine(Settings(ssh_max_sessions=1, max_connections_per_host=2))
+    job = make_job([{"command": "sleep 0.2; echo ok"}], concurrency=6)
+
+    async def main() -> tuple[RunResult, int]:
+        try:
+            r = await engine.run(job, targets, {}, run_id="r", revision="v")
+            pool: Any = engine.connectors["ssh"]
+            return r, pool._per_host["127.0.0.1"]
+        finally:
+            await engine.close()
+
+    result, open_connections = asyncio.run(main())
+    assert {t.status for t in result.targets.values()} == {"success"}
+    assert open_connections == 2
