@@ -7,8 +7,10 @@ a fresh event loop with Ctrl-C and SIGTERM turned into a clean cancel, and store
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import resource
 import secrets
 import signal
 import time
@@ -39,12 +41,22 @@ def job_files(source: Readable, job: Job) -> dict[str, FileBlob]:
     return {p: FileBlob(*source.read(p)) for p in sorted(p for p in paths if p)}
 
 
+def more_files() -> None:
+    """Raise the soft open-files limit to the hard one: one socket per connected target."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 def run_now(config: ConfigSet, source: Readable, name: str, limit: str | None,
             settings: Settings, progress: Progress | None = None) -> RunResult:
     job = lookup(config, name)
     chosen = select(config, job, limit)
     files = job_files(source, job)
     cancel = Cancel()
+    more_files()
 
     async def main() -> RunResult:
         loop = asyncio.get_running_loop()

@@ -25,6 +25,7 @@ class Settings:
     #                                     MaxSessions (10), so a cancel can open a kill session
     max_connections_per_host: int = 10  # open connections to one host, all targets together
     idle_timeout: float = 300.0         # pooled connections unused this long are closed
+    max_idle_connections: int = 256     # idle pooled connections kept at most (LRU closed)
     breaker_threshold: int = 3          # connect failures in a row that open a target's breaker
     breaker_cooldown: float = 60.0      # seconds a target is skipped once its breaker is open
 

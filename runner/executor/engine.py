@@ -38,7 +38,8 @@ Progress = Callable[[str, TargetResult | None], None]
 class Connector(Protocol):
     """Makes transports for one kind of target (local, ssh, winrm); may pool connections."""
 
-    def open(self, target: Target, secrets: Mapping[str, str]) -> Transport: ...
+    def open(self, target: Target, secrets: Mapping[str, str],
+             env: Mapping[str, str]) -> Transport: ...
 
     async def close(self) -> None: ...
 
@@ -147,7 +148,8 @@ class Engine:
                         result = await self._target(name, targets[name], job, files, env,
                                                     secrets, cancel)
                     except Exception as e:
-                        # lose the other targets' results; it is reported, with its type
+                        # a bug hit by one target must not lose the other targets' results:
+                        # it is reported as that target's failure, with its type
                         result = TargetResult("failed", error=f"{name}: internal error "
                                               f"{type(e).__name__}: {Masker(secrets).text(str(e))}")
                 if progress:
@@ -221,7 +223,7 @@ class Engine:
     async def _attempt(self, run: _Attempt, target: Target, job: Job,
                        files: Mapping[str, FileBlob], env: Mapping[str, str],
                        secrets: Mapping[str, str]) -> None:
-        transport = self.connector(target.transport).open(target, secrets)
+        transport = self.connector(target.transport).open(target, secrets, env)
         try:
             async with asyncio.timeout(job.timeout) as budget:
                 try:

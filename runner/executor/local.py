@@ -124,7 +124,8 @@ def _read_head(src: str, size: int) -> bytes:
 
 
 class LocalConnector:
-    def open(self, target: Target, secrets: Mapping[str, str]) -> LocalTransport:
+    def open(self, target: Target, secrets: Mapping[str, str],
+             env: Mapping[str, str]) -> LocalTransport:
         return LocalTransport(target.name)
 
     async def close(self) -> None:

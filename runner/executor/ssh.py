@@ -7,7 +7,8 @@
 - Connections are pooled per (host, port, user, known_hosts, key_file): a target leases one
   session slot for all its steps; a connection carries at most `ssh_max_sessions` leases
   (sshd's MaxSessions is 10); at most `max_connections_per_host` connections are open or
-  opening to one host; idle connections close after `idle_timeout`.
+  opening to one host; idle connections close after `idle_timeout`, and beyond
+  `max_idle_connections` idle ones the least recently used close at once.
 - A cancelled command (timeout, cancel) is killed with its children: sshd starts each session
   in its own process group, so the command first reports that group's id ($$ of the login
   shell) on stderr (the line is removed from the output) and a cancel sends `kill -KILL -- -PGID`
@@ -64,7 +65,8 @@ class SshPool:
         self._per_host: dict[str, int] = {}
         self._changed = asyncio.Condition()
 
-    def open(self, target: Target, secrets: Mapping[str, str]) -> SshTransport:
+    def open(self, target: Target, secrets: Mapping[str, str],
+             env: Mapping[str, str]) -> SshTransport:
         return SshTransport(self, target, secrets)
 
     def _profile(self, target: Target, secrets: Mapping[str, str]
@@ -131,12 +133,17 @@ class SshPool:
             self._changed.notify_all()
 
     def _reap(self) -> None:
-        """Drops broken connections and closes those idle past idle_timeout."""
+        """Drops broken connections and closes those idle past idle_timeout, and the least
+        recently used idle ones beyond max_idle_connections (file descriptors are finite)."""
         now = time.monotonic()
+        idle = sorted((c for conns in self._conns.values() for c in conns if c.users == 0),
+                      key=lambda c: c.last_used)
+        surplus = set(idle[:max(0, len(idle) - self.settings.max_idle_connections)])
         for key, conns in list(self._conns.items()):
             for c in list(conns):
-                idle = c.users == 0 and now - c.last_used >= self.settings.idle_timeout
-                if (c.broken and c.users == 0) or idle or (c.ready.done() and _closed(c)):
+                old = c.users == 0 and now - c.last_used >= self.settings.idle_timeout
+                if (c.broken and c.users == 0) or old or c in surplus or (
+                        c.ready.done() and _closed(c)):
                     if c.users:
                         c.broken = True
                         continue

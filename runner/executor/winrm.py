@@ -71,16 +71,17 @@ class WinrmConnector:
         self.settings = settings
         self.threads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="winrm")
 
-    def open(self, target: Target, secrets: Mapping[str, str]) -> WinrmTransport:
-        return WinrmTransport(self, target, secrets)
+    def open(self, target: Target, secrets: Mapping[str, str],
+             env: Mapping[str, str]) -> WinrmTransport:
+        return WinrmTransport(self, target, secrets, env)
 
     async def close(self) -> None:
         self.threads.shutdown(wait=False, cancel_futures=True)
 
 
 class WinrmTransport:
-    def __init__(self, connector: WinrmConnector, target: Target,
-                 secrets: Mapping[str, str]) -> None:
+    def __init__(self, connector: WinrmConnector, target: Target, secrets: Mapping[str, str],
+                 env: Mapping[str, str]) -> None:
         self.connector, self.target, self.name = connector, target, target.name
         scheme = target.scheme or "https"
         port = target.port or (5985 if scheme == "http" else 5986)
@@ -95,8 +96,8 @@ class WinrmTransport:
             # the CA bundle requests would use, passed explicitly (pywinrm warns otherwise)
             ca_trust_path=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
                 "CURL_CA_BUNDLE") or "legacy_requests")
-        self.shell: str | None = None
-        self.env: Mapping[str, str] = {}
+        self.shell = ""
+        self.env = env
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -119,30 +120,19 @@ class WinrmTransport:
                                          f"{e}") from None
 
     async def connect(self) -> None:
-        return None  # the shell opens with the first step, carrying the job's env
-
-    async def _shell(self, env: Mapping[str, str]) -> str:
-        if self.shell is None or env != self.env:
-            await self._close_shell()
-            self.shell = await self._call(self.protocol.open_shell, "stdin", "stdout stderr",
-                                          None, dict(env) or None)
-            self.env = env
-        return self.shell
-
-    async def _close_shell(self) -> None:
-        if self.shell is not None:
-            shell, self.shell = self.shell, None
-            with contextlib.suppress(TargetError):
-                await self._call(self.protocol.close_shell, shell, False)
+        """Opens the WinRM shell every step runs in, with the job's env as its environment."""
+        self.shell = await self._call(self.protocol.open_shell, "stdin", "stdout stderr", None,
+                                      dict(self.env) or None)
 
     async def close(self) -> None:
-        await self._close_shell()
-        with contextlib.suppress(Exception):
-            self.protocol.transport.close_session()
+        if self.shell:
+            shell, self.shell = self.shell, ""
+            with contextlib.suppress(TargetError):
+                await self._call(self.protocol.close_shell, shell, False)
+        self.protocol.transport.close_session()
 
-    async def _exec(self, command: str, env: Mapping[str, str], out: Tail, err: Tail,
-                    stdin: bytes | None = None) -> int:
-        shell = await self._shell(env)
+    async def _exec(self, command: str, out: Tail, err: Tail, stdin: bytes | None = None) -> int:
+        shell = self.shell
         cid = await self._call(self.protocol.run_command, shell, command)
         try:
             if stdin is not None:
@@ -168,7 +158,7 @@ class WinrmTransport:
     async def run(self, command: str, env: Mapping[str, str], out: Tail, err: Tail,
                   shell: str | None = None, stdin: bytes | None = None) -> int:
         line = command if (shell or self.target.shell) == "cmd" else encoded(command)
-        return await self._exec(line, env, out, err, stdin)
+        return await self._exec(line, out, err, stdin)
 
     async def script(self, content: bytes, args: Sequence[str], env: Mapping[str, str],
                      out: Tail, err: Tail, shell: str | None = None) -> int:
@@ -180,19 +170,19 @@ class WinrmTransport:
         line = (f"cmd /c {expanded} {quoted} & del {expanded}" if cmd else encoded(
             f"try {{ & {path} {' '.join(ps_quote(a) for a in args)}; exit $LASTEXITCODE }} "
             f"finally {{ Remove-Item -Force {path} }}"))
-        return await self._exec(line, env, out, err)
+        return await self._exec(line, out, err)
 
     async def put(self, data: bytes, dest: str, mode: int) -> None:
         lines = b"".join(base64.b64encode(data[i:i + _LINE]) + b"\r\n"
                          for i in range(0, len(data), _LINE))
         err = Tail(4096)
-        if await self._exec(encoded(_reader(dest)), self.env, Tail(4096), err, lines):
+        if await self._exec(encoded(_reader(dest)), Tail(4096), err, lines):
             raise TransferFailed(self.name, f"{self.name}: upload to {dest} failed: "
                                             f"{last_line(err)}")
 
     async def get(self, src: str, max_bytes: int) -> tuple[bytes, bool]:
         out, err = Tail(2 * max_bytes + 1024), Tail(4096)
-        if await self._exec(encoded(_head(src, max_bytes + 1)), self.env, out, err):
+        if await self._exec(encoded(_head(src, max_bytes + 1)), out, err):
             raise TransferFailed(self.name, f"{self.name}: download of {src} failed: "
                                             f"{last_line(err)}")
         data = base64.b64decode(bytes(out.buf).strip() or b"")

@@ -419,3 +419,42 @@ def test_connections_per_host_are_capped(sshd: Sshd) -> None:
     result, open_connections = asyncio.run(main())
     assert {t.status for t in result.targets.values()} == {"success"}
     assert open_connections == 2
+
+
+def test_idle_connections_beyond_the_cap_are_closed(sshd: Sshd) -> None:
+    targets = {f"i{i}": model.target(f"i{i}", sshd.target()) for i in range(3)}
+    engine = Engine(Settings(ssh_max_sessions=1, max_idle_connections=1))
+
+    async def main() -> int:
+        try:
+            r = await engine.run(make_job([{"command": "sleep 0.2"}], concurrency=3), targets,
+                                 {}, run_id="r", revision="v")
+            assert r.status == "success"
+            pool: Any = engine.connectors["ssh"]
+            return int(pool._per_host["127.0.0.1"])
+        finally:
+            await engine.close()
+
+    assert asyncio.run(main()) == 1
+
+
+def test_each_target_fails_on_its_own(sshd: Sshd, tmp_path: Path) -> None:
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    keygen(tmp_path / "stranger")
+    port = free_port()
+    targets = {
+        "good": model.target("good", sshd.target()),
+        "unknown-key": model.target("unknown-key", sshd.target(known_hosts=str(empty))),
+        "closed": model.target("closed", sshd.target(port=port)),
+        "bad-key": model.target("bad-key", sshd.target(key_file=str(tmp_path / "stranger"))),
+        "local": model.target("local", {"transport": "local"}),
+    }
+    result = run(make_job([{"command": "echo fine"}]), targets)
+    assert result.status == "failed"
+    outcome = {n: (t.status, (t.error or "").split(":")[0], t.stdout)
+               for n, t in result.targets.items()}
+    assert outcome == {"good": ("success", "", "fine\n"), "local": ("success", "", "fine\n"),
+                       "unknown-key": ("failed", "unknown-key", ""),
+                       "closed": ("failed", "closed", ""),
+                       "bad-key": ("failed", "bad-key", "")}

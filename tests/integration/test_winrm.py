@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ import pytest
 
 from runner.config import model
 from runner.executor.base import TargetResult
+from runner.executor.engine import Engine
+from runner.settings import Settings
 from tests.integration.test_ssh import gone, make_job, run
 from tests.servers import free_port
 from tests.wsman import Server, start_wsman
@@ -88,3 +91,18 @@ def test_closed_port_is_unreachable() -> None:
 def test_password_is_masked_in_output(wsman: Server) -> None:
     t = one(wsman.port, [{"command": f"echo pass={PASSWORD}"}])
     assert t.stdout == "pass=********\n"
+
+
+def test_breaker_opens_after_connection_failures() -> None:
+    dead = target(free_port())
+    engine = Engine(Settings(breaker_threshold=1, breaker_cooldown=3600))
+    job = make_job([{"command": "echo never"}])
+
+    async def main() -> list[str]:
+        try:
+            return [(await engine.run(job, {"win": dead}, {}, run_id=str(i), revision="v"))
+                    .targets["win"].status for i in range(2)]
+        finally:
+            await engine.close()
+
+    assert asyncio.run(main()) == ["failed", "skipped"]
