@@ -186,9 +186,18 @@ def diff(base: str, head: str, repo: Path, fmt: str, now: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Show the targets and steps; run nothing.")
 @click.option("--limit", help="Only targets that also match this selector (NAME, group:G, "
                               "label:K=V; several separated by commas).")
+@click.option("--enqueue", is_flag=True, help="Queue the run for the workers; print its id.")
+@click.option("--wait", is_flag=True, help="With --enqueue: follow the run to its end.")
 @_fmt("text", "json")
-def run(job: str, repo: Path, dry_run: bool, limit: str | None, fmt: str) -> None:
-    """Run JOB on its targets now, in this process. Exit 1 if any target did not succeed."""
+def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, wait: bool,
+        fmt: str) -> None:
+    """Run JOB on its targets now, in this process (or --enqueue it for the workers).
+    Exit 1 if any target did not succeed."""
+    if wait and not enqueue:
+        raise UsageError("--wait follows a queued run; use it with --enqueue")
+    if enqueue:
+        _enqueue(job, repo, limit, wait, fmt)
+        return
     if dry_run:
         from runner.dryrun import describe, render
 
@@ -227,6 +236,220 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, fmt: str) -> Non
             click.echo(line)
     if done.status != "success":
         raise SystemExit(1)
+
+
+def _system(repo: Path) -> Any:
+    from runner.celery_app import System
+    from runner.settings import Settings
+
+    return System(Settings.from_env(), repo, repo / ".runner")
+
+
+def _app(repo: Path, fmt: str = "text") -> tuple[Any, Any, ConfigSet]:
+    from runner.celery_app import create_app
+
+    system = _system(repo)
+    config = _config(repo, fmt)
+    return system, create_app(system, config), config
+
+
+def _record_lines(r: dict[str, Any]) -> list[str]:
+    took = (f"{r['finished'] - r['started']:.2f}s" if r.get("finished") and r.get("started")
+            else "-")
+    created = datetime.fromtimestamp(r.get("created", 0), UTC).strftime("%Y-%m-%d %H:%M:%S")
+    lines = [f"{r['run_id']}  {created}  {r.get('job', '?'):<20} {r.get('state', '?'):<9} "
+             f"{took:>8}  {r.get('trigger', '')}"]
+    if r.get("error"):
+        lines.append(f"    {r['error']}")
+    return lines
+
+
+def _finish(record: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        _print_json(record)
+    else:
+        for line in _record_lines(record):
+            click.echo(line)
+        for name, t in (record.get("result") or {}).get("targets", {}).items():
+            click.echo(f"    {t['status']:<9} {name}" + (f": {t['error']}" if t["error"] else ""))
+    if record.get("state") != "SUCCESS":
+        raise SystemExit(1)
+
+
+def _enqueue(job: str, repo: Path, limit: str | None, wait: bool, fmt: str) -> None:
+    from runner import tasks
+
+    system, app, config = _app(repo, fmt)
+    run_id = tasks.enqueue(app, system.store, config, job, "cli", limit)
+    if not wait:
+        _print_json({"run_id": run_id, "state": "PENDING"}) if fmt == "json" else click.echo(
+            run_id)
+        return
+    if fmt == "text":
+        click.echo(f"run {run_id} queued; waiting for it to end (Ctrl-C stops waiting, not "
+                   "the run)", err=True)
+    _finish(tasks.wait(system.store, run_id), fmt)
+
+
+@cli.command()
+@click.argument("name")
+@REPO
+@click.option("--concurrency", type=click.IntRange(1, 1024),
+              help="Runs at once in this process (default: the worker's in queues.yaml).")
+def worker(name: str, repo: Path, concurrency: int | None) -> None:
+    """Start a Celery worker serving the queues queues.yaml assigns to NAME."""
+    from runner.celery_app import worker_hostname
+
+    app, config = _app(repo)[1:]
+    w = config.workers.get(name)
+    if w is None:
+        from runner.config.schema import did_you_mean
+
+        raise UsageError(f"there is no worker {name!r}{did_you_mean(name, config.workers)} in "
+                         f"queues.yaml (workers: {', '.join(config.workers) or 'none'})")
+    app.worker_main(["worker", "-Q", ",".join(w.queues), "-n", worker_hostname(name),
+                     "-c", str(concurrency or w.concurrency), "-P", "prefork",
+                     "--loglevel", "INFO", "--without-mingle", "--without-gossip"])
+
+
+@cli.command()
+@REPO
+def beat(repo: Path) -> None:
+    """Fire the schedules (one active beat at a time; others stand by)."""
+    import signal
+    import threading
+
+    from runner.beat import Beat
+
+    system, app, _config_set = _app(repo)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(f"beat {system.settings.redis_url or 'embedded'}: firing schedules of {repo}",
+               err=True)
+    Beat(system, app).run(stop)
+
+
+@cli.command()
+@REPO
+def up(repo: Path) -> None:
+    """Start beat and every worker of queues.yaml; Ctrl-C or SIGTERM stops them all."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = _config(repo, "text")
+    base = [sys.executable, "-m", "runner"]
+    commands = [[*base, "beat", "--repo", str(repo)]] + [
+        [*base, "worker", name, "--repo", str(repo)] for name in config.workers]
+    where = _system(repo).settings.redis_url or f"embedded, state in {repo / '.runner'}"
+    click.echo(f"runner up ({where}): beat and workers {', '.join(config.workers)}", err=True)
+    procs = [subprocess.Popen(c) for c in commands]
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping and all(p.poll() is None for p in procs):
+        time.sleep(0.2)
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + 30
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+    if not stopping:
+        raise SystemExit(1)
+
+
+@cli.command()
+@REPO
+@_fmt("text", "json")
+def status(repo: Path, fmt: str) -> None:
+    """Workers alive and their queues, queue lengths, active runs."""
+    from runner.celery_app import queue_length
+    from runner.state import ACTIVE
+
+    system, app, config = _app(repo, fmt)
+    inspect = app.control.inspect(timeout=1.0)
+    queues = inspect.active_queues() or {}
+    active = inspect.active() or {}
+    out: dict[str, Any] = {
+        "broker": "redis" if system.settings.redis_url else "embedded",
+        "workers": {host: {"queues": sorted(q["name"] for q in qs),
+                           "active": len(active.get(host, []))}
+                    for host, qs in sorted(queues.items())},
+        "queues": {q: {"length": queue_length(system, q), "priority": config.queues[q].priority}
+                   for q in config.queues},
+        "active_runs": [r for r in system.store.runs(limit=200) if r.get("state") in ACTIVE],
+    }
+    if fmt == "json":
+        _print_json(out)
+        return
+    click.echo(f"broker: {out['broker']}")
+    click.echo("workers:" if out["workers"] else "workers: none answering")
+    for host, w in out["workers"].items():
+        click.echo(f"  {host:<40} queues {', '.join(w['queues'])}  active {w['active']}")
+    click.echo("queues:")
+    for q, info in out["queues"].items():
+        click.echo(f"  {q:<24} {info['length']} waiting, priority {info['priority']}")
+    click.echo(f"active runs: {len(out['active_runs'])}")
+    for r in out["active_runs"]:
+        for line in _record_lines(r):
+            click.echo(f"  {line}")
+
+
+@cli.command()
+@click.argument("job", required=False)
+@REPO
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
+              help="Newest runs to show.")
+@_fmt("text", "json")
+def history(job: str | None, repo: Path, limit: int, fmt: str) -> None:
+    """Recent runs (of JOB), newest first: id, time, job, state, duration, trigger."""
+    runs = _system(repo).store.runs(job, limit)
+    if fmt == "json":
+        _print_json({"runs": runs})
+        return
+    for r in runs:
+        for line in _record_lines(r):
+            click.echo(line)
+
+
+@cli.command(name="cancel")
+@click.argument("run_id")
+@REPO
+@_fmt("text", "json")
+def cancel_run(run_id: str, repo: Path, fmt: str) -> None:
+    """Cancel a run: a queued one never starts; a running one stops its targets."""
+    from runner import tasks
+
+    system, app, _config_set = _app(repo, fmt)
+    record = tasks.cancel(app, system.store, run_id)
+    if fmt == "json":
+        _print_json(record)
+    else:
+        click.echo(f"run {run_id}: cancel requested (was {record.get('state')})")
+
+
+@cli.command(name="retry")
+@click.argument("run_id")
+@REPO
+@_fmt("text", "json")
+def retry_run(run_id: str, repo: Path, fmt: str) -> None:
+    """Queue a new run of the same job (and limit) as RUN_ID, linked to it."""
+    from runner import tasks
+
+    system, app, config = _app(repo, fmt)
+    new = tasks.retry(app, system.store, config, run_id)
+    _print_json({"run_id": new, "retry_of": run_id}) if fmt == "json" else click.echo(new)
 
 
 @cli.command()

@@ -18,6 +18,7 @@ MiB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Settings:
+    redis_url: str = ""                 # REDIS_URL: broker and store; empty: embedded (files)
     output_cap: int = MiB               # bytes of stdout (and of stderr) kept per target: the tail
     download_cap: int = 10 * MiB        # default max_bytes of a download step
     connect_timeout: float = 10.0       # seconds to connect and log in
@@ -32,9 +33,11 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        values: dict[str, float | int] = {}
+        values: dict[str, float | int | str] = {"redis_url": env.get("REDIS_URL", "")}
         for f in fields(cls):
             name = f"RUNNER_{f.name.upper()}"
+            if f.name == "redis_url":
+                continue
             raw = env.get(name)
             if raw is None or raw == "":
                 continue

@@ -1,0 +1,139 @@
+"""`runner beat`: fires the configuration's schedules, once each, from one active process.
+
+The decision for one schedule is pure (`decide`): given the last firing it handled and the
+time now, which firing runs and how many were missed — with the same next-fire function as
+`runner plan` (cron in the schedule's own zone, Vixie DST rule; every; at). A firing late by
+more than the schedule's starting_deadline (default GRACE) is recorded MISSED, never run, and
+a long outage never causes a burst: at most the latest firing runs.
+
+Several `runner beat` processes may run: the one holding the store's lock (a short TTL,
+renewed every tick) fires; a standby takes over within LOCK_TTL seconds of the active one's
+death. Each schedule's last handled firing is kept in the store, so a takeover neither
+repeats nor skips a firing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Celery
+
+from runner.celery_app import System
+from runner.config.model import ConfigSet, Schedule
+from runner.desired import next_fires
+from runner.execute import new_run_id
+from runner.state import ACTIVE, Store
+from runner.tasks import cancel, enqueue
+
+GRACE = 30.0     # seconds a firing may be late without a starting_deadline
+LOCK_TTL = 5.0   # seconds; the standby takes over after this
+TICK = 0.25      # seconds between looks at the clock
+log = logging.getLogger("runner.beat")
+
+
+@dataclass(frozen=True)
+class Decision:
+    run: datetime | None     # the firing to run now, if any
+    missed: int              # firings not run
+    first_missed: datetime | None
+    last: datetime           # the newest firing handled (the next decision starts after it)
+
+
+def decide(s: Schedule, after: datetime, now: datetime) -> Decision | None:
+    """Firings of `s` in (after, now]; None when there is none."""
+    count, first, latest = 0, None, None
+    cursor = after
+    while True:
+        batch = [f for f in next_fires(s, cursor, 256) if f <= now]
+        if batch:
+            count += len(batch)
+            first = first or batch[0]
+            latest = batch[-1]
+            cursor = latest
+        if len(batch) < 256:
+            break
+    if latest is None:
+        return None
+    window = s.starting_deadline if s.starting_deadline is not None else GRACE
+    if (now - latest).total_seconds() <= window:
+        return Decision(latest, count - 1, first if count > 1 else None, latest)
+    return Decision(None, count, first, latest)
+
+
+class Beat:
+    def __init__(self, system: System, app: Celery,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.system, self.app, self.clock = system, app, clock
+        self.owner = f"{uuid.uuid4().hex[:8]}"
+        self.store: Store = system.store
+        self.config: ConfigSet | None = None
+        self.loaded = 0.0
+        self.started = clock()
+
+    def _config(self) -> ConfigSet:
+        if self.config is None or time.monotonic() - self.loaded > 2:
+            self.config = self.system.config()
+            self.app.conf.runner_config = self.config
+            self.loaded = time.monotonic()
+        return self.config
+
+    def tick(self) -> bool:
+        """One look at the clock; False while another beat holds the lock."""
+        if not self.store.lock("beat", self.owner, LOCK_TTL):
+            return False
+        config = self._config()
+        now = self.clock()
+        for s in config.schedules.values():
+            state = self.store.get(f"schedule:{s.name}") or {}
+            after = (datetime.fromisoformat(state["last_fire"]) if "last_fire" in state
+                     else self.started)
+            d = decide(s, after, now)
+            if d is None:
+                continue
+            state["last_fire"] = d.last.isoformat()
+            self.store.put(f"schedule:{s.name}", state)  # before firing: never twice
+            if d.missed:
+                self._record(s, "MISSED", f"{d.missed} firing(s) of schedule {s.name} missed "
+                             f"(from {d.first_missed.isoformat() if d.first_missed else '?'}); "
+                             f"later than its starting_deadline", d.last)
+            if d.run is not None:
+                state["last_run_id"] = self._fire(s, state.get("last_run_id"), d.run, config)
+                self.store.put(f"schedule:{s.name}", state)
+        return True
+
+    def _fire(self, s: Schedule, previous: str | None, at: datetime,
+              config: ConfigSet) -> str | None:
+        active = self.store.run(previous) if previous else None
+        if active and active.get("state") in ACTIVE:
+            if s.overlap == "forbid":
+                self._record(s, "SKIPPED", f"previous run {previous} of schedule {s.name} is "
+                             f"still {active['state']} (overlap: forbid)", at)
+                return previous
+            if s.overlap == "replace":
+                cancel(self.app, self.store, str(previous))
+        run_id = enqueue(self.app, self.store, config, s.job, f"schedule {s.name}", s.limit,
+                         schedule=s.name, scheduled_for=at.isoformat())
+        log.info("schedule %s fired %s: run %s", s.name, at.isoformat(), run_id)
+        return run_id
+
+    def _record(self, s: Schedule, state: str, why: str, at: datetime) -> None:
+        now = time.time()
+        record: dict[str, Any] = {
+            "run_id": new_run_id(), "job": s.job, "trigger": f"schedule {s.name}",
+            "schedule": s.name, "state": state, "created": now, "finished": now, "error": why,
+            "scheduled_for": at.isoformat(), "revision": self.config.revision
+            if self.config else None}
+        self.store.save_run(record)
+        log.info("schedule %s: %s", s.name, why)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.tick()
+            stop.wait(TICK)

@@ -1,0 +1,157 @@
+"""The one Celery task, runner.run_job, and how runs are enqueued, cancelled and retried.
+
+A run's record (state.py) is written by whoever moves it: the enqueuer (PENDING), the worker
+(RECEIVED, STARTED, SUCCESS, FAILURE, REVOKED), `runner cancel`. Cancel is a flag in the store
+that a running task polls, so the engine stops its targets cleanly (remote commands killed);
+a queued run is also revoked through Celery's remote control and checks the flag first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
+
+from runner.celery_app import TASK, System, time_limit
+from runner.config.model import ConfigSet
+from runner.dryrun import lookup, select
+from runner.errors import RunnerError, UsageError
+from runner.execute import job_files, new_run_id
+from runner.executor.engine import Cancel, Engine
+from runner.source import DirSnapshot
+from runner.state import ACTIVE, Store, update
+
+_POLL = 0.25  # seconds between looks at the cancel flag
+
+
+@dataclass
+class _Process:
+    """Per worker process (created after the fork): one event loop and one Engine, so SSH
+    connections and circuit breakers last across runs."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+    engine: Engine | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def register(app: Celery, system: System) -> None:
+    here = _Process()
+
+    @app.task(name=TASK, bind=True, acks_late=True,  # type: ignore[untyped-decorator]
+              reject_on_worker_lost=True)
+    def run_job(self: Any, job: str, revision: str, run_id: str,
+                limit: str | None = None) -> str:
+        redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+        return execute(system, here, job, revision, run_id, limit, self.request.hostname,
+                       redelivered)
+
+
+def execute(system: System, here: _Process, name: str, revision: str, run_id: str,
+            limit: str | None, worker: str | None, redelivered: bool) -> str:
+    store = system.store
+    record = store.run(run_id) or {}
+    if record.get("state") in ("SUCCESS", "FAILURE", "REVOKED"):
+        return str(record["state"])  # a duplicate delivery of a finished run: never twice
+    if store.cancel_requested(run_id):
+        update(store, run_id, state="REVOKED", finished=time.time(),
+               error="cancelled before it started")
+        return "REVOKED"
+    deliveries = int(record.get("deliveries", 0)) + 1
+    update(store, run_id, state="STARTED", started=time.time(), worker=worker,
+           deliveries=deliveries, **({"note": "redelivered after its worker process died"}
+                                     if deliveries > 1 or redelivered else {}))
+    try:
+        config = system.config()
+        job = lookup(config, name)
+        targets = select(config, job, limit)
+        files = job_files(DirSnapshot(system.repo), job)
+    except RunnerError as e:
+        update(store, run_id, state="FAILURE", finished=time.time(), error=str(e))
+        return "FAILURE"
+    if here.loop is None:
+        here.loop = asyncio.new_event_loop()
+        here.engine = Engine(system.settings)
+    assert here.engine is not None
+    cancel = Cancel()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(_POLL):
+            if store.cancel_requested(run_id):
+                cancel.set("cancelled by runner cancel")
+                return
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        result = here.loop.run_until_complete(here.engine.run(
+            job, {t: config.targets[t] for t in targets}, files, run_id=run_id,
+            revision=config.revision, cancel=cancel))
+    except SoftTimeLimitExceeded:
+        cancel.set("time limit")
+        update(store, run_id, state="FAILURE", finished=time.time(),
+               error=f"run {run_id} of {name} passed its time limit and was stopped")
+        return "FAILURE"
+    finally:
+        done.set()
+    state = {"success": "SUCCESS", "cancelled": "REVOKED"}.get(result.status, "FAILURE")
+    failed = [t.error for t in result.targets.values() if t.error]
+    update(store, run_id, state=state, finished=time.time(), revision=config.revision,
+           result=result.as_dict(), error="; ".join(failed[:3]) or None)
+    return state
+
+
+def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: str,
+            limit: str | None = None, retry_of: str | None = None,
+            schedule: str | None = None, scheduled_for: str | None = None) -> str:
+    job = lookup(config, name)
+    targets = select(config, job, limit)
+    run_id = new_run_id()
+    hard = time_limit(job, len(targets))
+    store.save_run({"run_id": run_id, "job": name, "revision": config.revision,
+                    "trigger": trigger, "state": "PENDING", "queue": job.queue,
+                    "targets": targets, "limit": limit, "created": time.time(),
+                    "retry_of": retry_of, "schedule": schedule,
+                    "scheduled_for": scheduled_for})
+    app.send_task(TASK, kwargs={"job": name, "revision": config.revision, "run_id": run_id,
+                                "limit": limit}, task_id=run_id,
+                  soft_time_limit=hard - 30, time_limit=hard)
+    return run_id
+
+
+def cancel(app: Celery, store: Store, run_id: str) -> dict[str, Any]:
+    record = store.run(run_id)
+    if record is None:
+        raise UsageError(f"there is no run {run_id!r} (runner history lists them)")
+    if record.get("state") not in ACTIVE:
+        raise UsageError(f"run {run_id} is already {record.get('state')}; nothing to cancel")
+    store.request_cancel(run_id)
+    app.control.revoke(run_id)
+    if record.get("state") in ("PENDING", "RECEIVED"):
+        record = update(store, run_id, state="REVOKED", finished=time.time(),
+                        error="cancelled before it started")
+    return record
+
+
+def retry(app: Celery, store: Store, config: ConfigSet, run_id: str) -> str:
+    record = store.run(run_id)
+    if record is None:
+        raise UsageError(f"there is no run {run_id!r} (runner history lists them)")
+    return enqueue(app, store, config, record["job"], f"retry-of {run_id}",
+                   record.get("limit"), retry_of=run_id)
+
+
+def wait(store: Store, run_id: str, deadline: float | None = None) -> dict[str, Any]:
+    """Polls the run's record until it is final."""
+    while True:
+        record = store.run(run_id) or {}
+        if record.get("state") not in ACTIVE:
+            return record
+        if deadline is not None and time.monotonic() > deadline:
+            raise UsageError(f"run {run_id} did not finish in time (state "
+                             f"{record.get('state')})")
+        time.sleep(0.1)
