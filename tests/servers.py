@@ -99,3 +99,26 @@ LogLevel ERROR
     wait_port(port, proc)
     return Sshd(directory, port, getpass.getuser(), directory / "client_ed25519",
                 directory / "known_hosts", host_line, proc)
+
+
+@dataclass
+class Redis:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def start_redis(directory: Path) -> Redis:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(binary):
+        raise RuntimeError("redis-server not found: install redis-server (.ci/run does)")
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(directory)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return Redis(f"redis://127.0.0.1:{port}/0", proc)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Sshd, start_sshd
+from tests.servers import Redis, Sshd, start_redis, start_sshd
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEMO = ("queues.yaml", "targets.d", "jobs.d", "schedules.d", "files")
@@ -65,5 +65,13 @@ def commit(demo_repo: Path) -> Callable[[dict[str, str | None], str], str]:
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     """A real OpenSSH sshd on a free loopback port (one per test process)."""
     server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+    """A real redis-server on a free loopback port (one per test process)."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()

@@ -1,0 +1,178 @@
+"""Celery for real: worker and beat subprocesses on Redis and on the embedded default."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.state import Store, open_store
+from tests.integration.test_ssh import gone
+from tests.servers import Redis
+
+QUEUES = """\
+queues:
+  high: {priority: 9}
+  low: {priority: 1}
+  other: {}
+workers:
+  busy: {queues: [low, high], concurrency: 1}
+  side: {queues: [other], concurrency: 2}
+"""
+JOBS = """\
+jobs:
+  quick-high: {queue: high, targets: [here], steps: [{command: echo high}]}
+  quick-low: {queue: low, targets: [here], steps: [{command: echo low}]}
+  side-job: {queue: other, targets: [here], steps: [{command: echo side}]}
+  slow: {queue: other, targets: [here], steps: [{command: sleep 47.3}]}
+  fails: {queue: other, targets: [here], steps: [{command: exit 3}]}
+  crashy: {queue: other, targets: [here], steps: [{command: sleep 3; echo survived}]}
+  nap: {queue: other, targets: [here], steps: [{command: sleep 4}]}
+"""
+
+
+def poll(check: Callable[[], Any], deadline: float = 30.0, what: str = "condition") -> Any:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {deadline}s")
+
+
+class Cluster:
+    def __init__(self, repo: Path, env: dict[str, str]) -> None:
+        self.repo, self.env = repo, env
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.store: Store = open_store(env.get("REDIS_URL", ""), repo / ".runner")
+
+    def runner(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "runner", *args, "--repo", str(self.repo)],
+                              capture_output=True, text=True, timeout=timeout, env=self.env)
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.repo / f"{'-'.join(args)}.{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "runner", *args, "--repo",
+                                 str(self.repo)], env=self.env, stdout=log, stderr=log,
+                                start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, name: str) -> subprocess.Popen[bytes]:
+        proc = self.start("worker", name)
+        poll(lambda: b" ready." in self._log(proc), 60, f"worker {name} ready")
+        return proc
+
+    def _log(self, proc: subprocess.Popen[bytes]) -> bytes:
+        i = self.procs.index(proc)
+        return b"".join(p.read_bytes() for p in self.repo.glob(f"*.{i}.log"))
+
+    def enqueue(self, job: str) -> str:
+        done = self.runner("run", job, "--enqueue")
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def state(self, run_id: str) -> str:
+        return str((self.store.run(run_id) or {}).get("state"))
+
+    def final(self, run_id: str, deadline: float = 60) -> dict[str, Any]:
+        return dict(poll(lambda: (r := self.store.run(run_id)) and r.get("state") not in
+                         ("PENDING", "RECEIVED", "STARTED", "RETRY") and r, deadline,
+                         f"run {run_id} ends"))
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(10)
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    env = {**os.environ, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("REDIS_URL", None)
+    if request.param == "redis":
+        server: Redis = request.getfixturevalue("redis_server")
+        import redis
+
+        redis.Redis.from_url(server.url).flushall()
+        env["REDIS_URL"] = server.url
+    repo = tmp_path / "config"
+    for d in ("targets.d", "jobs.d", "schedules.d"):
+        (repo / d).mkdir(parents=True)
+    (repo / "queues.yaml").write_text(QUEUES)
+    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
+    (repo / "jobs.d" / "j.yaml").write_text(JOBS)
+    c = Cluster(repo, env)
+    yield c
+    c.stop()
+
+
+def test_enqueue_wait_routes_to_the_named_worker(cluster: Cluster) -> None:
+    cluster.worker("busy")
+    cluster.worker("side")
+    done = cluster.runner("run", "quick-high", "--enqueue", "--wait", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["state"] == "SUCCESS"
+    assert record["worker"].startswith("busy-")
+    assert record["result"]["targets"]["here"]["stdout"] == "high\n"
+    side = cluster.final(cluster.enqueue("side-job"))
+    assert (side["state"], side["worker"].split("-")[0]) == ("SUCCESS", "side")
+    history = json.loads(cluster.runner("history", "--format", "json").stdout)["runs"]
+    assert [r["job"] for r in history] == ["side-job", "quick-high"]
+    failed = cluster.runner("run", "fails", "--enqueue", "--wait")
+    assert failed.returncode == 1
+    assert "here: step 'command 1' exited with status 3" in failed.stdout
+
+
+def test_status_shows_workers_and_queues(cluster: Cluster) -> None:
+    cluster.worker("side")
+    out = json.loads(cluster.runner("status", "--format", "json").stdout)
+    assert [w["queues"] for w in out["workers"].values()] == [["other"]]
+    assert out["queues"]["high"] == {"length": 0, "priority": 9}
+    cluster.enqueue("quick-low")  # nobody serves low yet
+    out = json.loads(cluster.runner("status", "--format", "json").stdout)
+    assert out["queues"]["low"]["length"] == 1
+    assert [r["job"] for r in out["active_runs"]] == ["quick-low"]
+
+
+def test_cancel_queued_and_running_runs(cluster: Cluster) -> None:
+    queued = cluster.enqueue("side-job")
+    done = cluster.runner("cancel", queued)
+    assert done.returncode == 0, done.stderr
+    assert cluster.state(queued) == "REVOKED"
+    cluster.worker("side")
+    running = cluster.enqueue("slow")
+    poll(lambda: cluster.state(running) == "STARTED", 30, "slow run starts")
+    poll(lambda: not gone("sleep 47[.]3", 0.01), 10, "sleep runs")
+    assert cluster.runner("cancel", running).returncode == 0
+    record = cluster.final(running, 15)
+    assert record["state"] == "REVOKED"
+    assert record["result"]["targets"]["here"]["error"] == (
+        "here: cancelled by runner cancel during step 'command 1'")
+    assert gone("sleep 47[.]3")
+    assert cluster.final(queued)["state"] == "REVOKED"
+    assert "started" not in (cluster.store.run(queued) or {})  # the queued one never started
+    again = cluster.runner("cancel", running)
+    assert again.returncode == 2 and "already REVOKED" in again.stderr
+
+
+def test_retry_links_the_new_run(cluster: Cluster) -> None:
+    cluster.worker("side")
+    first = cluster.final(cluster.enqueue("fails"))
+    assert first["state"] == "FAILURE"
+    done = cluster.runner("retry", first["run_id"], "--format", "json")
+    assert done.returncode == 0, done.stderr
+    second = cluster.final(json.loads(done.stdout)["run_id"])
+    assert (second["retry_of"], second["trigger"]) == (first["run_id"],
+                                                       f"retry-of {first['run_id']}")
