@@ -176,3 +176,32 @@ def test_retry_links_the_new_run(cluster: Cluster) -> None:
     second = cluster.final(json.loads(done.stdout)["run_id"])
     assert (second["retry_of"], second["trigger"]) == (first["run_id"],
                                                        f"retry-of {first['run_id']}")
+
+
+def test_a_worker_takes_the_higher_priority_queue_first(cluster: Cluster) -> None:
+    low = [cluster.enqueue("quick-low") for _ in range(3)]
+    high = [cluster.enqueue("quick-high") for _ in range(3)]
+    cluster.worker("busy")  # concurrency 1, serves low and high, both with a backlog
+    records = [cluster.final(r) for r in low + high]
+    order = [r["job"] for r in sorted(records, key=lambda r: r["started"])]
+    if "REDIS_URL" in cluster.env:
+        assert order == ["quick-high"] * 3 + ["quick-low"] * 3
+    else:  # embedded: no message priorities; every run still runs, each once
+        assert sorted(order) == ["quick-high"] * 3 + ["quick-low"] * 3
+
+
+def test_kill_9_of_the_worker_process_mid_run_redelivers(cluster: Cluster) -> None:
+    worker = cluster.worker("side")
+    run_id = cluster.enqueue("crashy")
+    poll(lambda: cluster.state(run_id) == "STARTED", 30, "crashy starts")
+    children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
+                              text=True).stdout.split()
+    busy = [c for c in children if subprocess.run(["pgrep", "-P", c], capture_output=True)
+            .returncode == 0]  # the pool process running the job has the shell as child
+    assert len(busy) == 1, children
+    os.kill(int(busy[0]), signal.SIGKILL)
+    record = cluster.final(run_id, 60)
+    assert record["state"] == "SUCCESS"
+    assert record["deliveries"] == 2
+    assert record["note"] == "redelivered after its worker process died"
+    assert record["result"]["targets"]["here"]["stdout"] == "survived\n"
