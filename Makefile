@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml
 validate: install          ## validate the configuration in this repository
 	$(BIN)/runner validate
 
-run: install               ## the demo: validate, plan, then run the main job on its local targets
+run: install               ## the demo: validate, plan, run the main job, then `runner up` (Ctrl-C stops)
 	$(BIN)/runner validate
 	$(BIN)/runner plan
 	$(BIN)/runner run health-check
+	$(BIN)/runner up
 
 lint: install
 	$(BIN)/ruff check runner tests bench

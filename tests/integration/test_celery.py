@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +207,45 @@ def test_kill_9_of_the_worker_process_mid_run_redelivers(cluster: Cluster) -> No
     assert record["deliveries"] == 2
     assert record["note"] == "redelivered after its worker process died"
     assert record["result"]["targets"]["here"]["stdout"] == "survived\n"
+
+
+def schedule(cluster: Cluster, text: str) -> None:
+    (cluster.repo / "schedules.d" / "s.yaml").write_text(f"schedules:\n{text}")
+
+
+def runs_of(cluster: Cluster, name: str) -> list[dict[str, Any]]:
+    return [r for r in cluster.store.runs(limit=1000) if r.get("schedule") == name]
+
+
+def test_beat_failover_fires_each_firing_once(cluster: Cluster) -> None:
+    schedule(cluster, "  tick: {job: side-job, every: 2s, overlap: allow}\n")
+    first = cluster.start("beat")
+    poll(lambda: len(runs_of(cluster, "tick")) >= 2, 40, "the first beat fires")
+    second = cluster.start("beat")  # stands by: the first holds the lock
+    poll(lambda: len(runs_of(cluster, "tick")) >= 4, 40, "more firings")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(10)
+    before = len(runs_of(cluster, "tick"))
+    poll(lambda: len(runs_of(cluster, "tick")) >= before + 3, 40, "the standby takes over")
+    assert second.poll() is None
+    fired = [r["scheduled_for"] for r in runs_of(cluster, "tick") if r["state"] != "MISSED"]
+    assert len(fired) == len(set(fired)), "a firing ran twice"
+    stamps = sorted(datetime.fromisoformat(f) for f in fired)
+    assert all((b - a).total_seconds() % 2 == 0 for a, b in itertools.pairwise(stamps))
+
+
+@pytest.mark.parametrize("policy", ["forbid", "replace"])
+def test_overlap_policies(cluster: Cluster, policy: str) -> None:
+    cluster.worker("side")
+    schedule(cluster, f"  often: {{job: nap, every: 2s, overlap: {policy}}}\n")
+    cluster.start("beat")
+    if policy == "forbid":
+        skipped = poll(lambda: [r for r in runs_of(cluster, "often")
+                                if r["state"] == "SKIPPED"], 40, "a skipped firing")
+        assert "of schedule often is still" in skipped[0]["error"]
+        assert "(overlap: forbid)" in skipped[0]["error"]
+    else:
+        poll(lambda: [r for r in runs_of(cluster, "often") if r["state"] == "REVOKED"], 40,
+             "a replaced run")
+    started = [r for r in runs_of(cluster, "often") if r.get("started")]
+    assert all(r["state"] != "SKIPPED" for r in started)
