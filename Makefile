@@ -33,6 +33,7 @@ test: lint                 ## lint, type-check, then the whole suite (real git, 
 bench: install             ## benchmarks, figures side by side with their floors
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/execution.py
+	$(BIN)/python bench/celery_runs.py
 
 clean:
 	rm -rf $(VENV) .runner .pytest_cache .mypy_cache .ruff_cache *.egg-info

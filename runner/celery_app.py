@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +25,7 @@ from runner.settings import Settings
 from runner.state import Store, open_store
 
 TASK = "runner.run_job"
+RELOAD = 2.0  # seconds a process keeps the configuration it read
 MAX_PRIORITY = 9
 
 
@@ -34,13 +36,21 @@ class System:
     settings: Settings
     repo: Path
     state_dir: Path
+    _config: tuple[float, ConfigSet] | None = None
 
     @cached_property
     def store(self) -> Store:
         return open_store(self.settings.redis_url, self.state_dir)
 
     def config(self) -> ConfigSet:
-        """The configuration the system runs (issue 6 will make this the applied revision)."""
+        """The configuration the system runs: the repository directory, read again when the
+        last read is over RELOAD seconds old (issue 6 makes this the applied revision)."""
+        now = time.monotonic()
+        if self._config is None or now - self._config[0] > RELOAD:
+            self._config = (now, self._load())
+        return self._config[1]
+
+    def _load(self) -> ConfigSet:
         from runner.config.cache import DiskCache
         from runner.config.load import load
         from runner.source import DirSnapshot
@@ -106,8 +116,10 @@ def create_app(system: System, config: ConfigSet | None = None) -> Celery:
         task_ignore_result=True, result_backend=None, result_expires=7 * 86400,
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         task_routes=(route,), task_default_queue="runner-default",
-        worker_hijack_root_logger=False, worker_send_task_events=True,
-        task_send_sent_event=True, worker_cancel_long_running_tasks_on_connection_loss=False,
+        # task events cost a publish per state change: off, as in Celery; Flower turns them on
+        # at run time (`celery control enable_events`)
+        worker_hijack_root_logger=False, worker_send_task_events=False,
+        task_send_sent_event=False, worker_cancel_long_running_tasks_on_connection_loss=False,
         runner_config=config, runner_system=system)
 
     from runner.tasks import register

@@ -25,7 +25,8 @@ FINAL = ("SUCCESS", "FAILURE", "REVOKED", "SKIPPED", "MISSED")
 
 
 class Store(Protocol):
-    def save_run(self, record: dict[str, Any]) -> None: ...
+    def save_run(self, record: dict[str, Any], new: bool = True) -> None:
+        """Writes a run record whole; `new=False` for a record already indexed."""
 
     def run(self, run_id: str) -> dict[str, Any] | None: ...
 
@@ -47,9 +48,11 @@ class Store(Protocol):
 
 
 def update(store: Store, run_id: str, **fields: Any) -> dict[str, Any]:
-    record = store.run(run_id) or {"run_id": run_id}
+    record = store.run(run_id)
+    new = record is None
+    record = record or {"run_id": run_id}
     record.update(fields)
-    store.save_run(record)
+    store.save_run(record, new)
     return record
 
 
@@ -71,9 +74,12 @@ class RedisStore:
     def ping(self) -> None:
         self.r.ping()
 
-    def save_run(self, record: dict[str, Any]) -> None:
+    def save_run(self, record: dict[str, Any], new: bool = True) -> None:
         rid = record["run_id"]
-        pipe = self.r.pipeline()
+        if not new:
+            self.r.set(f"{self.p}run:{rid}", json.dumps(record))
+            return
+        pipe = self.r.pipeline(transaction=False)
         pipe.set(f"{self.p}run:{rid}", json.dumps(record))
         pipe.zadd(f"{self.p}runs", {rid: record.get("created", 0)})
         pipe.zadd(f"{self.p}runs:{record.get('job', '')}", {rid: record.get("created", 0)})
@@ -130,7 +136,7 @@ class FileStore:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def save_run(self, record: dict[str, Any]) -> None:
+    def save_run(self, record: dict[str, Any], new: bool = True) -> None:
         self._write(self.root / "runs" / f"{record['run_id']}.json", record)
 
     def run(self, run_id: str) -> dict[str, Any] | None:

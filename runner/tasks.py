@@ -9,9 +9,8 @@ a queued run is also revoked through Celery's remote control and checks the flag
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
@@ -22,6 +21,7 @@ from runner.config.model import ConfigSet
 from runner.dryrun import lookup, select
 from runner.errors import RunnerError, UsageError
 from runner.execute import job_files, new_run_id
+from runner.executor.base import RunResult
 from runner.executor.engine import Cancel, Engine
 from runner.source import DirSnapshot
 from runner.state import ACTIVE, Store, update
@@ -36,7 +36,6 @@ class _Process:
 
     loop: asyncio.AbstractEventLoop | None = None
     engine: Engine | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def register(app: Celery, system: System) -> None:
@@ -54,55 +53,62 @@ def register(app: Celery, system: System) -> None:
 def execute(system: System, here: _Process, name: str, revision: str, run_id: str,
             limit: str | None, worker: str | None, redelivered: bool) -> str:
     store = system.store
-    record = store.run(run_id) or {}
+    record = store.run(run_id) or {"run_id": run_id}
+    known = "job" in record
+
+    def save(**fields: Any) -> str:
+        record.update(fields)
+        store.save_run(record, new=not known)
+        return str(record["state"])
+
     if record.get("state") in ("SUCCESS", "FAILURE", "REVOKED"):
         return str(record["state"])  # a duplicate delivery of a finished run: never twice
     if store.cancel_requested(run_id):
-        update(store, run_id, state="REVOKED", finished=time.time(),
-               error="cancelled before it started")
-        return "REVOKED"
+        return save(state="REVOKED", finished=time.time(), error="cancelled before it started")
     deliveries = int(record.get("deliveries", 0)) + 1
-    update(store, run_id, state="STARTED", started=time.time(), worker=worker,
-           deliveries=deliveries, **({"note": "redelivered after its worker process died"}
-                                     if deliveries > 1 or redelivered else {}))
+    save(state="STARTED", started=time.time(), worker=worker, deliveries=deliveries,
+         **({"note": "redelivered after its worker process died"}
+            if deliveries > 1 or redelivered else {}))
+    known = True
     try:
         config = system.config()
         job = lookup(config, name)
         targets = select(config, job, limit)
         files = job_files(DirSnapshot(system.repo), job)
     except RunnerError as e:
-        update(store, run_id, state="FAILURE", finished=time.time(), error=str(e))
-        return "FAILURE"
+        return save(state="FAILURE", finished=time.time(), error=str(e))
     if here.loop is None:
         here.loop = asyncio.new_event_loop()
         here.engine = Engine(system.settings)
     assert here.engine is not None
     cancel = Cancel()
-    done = threading.Event()
 
-    def watch() -> None:
-        while not done.wait(_POLL):
+    async def watch() -> None:
+        while not cancel.is_set():
+            await asyncio.sleep(_POLL)
             if store.cancel_requested(run_id):
                 cancel.set("cancelled by runner cancel")
-                return
 
-    threading.Thread(target=watch, daemon=True).start()
+    async def main() -> RunResult:
+        watcher = asyncio.create_task(watch())
+        try:
+            assert here.engine is not None
+            return await here.engine.run(job, {t: config.targets[t] for t in targets}, files,
+                                         run_id=run_id, revision=config.revision,
+                                         cancel=cancel)
+        finally:
+            watcher.cancel()
+
     try:
-        result = here.loop.run_until_complete(here.engine.run(
-            job, {t: config.targets[t] for t in targets}, files, run_id=run_id,
-            revision=config.revision, cancel=cancel))
+        result = here.loop.run_until_complete(main())
     except SoftTimeLimitExceeded:
         cancel.set("time limit")
-        update(store, run_id, state="FAILURE", finished=time.time(),
-               error=f"run {run_id} of {name} passed its time limit and was stopped")
-        return "FAILURE"
-    finally:
-        done.set()
+        return save(state="FAILURE", finished=time.time(),
+                    error=f"run {run_id} of {name} passed its time limit and was stopped")
     state = {"success": "SUCCESS", "cancelled": "REVOKED"}.get(result.status, "FAILURE")
     failed = [t.error for t in result.targets.values() if t.error]
-    update(store, run_id, state=state, finished=time.time(), revision=config.revision,
-           result=result.as_dict(), error="; ".join(failed[:3]) or None)
-    return state
+    return save(state=state, finished=time.time(), revision=config.revision,
+                result=result.as_dict(), error="; ".join(failed[:3]) or None)
 
 
 def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: str,
