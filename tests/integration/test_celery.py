@@ -249,3 +249,40 @@ def test_overlap_policies(cluster: Cluster, policy: str) -> None:
              "a replaced run")
     started = [r for r in runs_of(cluster, "often") if r.get("started")]
     assert all(r["state"] != "SKIPPED" for r in started)
+
+
+def test_remote_control_adds_and_cancels_consumers(cluster: Cluster) -> None:
+    from runner.celery_app import System, create_app
+    from runner.settings import Settings
+
+    cluster.worker("side")
+    system = System(Settings.from_env(cluster.env), cluster.repo, cluster.repo / ".runner")
+    app = create_app(system)
+    pong = app.control.inspect(timeout=2).ping() or {}
+    assert [h.split("-")[0] for h in pong] == ["side"]
+    host = next(iter(pong))
+    low = cluster.enqueue("quick-low")  # nobody consumes low yet
+    app.control.add_consumer("low", destination=[host], reply=True, timeout=5)
+    record = cluster.final(low)
+    assert (record["state"], record["worker"]) == ("SUCCESS", host)
+    app.control.cancel_consumer("low", destination=[host], reply=True, timeout=5)
+
+    def consumed() -> list[str]:
+        queues = app.control.inspect(timeout=2).active_queues() or {}
+        return sorted(q["name"] for q in queues.get(host, []))
+
+    poll(lambda: consumed() == ["other"], 20, "the worker stops consuming low")
+
+
+def test_up_runs_the_schedules_and_history_shows_them(cluster: Cluster) -> None:
+    schedule(cluster, "  often: {job: side-job, every: 2s}\n")
+    up = cluster.start("up")
+    runs = poll(lambda: [r for r in runs_of(cluster, "often") if r["state"] == "SUCCESS"],
+                60, "a scheduled run succeeds")
+    history = cluster.runner("history", "side-job")
+    assert history.returncode == 0
+    assert runs[0]["run_id"] in history.stdout and "SUCCESS" in history.stdout
+    up.send_signal(signal.SIGTERM)
+    assert up.wait(60) == 0
+    assert subprocess.run(["pgrep", "-f", f"runner worker .*{cluster.repo}"],
+                          capture_output=True).returncode == 1  # no worker left behind
