@@ -31,7 +31,8 @@ MAX_PRIORITY = 9
 
 @dataclass
 class System:
-    """What every process of a running system shares: settings, the repository, the store."""
+    """What every process of a running system shares: settings, the repository, the store.
+    Not frozen: it caches the store connection and the configuration it read."""
 
     settings: Settings
     repo: Path

@@ -1,7 +1,9 @@
 """The one Celery task, runner.run_job, and how runs are enqueued, cancelled and retried.
 
 A run's record (state.py) is written by whoever moves it: the enqueuer (PENDING), the worker
-(RECEIVED, STARTED, SUCCESS, FAILURE, REVOKED), `runner cancel`. Cancel is a flag in the store
+(STARTED, SUCCESS, FAILURE, REVOKED), `runner cancel` (REVOKED while queued), beat (SKIPPED,
+MISSED). The task's `revision` is recorded; until the reconciler publishes revisions (issue 6)
+a worker runs the configuration of its repository directory. Cancel is a flag in the store
 that a running task polls, so the engine stops its targets cleanly (remote commands killed);
 a queued run is also revoked through Celery's remote control and checks the flag first.
 """
