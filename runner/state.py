@@ -36,6 +36,9 @@ class Store(Protocol):
 
     def cancel_requested(self, run_id: str) -> bool: ...
 
+    def run_to_start(self, run_id: str) -> tuple[dict[str, Any] | None, bool]:
+        """The run's record and whether its cancel was requested (one round trip)."""
+
     def lock(self, name: str, owner: str, ttl: float) -> bool:
         """Take or renew the lock `name` for `owner` for `ttl` seconds; False if held by
         another owner whose lease has not run out."""
@@ -94,6 +97,13 @@ class RedisStore:
         ids = [str(i) for i in self.r.zrevrange(key, 0, limit - 1)]
         raws = self.r.mget([self.p + "run:" + i for i in ids]) if ids else []
         return [json.loads(r) for r in raws if r]
+
+    def run_to_start(self, run_id: str) -> tuple[dict[str, Any] | None, bool]:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.get(f"{self.p}run:{run_id}")
+        pipe.exists(f"{self.p}cancel:{run_id}")
+        raw, cancelled = pipe.execute()
+        return (json.loads(raw) if raw else None), bool(cancelled)
 
     def request_cancel(self, run_id: str) -> None:
         self.r.set(f"{self.p}cancel:{run_id}", "1", ex=7 * 86400)
@@ -155,6 +165,9 @@ class FileStore:
                 if len(out) >= limit:
                     break
         return out
+
+    def run_to_start(self, run_id: str) -> tuple[dict[str, Any] | None, bool]:
+        return self.run(run_id), self.cancel_requested(run_id)
 
     def request_cancel(self, run_id: str) -> None:
         (self.root / "cancel" / run_id).touch()

@@ -57,8 +57,9 @@ def register(app: Celery, system: System) -> None:
 def execute(system: System, here: _Process, name: str, revision: str, run_id: str,
             limit: str | None, worker: str | None, redelivered: bool) -> str:
     store = system.store
-    record = store.run(run_id) or {"run_id": run_id}
-    known = "job" in record
+    found, cancelled = store.run_to_start(run_id)
+    record = found or {"run_id": run_id}
+    known = found is not None
 
     def save(**fields: Any) -> str:
         record.update(fields)
@@ -67,7 +68,7 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
 
     if record.get("state") in ("SUCCESS", "FAILURE", "REVOKED"):
         return str(record["state"])  # a duplicate delivery of a finished run: never twice
-    if store.cancel_requested(run_id):
+    if cancelled:
         return save(state="REVOKED", finished=time.time(), error="cancelled before it started")
     deliveries = int(record.get("deliveries", 0)) + 1
     save(state="STARTED", started=time.time(), worker=worker, deliveries=deliveries,
