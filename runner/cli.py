@@ -298,9 +298,15 @@ def _enqueue(job: str, repo: Path, limit: str | None, wait: bool, fmt: str) -> N
               help="Runs at once in this process (default: the worker's in queues.yaml).")
 def worker(name: str, repo: Path, concurrency: int | None) -> None:
     """Start a Celery worker serving the queues queues.yaml assigns to NAME."""
-    from runner.celery_app import worker_hostname
+    import socket
 
-    app, config = _app(repo)[1:]
+    from runner.celery_app import worker_hostname
+    from runner.tasks import sweep_orphans
+
+    system, app, config = _app(repo)
+    if not system.settings.redis_url:
+        for run_id in sweep_orphans(system.store, socket.gethostname()):
+            click.echo(f"run {run_id}: its worker died mid-run; marked FAILURE", err=True)
     w = config.workers.get(name)
     if w is None:
         from runner.config.schema import did_you_mean

@@ -116,6 +116,29 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
                 result=result.as_dict(), error="; ".join(failed[:3]) or None)
 
 
+def sweep_orphans(store: Store, host: str) -> list[str]:
+    """Runs STARTED by a worker process of this host that no longer exists end FAILURE with
+    the reason. (Redis hands their messages to another worker after the visibility timeout;
+    the embedded broker keeps unacknowledged messages in the dead process's memory.)"""
+    ended = []
+    for r in store.runs(limit=1000):
+        worker = str(r.get("worker") or "")
+        name, _, where = worker.rpartition("@")
+        pid = name.rpartition("-")[2]
+        if r.get("state") != "STARTED" or where != host or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            update(store, r["run_id"], state="FAILURE", finished=time.time(),
+                   error=f"worker {worker} died during the run; the embedded broker cannot "
+                         "deliver it again (run it again with runner retry)")
+            ended.append(r["run_id"])
+        except PermissionError:
+            continue  # alive, another user's
+    return ended
+
+
 def _new_loop() -> asyncio.AbstractEventLoop:
     """The worker process's event loop. Before Python 3.12, asyncio waits for each child
     process with a thread of its own; a pidfd watcher (Linux >= 5.3) needs none."""

@@ -286,3 +286,16 @@ def test_up_runs_the_schedules_and_history_shows_them(cluster: Cluster) -> None:
     assert up.wait(60) == 0
     assert subprocess.run(["pgrep", "-f", f"runner worker .*{cluster.repo}"],
                           capture_output=True).returncode == 1  # no worker left behind
+
+
+@pytest.mark.parametrize("cluster", ["embedded"], indirect=True)  # Redis redelivers instead
+def test_embedded_run_of_a_dead_worker_ends_failed_not_lost(cluster: Cluster) -> None:
+    worker = cluster.worker("side")
+    run_id = cluster.enqueue("slow")
+    poll(lambda: cluster.state(run_id) == "STARTED", 30, "slow starts")
+    os.killpg(worker.pid, signal.SIGKILL)  # the whole worker, parent included
+    worker.wait(10)
+    cluster.worker("side")
+    record = cluster.final(run_id, 30)
+    assert record["state"] == "FAILURE"
+    assert record["error"].startswith(f"worker {record['worker']} died during the run")
