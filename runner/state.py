@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from runner.errors import SourceError
+
 ACTIVE = ("PENDING", "RECEIVED", "STARTED", "RETRY")
 FINAL = ("SUCCESS", "FAILURE", "REVOKED", "SKIPPED", "MISSED")
 
@@ -70,7 +72,15 @@ class RedisStore:
     def __init__(self, url: str, prefix: str = "runner:") -> None:
         import redis
 
-        self.r = redis.Redis.from_url(url, decode_responses=True)
+        try:
+            self.r = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
+            self.r.ping()
+        except ValueError as e:
+            raise SourceError(f"REDIS_URL={url!r} is not a Redis URL ({e}); for example "
+                              "redis://localhost:6379/0") from None
+        except redis.RedisError as e:
+            raise SourceError(f"cannot reach Redis at REDIS_URL={url!r}: {e}; start it, or "
+                              "unset REDIS_URL for the embedded default") from None
         self.p = prefix
         self._renew = self.r.register_script(self._RENEW)
 

@@ -152,3 +152,13 @@ def test_output_keeps_the_tail(tmp_path: Path) -> None:
     out = json.loads(done.stdout)["targets"]["localhost"]["stdout"]
     assert out.startswith("[... 587895 bytes cut ...]\n")
     assert out.endswith("99999\n100000\n")
+
+
+def test_unreachable_or_malformed_redis_is_an_environment_error(tmp_path: Path) -> None:
+    repo = copy_demo(tmp_path / "config")
+    for url, words in (("redis://127.0.0.1:1/0", "cannot reach Redis at REDIS_URL="),
+                       ("bogus", "REDIS_URL='bogus' is not a Redis URL")):
+        done = runner(repo, "history", env={"REDIS_URL": url})
+        assert done.returncode == 2
+        assert done.stderr.startswith(f"error: {words}")
+        assert "Traceback" not in done.stderr
