@@ -43,18 +43,20 @@ class Decision:
     run: datetime | None     # the firing to run now, if any
     missed: int              # firings not run
     first_missed: datetime | None
+    last_missed: datetime | None
     last: datetime           # the newest firing handled (the next decision starts after it)
 
 
 def decide(s: Schedule, after: datetime, now: datetime) -> Decision | None:
     """Firings of `s` in (after, now]; None when there is none."""
-    count, first, latest = 0, None, None
+    count, first, previous, latest = 0, None, None, None
     cursor = after
     while True:
         batch = [f for f in next_fires(s, cursor, 256) if f <= now]
         if batch:
             count += len(batch)
             first = first or batch[0]
+            previous = batch[-2] if len(batch) > 1 else latest
             latest = batch[-1]
             cursor = latest
         if len(batch) < 256:
@@ -63,8 +65,8 @@ def decide(s: Schedule, after: datetime, now: datetime) -> Decision | None:
         return None
     window = s.starting_deadline if s.starting_deadline is not None else GRACE
     if (now - latest).total_seconds() <= window:
-        return Decision(latest, count - 1, first if count > 1 else None, latest)
-    return Decision(None, count, first, latest)
+        return Decision(latest, count - 1, first if count > 1 else None, previous, latest)
+    return Decision(None, count, first, latest, latest)
 
 
 class Beat:
@@ -75,7 +77,7 @@ class Beat:
         self.store: Store = system.store
         self.config: ConfigSet | None = None
         self.loaded = 0.0
-        self.started = clock()
+        self.first_seen: dict[str, datetime] = {}  # schedules with no state yet
 
     def _config(self) -> ConfigSet:
         if self.config is None or time.monotonic() - self.loaded > 2:
@@ -92,17 +94,20 @@ class Beat:
         now = self.clock()
         for s in config.schedules.values():
             state = self.store.get(f"schedule:{s.name}") or {}
+            # a schedule never handled starts from when this beat first saw it: no firing
+            # from before it existed is run or recorded missed
             after = (datetime.fromisoformat(state["last_fire"]) if "last_fire" in state
-                     else self.started)
+                     else self.first_seen.setdefault(s.name, now))
             d = decide(s, after, now)
             if d is None:
                 continue
             state["last_fire"] = d.last.isoformat()
             self.store.put(f"schedule:{s.name}", state)  # before firing: never twice
-            if d.missed:
-                self._record(s, "MISSED", f"{d.missed} firing(s) of schedule {s.name} missed "
-                             f"(from {d.first_missed.isoformat() if d.first_missed else '?'}); "
-                             f"later than its starting_deadline", d.last)
+            if d.missed and d.first_missed and d.last_missed:
+                self._record(s, "MISSED", f"{d.missed} firing(s) of schedule {s.name} missed, "
+                             f"{d.first_missed.isoformat()} to {d.last_missed.isoformat()}: "
+                             "beat was not running then, and they are later than the "
+                             "schedule's starting_deadline", d.last_missed)
             if d.run is not None:
                 state["last_run_id"] = self._fire(s, state.get("last_run_id"), d.run, config)
                 self.store.put(f"schedule:{s.name}", state)

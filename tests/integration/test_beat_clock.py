@@ -1,0 +1,54 @@
+"""Beat with an injected clock, on the embedded store and broker: what a tick fires."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from runner.beat import Beat
+from runner.celery_app import System, create_app
+from runner.settings import Settings
+from tests.integration.conftest import copy_demo
+
+
+def test_ticks_fire_on_time_and_new_schedules_owe_nothing(tmp_path: Path) -> None:
+    repo = copy_demo(tmp_path / "config")
+    (repo / "schedules.d" / "ops.yaml").write_text(
+        "schedules:\n  five: {job: health-check, every: 5m, overlap: allow}\n")
+    system = System(Settings(), repo, repo / ".runner")
+    now = [datetime(2026, 11, 25, 12, 1, tzinfo=UTC)]
+    beat = Beat(system, create_app(system), clock=lambda: now[0])
+
+    def scheduled() -> list[tuple[str, str, str]]:
+        return sorted((r["schedule"], r["state"], r["scheduled_for"])
+                      for r in system.store.runs(limit=100))
+
+    assert beat.tick() and scheduled() == []
+    now[0] = datetime(2026, 11, 25, 12, 5, 3, tzinfo=UTC)
+    beat.tick()
+    assert scheduled() == [("five", "PENDING", "2026-11-25T12:05:00+00:00")]
+    beat.tick()  # the same firing is never fired twice
+    assert len(scheduled()) == 1
+    # a schedule added at 12:07 fires from then on; 12:00 and before are not owed
+    (repo / "schedules.d" / "more.yaml").write_text(
+        "schedules:\n  hourly: {job: health-check, cron: '0 * * * *'}\n")
+    beat.config, system._config = None, None
+    now[0] = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
+    beat.tick()
+    now[0] = datetime(2026, 11, 25, 13, 0, 1, tzinfo=UTC)
+    beat.tick()
+    states = scheduled()
+    assert ("hourly", "PENDING", "2026-11-25T13:00:00+00:00") in states
+    assert not [s for s in states if s[1] == "MISSED" and s[0] == "hourly"]
+    # `five` ran 13:00 (on time) and recorded 12:10 ... 12:55 as missed, in one record
+    assert [s for s in states if s[0] == "five"] == [
+        ("five", "MISSED", "2026-11-25T12:55:00+00:00"),
+        ("five", "PENDING", "2026-11-25T12:05:00+00:00"),
+        ("five", "PENDING", "2026-11-25T13:00:00+00:00")]
+    # beat down for an hour: 13:05 ... 14:00 are all late, none runs, no burst
+    now[0] = datetime(2026, 11, 25, 14, 3, tzinfo=UTC)
+    beat.tick()
+    five = [s for s in scheduled() if s[0] == "five"]
+    assert five[-1] == ("five", "PENDING", "2026-11-25T13:00:00+00:00")
+    assert ("five", "MISSED", "2026-11-25T14:00:00+00:00") in five
+    assert len(five) == 4
