@@ -75,22 +75,14 @@ class Beat:
         self.system, self.app, self.clock = system, app, clock
         self.owner = f"{uuid.uuid4().hex[:8]}"
         self.store: Store = system.store
-        self.config: ConfigSet | None = None
-        self.loaded = 0.0
         self.first_seen: dict[str, datetime] = {}  # schedules with no state yet
-
-    def _config(self) -> ConfigSet:
-        if self.config is None or time.monotonic() - self.loaded > 2:
-            self.config = self.system.config()
-            self.app.conf.runner_config = self.config
-            self.loaded = time.monotonic()
-        return self.config
 
     def tick(self) -> bool:
         """One look at the clock; False while another beat holds the lock."""
         if not self.store.lock("beat", self.owner, LOCK_TTL):
             return False
-        config = self._config()
+        config = self.system.config()  # re-read at most every celery_app.RELOAD seconds
+        self.app.conf.runner_config = config  # what the router reads
         now = self.clock()
         for s in config.schedules.values():
             state = self.store.get(f"schedule:{s.name}") or {}
@@ -104,7 +96,8 @@ class Beat:
             state["last_fire"] = d.last.isoformat()
             self.store.put(f"schedule:{s.name}", state)  # before firing: never twice
             if d.missed and d.first_missed and d.last_missed:
-                self._record(s, "MISSED", f"{d.missed} firing(s) of schedule {s.name} missed, "
+                self._record(s, config, "MISSED",
+                             f"{d.missed} firing(s) of schedule {s.name} missed, "
                              f"{d.first_missed.isoformat()} to {d.last_missed.isoformat()}: "
                              "beat was not running then, and they are later than the "
                              "schedule's starting_deadline", d.last_missed)
@@ -118,8 +111,9 @@ class Beat:
         active = self.store.run(previous) if previous else None
         if active and active.get("state") in ACTIVE:
             if s.overlap == "forbid":
-                self._record(s, "SKIPPED", f"previous run {previous} of schedule {s.name} is "
-                             f"still {active['state']} (overlap: forbid)", at)
+                self._record(s, config, "SKIPPED",
+                             f"previous run {previous} of schedule {s.name} is still "
+                             f"{active['state']} (overlap: forbid)", at)
                 return previous
             if s.overlap == "replace":
                 cancel(self.app, self.store, str(previous))
@@ -128,13 +122,13 @@ class Beat:
         log.info("schedule %s fired %s: run %s", s.name, at.isoformat(), run_id)
         return run_id
 
-    def _record(self, s: Schedule, state: str, why: str, at: datetime) -> None:
+    def _record(self, s: Schedule, config: ConfigSet, state: str, why: str,
+                at: datetime) -> None:
         now = time.time()
         record: dict[str, Any] = {
             "run_id": new_run_id(), "job": s.job, "trigger": f"schedule {s.name}",
             "schedule": s.name, "state": state, "created": now, "finished": now, "error": why,
-            "scheduled_for": at.isoformat(), "revision": self.config.revision
-            if self.config else None}
+            "scheduled_for": at.isoformat(), "revision": config.revision}
         self.store.save_run(record)
         log.info("schedule %s: %s", s.name, why)
 

@@ -32,7 +32,7 @@ def test_ticks_fire_on_time_and_new_schedules_owe_nothing(tmp_path: Path) -> Non
     # a schedule added at 12:07 fires from then on; 12:00 and before are not owed
     (repo / "schedules.d" / "more.yaml").write_text(
         "schedules:\n  hourly: {job: health-check, cron: '0 * * * *'}\n")
-    beat.config, system._config = None, None
+    system._config = None  # read the configuration again now
     now[0] = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
     beat.tick()
     now[0] = datetime(2026, 11, 25, 13, 0, 1, tzinfo=UTC)
