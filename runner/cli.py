@@ -377,6 +377,57 @@ def up(repo: Path) -> None:
 
 @cli.command()
 @REPO
+@click.option("--once", "mode", flag_value="once", default=True,
+              help="Reconcile once and exit (the default): 0 applied or unchanged, 1 the "
+                   "revision is invalid, 2 the source cannot be fetched.")
+@click.option("--watch", "mode", flag_value="watch",
+              help="Reconcile every --interval until Ctrl-C.")
+@click.option("--source", help="A git URL or a local repository (default: --repo itself).")
+@click.option("--branch", default="main", show_default=True, help="The branch to apply.")
+@click.option("--interval", default="30s", show_default=True,
+              help="With --watch: time between fetches (30s, 1m, ...).")
+def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: str) -> None:
+    """Fetch the source, validate its branch and apply it if valid; record the outcome."""
+    import signal
+    import threading
+
+    from runner.config.cache import DiskCache
+    from runner.config.model import seconds
+    from runner.reconcile import reconcile as run_once
+
+    try:
+        every = seconds(int(interval) if interval.isdigit() else interval)
+    except ValueError:
+        raise UsageError(f"--interval {interval!r} is not a duration like 30s or 1m") from None
+    system = _system(repo)
+    where = source or str(repo.resolve())
+    mirror = system.state_dir / "source.git"
+    cache = DiskCache(mirror)
+
+    def once() -> int:
+        outcome = run_once(system.store, where, branch, mirror, cache)
+        cache.save()
+        if outcome.problems:
+            _print_problems(outcome.problems, "text")
+        if outcome.reason:
+            click.echo(f"error: {outcome.reason}", err=True)
+            return 2 if outcome.revision is None else 1
+        what = "applied" if outcome.changed else "unchanged"
+        click.echo(f"{branch} at {str(outcome.revision)[:12]}: {what}")
+        return 0
+
+    if mode == "once":
+        raise SystemExit(once())
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        once()
+        stop.wait(every)
+
+
+@cli.command()
+@REPO
 @_fmt("text", "json")
 def status(repo: Path, fmt: str) -> None:
     """Workers alive and their queues, queue lengths, active runs."""
@@ -387,7 +438,12 @@ def status(repo: Path, fmt: str) -> None:
     inspect = app.control.inspect(timeout=1.0)
     queues = inspect.active_queues() or {}
     active = inspect.active() or {}
+    rec = system.store.get("reconcile") or {}
     out: dict[str, Any] = {
+        "applied_revision": rec.get("applied_revision"),
+        "attempted_revision": rec.get("attempted_revision"),
+        "errors": rec.get("errors", []), "last_reconcile": rec.get("last_reconcile"),
+        "fetch_error": rec.get("fetch_error"),
         "broker": "redis" if system.settings.redis_url else "embedded",
         "workers": {host: {"queues": sorted(q["name"] for q in qs),
                            "active": len(active.get(host, []))}
@@ -399,6 +455,12 @@ def status(repo: Path, fmt: str) -> None:
     if fmt == "json":
         _print_json(out)
         return
+    click.echo(f"applied revision: {out['applied_revision'] or 'none (runner reconcile)'}"
+               f"; attempted: {out['attempted_revision'] or '-'}")
+    for e in out["errors"]:
+        click.echo(f"  {Problem(**e).text()}")
+    if out["fetch_error"]:
+        click.echo(f"  {out['fetch_error']}")
     click.echo(f"broker: {out['broker']}")
     click.echo("workers:" if out["workers"] else "workers: none answering")
     for host, w in out["workers"].items():

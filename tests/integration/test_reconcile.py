@@ -1,0 +1,80 @@
+"""`runner reconcile --once` against real git repositories: apply, no-op, refuse, rewrite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runner.state import FileStore
+from tests.integration.conftest import copy_demo, git
+
+
+def runner(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runner", *args, "--repo", str(state)],
+                          capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
+
+
+def status(state: Path) -> dict[str, Any]:
+    return FileStore(state / ".runner" / "state").get("reconcile") or {}
+
+
+def test_apply_noop_refuse_fix_and_rewrite(
+        demo_repo: Path, commit: Callable[[dict[str, str | None], str], str],
+        tmp_path: Path) -> None:
+    state = copy_demo(tmp_path / "runner-home")  # where runner keeps .runner/, not the source
+    src = str(demo_repo)
+    first = git(demo_repo, "rev-parse", "HEAD")
+    done = runner(state, "reconcile", "--once", "--source", src)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"main at {first[:12]}: applied"
+    s = status(state)
+    assert (s["applied_revision"], s["attempted_revision"], s["errors"]) == (first, first, [])
+    store = FileStore(state / ".runner" / "state")
+    published = store.get(f"revision:{first}") or {}
+    definitions = store.get(f"definitions:{published['definitions']}") or {}
+    assert set(definitions["objects"]["jobs"]) == {"health-check", "tmp-cleanup"}
+    script = definitions["files"]["files/disk-report.sh"]
+    assert script["mode"] == 0o755 and store.get(f"blob:{script['sha256']}")
+
+    again = runner(state, "reconcile", "--once", "--source", src)
+    assert again.stdout.strip() == f"main at {first[:12]}: unchanged"
+
+    bad = commit({"jobs.d/broken.yaml": "jobs:\n  broken: {queue: nowhere, targets: [x], "
+                                        "steps: [{command: true}]}\n"}, "break it")
+    refused = runner(state, "reconcile", "--once", "--source", src)
+    assert refused.returncode == 1
+    assert refused.stdout.startswith("jobs.d/broken.yaml:2:")
+    assert f"revision {bad[:12]} is invalid" in refused.stderr
+    s = status(state)
+    assert (s["applied_revision"], s["attempted_revision"]) == (first, bad)
+    assert s["errors"][0]["file"] == "jobs.d/broken.yaml"
+    shown = json.loads(runner(state, "status", "--format", "json").stdout)
+    assert (shown["applied_revision"], shown["attempted_revision"]) == (first, bad)
+    assert shown["errors"] == s["errors"]
+
+    fixed = commit({"jobs.d/broken.yaml": None}, "fix it")
+    assert runner(state, "reconcile", "--once", "--source", src).returncode == 0
+    assert status(state)["applied_revision"] == fixed
+
+    git(demo_repo, "reset", "-q", "--hard", first)  # history rewritten under the runner
+    rewritten = commit({"files/motd.txt": "rewritten\n"}, "rewrite")
+    done = runner(state, "reconcile", "--once", "--source", src)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"main at {rewritten[:12]}: applied"
+
+
+def test_unreachable_source_keeps_the_applied_revision(demo_repo: Path, tmp_path: Path) -> None:
+    state = copy_demo(tmp_path / "runner-home")
+    assert runner(state, "reconcile", "--once", "--source", str(demo_repo)).returncode == 0
+    gone = runner(state, "reconcile", "--once", "--source", str(tmp_path / "nowhere"))
+    assert gone.returncode == 2
+    assert gone.stderr.startswith(f"error: cannot fetch branch 'main' from {tmp_path}/nowhere")
+    s = status(state)
+    assert s["applied_revision"] == git(demo_repo, "rev-parse", "HEAD")
+    assert s["fetch_error"].startswith("cannot fetch branch 'main'")
