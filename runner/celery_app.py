@@ -9,10 +9,11 @@ job's queue with a message priority from the queue's priority, read from the con
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from celery import Celery
 
 from runner.config.model import ConfigSet, Job
 from runner.errors import ConfigInvalid
+from runner.execute import job_files, job_paths
+from runner.executor.base import FileBlob
 from runner.settings import Settings
 from runner.state import Store, open_store
 
@@ -38,18 +41,52 @@ class System:
     repo: Path
     state_dir: Path
     _config: tuple[float, ConfigSet] | None = None
+    _applied: tuple[str, ConfigSet, dict[str, Any]] | None = None  # digest, config, files
+    _blobs: dict[str, bytes] = field(default_factory=dict)
 
     @cached_property
     def store(self) -> Store:
         return open_store(self.settings.redis_url, self.state_dir)
 
     def config(self) -> ConfigSet:
-        """The configuration the system runs: the repository directory, read again when the
-        last read is over RELOAD seconds old (issue 6 makes this the applied revision)."""
+        """The configuration the system runs: the revision `runner reconcile` applied, from
+        the store, else the repository directory; looked up again when the last look is over
+        RELOAD seconds old."""
         now = time.monotonic()
         if self._config is None or now - self._config[0] > RELOAD:
-            self._config = (now, self._load())
+            self._config = (now, self.applied() or self._load())
         return self._config[1]
+
+    def applied(self) -> ConfigSet | None:
+        """The revision `runner reconcile` applied, from the store; None if there is none."""
+        from runner.config.load import build
+
+        status = self.store.get("reconcile") or {}
+        digest = status.get("applied_digest")
+        if not digest:
+            self._applied = None
+            return None
+        if self._applied is None or self._applied[0] != digest:
+            definitions = self.store.get(f"definitions:{digest}") or {}
+            self._applied = (digest, build(status["applied_revision"], definitions["objects"]),
+                             definitions["files"])
+        return self._applied[1]
+
+    def files(self, job: Job) -> dict[str, FileBlob]:
+        """The repository files `job` sends to targets, of the configuration config() gave."""
+        from runner.source import DirSnapshot
+
+        if self._applied is None:
+            return job_files(DirSnapshot(self.repo), job)
+        published = self._applied[2]
+        out = {}
+        for path in job_paths(job):
+            entry = published[path]
+            if entry["sha256"] not in self._blobs:
+                blob = self.store.get(f"blob:{entry['sha256']}") or {}
+                self._blobs[entry["sha256"]] = base64.b64decode(blob["data"])
+            out[path] = FileBlob(self._blobs[entry["sha256"]], entry["mode"])
+        return out
 
     def _load(self) -> ConfigSet:
         from runner.config.cache import DiskCache

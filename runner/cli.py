@@ -249,7 +249,7 @@ def _app(repo: Path, fmt: str = "text") -> tuple[Any, Any, ConfigSet]:
     from runner.celery_app import create_app
 
     system = _system(repo)
-    config = _config(repo, fmt)
+    config = system.applied() or _config(repo, fmt)
     return system, create_app(system, config), config
 
 

@@ -34,11 +34,15 @@ def new_run_id(now: float | None = None) -> str:
     return f"{millis:012x}-{secrets.token_hex(4)}"
 
 
-def job_files(source: Readable, job: Job) -> dict[str, FileBlob]:
+def job_paths(job: Job) -> list[str]:
     """The repository files the job's script and upload steps send to targets."""
     paths = {s.script if s.kind == "script" else s.src for s in job.steps
              if s.kind in ("script", "upload")}
-    return {p: FileBlob(*source.read(p)) for p in sorted(p for p in paths if p)}
+    return sorted(p for p in paths if p)
+
+
+def job_files(source: Readable, job: Job) -> dict[str, FileBlob]:
+    return {p: FileBlob(*source.read(p)) for p in job_paths(job)}
 
 
 def more_files() -> None:

@@ -24,10 +24,9 @@ from runner.celery_app import TASK, System, time_limit
 from runner.config.model import ConfigSet
 from runner.dryrun import lookup, select
 from runner.errors import RunnerError, UsageError
-from runner.execute import job_files, new_run_id
+from runner.execute import new_run_id
 from runner.executor.base import RunResult
 from runner.executor.engine import Cancel, Engine
-from runner.source import DirSnapshot
 from runner.state import ACTIVE, Store, update
 
 _POLL = 0.25  # seconds between looks at the cancel flag
@@ -79,7 +78,7 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
         config = system.config()
         job = lookup(config, name)
         targets = select(config, job, limit)
-        files = job_files(DirSnapshot(system.repo), job)
+        files = system.files(job)
     except RunnerError as e:
         return save(state="FAILURE", finished=time.time(), error=str(e))
     if here.loop is None:

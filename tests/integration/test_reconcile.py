@@ -78,3 +78,31 @@ def test_unreachable_source_keeps_the_applied_revision(demo_repo: Path, tmp_path
     s = status(state)
     assert s["applied_revision"] == git(demo_repo, "rev-parse", "HEAD")
     assert s["fetch_error"].startswith("cannot fetch branch 'main'")
+
+
+def test_workers_run_the_applied_revision_and_its_files(
+        demo_repo: Path, commit: Callable[[dict[str, str | None], str], str],
+        tmp_path: Path) -> None:
+    from tests.integration.test_celery import poll
+
+    state = copy_demo(tmp_path / "runner-home")  # knows nothing of the job below
+    commit({"files/only-in-git.sh": "#!/bin/sh\necho from the applied revision\n",
+            "jobs.d/git.yaml": "jobs:\n  from-git: {queue: system, targets: [localhost], "
+                               "steps: [{script: files/only-in-git.sh}]}\n"}, "add a job")
+    assert runner(state, "reconcile", "--once", "--source", str(demo_repo)).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    with open(tmp_path / "worker.log", "wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "runner", "worker", "system-worker",
+                                   "--repo", str(state)], env=env, stdout=log, stderr=log,
+                                  start_new_session=True)
+    try:
+        poll(lambda: b" ready." in (tmp_path / "worker.log").read_bytes(), 60, "worker ready")
+        done = runner(state, "run", "from-git", "--enqueue", "--wait", "--format", "json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        record = json.loads(done.stdout)
+        assert record["revision"] == git(demo_repo, "rev-parse", "HEAD")
+        target = record["result"]["targets"]["localhost"]
+        assert target["stdout"] == "from the applied revision\n"
+    finally:
+        os.killpg(worker.pid, 9)
+        worker.wait(10)
