@@ -302,6 +302,7 @@ def worker(name: str, repo: Path, concurrency: int | None) -> None:
 
     from runner.celery_app import worker_hostname
     from runner.tasks import sweep_orphans
+    from runner.worker import install
 
     system, app, config = _app(repo)
     if not system.settings.redis_url:
@@ -313,6 +314,7 @@ def worker(name: str, repo: Path, concurrency: int | None) -> None:
 
         raise UsageError(f"there is no worker {name!r}{did_you_mean(name, config.workers)} in "
                          f"queues.yaml (workers: {', '.join(config.workers) or 'none'})")
+    install(app, system, name, concurrency)  # hot reload of its queues and concurrency
     app.worker_main(["worker", "-Q", ",".join(w.queues), "-n", worker_hostname(name),
                      "-c", str(concurrency or w.concurrency), "-P", "prefork",
                      "--loglevel", "INFO", "--without-mingle", "--without-gossip"])

@@ -299,3 +299,25 @@ def test_embedded_run_of_a_dead_worker_ends_failed_not_lost(cluster: Cluster) ->
     record = cluster.final(run_id, 30)
     assert record["state"] == "FAILURE"
     assert record["error"].startswith(f"worker {record['worker']} died during the run")
+
+
+def test_a_running_worker_follows_its_queue_assignment(cluster: Cluster) -> None:
+    from runner.celery_app import System, create_app
+    from runner.settings import Settings
+
+    cluster.worker("side")
+    app = create_app(System(Settings.from_env(cluster.env), cluster.repo,
+                            cluster.repo / ".runner"))
+
+    def consumed() -> list[str]:
+        queues = app.control.inspect(timeout=2).active_queues() or {}
+        return sorted(q["name"] for qs in queues.values() for q in qs)
+
+    (cluster.repo / "queues.yaml").write_text(QUEUES.replace("queues: [other], concurrency: 2",
+                                                             "queues: [other, low]"))
+    low = cluster.enqueue("quick-low")
+    record = cluster.final(low, 30)  # picked up with no restart
+    assert (record["state"], record["worker"].split("-")[0]) == ("SUCCESS", "side")
+    assert consumed() == ["low", "other"]
+    (cluster.repo / "queues.yaml").write_text(QUEUES)
+    poll(lambda: consumed() == ["other"], 30, "the worker drops queue low")

@@ -1,0 +1,56 @@
+"""Hot reload inside a running `runner worker NAME`: a consumer bootstep that, every RELOAD
+seconds, reads the configuration the system runs and makes the worker match it — consume the
+queues now assigned to NAME, stop consuming removed ones (runs in progress finish), and grow or
+shrink the pool to the worker's concurrency. No restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, bootsteps
+
+from runner.celery_app import RELOAD, System
+from runner.errors import RunnerError
+
+log = logging.getLogger("runner.worker")
+
+
+def install(app: Celery, system: System, name: str, fixed_concurrency: int | None) -> None:
+    class Reload(bootsteps.StartStopStep):  # type: ignore[misc]
+        requires = ("celery.worker.consumer.tasks:Tasks",)
+
+        def start(self, c: Any) -> None:
+            self.tref = c.timer.call_repeatedly(RELOAD, self.match, (c,), priority=10)
+
+        def stop(self, c: Any) -> None:
+            if getattr(self, "tref", None):
+                self.tref.cancel()
+
+        def match(self, c: Any) -> None:
+            try:
+                config = system.config()
+            except RunnerError as e:  # an invalid --repo: keep serving what we serve
+                log.warning("worker %s keeps its queues: %s", name, e)
+                return
+            app.conf.runner_config = config
+            worker = config.workers.get(name)
+            wanted = set(worker.queues) if worker else set()
+            current = {q.name for q in c.task_consumer.queues}
+            for queue in sorted(wanted - current):
+                log.info("worker %s now consumes queue %s", name, queue)
+                c.add_task_queue(queue)
+            for queue in sorted(current - wanted):
+                log.info("worker %s stops consuming queue %s", name, queue)
+                c.cancel_task_queue(queue)
+            size = fixed_concurrency or (worker.concurrency if worker else None)
+            pool = c.pool
+            if size and hasattr(pool, "num_processes") and pool.num_processes != size:
+                log.info("worker %s concurrency %s -> %s", name, pool.num_processes, size)
+                if size > pool.num_processes:
+                    pool.grow(size - pool.num_processes)
+                else:
+                    pool.shrink(pool.num_processes - size)
+
+    app.steps["consumer"].add(Reload)
