@@ -340,19 +340,30 @@ def beat(repo: Path) -> None:
 
 @cli.command()
 @REPO
-def up(repo: Path) -> None:
-    """Start beat and every worker of queues.yaml; Ctrl-C or SIGTERM stops them all."""
+@click.option("--source", help="What the reconciler watches (default: --repo, when it is a git "
+                              "repository).")
+@click.option("--branch", help="The branch to apply (default: the repository's current one).")
+def up(repo: Path, source: str | None, branch: str | None) -> None:
+    """Start the reconciler, beat and every worker of queues.yaml; Ctrl-C or SIGTERM stops
+    them all."""
     import signal
     import subprocess
     import sys
     import time
 
-    config = _config(repo, "text")
+    config = _system(repo).applied() or _config(repo, "text")
     base = [sys.executable, "-m", "runner"]
     commands = [[*base, "beat", "--repo", str(repo)]] + [
         [*base, "worker", name, "--repo", str(repo)] for name in config.workers]
+    watched = source or (str(repo.resolve()) if _refs_dir(str(repo)) else None)
+    if watched:
+        branch = branch or _current_branch(watched)
+        commands.insert(0, [*base, "reconcile", "--watch", "--source", watched, "--branch",
+                            branch, "--repo", str(repo)])
     where = _system(repo).settings.redis_url or f"embedded, state in {repo / '.runner'}"
-    click.echo(f"runner up ({where}): beat and workers {', '.join(config.workers)}", err=True)
+    click.echo(f"runner up ({where}): "
+               f"{f'reconciler of {watched} {branch}, ' if watched else ''}"
+               f"beat and workers {', '.join(config.workers)}", err=True)
     procs = [subprocess.Popen(c) for c in commands]
     stopping = False
 
@@ -423,9 +434,35 @@ def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    while not stop.is_set():
+    once()
+    refs = _refs_dir(where)
+    if refs is None:  # a remote: poll
+        while not stop.wait(every):
+            once()
+        return
+    import watchfiles  # a local repository: a commit or push changes its refs; act at once
+
+    for _changes in watchfiles.watch(refs, watch_filter=None, debounce=100, step=20,
+                                     rust_timeout=int(every * 1000), yield_on_timeout=True,
+                                     stop_event=stop, raise_interrupt=False):
         once()
-        stop.wait(every)
+
+
+def _current_branch(source: str) -> str:
+    import subprocess
+
+    done = subprocess.run(["git", "-C", source, "symbolic-ref", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "main"
+
+
+def _refs_dir(source: str) -> Path | None:
+    """The refs directory of a local repository (worktree or bare), else None."""
+    path = Path(source)
+    for git_dir in (path / ".git", path):
+        if (git_dir / "refs").is_dir() and (git_dir / "HEAD").exists():
+            return git_dir / "refs"
+    return None
 
 
 @cli.command()

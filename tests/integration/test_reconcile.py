@@ -106,3 +106,38 @@ def test_workers_run_the_applied_revision_and_its_files(
     finally:
         os.killpg(worker.pid, 9)
         worker.wait(10)
+
+
+def test_up_applies_a_pushed_schedule_within_seconds(
+        demo_repo: Path, commit: Callable[[dict[str, str | None], str], str]) -> None:
+    import signal
+    import time
+
+    from tests.integration.test_celery import poll
+
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    log = open(demo_repo.parent / "up.log", "wb")  # noqa: SIM115
+    up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(demo_repo)],
+                          env=env, stdout=log, stderr=log, start_new_session=True)
+    try:
+        store = FileStore(demo_repo / ".runner" / "state")
+        first = git(demo_repo, "rev-parse", "HEAD")
+        poll(lambda: (store.get("reconcile") or {}).get("applied_revision") == first, 60,
+             "the reconciler applies HEAD")
+        pushed = time.time()
+        commit({"schedules.d/fast.yaml": "schedules:\n  fast: {job: health-check, every: 2s, "
+                                         "overlap: allow}\n"}, "fire every 2s")
+        runs = poll(lambda: [r for r in store.runs(limit=50) if r.get("schedule") == "fast"],
+                    30, "the new schedule fires")
+        assert runs[-1]["created"] - pushed < 10  # commit to first firing, through everything
+        done = poll(lambda: [r for r in store.runs(limit=50) if r.get("schedule") == "fast"
+                             and r["state"] == "SUCCESS"], 60, "a fired run succeeds")
+        assert done[0]["revision"] == git(demo_repo, "rev-parse", "HEAD")
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(60)
+        finally:
+            if up.poll() is None:
+                os.killpg(up.pid, signal.SIGKILL)
+            log.close()
