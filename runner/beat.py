@@ -32,6 +32,7 @@ from runner.execute import new_run_id
 from runner.state import ACTIVE, Store
 from runner.tasks import cancel, enqueue
 
+SUSPENDED = "suspended"  # store key: {"all": {...} | absent, "schedules": {NAME: {...}}}
 GRACE = 30.0     # seconds a firing may be late without a starting_deadline
 LOCK_TTL = 5.0   # seconds; the standby takes over after this
 TICK = 0.25      # seconds between looks at the clock
@@ -84,6 +85,7 @@ class Beat:
         config = self.system.config()  # re-read at most every celery_app.RELOAD seconds
         self.app.conf.runner_config = config  # what the router reads
         now = self.clock()
+        paused = self.store.get(SUSPENDED) or {}
         for s in config.schedules.values():
             state = self.store.get(f"schedule:{s.name}") or {}
             # a schedule never handled starts from when this beat first saw it: no firing
@@ -95,6 +97,8 @@ class Beat:
                 continue
             state["last_fire"] = d.last.isoformat()
             self.store.put(f"schedule:{s.name}", state)  # before firing: never twice
+            if paused.get("all") or s.name in paused.get("schedules", {}):
+                continue  # suspended: its firings pass, unrun and unrecorded
             if d.missed and d.first_missed and d.last_missed:
                 self._record(s, config, "MISSED",
                              f"{d.missed} firing(s) of schedule {s.name} missed, "

@@ -483,6 +483,7 @@ def status(repo: Path, fmt: str) -> None:
         "attempted_revision": rec.get("attempted_revision"),
         "errors": rec.get("errors", []), "last_reconcile": rec.get("last_reconcile"),
         "fetch_error": rec.get("fetch_error"),
+        "suspended": system.store.get("suspended") or {},
         "broker": "redis" if system.settings.redis_url else "embedded",
         "workers": {host: {"queues": sorted(q["name"] for q in qs),
                            "active": len(active.get(host, []))}
@@ -500,6 +501,10 @@ def status(repo: Path, fmt: str) -> None:
         click.echo(f"  {Problem(**e).text()}")
     if out["fetch_error"]:
         click.echo(f"  {out['fetch_error']}")
+    paused = out["suspended"]
+    if paused.get("all") or paused.get("schedules"):
+        click.echo("suspended: " + ("all schedules" if paused.get("all") else
+                                    ", ".join(sorted(paused["schedules"]))))
     click.echo(f"broker: {out['broker']}")
     click.echo("workers:" if out["workers"] else "workers: none answering")
     for host, w in out["workers"].items():
@@ -528,6 +533,64 @@ def history(job: str | None, repo: Path, limit: int, fmt: str) -> None:
     for r in runs:
         for line in _record_lines(r):
             click.echo(line)
+
+
+def _suspension(repo: Path, schedule: str | None, every: bool, suspend: bool,
+                fmt: str) -> None:
+    import getpass
+    import time
+
+    from runner.beat import SUSPENDED
+
+    if bool(schedule) == every:
+        raise UsageError("name one SCHEDULE or pass --all")
+    system = _system(repo)
+    paused = system.store.get(SUSPENDED) or {}
+    named = paused.setdefault("schedules", {})
+    if schedule and suspend:
+        config = system.applied() or _config(repo, fmt)
+        if schedule not in config.schedules:
+            from runner.config.schema import did_you_mean
+
+            raise UsageError(f"there is no schedule {schedule!r}"
+                             f"{did_you_mean(schedule, config.schedules)}")
+    mark = {"by": getpass.getuser(), "at": time.time()}
+    if every:
+        if suspend:
+            paused["all"] = mark
+        else:
+            paused.pop("all", None)
+            named.clear()
+    elif suspend:
+        named[str(schedule)] = mark
+    else:
+        named.pop(str(schedule), None)
+    system.store.put(SUSPENDED, paused)
+    if fmt == "json":
+        _print_json(paused)
+    else:
+        which = "all schedules" if every else f"schedule {schedule}"
+        click.echo(f"{which} {'suspended' if suspend else 'resumed'}")
+
+
+@cli.command()
+@click.argument("schedule", required=False)
+@click.option("--all", "every", is_flag=True, help="Every schedule.")
+@REPO
+@_fmt("text", "json")
+def suspend(schedule: str | None, every: bool, repo: Path, fmt: str) -> None:
+    """Pause firing of SCHEDULE (or --all) without a commit, e.g. during an incident."""
+    _suspension(repo, schedule, every, True, fmt)
+
+
+@cli.command()
+@click.argument("schedule", required=False)
+@click.option("--all", "every", is_flag=True, help="Every schedule (and forget single ones).")
+@REPO
+@_fmt("text", "json")
+def resume(schedule: str | None, every: bool, repo: Path, fmt: str) -> None:
+    """Let SCHEDULE (or --all) fire again; firings while suspended are not made up."""
+    _suspension(repo, schedule, every, False, fmt)
 
 
 @cli.command(name="cancel")

@@ -52,3 +52,37 @@ def test_ticks_fire_on_time_and_new_schedules_owe_nothing(tmp_path: Path) -> Non
     assert five[-1] == ("five", "PENDING", "2026-11-25T13:00:00+00:00")
     assert ("five", "MISSED", "2026-11-25T14:00:00+00:00") in five
     assert len(five) == 4
+
+
+def test_suspend_and_resume(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    repo = copy_demo(tmp_path / "config")
+    (repo / "schedules.d" / "ops.yaml").write_text(
+        "schedules:\n  five: {job: health-check, every: 5m, overlap: allow}\n")
+    system = System(Settings(), repo, repo / ".runner")
+    now = [datetime(2026, 11, 25, 12, 1, tzinfo=UTC)]
+    beat = Beat(system, create_app(system), clock=lambda: now[0])
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "runner", *args, "--repo", str(repo)],
+                              capture_output=True, text=True, timeout=60)
+
+    beat.tick()
+    assert cli("suspend", "five").stdout.strip() == "schedule five suspended"
+    assert cli("suspend", "fiv").returncode == 2
+    assert "suspended: five" in cli("status").stdout
+    now[0] = datetime(2026, 11, 25, 12, 5, 1, tzinfo=UTC)
+    beat.tick()
+    assert system.store.runs(limit=10) == []  # nothing fired, nothing recorded
+    assert cli("resume", "five").returncode == 0
+    now[0] = datetime(2026, 11, 25, 12, 10, 1, tzinfo=UTC)
+    beat.tick()  # 12:05 is not made up; 12:10 fires
+    assert [r["scheduled_for"] for r in system.store.runs(limit=10)] == [
+        "2026-11-25T12:10:00+00:00"]
+    assert cli("suspend", "--all").returncode == 0
+    now[0] = datetime(2026, 11, 25, 12, 15, 1, tzinfo=UTC)
+    beat.tick()
+    assert len(system.store.runs(limit=10)) == 1
+    assert cli("resume").returncode == 2  # neither a schedule nor --all
