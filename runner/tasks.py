@@ -76,6 +76,10 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     known = True
     try:
         config = system.config()
+        if name not in config.jobs:
+            return save(state="REVOKED", finished=time.time(),
+                        error=f"job {name} was removed from the configuration (revision "
+                              f"{config.revision[:12]}); the queued run did not start")
         job = lookup(config, name)
         targets = select(config, job, limit)
         files = system.files(job)

@@ -321,3 +321,14 @@ def test_a_running_worker_follows_its_queue_assignment(cluster: Cluster) -> None
     assert consumed() == ["low", "other"]
     (cluster.repo / "queues.yaml").write_text(QUEUES)
     poll(lambda: consumed() == ["other"], 30, "the worker drops queue low")
+
+
+def test_a_queued_run_of_a_removed_job_ends_with_the_reason(cluster: Cluster) -> None:
+    run_id = cluster.enqueue("side-job")
+    (cluster.repo / "jobs.d" / "j.yaml").write_text(JOBS.replace(
+        "  side-job: {queue: other, targets: [here], steps: [{command: echo side}]}\n", ""))
+    cluster.worker("side")
+    record = cluster.final(run_id)
+    assert record["state"] == "REVOKED"
+    assert record["error"].startswith("job side-job was removed from the configuration")
+    assert "started" in record and "result" not in record
