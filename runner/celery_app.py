@@ -43,6 +43,7 @@ class System:
     _config: tuple[float, ConfigSet] | None = None
     _applied: tuple[str, ConfigSet, dict[str, Any]] | None = None  # digest, config, files
     _blobs: dict[str, bytes] = field(default_factory=dict)
+    _definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @cached_property
     def store(self) -> Store:
@@ -58,7 +59,9 @@ class System:
         return self._config[1]
 
     def applied(self) -> ConfigSet | None:
-        """The revision `runner reconcile` applied, from the store; None if there is none."""
+        """The revision `runner reconcile` applied, from the store; None if there is none.
+        Definitions are read per config file and kept by git object id, so a new revision
+        costs the files it changed."""
         from runner.config.load import build
 
         status = self.store.get("reconcile") or {}
@@ -67,9 +70,17 @@ class System:
             self._applied = None
             return None
         if self._applied is None or self._applied[0] != digest:
-            definitions = self.store.get(f"definitions:{digest}") or {}
-            self._applied = (digest, build(status["applied_revision"], definitions["objects"]),
-                             definitions["files"])
+            published = self.store.get(f"revision:{status['applied_revision']}") or {}
+            objects: dict[str, dict[str, Any]] = {}
+            for blob in published["config"].values():
+                if blob not in self._definitions:
+                    stored = self.store.get(f"definitions:{blob}") or {}
+                    self._definitions[blob] = stored.get("objects", {})
+                for qualified, value in self._definitions[blob].items():
+                    section, name = qualified.split("/", 1)
+                    objects.setdefault(section, {}).setdefault(name, value)
+            self._applied = (digest, build(status["applied_revision"], objects),
+                             published["files"])
         return self._applied[1]
 
     def files(self, job: Job) -> dict[str, FileBlob]:
@@ -82,10 +93,10 @@ class System:
         out = {}
         for path in job_paths(job):
             entry = published[path]
-            if entry["sha256"] not in self._blobs:
-                blob = self.store.get(f"blob:{entry['sha256']}") or {}
-                self._blobs[entry["sha256"]] = base64.b64decode(blob["data"])
-            out[path] = FileBlob(self._blobs[entry["sha256"]], entry["mode"])
+            if entry["blob"] not in self._blobs:
+                blob = self.store.get(f"blob:{entry['blob']}") or {}
+                self._blobs[entry["blob"]] = base64.b64decode(blob["data"])
+            out[path] = FileBlob(self._blobs[entry["blob"]], entry["mode"])
         return out
 
     def _load(self) -> ConfigSet:

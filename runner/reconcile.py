@@ -3,11 +3,13 @@
 - fetch: the source (a URL or a local repository) into a bare mirror under the state directory
   (`git fetch --force`, so a rewritten branch is followed); never touches a user's worktree.
 - load: the fetched commit through the blob-id cache, with every problem located.
-- plan: compare a digest of the definitions and referenced files with the applied revision's;
-  an unchanged plan is a no-op.
-- apply: publish the revision's definitions and its jobs' files to the store, both
-  content-addressed (`definitions:SHA256`, `blob:SHA256`; `revision:COMMIT` points at its
-  definitions), then mark it applied. An invalid revision is never applied.
+- plan: compare a digest of the revision's files (config files and the files its jobs use, by
+  git object id) with the applied revision's; an unchanged plan is a no-op.
+- apply: publish, content-addressed by git object id, each config file's definitions
+  (`definitions:ID`) and each referenced file (`blob:ID`) that the applied revision did not
+  already have — so the cost follows the change, not the repository — then the revision's
+  map of paths to ids (`revision:COMMIT`), then mark it applied. An invalid revision is never
+  applied.
 - record: status keeps the attempted and the applied revision, the errors and the time, like
   Flux's lastAttemptedRevision / lastAppliedRevision.
 """
@@ -22,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.config.load import Cache, load
+from runner.config.load import Cache, check_file, decode, kind_for, load
 from runner.errors import Problem, SourceError
-from runner.execute import job_files
 from runner.state import Store
 
 STATUS = "reconcile"
@@ -73,26 +74,38 @@ def reconcile(store: Store, source: str, branch: str, mirror: Path,
         store.put(STATUS, status)
         return Outcome(revision, True, False)
     snapshot = GitSnapshot(mirror, revision)
-    loaded = load(snapshot, cache)
-    if loaded.config is None:
+    cache = {} if cache is None else cache
+    loaded = load(snapshot, cache, model_too=False)  # validity only: no model to build
+    if loaded.problems:
         status["errors"] = [p.as_dict() for p in loaded.problems]
         store.put(STATUS, status)
         return Outcome(revision, False, False, loaded.problems,
                        f"revision {revision[:12]} is invalid ({len(loaded.problems)} errors); "
                        f"{str(status.get('applied_revision', 'nothing'))[:12]} keeps running")
+    before = store.get(f"revision:{status.get('applied_revision')}") or {}
+    known = set((before.get("config") or {}).values()) | {
+        r["blob"] for r in (before.get("files") or {}).values()}
+    config: dict[str, str] = {}  # config file -> blob
+    paths: set[str] = set()
+    for f in snapshot.files():
+        kind = kind_for(f.path)
+        if kind is None:
+            continue
+        result = cache.get(f"{kind}:{f.path}:{f.blob}") or check_file(kind, f.path, f.read())
+        config[f.path] = f.blob
+        paths |= {value for _where, ref, value in result[5] if ref == "file"}
+        if f.blob not in known:  # publish what changed; the rest is there already
+            store.put(f"definitions:{f.blob}", {"objects": decode(result[2])})
     files: dict[str, dict[str, Any]] = {}
-    for job in loaded.config.jobs.values():
-        for path, blob in job_files(snapshot, job).items():
-            digest = hashlib.sha256(blob.data).hexdigest()
-            if path not in files:
-                store.put(f"blob:{digest}", {"data": base64.b64encode(blob.data).decode()})
-            files[path] = {"sha256": digest, "mode": blob.mode}
-    plan = {"objects": loaded.objects, "files": files}
-    digest = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+    for path in sorted(paths):
+        blob, mode = snapshot.blob_info(path)
+        if blob not in known and store.get(f"blob:{blob}") is None:
+            store.put(f"blob:{blob}", {"data": base64.b64encode(snapshot.read(path)[0]).decode()})
+        files[path] = {"blob": blob, "mode": mode}
+    published = {"revision": revision, "config": config, "files": files}
+    digest = hashlib.sha256(json.dumps([config, files], sort_keys=True).encode()).hexdigest()
     changed = digest != status.get("applied_digest")
-    if changed:
-        store.put(f"definitions:{digest}", plan)
-    store.put(f"revision:{revision}", {"revision": revision, "definitions": digest})
+    store.put(f"revision:{revision}", published)
     status.update(applied_revision=revision, applied_digest=digest, applied_at=time.time(),
                   errors=[])
     store.put(STATUS, status)

@@ -6,13 +6,13 @@ referenced by jobs exist and stay inside the repository. Reading a commit never 
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import subprocess
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from runner.config.load import CONFIG_DIRS, QUEUES_FILE, SourceFile, blob_id
 from runner.errors import Problem, SourceError
@@ -22,10 +22,6 @@ _MAX_LINKS = 8
 
 def _constant(data: bytes) -> Callable[[], bytes]:
     return lambda: data
-
-
-def _reader(blob: Any) -> Callable[[], bytes]:
-    return lambda: bytes(blob.data_stream.read())
 
 
 def _config_path(name: str) -> bool:
@@ -120,17 +116,41 @@ class GitSnapshot:
         self.revision = self.commit.hexsha
         self.problems: tuple[Problem, ...] = ()
 
-    def _entry(self, path: str) -> Any:
-        """The blob at `path`, following symlinks inside the tree; None if absent."""
-        tree = self.commit.tree
+    @cached_property
+    def _tree(self) -> dict[str, tuple[int, str, str]]:
+        """Every path of the commit (trees too) -> (mode, type, object id): one `git ls-tree`,
+        so a lookup costs a dict access however large the repository is."""
+        listing = self.repo.git.ls_tree("-r", "-t", "-z", "--full-tree", self.revision)
+        tree = {}
+        for record in listing.split("\0"):
+            if record:
+                meta, path = record.split("\t", 1)
+                mode, kind, sha = meta.split()
+                tree[path] = (int(mode, 8), kind, sha)
+        return tree
+
+    @cached_property
+    def _children(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for path in self._tree:
+            parent, _, name = path.rpartition("/")
+            out.setdefault(parent, []).append(name)
+        return out
+
+    def _data(self, sha: str) -> bytes:
+        return bytes(self.repo.odb.stream(bytes.fromhex(sha)).read())
+
+    def _entry(self, path: str) -> tuple[str, tuple[int, str, str]] | str | None:
+        """(resolved path, (mode, type, id)) at `path`, following symlinks inside the tree;
+        "outside" for a link leading out; None if absent."""
         for _ in range(_MAX_LINKS):
-            try:
-                blob = tree[path]
-            except KeyError:
+            found = self._tree.get(path)
+            if found is None:
                 return None
-            if blob.type != "blob" or blob.mode != 0o120000:
-                return blob
-            target = blob.data_stream.read().decode("utf-8", "replace")
+            mode, kind, sha = found
+            if kind != "blob" or mode != 0o120000:
+                return path, found
+            target = self._data(sha).decode("utf-8", "replace")
             joined = os.path.normpath(os.path.join(os.path.dirname(path), target))
             if target.startswith("/") or joined.startswith(".."):
                 return "outside"
@@ -141,23 +161,34 @@ class GitSnapshot:
         paths = [QUEUES_FILE] if self._entry(QUEUES_FILE) is not None else []
         for d in CONFIG_DIRS:
             entry = self._entry(d)
-            if entry is not None and entry != "outside" and entry.type == "tree":
-                paths += sorted(f"{d}/{b.name}" for b in entry if _config_path(b.name))
+            if isinstance(entry, tuple) and entry[1][1] == "tree":
+                paths += sorted(f"{d}/{n}" for n in self._children.get(entry[0], ())
+                                if _config_path(n))
         out, refused = [], []
         for p in paths:
+            entry = self._entry(p)
             why = self.file_error(p)
-            if why:
+            if why or not isinstance(entry, tuple):
                 refused.append(Problem(p, 1, 1, f"{p} {why}"))
                 continue
-            blob = self._entry(p)
-            out.append(SourceFile(p, blob.hexsha, _reader(blob)))
+            sha = entry[1][2]
+            out.append(SourceFile(p, sha, functools.partial(self._data, sha)))
         self.problems = tuple(refused)
         return out
 
+    def blob_info(self, path: str) -> tuple[str, int]:
+        """A file's git object id (its content address) and mode, following symlinks."""
+        entry = self._entry(path)
+        assert isinstance(entry, tuple), path
+        mode, _kind, sha = entry[1]
+        return sha, 0o755 if mode & 0o111 else 0o644
+
     def read(self, path: str) -> tuple[bytes, int]:
         """A file's bytes and mode as git stores it (0o755 or 0o644)."""
-        blob = self._entry(path)
-        return bytes(blob.data_stream.read()), 0o755 if blob.mode & 0o111 else 0o644
+        entry = self._entry(path)
+        assert isinstance(entry, tuple), path
+        mode, _kind, sha = entry[1]
+        return self._data(sha), 0o755 if mode & 0o111 else 0o644
 
     def file_error(self, path: str) -> str | None:
         entry = self._entry(path)
@@ -165,6 +196,6 @@ class GitSnapshot:
             return f"does not exist in the repository at {self.revision[:12]}"
         if entry == "outside":
             return "is a symlink leading out of the repository; files must stay inside it"
-        if entry.type != "blob":
+        if not isinstance(entry, tuple) or entry[1][1] != "blob":
             return "is not a regular file"
         return None

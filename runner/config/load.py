@@ -145,7 +145,7 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
             refs.extend(r for r in file_refs if (str(r[0][0]), str(r[0][1])) not in origin)
         else:
             refs.extend(file_refs)
-        found = _decode(stored) if model_too or kind in _ALWAYS_DECODED else {}
+        found = decode(stored) if model_too or kind in _ALWAYS_DECODED else {}
         for qualified in declared:
             section, name = qualified.split("/", 1)
             first = origin.setdefault((section, name), f.path)
@@ -171,7 +171,8 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
 _ALWAYS_DECODED = ("queues", "targets")  # workers and targets are read by the reference checks
 
 
-def _decode(stored: dict[str, Any] | bytes) -> dict[str, Any]:
+def decode(stored: dict[str, Any] | bytes) -> dict[str, Any]:
+    """A FileResult's objects ('section/name' -> value), marshalled or not."""
     if isinstance(stored, bytes):
         decoded: dict[str, Any] = marshal.loads(stored)
         return decoded

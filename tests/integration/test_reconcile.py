@@ -37,10 +37,10 @@ def test_apply_noop_refuse_fix_and_rewrite(
     assert (s["applied_revision"], s["attempted_revision"], s["errors"]) == (first, first, [])
     store = FileStore(state / ".runner" / "state")
     published = store.get(f"revision:{first}") or {}
-    definitions = store.get(f"definitions:{published['definitions']}") or {}
-    assert set(definitions["objects"]["jobs"]) == {"health-check", "tmp-cleanup"}
-    script = definitions["files"]["files/disk-report.sh"]
-    assert script["mode"] == 0o755 and store.get(f"blob:{script['sha256']}")
+    health = store.get(f"definitions:{published['config']['jobs.d/health.yaml']}") or {}
+    assert list(health["objects"]) == ["jobs/health-check"]
+    script = published["files"]["files/disk-report.sh"]
+    assert script["mode"] == 0o755 and store.get(f"blob:{script['blob']}")
 
     again = runner(state, "reconcile", "--once", "--source", src)
     assert again.stdout.strip() == f"main at {first[:12]}: unchanged"
