@@ -399,7 +399,11 @@ def up(repo: Path, source: str | None, branch: str | None) -> None:
 @click.option("--branch", default="main", show_default=True, help="The branch to apply.")
 @click.option("--interval", default="30s", show_default=True,
               help="With --watch: time between fetches (30s, 1m, ...).")
-def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: str) -> None:
+@click.option("--require-signed", type=click.Path(exists=True, path_type=Path),
+              help="Apply only revisions whose head commit is signed by a key of this keyring: "
+                   "an SSH allowed_signers file or a GnuPG home directory.")
+def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: str,
+              require_signed: Path | None) -> None:
     """Fetch the source, validate its branch and apply it if valid; record the outcome."""
     import signal
     import threading
@@ -418,7 +422,7 @@ def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: 
     cache = DiskCache(mirror)
 
     def once() -> int:
-        outcome = run_once(system.store, where, branch, mirror, cache)
+        outcome = run_once(system.store, where, branch, mirror, cache, require_signed)
         cache.save()
         if outcome.problems:
             _print_problems(outcome.problems, "text")
@@ -482,7 +486,7 @@ def status(repo: Path, fmt: str) -> None:
         "applied_revision": rec.get("applied_revision"),
         "attempted_revision": rec.get("attempted_revision"),
         "errors": rec.get("errors", []), "last_reconcile": rec.get("last_reconcile"),
-        "fetch_error": rec.get("fetch_error"),
+        "fetch_error": rec.get("fetch_error"), "refused": rec.get("refused"),
         "suspended": system.store.get("suspended") or {},
         "broker": "redis" if system.settings.redis_url else "embedded",
         "workers": {host: {"queues": sorted(q["name"] for q in qs),
@@ -499,8 +503,9 @@ def status(repo: Path, fmt: str) -> None:
                f"; attempted: {out['attempted_revision'] or '-'}")
     for e in out["errors"]:
         click.echo(f"  {Problem(**e).text()}")
-    if out["fetch_error"]:
-        click.echo(f"  {out['fetch_error']}")
+    for why in (out["fetch_error"], out["refused"]):
+        if why:
+            click.echo(f"  {why}")
     paused = out["suspended"]
     if paused.get("all") or paused.get("schedules"):
         click.echo("suspended: " + ("all schedules" if paused.get("all") else

@@ -55,8 +55,29 @@ def fetch(source: str, branch: str, mirror: Path) -> str:
         raise SourceError(f"cannot fetch branch {branch!r} from {source}: {detail}") from None
 
 
+def unsigned(mirror: Path, revision: str, keyring: Path) -> str | None:
+    """Why `revision` is not signed by a key of `keyring` (git's own verify-commit), or None.
+    `keyring`: an SSH allowed_signers file, or a GnuPG home directory."""
+    import os
+    import subprocess
+
+    env = {**os.environ}
+    options: list[str] = []
+    if keyring.is_dir():
+        env["GNUPGHOME"] = str(keyring)
+    else:
+        options = ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={keyring}"]
+    done = subprocess.run(["git", "-C", str(mirror), *options, "verify-commit", revision],
+                          capture_output=True, text=True, env=env, check=False)
+    if done.returncode == 0:
+        return None
+    said = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    return (f"head commit {revision[:12]} is not signed by a key of {keyring} "
+            f"({said[-1] if said else 'no signature'}); it is not applied")
+
+
 def reconcile(store: Store, source: str, branch: str, mirror: Path,
-              cache: Cache | None = None) -> Outcome:
+              cache: Cache | None = None, require_signed: Path | None = None) -> Outcome:
     from runner.source import GitSnapshot
 
     status: dict[str, Any] = store.get(STATUS) or {}
@@ -73,6 +94,13 @@ def reconcile(store: Store, source: str, branch: str, mirror: Path,
         status["errors"] = []
         store.put(STATUS, status)
         return Outcome(revision, True, False)
+    status.pop("refused", None)
+    if require_signed is not None:
+        why = unsigned(mirror, revision, require_signed)
+        if why:
+            status.update(errors=[], refused=why)
+            store.put(STATUS, status)
+            return Outcome(revision, False, False, reason=why)
     snapshot = GitSnapshot(mirror, revision)
     cache = {} if cache is None else cache
     loaded = load(snapshot, cache, model_too=False)  # validity only: no model to build

@@ -141,3 +141,40 @@ def test_up_applies_a_pushed_schedule_within_seconds(
             if up.poll() is None:
                 os.killpg(up.pid, signal.SIGKILL)
             log.close()
+
+
+def test_require_signed_applies_only_signed_heads(demo_repo: Path, tmp_path: Path) -> None:
+    from tests.servers import keygen
+
+    state = copy_demo(tmp_path / "runner-home")
+    trusted = keygen(tmp_path / "trusted").split()
+    keygen(tmp_path / "stranger")
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"t@example.invalid {trusted[0]} {trusted[1]}\n")
+
+    def signed_commit(key: str, message: str) -> str:
+        (demo_repo / "files" / "motd.txt").write_text(message + "\n")
+        git(demo_repo, "add", "-A")
+        git(demo_repo, "-c", "gpg.format=ssh", "-c", f"user.signingkey={tmp_path / key}",
+            "commit", "-q", "-S", "-m", message)
+        return git(demo_repo, "rev-parse", "HEAD")
+
+    def attempt() -> subprocess.CompletedProcess[str]:
+        return runner(state, "reconcile", "--once", "--source", str(demo_repo),
+                      "--require-signed", str(allowed))
+
+    unsigned_head = git(demo_repo, "rev-parse", "HEAD")
+    refused = attempt()
+    assert refused.returncode == 1
+    assert f"head commit {unsigned_head[:12]} is not signed by a key of {allowed}" \
+        in refused.stderr
+    assert "applied_revision" not in status(state)
+    good = signed_commit("trusted", "signed by a trusted key")
+    assert attempt().returncode == 0
+    assert status(state)["applied_revision"] == good
+    bad = signed_commit("stranger", "signed by someone else")
+    refused = attempt()
+    assert refused.returncode == 1
+    s = status(state)
+    assert (s["applied_revision"], s["attempted_revision"]) == (good, bad)
+    assert s["refused"].startswith(f"head commit {bad[:12]} is not signed by a key of")
