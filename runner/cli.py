@@ -495,6 +495,7 @@ def status(repo: Path, fmt: str) -> None:
         "queues": {q: {"length": queue_length(system, q), "priority": config.queues[q].priority}
                    for q in config.queues},
         "active_runs": [r for r in system.store.runs(limit=200) if r.get("state") in ACTIVE],
+        "schedules": _schedules(system, config),
     }
     if fmt == "json":
         _print_json(out)
@@ -517,10 +518,27 @@ def status(repo: Path, fmt: str) -> None:
     click.echo("queues:")
     for q, info in out["queues"].items():
         click.echo(f"  {q:<24} {info['length']} waiting, priority {info['priority']}")
+    click.echo("schedules:")
+    for name, sch in out["schedules"].items():
+        click.echo(f"  {name:<24} next {sch['next_fire'] or '-'}  last {sch['last_fire'] or '-'}"
+                   f"  run {sch['last_run_id'] or '-'}")
     click.echo(f"active runs: {len(out['active_runs'])}")
     for r in out["active_runs"]:
         for line in _record_lines(r):
             click.echo(f"  {line}")
+
+
+def _schedules(system: Any, config: ConfigSet) -> dict[str, dict[str, Any]]:
+    """Each schedule's next firing (from now), last handled firing and last run id."""
+    now = datetime.now(UTC)
+    out = {}
+    for name, s in config.schedules.items():
+        state = system.store.get(f"schedule:{name}") or {}
+        nxt = desired.next_fires(s, now, 1)
+        out[name] = {"job": s.job, "next_fire": nxt[0].isoformat() if nxt else None,
+                     "last_fire": state.get("last_fire"),
+                     "last_run_id": state.get("last_run_id")}
+    return out
 
 
 @cli.command()

@@ -86,3 +86,9 @@ def test_suspend_and_resume(tmp_path: Path) -> None:
     beat.tick()
     assert len(system.store.runs(limit=10)) == 1
     assert cli("resume").returncode == 2  # neither a schedule nor --all
+    import json
+
+    five = json.loads(cli("status", "--format", "json").stdout)["schedules"]["five"]
+    assert five["last_fire"] == "2026-11-25T12:15:00+00:00"  # passed while suspended
+    assert five["last_run_id"] == system.store.runs(limit=1)[0]["run_id"]
+    assert five["next_fire"] is not None and five["job"] == "health-check"
