@@ -178,3 +178,45 @@ def test_require_signed_applies_only_signed_heads(demo_repo: Path, tmp_path: Pat
     s = status(state)
     assert (s["applied_revision"], s["attempted_revision"]) == (good, bad)
     assert s["refused"].startswith(f"head commit {bad[:12]} is not signed by a key of")
+
+
+def test_push_to_a_bare_remote_reassigns_a_running_worker(demo_repo: Path,
+                                                          tmp_path: Path) -> None:
+    import signal
+
+    from tests.integration.test_celery import poll
+
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(demo_repo), str(remote))
+    state = copy_demo(tmp_path / "runner-home")
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
+    up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(state),
+                           "--source", str(remote), "--branch", "main"], env=env, stdout=log,
+                          stderr=log, start_new_session=True)
+    try:
+        store = FileStore(state / ".runner" / "state")
+        poll(lambda: (store.get("reconcile") or {}).get("applied_revision"), 60, "applied")
+        queues = (demo_repo / "queues.yaml").read_text()
+        changed = queues.replace("queues: [system, execution]", "queues: [system, extra]")
+        changed = changed.replace("\nqueues:\n", "\nqueues:\n  extra: {}\n", 1)
+        assert changed.count("extra") == 2
+        (demo_repo / "queues.yaml").write_text(changed)
+        (demo_repo / "jobs.d" / "extra.yaml").write_text(
+            "jobs:\n  on-extra: {queue: extra, targets: [localhost], "
+            "steps: [{command: echo extra}]}\n")
+        git(demo_repo, "add", "-A")
+        git(demo_repo, "commit", "-q", "-m", "system-worker also serves extra")
+        git(demo_repo, "push", "-q", str(remote), "main")
+        head = git(demo_repo, "rev-parse", "HEAD")
+        poll(lambda: (store.get("reconcile") or {}).get("applied_revision") == head, 30,
+             "the push is applied")
+        done = runner(state, "run", "on-extra", "--enqueue", "--wait", "--format", "json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        record = json.loads(done.stdout)
+        assert record["worker"].startswith("system-worker-")  # the running worker, reassigned
+        assert record["revision"] == head
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(60)
+        log.close()
