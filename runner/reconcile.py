@@ -111,8 +111,8 @@ def reconcile(store: Store, source: str, branch: str, mirror: Path,
                        f"revision {revision[:12]} is invalid ({len(loaded.problems)} errors); "
                        f"{str(status.get('applied_revision', 'nothing'))[:12]} keeps running")
     before = store.get(f"revision:{status.get('applied_revision')}") or {}
-    known = set((before.get("config") or {}).values()) | {
-        r["blob"] for r in (before.get("files") or {}).values()}
+    known_config = set((before.get("config") or {}).values())
+    known_files = {r["blob"] for r in (before.get("files") or {}).values()}
     config: dict[str, str] = {}  # config file -> blob
     paths: set[str] = set()
     for f in snapshot.files():
@@ -122,12 +122,12 @@ def reconcile(store: Store, source: str, branch: str, mirror: Path,
         result = cache.get(f"{kind}:{f.path}:{f.blob}") or check_file(kind, f.path, f.read())
         config[f.path] = f.blob
         paths |= {value for _where, ref, value in result[5] if ref == "file"}
-        if f.blob not in known:  # publish what changed; the rest is there already
+        if f.blob not in known_config:  # publish what changed; the rest is there already
             store.put(f"definitions:{f.blob}", {"objects": decode(result[2])})
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(paths):
         blob, mode = snapshot.blob_info(path)
-        if blob not in known and store.get(f"blob:{blob}") is None:
+        if blob not in known_files and store.get(f"blob:{blob}") is None:
             store.put(f"blob:{blob}", {"data": base64.b64encode(snapshot.read(path)[0]).decode()})
         files[path] = {"blob": blob, "mode": mode}
     published = {"revision": revision, "config": config, "files": files}
