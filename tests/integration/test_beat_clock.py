@@ -92,3 +92,33 @@ def test_suspend_and_resume(tmp_path: Path) -> None:
     assert five["last_fire"] == "2026-11-25T12:15:00+00:00"  # passed while suspended
     assert five["last_run_id"] == system.store.runs(limit=1)[0]["run_id"]
     assert five["next_fire"] is not None and five["job"] == "health-check"
+
+
+def test_removed_schedules_stop_and_changed_ones_move(tmp_path: Path) -> None:
+    repo = copy_demo(tmp_path / "config")
+    ops = repo / "schedules.d" / "ops.yaml"
+    ops.write_text("schedules:\n  s: {job: health-check, cron: '0 * * * *', overlap: allow}\n")
+    system = System(Settings(), repo, repo / ".runner")
+    now = [datetime(2026, 11, 25, 11, 59, tzinfo=UTC)]
+    beat = Beat(system, create_app(system), clock=lambda: now[0])
+
+    def fired() -> list[str]:
+        return sorted(r["scheduled_for"] for r in system.store.runs(limit=100)
+                      if r["state"] == "PENDING")
+
+    def at(hour: int, minute: int) -> None:
+        now[0] = datetime(2026, 11, 25, hour, minute, 1, tzinfo=UTC)
+        system._config = None  # read the configuration again, as after RELOAD seconds
+        beat.tick()
+
+    at(11, 59)
+    at(12, 0)
+    assert fired() == ["2026-11-25T12:00:00+00:00"]
+    ops.write_text("schedules:\n  s: {job: health-check, cron: '30 * * * *', overlap: allow}\n")
+    at(12, 15)  # the changed cron's next firing is 12:30, not 13:00
+    at(12, 30)
+    assert fired()[-1] == "2026-11-25T12:30:00+00:00"
+    ops.write_text("schedules: {}\n")
+    at(13, 0)
+    at(13, 30)
+    assert fired() == ["2026-11-25T12:00:00+00:00", "2026-11-25T12:30:00+00:00"]
