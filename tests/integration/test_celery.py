@@ -36,7 +36,7 @@ jobs:
   side-job: {queue: other, targets: [here], steps: [{command: echo side}]}
   slow: {queue: other, targets: [here], steps: [{command: sleep 47.3}]}
   fails: {queue: other, targets: [here], steps: [{command: exit 3}]}
-  crashy: {queue: other, targets: [here], steps: [{command: sleep 3; echo survived}]}
+  crashy: {queue: other, targets: [here], steps: [{command: sleep 5; echo survived}]}
   nap: {queue: other, targets: [here], steps: [{command: sleep 4}]}
 """
 
@@ -196,12 +196,16 @@ def test_kill_9_of_the_worker_process_mid_run_redelivers(cluster: Cluster) -> No
     worker = cluster.worker("side")
     run_id = cluster.enqueue("crashy")
     poll(lambda: cluster.state(run_id) == "STARTED", 30, "crashy starts")
-    children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
-                              text=True).stdout.split()
-    busy = [c for c in children if subprocess.run(["pgrep", "-P", c], capture_output=True)
-            .returncode == 0]  # the pool process running the job has the shell as child
-    assert len(busy) == 1, children
-    os.kill(int(busy[0]), signal.SIGKILL)
+
+    def busy() -> list[str]:  # the pool process running the job has the shell as its child
+        children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        return [c for c in children
+                if subprocess.run(["pgrep", "-P", c], capture_output=True).returncode == 0]
+
+    running = poll(lambda: (found := busy()) and len(found) == 1 and found, 20,
+                   "the job's shell runs under one pool process")
+    os.kill(int(running[0]), signal.SIGKILL)
     record = cluster.final(run_id, 60)
     assert record["state"] == "SUCCESS"
     assert record["deliveries"] == 2
