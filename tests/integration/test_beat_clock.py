@@ -10,14 +10,21 @@ from runner.celery_app import System, create_app
 from runner.settings import Settings
 from tests.integration.conftest import copy_demo
 
+FIVE = "schedules:\n  five: {job: health-check, every: 5m, overlap: allow}\n"
+
+
+def beat_on(tmp_path: Path, schedules: str, start: datetime
+            ) -> tuple[Path, System, list[datetime], Beat]:
+    """A demo repository with `schedules`, and a beat whose clock reads now[0]."""
+    repo = copy_demo(tmp_path / "config")
+    (repo / "schedules.d" / "ops.yaml").write_text(schedules)
+    system = System(Settings(), repo, repo / ".runner")
+    now = [start]
+    return repo, system, now, Beat(system, create_app(system), clock=lambda: now[0])
+
 
 def test_ticks_fire_on_time_and_new_schedules_owe_nothing(tmp_path: Path) -> None:
-    repo = copy_demo(tmp_path / "config")
-    (repo / "schedules.d" / "ops.yaml").write_text(
-        "schedules:\n  five: {job: health-check, every: 5m, overlap: allow}\n")
-    system = System(Settings(), repo, repo / ".runner")
-    now = [datetime(2026, 11, 25, 12, 1, tzinfo=UTC)]
-    beat = Beat(system, create_app(system), clock=lambda: now[0])
+    repo, system, now, beat = beat_on(tmp_path, FIVE, datetime(2026, 11, 25, 12, 1, tzinfo=UTC))
 
     def scheduled() -> list[tuple[str, str, str]]:
         return sorted((r["schedule"], r["state"], r["scheduled_for"])
@@ -58,12 +65,7 @@ def test_suspend_and_resume(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    repo = copy_demo(tmp_path / "config")
-    (repo / "schedules.d" / "ops.yaml").write_text(
-        "schedules:\n  five: {job: health-check, every: 5m, overlap: allow}\n")
-    system = System(Settings(), repo, repo / ".runner")
-    now = [datetime(2026, 11, 25, 12, 1, tzinfo=UTC)]
-    beat = Beat(system, create_app(system), clock=lambda: now[0])
+    repo, system, now, beat = beat_on(tmp_path, FIVE, datetime(2026, 11, 25, 12, 1, tzinfo=UTC))
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "runner", *args, "--repo", str(repo)],
@@ -95,12 +97,10 @@ def test_suspend_and_resume(tmp_path: Path) -> None:
 
 
 def test_removed_schedules_stop_and_changed_ones_move(tmp_path: Path) -> None:
-    repo = copy_demo(tmp_path / "config")
+    repo, system, now, beat = beat_on(
+        tmp_path, "schedules:\n  s: {job: health-check, cron: '0 * * * *', overlap: allow}\n",
+        datetime(2026, 11, 25, 11, 59, tzinfo=UTC))
     ops = repo / "schedules.d" / "ops.yaml"
-    ops.write_text("schedules:\n  s: {job: health-check, cron: '0 * * * *', overlap: allow}\n")
-    system = System(Settings(), repo, repo / ".runner")
-    now = [datetime(2026, 11, 25, 11, 59, tzinfo=UTC)]
-    beat = Beat(system, create_app(system), clock=lambda: now[0])
 
     def fired() -> list[str]:
         return sorted(r["scheduled_for"] for r in system.store.runs(limit=100)
