@@ -87,11 +87,14 @@ class System:
         """The repository files `job` sends to targets, of the configuration config() gave."""
         from runner.source import DirSnapshot
 
+        paths = job_paths(job)
+        if not paths:
+            return {}
         if self._applied is None:
             return job_files(DirSnapshot(self.repo), job)
         published = self._applied[2]
         out = {}
-        for path in job_paths(job):
+        for path in paths:
             entry = published[path]
             if entry["blob"] not in self._blobs:
                 blob = self.store.get(f"blob:{entry['blob']}") or {}

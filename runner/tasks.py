@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -86,7 +85,7 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     except RunnerError as e:
         return save(state="FAILURE", finished=time.time(), error=str(e))
     if here.loop is None:
-        here.loop = _new_loop()
+        here.loop = asyncio.new_event_loop()
         here.engine = Engine(system.settings)
     assert here.engine is not None
     cancel = Cancel()
@@ -140,21 +139,6 @@ def sweep_orphans(store: Store, host: str) -> list[str]:
         except PermissionError:
             continue  # alive, another user's
     return ended
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    """The worker process's event loop. Before Python 3.12, asyncio waits for each child
-    process with a thread of its own; a pidfd watcher (Linux >= 5.3) needs none."""
-    loop = asyncio.new_event_loop()
-    if sys.version_info < (3, 12) and hasattr(os, "pidfd_open"):
-        try:
-            os.close(os.pidfd_open(os.getpid()))
-        except OSError:
-            return loop  # an older kernel: keep asyncio's default
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(loop)
-        asyncio.set_child_watcher(watcher)  # this worker process only (after the fork)
-    return loop
 
 
 def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: str,
