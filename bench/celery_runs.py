@@ -17,6 +17,7 @@ p50 latency within floor + 5 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -91,8 +92,12 @@ class Bench:
                 time.sleep(pace)  # the pace of arrivals, not a wait for a result
             lat = [(r["started"] - r["created"]) * 1000 for r in self.wait(paced_ids)]
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
+            os.kill(proc.pid, signal.SIGTERM)  # the worker stops its pool
+            try:
+                proc.wait(30)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
         return {"runs/s": (len(records) - 1) / (last - first),
                 "cpu ms": cpu * 1000 / (len(records) - 1),
                 "p50 ms": statistics.median(lat), "p90 ms": pct(lat, 0.9),

@@ -5,7 +5,10 @@ every machine that points at it) and files under the state directory (the embedd
 shared by the processes of one machine). Values are JSON objects.
 
 Run records: {"run_id", "job", "revision", "trigger", "state", "queue", "targets", "worker",
-"created", "received", "started", "finished", "error", "retry_of", "schedule", "result"}.
+"created", "received", "started", "finished", "error", "retry_of", "schedule", "result",
+"deliveries", "note"}. On Redis a record is a hash of JSON-encoded fields, so a state change
+writes only what changed, and the worker's start (is it final? cancelled? count the delivery,
+mark it STARTED) is one round trip.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,11 +28,35 @@ from runner.errors import SourceError
 
 ACTIVE = ("PENDING", "RECEIVED", "STARTED", "RETRY")
 FINAL = ("SUCCESS", "FAILURE", "REVOKED", "SKIPPED", "MISSED")
+ENDED = ("SUCCESS", "FAILURE", "REVOKED")  # what a worker never runs again
+
+
+@dataclass(frozen=True)
+class Begin:
+    """What a worker learns when it starts a run."""
+
+    previous: str | None  # the state before (None: no record)
+    cancelled: bool       # its cancel was requested: not started
+    deliveries: int       # this delivery's number (1 the first time); 0 when not started
+
+    @property
+    def started(self) -> bool:
+        return self.deliveries > 0
 
 
 class Store(Protocol):
-    def save_run(self, record: dict[str, Any], new: bool = True) -> None:
-        """Writes a run record whole; `new=False` for a record already indexed."""
+    def save_run(self, record: dict[str, Any]) -> None:
+        """Writes a new run record, whole, and indexes it."""
+
+    def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
+        """Sets `fields` of an existing run record."""
+
+    def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
+        """Unless the run has ended or its cancel was requested: count the delivery and mark
+        it STARTED by `worker` (creating and indexing the record if there is none)."""
+
+    def mark_received(self, run_id: str, now: float) -> None:
+        """PENDING -> RECEIVED (a worker took the message); any other state is kept."""
 
     def run(self, run_id: str) -> dict[str, Any] | None: ...
 
@@ -37,9 +65,6 @@ class Store(Protocol):
     def request_cancel(self, run_id: str) -> None: ...
 
     def cancel_requested(self, run_id: str) -> bool: ...
-
-    def run_to_start(self, run_id: str) -> tuple[dict[str, Any] | None, bool]:
-        """The run's record and whether its cancel was requested (one round trip)."""
 
     def lock(self, name: str, owner: str, ttl: float) -> bool:
         """Take or renew the lock `name` for `owner` for `ttl` seconds; False if held by
@@ -52,13 +77,16 @@ class Store(Protocol):
     def ping(self) -> None: ...
 
 
-def update(store: Store, run_id: str, **fields: Any) -> dict[str, Any]:
-    record = store.run(run_id)
-    new = record is None
-    record = record or {"run_id": run_id}
-    record.update(fields)
-    store.save_run(record, new)
-    return record
+def _begin(record: dict[str, Any] | None, cancelled: bool, run_id: str, job: str,
+           worker: str, now: float) -> tuple[Begin, dict[str, Any] | None]:
+    """begin_run on a whole record: the verdict and the record to write (None: none)."""
+    previous = record.get("state") if record else None
+    if previous in ENDED or cancelled:
+        return Begin(previous, cancelled and previous not in ENDED, 0), None
+    record = record or {"run_id": run_id, "job": job, "created": now}
+    deliveries = int(record.get("deliveries", 0)) + 1
+    record.update(state="STARTED", started=now, worker=worker, deliveries=deliveries)
+    return Begin(previous, False, deliveries), record
 
 
 class RedisStore:
@@ -66,6 +94,26 @@ class RedisStore:
     local v = redis.call('GET', KEYS[1])
     if v == false or v == ARGV[1] then
       redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1
+    end
+    return 0"""
+    # KEYS: record, cancel flag, index, job index; ARGV: worker, now, job, run id (JSON), run id
+    _BEGIN = """
+    local previous = redis.call('HGET', KEYS[1], 'state')
+    if previous == '"SUCCESS"' or previous == '"FAILURE"' or previous == '"REVOKED"' then
+      return {previous, 0, 0}
+    end
+    if redis.call('EXISTS', KEYS[2]) == 1 then return {previous, 1, 0} end
+    if previous == false then
+      redis.call('HSET', KEYS[1], 'run_id', ARGV[4], 'job', ARGV[3], 'created', ARGV[2])
+      redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5])
+      redis.call('ZADD', KEYS[4], ARGV[2], ARGV[5])
+    end
+    local n = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
+    redis.call('HSET', KEYS[1], 'state', '"STARTED"', 'started', ARGV[2], 'worker', ARGV[1])
+    return {previous, 0, n}"""
+    _RECEIVED = """
+    if redis.call('HGET', KEYS[1], 'state') == '"PENDING"' then
+      redis.call('HSET', KEYS[1], 'state', '"RECEIVED"', 'received', ARGV[1])
     end
     return 0"""
 
@@ -83,37 +131,46 @@ class RedisStore:
                               "unset REDIS_URL for the embedded default") from None
         self.p = prefix
         self._renew = self.r.register_script(self._RENEW)
+        self._begin = self.r.register_script(self._BEGIN)
+        self._received = self.r.register_script(self._RECEIVED)
 
     def ping(self) -> None:
         self.r.ping()
 
-    def save_run(self, record: dict[str, Any], new: bool = True) -> None:
+    def save_run(self, record: dict[str, Any]) -> None:
         rid = record["run_id"]
-        if not new:
-            self.r.set(f"{self.p}run:{rid}", json.dumps(record))
-            return
         pipe = self.r.pipeline(transaction=False)
-        pipe.set(f"{self.p}run:{rid}", json.dumps(record))
+        pipe.hset(f"{self.p}run:{rid}", mapping={k: json.dumps(v) for k, v in record.items()})
         pipe.zadd(f"{self.p}runs", {rid: record.get("created", 0)})
         pipe.zadd(f"{self.p}runs:{record.get('job', '')}", {rid: record.get("created", 0)})
         pipe.execute()
 
+    def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
+        self.r.hset(f"{self.p}run:{run_id}", mapping={k: json.dumps(v) for k, v in fields.items()})
+
+    def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
+        previous, cancelled, n = self._begin(
+            keys=[f"{self.p}run:{run_id}", f"{self.p}cancel:{run_id}", f"{self.p}runs",
+                  f"{self.p}runs:{job}"],
+            args=[json.dumps(worker), repr(now), json.dumps(job), json.dumps(run_id), run_id])
+        return Begin(json.loads(previous) if previous else None, bool(cancelled), int(n))
+
+    def mark_received(self, run_id: str, now: float) -> None:
+        self._received(keys=[f"{self.p}run:{run_id}"], args=[repr(now)])
+
+    @staticmethod
+    def _decode(raw: Any) -> dict[str, Any] | None:
+        return {str(k): json.loads(v) for k, v in raw.items()} if raw else None
+
     def run(self, run_id: str) -> dict[str, Any] | None:
-        raw = self.r.get(f"{self.p}run:{run_id}")
-        return json.loads(raw) if raw else None
+        return self._decode(self.r.hgetall(f"{self.p}run:{run_id}"))
 
     def runs(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         key = f"{self.p}runs:{job}" if job else f"{self.p}runs"
-        ids = [str(i) for i in self.r.zrevrange(key, 0, limit - 1)]
-        raws = self.r.mget([self.p + "run:" + i for i in ids]) if ids else []
-        return [json.loads(r) for r in raws if r]
-
-    def run_to_start(self, run_id: str) -> tuple[dict[str, Any] | None, bool]:
         pipe = self.r.pipeline(transaction=False)
-        pipe.get(f"{self.p}run:{run_id}")
-        pipe.exists(f"{self.p}cancel:{run_id}")
-        raw, cancelled = pipe.execute()
-        return (json.loads(raw) if raw else None), bool(cancelled)
+        for rid in self.r.zrevrange(key, 0, limit - 1):
+            pipe.hgetall(f"{self.p}run:{rid!s}")
+        return [r for r in map(self._decode, pipe.execute()) if r]
 
     def request_cancel(self, run_id: str) -> None:
         self.r.set(f"{self.p}cancel:{run_id}", "1", ex=7 * 86400)
@@ -156,8 +213,25 @@ class FileStore:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def save_run(self, record: dict[str, Any], new: bool = True) -> None:
+    def save_run(self, record: dict[str, Any]) -> None:
         self._write(self.root / "runs" / f"{record['run_id']}.json", record)
+
+    def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
+        record = self.run(run_id) or {"run_id": run_id}
+        record.update(fields)
+        self.save_run(record)
+
+    def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
+        begin, record = _begin(self.run(run_id), self.cancel_requested(run_id), run_id, job,
+                               worker, now)
+        if record is not None:
+            self.save_run(record)
+        return begin
+
+    def mark_received(self, run_id: str, now: float) -> None:
+        record = self.run(run_id)
+        if record and record.get("state") == "PENDING":
+            self.update_run(run_id, {"state": "RECEIVED", "received": now})
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         if "/" in run_id or run_id.startswith("."):
@@ -175,9 +249,6 @@ class FileStore:
                 if len(out) >= limit:
                     break
         return out
-
-    def run_to_start(self, run_id: str) -> tuple[dict[str, Any] | None, bool]:
-        return self.run(run_id), self.cancel_requested(run_id)
 
     def request_cancel(self, run_id: str) -> None:
         (self.root / "cancel" / run_id).touch()

@@ -26,7 +26,7 @@ from runner.errors import RunnerError, UsageError
 from runner.execute import new_run_id
 from runner.executor.base import RunResult
 from runner.executor.engine import Cancel, Engine
-from runner.state import ACTIVE, Store, update
+from runner.state import ACTIVE, Store
 
 _POLL = 0.25  # seconds between looks at the cancel flag
 
@@ -55,24 +55,18 @@ def register(app: Celery, system: System) -> None:
 def execute(system: System, here: _Process, name: str, revision: str, run_id: str,
             limit: str | None, worker: str | None, redelivered: bool) -> str:
     store = system.store
-    found, cancelled = store.run_to_start(run_id)
-    record = found or {"run_id": run_id}
-    known = found is not None
 
     def save(**fields: Any) -> str:
-        record.update(fields)
-        store.save_run(record, new=not known)
-        return str(record["state"])
+        store.update_run(run_id, fields)
+        return str(fields["state"])
 
-    if record.get("state") in ("SUCCESS", "FAILURE", "REVOKED"):
-        return str(record["state"])  # a duplicate delivery of a finished run: never twice
-    if cancelled:
+    begin = store.begin_run(run_id, name, worker or "", time.time())
+    if begin.cancelled:
         return save(state="REVOKED", finished=time.time(), error="cancelled before it started")
-    deliveries = int(record.get("deliveries", 0)) + 1
-    save(state="STARTED", started=time.time(), worker=worker, deliveries=deliveries,
-         **({"note": "redelivered after its worker process died"}
-            if deliveries > 1 or redelivered else {}))
-    known = True
+    if not begin.started:
+        return str(begin.previous)  # a duplicate delivery of a finished run: never twice
+    if begin.deliveries > 1 or redelivered:
+        store.update_run(run_id, {"note": "redelivered after its worker process died"})
     try:
         config = system.config()
         if name not in config.jobs:
@@ -132,9 +126,10 @@ def sweep_orphans(store: Store, host: str) -> list[str]:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            update(store, r["run_id"], state="FAILURE", finished=time.time(),
-                   error=f"worker {worker} died during the run; the embedded broker cannot "
-                         "deliver it again (run it again with runner retry)")
+            store.update_run(r["run_id"], {
+                "state": "FAILURE", "finished": time.time(),
+                "error": f"worker {worker} died during the run; the embedded broker cannot "
+                         "deliver it again (run it again with runner retry)"})
             ended.append(r["run_id"])
         except PermissionError:
             continue  # alive, another user's
@@ -168,8 +163,10 @@ def cancel(app: Celery, store: Store, run_id: str) -> dict[str, Any]:
     store.request_cancel(run_id)
     app.control.revoke(run_id)
     if record.get("state") in ("PENDING", "RECEIVED"):
-        record = update(store, run_id, state="REVOKED", finished=time.time(),
-                        error="cancelled before it started")
+        fields = {"state": "REVOKED", "finished": time.time(),
+                  "error": "cancelled before it started"}
+        store.update_run(run_id, fields)
+        record.update(fields)
     return record
 
 

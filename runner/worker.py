@@ -2,16 +2,20 @@
 seconds, reads the configuration the system runs and makes the worker match it — consume the
 queues now assigned to NAME, stop consuming removed ones (runs in progress finish), and grow or
 shrink the pool to the worker's concurrency. No restart.
+
+It also records RECEIVED when the worker takes a run's message (before a pool process is free
+to start it): Celery's task_received signal, sent by the worker's main process.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 
-from runner.celery_app import RELOAD, System
+from runner.celery_app import RELOAD, TASK, System
 from runner.errors import RunnerError
 
 log = logging.getLogger("runner.worker")
@@ -54,3 +58,9 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
                     pool.shrink(pool.num_processes - size)
 
     app.steps["consumer"].add(Reload)
+
+    def received(sender: Any = None, request: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is app and request is not None and request.name == TASK:
+            system.store.mark_received(request.id, time.time())
+
+    signals.task_received.connect(received, weak=False)

@@ -127,6 +127,9 @@ def test_enqueue_wait_routes_to_the_named_worker(cluster: Cluster) -> None:
     record = json.loads(done.stdout)
     assert record["state"] == "SUCCESS"
     assert record["worker"].startswith("busy-")
+    # every step of its life is recorded, in order: enqueued, taken by the worker, started
+    assert record["created"] <= record["received"] <= record["started"] <= record["finished"]
+    assert record["deliveries"] == 1
     assert record["result"]["targets"]["here"]["stdout"] == "high\n"
     side = cluster.final(cluster.enqueue("side-job"))
     assert (side["state"], side["worker"].split("-")[0]) == ("SUCCESS", "side")

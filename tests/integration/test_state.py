@@ -1,0 +1,73 @@
+"""The store's run-record operations, the same table on Redis (real server) and on files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.state import Begin, FileStore, RedisStore, Store
+from tests.servers import Redis
+
+
+@pytest.fixture(params=["files", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "files":
+        return FileStore(tmp_path / "state")
+    server: Redis = request.getfixturevalue("redis_server")
+    return RedisStore(server.url, prefix=f"t{tmp_path.name}:")
+
+
+# (state before or None for no record, cancel requested) -> (Begin, state after)
+BEGIN = [
+    (None, False, Begin(None, False, 1), "STARTED"),
+    ("PENDING", False, Begin("PENDING", False, 1), "STARTED"),
+    ("RECEIVED", False, Begin("RECEIVED", False, 1), "STARTED"),
+    ("STARTED", False, Begin("STARTED", False, 2), "STARTED"),  # redelivered
+    ("SUCCESS", False, Begin("SUCCESS", False, 0), "SUCCESS"),  # duplicate: never twice
+    ("FAILURE", True, Begin("FAILURE", False, 0), "FAILURE"),
+    ("REVOKED", False, Begin("REVOKED", False, 0), "REVOKED"),
+    ("PENDING", True, Begin("PENDING", True, 0), "PENDING"),
+    (None, True, Begin(None, True, 0), None),
+]
+
+
+@pytest.mark.parametrize(("before", "cancel", "expected", "after"), BEGIN)
+def test_begin_run(store: Store, before: str | None, cancel: bool, expected: Begin,
+                   after: str | None) -> None:
+    if before is not None:
+        record: dict[str, Any] = {"run_id": "r1", "job": "j", "state": before, "created": 5.0}
+        if before == "STARTED":
+            record["deliveries"] = 1
+        store.save_run(record)
+    if cancel:
+        store.request_cancel("r1")
+    assert store.begin_run("r1", "j", "w-1@h", 7.5) == expected
+    got = store.run("r1")
+    assert (got or {}).get("state") == after
+    if expected.started:
+        assert got is not None
+        assert (got["worker"], got["started"], got["deliveries"]) == ("w-1@h", 7.5,
+                                                                      expected.deliveries)
+        assert [r["run_id"] for r in store.runs("j")] == ["r1"]  # indexed, even if it was new
+
+
+@pytest.mark.parametrize(("before", "after"), [("PENDING", "RECEIVED"), ("STARTED", "STARTED"),
+                                               ("REVOKED", "REVOKED")])
+def test_mark_received_moves_only_a_pending_run(store: Store, before: str, after: str) -> None:
+    store.save_run({"run_id": "r2", "job": "j", "state": before, "created": 1.0})
+    store.mark_received("r2", 2.0)
+    got = store.run("r2") or {}
+    assert got["state"] == after
+    assert ("received" in got) == (after == "RECEIVED")
+
+
+def test_update_run_keeps_the_other_fields_and_their_types(store: Store) -> None:
+    store.save_run({"run_id": "r3", "job": "j", "state": "PENDING", "created": 1.25,
+                    "targets": ["a", "b"], "limit": None})
+    store.update_run("r3", {"state": "SUCCESS", "result": {"targets": {"a": {"rc": 0}}}})
+    assert store.run("r3") == {"run_id": "r3", "job": "j", "state": "SUCCESS", "created": 1.25,
+                               "targets": ["a", "b"], "limit": None,
+                               "result": {"targets": {"a": {"rc": 0}}}}
+    assert store.run("nope") is None
