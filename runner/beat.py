@@ -77,6 +77,7 @@ class Beat:
         self.owner = f"{uuid.uuid4().hex[:8]}"
         self.store: Store = system.store
         self.first_seen: dict[str, datetime] = {}  # schedules with no state yet
+        self.revision: str | None = None
 
     def tick(self) -> bool:
         """One look at the clock; False while another beat holds the lock."""
@@ -84,6 +85,11 @@ class Beat:
             return False
         config = self.system.config()  # re-read at most every celery_app.RELOAD seconds
         self.app.conf.runner_config = config  # what the router reads
+        if config.revision != self.revision:  # the schedules it fires, for status
+            self.revision = config.revision
+            self.store.put("beat", {"owner": self.owner, "revision": config.revision,
+                                    "schedules": sorted(config.schedules),
+                                    "loaded_at": time.time()})
         now = self.clock()
         paused = self.store.get(SUSPENDED) or {}
         for s in config.schedules.values():

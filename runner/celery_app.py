@@ -28,7 +28,8 @@ from runner.settings import Settings
 from runner.state import Store, open_store
 
 TASK = "runner.run_job"
-RELOAD = 2.0  # seconds a process keeps the configuration it read
+RELOAD = 0.25  # seconds between looks at which revision is applied (one small store read)
+DIR_RELOAD = 2.0  # seconds between reads of --repo when no revision was applied
 MAX_PRIORITY = 9
 
 
@@ -40,7 +41,9 @@ class System:
     settings: Settings
     repo: Path
     state_dir: Path
-    _config: tuple[float, ConfigSet] | None = None
+    _config: ConfigSet | None = None
+    _looked: float = 0.0  # when the applied revision was last looked up
+    _read: float = 0.0    # when --repo was last read
     _applied: tuple[str, ConfigSet, dict[str, Any]] | None = None  # digest, config, files
     _blobs: dict[str, bytes] = field(default_factory=dict)
     _definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -51,26 +54,34 @@ class System:
 
     def config(self) -> ConfigSet:
         """The configuration the system runs: the revision `runner reconcile` applied, from
-        the store, else the repository directory; looked up again when the last look is over
-        RELOAD seconds old."""
+        the store (looked up every RELOAD seconds), else the repository directory (read every
+        DIR_RELOAD seconds)."""
         now = time.monotonic()
-        if self._config is None or now - self._config[0] > RELOAD:
-            self._config = (now, self.applied() or self._load())
-        return self._config[1]
+        if self._config is None or now - self._looked > RELOAD:
+            self._looked = now
+            was_applied = self._applied is not None
+            applied = self.applied()
+            if applied is not None:
+                self._config = applied
+            elif self._config is None or was_applied or now - self._read > DIR_RELOAD:
+                self._read = now
+                self._config = self._load()
+        return self._config
 
     def applied(self) -> ConfigSet | None:
         """The revision `runner reconcile` applied, from the store; None if there is none.
         Definitions are read per config file and kept by git object id, so a new revision
         costs the files it changed."""
         from runner.config.load import build
+        from runner.reconcile import APPLIED
 
-        status = self.store.get("reconcile") or {}
-        digest = status.get("applied_digest")
+        applied = self.store.get(APPLIED) or {}
+        digest = applied.get("digest")
         if not digest:
             self._applied = None
             return None
         if self._applied is None or self._applied[0] != digest:
-            published = self.store.get(f"revision:{status['applied_revision']}") or {}
+            published = self.store.get(f"revision:{applied['revision']}") or {}
             objects: dict[str, dict[str, Any]] = {}
             for blob in published["config"].values():
                 if blob not in self._definitions:
@@ -79,7 +90,7 @@ class System:
                 for qualified, value in self._definitions[blob].items():
                     section, name = qualified.split("/", 1)
                     objects.setdefault(section, {}).setdefault(name, value)
-            self._applied = (digest, build(status["applied_revision"], objects),
+            self._applied = (digest, build(applied["revision"], objects),
                              published["files"])
         return self._applied[1]
 

@@ -490,8 +490,10 @@ def status(repo: Path, fmt: str) -> None:
         "suspended": system.store.get("suspended") or {},
         "broker": "redis" if system.settings.redis_url else "embedded",
         "workers": {host: {"queues": sorted(q["name"] for q in qs),
-                           "active": len(active.get(host, []))}
+                           "active": len(active.get(host, [])),
+                           "revision": (system.store.get(f"worker:{host}") or {}).get("revision")}
                     for host, qs in sorted(queues.items())},
+        "beat": system.store.get("beat"),
         "queues": {q: {"length": queue_length(system, q), "priority": config.queues[q].priority}
                    for q in config.queues},
         "active_runs": [r for r in system.store.runs(limit=200) if r.get("state") in ACTIVE],

@@ -29,6 +29,7 @@ from runner.errors import Problem, SourceError
 from runner.state import Store
 
 STATUS = "reconcile"
+APPLIED = "applied"  # {"revision", "digest"}: small, so every process can look every RELOAD
 
 
 @dataclass(frozen=True)
@@ -136,5 +137,6 @@ def reconcile(store: Store, source: str, branch: str, mirror: Path,
     store.put(f"revision:{revision}", published)
     status.update(applied_revision=revision, applied_digest=digest, applied_at=time.time(),
                   errors=[])
+    store.put(APPLIED, {"revision": revision, "digest": digest})
     store.put(STATUS, status)
     return Outcome(revision, True, changed)

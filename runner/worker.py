@@ -1,7 +1,9 @@
 """Hot reload inside a running `runner worker NAME`: a consumer bootstep that, every RELOAD
-seconds, reads the configuration the system runs and makes the worker match it — consume the
-queues now assigned to NAME, stop consuming removed ones (runs in progress finish), and grow or
-shrink the pool to the worker's concurrency. No restart.
+seconds, reads the configuration the system runs and, when it changed, makes the worker match
+it — consume the queues now assigned to NAME, stop consuming removed ones (runs in progress
+finish), and grow or shrink the pool to the worker's concurrency. No restart. What it matched,
+and when, is kept in the store (`worker:HOSTNAME`). Between changes it leaves the consumers
+alone, so one added by hand (`celery control add_consumer`) stays until the next change.
 
 It also records RECEIVED when the worker takes a run's message (before a pool process is free
 to start it): Celery's task_received signal, sent by the worker's main process.
@@ -38,7 +40,9 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
             except RunnerError as e:  # an invalid --repo: keep serving what we serve
                 log.warning("worker %s keeps its queues: %s", name, e)
                 return
-            app.conf.runner_config = config
+            if config is getattr(self, "config", None):
+                return  # unchanged: a consumer added by hand (celery control) stays
+            self.config = app.conf.runner_config = config
             worker = config.workers.get(name)
             wanted = set(worker.queues) if worker else set()
             current = {q.name for q in c.task_consumer.queues}
@@ -56,6 +60,9 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
                     pool.grow(size - pool.num_processes)
                 else:
                     pool.shrink(pool.num_processes - size)
+            system.store.put(f"worker:{c.hostname}", {  # what it serves, for status
+                "name": name, "revision": config.revision, "queues": sorted(wanted),
+                "concurrency": size, "matched_at": time.time()})
 
     app.steps["consumer"].add(Reload)
 
