@@ -512,7 +512,15 @@ def serve(store: Store, publisher: Publisher, stop: threading.Event,
                 raise ReportError("another publisher holds the lock of this store")
             stop.wait(1.0)
             continue
-        written = publisher.publish(store, batch, keep_days())
+        try:
+            written = publisher.publish(store, batch, keep_days())
+        except ReportError as e:  # git could not write: the runs stay on the feed
+            if once:
+                raise
+            log.warning("%s; trying again in 5s", e)
+            store.put(STATUS, {**publisher.status(str(e))})
+            stop.wait(5.0)
+            continue
         changed = bool(written.committed)
         if written.committed:
             log.info("report branch %s at %s: %d run(s) committed", publisher.branch,
