@@ -44,7 +44,7 @@ BUILD = "refs/runner/report-build"     # fast-import's scratch ref; never pushed
 PUSHED = "refs/runner/reports-pushed"  # the last tip the remote accepted
 REMOTE = "refs/runner/reports-remote"  # the remote's branch, as last fetched
 STATUS = "reports"                     # store key: what `runner status` shows
-LOCK_TTL = 30.0
+LOCK_TTL = 10.0  # seconds; renewed every batch. Two writers would still be safe (CAS, ids)
 ZERO = "0" * 40
 _BAD_JSON = (ValueError, KeyError, TypeError)  # a file a reader cannot parse counts as none
 log = logging.getLogger("runner.publish")
@@ -183,6 +183,7 @@ class Publisher:
         self._at: str | None = None
         self._checked: str | None = None  # the UTC day retention last looked at the tip
         self.batches = 0
+        self.replays = 0  # times the unpushed commits were rebuilt on a moved remote branch
 
     @property
     def fi(self) -> FastImport:
@@ -379,6 +380,7 @@ class Publisher:
         self.git("update-ref", "-m", "runner publish: rebuilt on the remote's branch",
                  self.ref, new, head)
         self._at = None
+        self.replays += 1
 
     def _older_latest(self, op: bytes, theirs: str) -> bool:
         """A replayed latest/JOB.json that is older than the one on the remote's branch."""
@@ -503,14 +505,25 @@ def serve(store: Store, publisher: Publisher, stop: threading.Event,
     and one push was tried). One publisher per store holds the lock; others stand by.
     A failed push is tried again with exponential backoff (1 s to 60 s); publishing goes on."""
     owner = uuid.uuid4().hex[:8]
+    try:
+        _serve(store, publisher, stop, keep_days, batch, poll, once, owner)
+    finally:
+        store.lock("publisher", owner, 0.001)  # let the next publisher in at once
+
+
+def _serve(store: Store, publisher: Publisher, stop: threading.Event,
+           keep_days: Callable[[], int | None], batch: int, poll: float, once: bool,
+           owner: str) -> None:
     last_error: str | None = None
     backoff, next_push, shown = 0.0, 0.0, 0.0
     to_push = publisher.unpushed() > 0
+    waited = time.monotonic() + 2 * LOCK_TTL  # a killed publisher's lease runs out
     while not stop.is_set():
         if not store.lock("publisher", owner, LOCK_TTL):
-            if once:
-                raise ReportError("another publisher holds the lock of this store")
-            stop.wait(1.0)
+            if once and time.monotonic() > waited:
+                raise ReportError(f"another publisher holds the lock of this store (for "
+                                  f"{2 * LOCK_TTL:.0f}s); is runner up running?")
+            stop.wait(0.5)
             continue
         try:
             written = publisher.publish(store, batch, keep_days())
