@@ -342,9 +342,9 @@ class Publisher:
             if done.returncode == 0:
                 self.git("update-ref", PUSHED, head)
                 return head
-            self.git.run("fetch", "--quiet", "--no-tags", self.remote,
-                         f"+{self.ref}:{REMOTE}")
-            theirs = self.git.sha(REMOTE)
+            fetched = self.git.run("fetch", "--quiet", "--no-tags", self.remote,
+                                   f"+{self.ref}:{REMOTE}", check=False)
+            theirs = self.git.sha(REMOTE) if fetched.returncode == 0 else None
             if theirs is None or self.git.run("merge-base", "--is-ancestor", theirs, head,
                                               check=False).returncode == 0:
                 said = " ".join((done.stdout + done.stderr).split())[:300]
