@@ -343,9 +343,11 @@ def beat(repo: Path) -> None:
 @click.option("--source", help="What the reconciler watches (default: --repo, when it is a git "
                               "repository).")
 @click.option("--branch", help="The branch to apply (default: the repository's current one).")
-def up(repo: Path, source: str | None, branch: str | None) -> None:
-    """Start the reconciler, beat and every worker of queues.yaml; Ctrl-C or SIGTERM stops
-    them all."""
+@click.option("--report-branch", default="reports", show_default=True,
+              help="The branch each finished run is committed to.")
+def up(repo: Path, source: str | None, branch: str | None, report_branch: str) -> None:
+    """Start the reconciler, beat, every worker of queues.yaml and the report publisher;
+    Ctrl-C or SIGTERM stops them all."""
     import signal
     import subprocess
     import sys
@@ -360,10 +362,13 @@ def up(repo: Path, source: str | None, branch: str | None) -> None:
         branch = branch or _current_branch(watched)
         commands.insert(0, [*base, "reconcile", "--watch", "--source", watched, "--branch",
                             branch, "--repo", str(repo)])
+        commands.append([*base, "publish", "--watch", "--repo", str(repo), "--report-branch",
+                         report_branch, *(["--source", source] if source else [])])
     where = _system(repo).settings.redis_url or f"embedded, state in {repo / '.runner'}"
     click.echo(f"runner up ({where}): "
                f"{f'reconciler of {watched} {branch}, ' if watched else ''}"
-               f"beat and workers {', '.join(config.workers)}", err=True)
+               f"beat and workers {', '.join(config.workers)}"
+               f"{f', report publisher to branch {report_branch}' if watched else ''}", err=True)
     procs = [subprocess.Popen(c) for c in commands]
     stopping = False
 
@@ -471,6 +476,46 @@ def _refs_dir(source: str) -> Path | None:
 
 @cli.command()
 @REPO
+@click.option("--once", "mode", flag_value="once", default=True,
+              help="Commit every finished run not yet committed, push, exit (the default).")
+@click.option("--watch", "mode", flag_value="watch",
+              help="Keep committing runs as they finish until Ctrl-C (what runner up runs).")
+@click.option("--source", help="The configuration's source when it is not --repo (its mirror "
+                              "under .runner/source.git holds the branch; pushed to SOURCE).")
+@click.option("--report-branch", default="reports", show_default=True,
+              help="The branch runs are committed to.")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 100000),
+              help="Runs taken off the store per checkpoint.")
+def publish(repo: Path, mode: str, source: str | None, report_branch: str, batch: int) -> None:
+    """Commit finished runs to the report branch and push it (the one writer)."""
+    import logging
+    import signal
+    import threading
+
+    from runner import publish as pub
+
+    system = _system(repo)
+    git_dir, remote = pub.locate(repo, system.state_dir, source)
+    publisher = pub.Publisher(git_dir, report_branch, remote)
+    stop = threading.Event()
+    if mode == "watch":
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        click.echo(f"publisher: runs to {report_branch} of {git_dir}"
+                   f"{f', pushed to {remote}' if remote else ''}", err=True)
+    try:
+        pub.serve(system.store, publisher, stop, pub.keep_days_of(system.config), batch,
+                  once=mode == "once")
+    finally:
+        publisher.close()
+    if mode == "once":
+        s = system.store.get(pub.STATUS) or {}
+        click.echo(f"{report_branch} at {str(s.get('head'))[:12]}; unpushed {s.get('unpushed')}")
+
+
+@cli.command()
+@REPO
 @_fmt("text", "json")
 def status(repo: Path, fmt: str) -> None:
     """Workers alive and their queues, queue lengths, active runs."""
@@ -498,6 +543,8 @@ def status(repo: Path, fmt: str) -> None:
                    for q in config.queues},
         "active_runs": [r for r in system.store.runs(limit=200) if r.get("state") in ACTIVE],
         "schedules": _schedules(system, config),
+        "reports": {k: v for k, v in (system.store.get("reports") or {}).items()
+                    if k in ("branch", "head", "unpushed", "last_error", "remote")},
     }
     if fmt == "json":
         _print_json(out)
@@ -524,6 +571,12 @@ def status(repo: Path, fmt: str) -> None:
     for name, sch in out["schedules"].items():
         click.echo(f"  {name:<24} next {sch['next_fire'] or '-'}  last {sch['last_fire'] or '-'}"
                    f"  run {sch['last_run_id'] or '-'}")
+    rep = out["reports"]
+    if rep:
+        click.echo(f"reports: {rep.get('branch')} at {str(rep.get('head'))[:12]}, "
+                   f"{rep.get('unpushed')} unpushed"
+                   + (f"; last push failed: {rep['last_error']}" if rep.get("last_error")
+                      else ""))
     click.echo(f"active runs: {len(out['active_runs'])}")
     for r in out["active_runs"]:
         for line in _record_lines(r):
@@ -548,16 +601,46 @@ def _schedules(system: Any, config: ConfigSet) -> dict[str, dict[str, Any]]:
 @REPO
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
               help="Newest runs to show.")
+@click.option("--report-branch", default="reports", show_default=True,
+              help="Where to look for runs the store no longer holds.")
 @_fmt("text", "json")
-def history(job: str | None, repo: Path, limit: int, fmt: str) -> None:
-    """Recent runs (of JOB), newest first: id, time, job, state, duration, trigger."""
-    runs = _system(repo).store.runs(job, limit)
+def history(job: str | None, repo: Path, limit: int, report_branch: str, fmt: str) -> None:
+    """Recent runs (of JOB), newest first: id, time, job, state, duration, trigger.
+    JOB may be a run id: that run. Runs gone from the store are read from the report branch."""
+    from runner.report import created_of
+
+    system = _system(repo)
+    if job and created_of(job) is not None:
+        record = system.store.run(job) or _from_reports(system, report_branch, run_id=job)
+        if record is None:
+            raise UsageError(f"there is no run {job!r} in the store or on {report_branch}")
+        runs = [record]
+    else:
+        runs = system.store.runs(job, limit)
+        if not runs and job:
+            runs = [r for r in [_from_reports(system, report_branch, job=job)] if r]
     if fmt == "json":
         _print_json({"runs": runs})
         return
     for r in runs:
         for line in _record_lines(r):
             click.echo(line)
+
+
+def _from_reports(system: Any, branch: str, run_id: str | None = None,
+                  job: str | None = None) -> dict[str, Any] | None:
+    """A run from the report branch (by id, or the latest of `job`), or None."""
+    from runner import publish as pub
+
+    rec = system.store.get(pub.STATUS) or {}
+    try:
+        git_dir = Path(rec["git_dir"]) if rec.get("git_dir") else pub.locate(
+            system.repo, system.state_dir, None)[0]
+    except RunnerError:
+        return None
+    if run_id:
+        return pub.read_run(git_dir, branch, run_id)
+    return pub.read_latest(git_dir, branch, str(job))
 
 
 def _suspension(repo: Path, schedule: str | None, every: bool, suspend: bool,

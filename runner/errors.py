@@ -4,6 +4,7 @@
     ├── UsageError               a bad option or argument (unknown job, bad --now, ...)
     ├── SourceError              the repository cannot be read (missing dir, bad git revision)
     ├── ConfigInvalid            the configuration is wrong; carries every Problem; exit 1
+    ├── ReportError              the report branch cannot be written, fetched or pushed
     └── TargetError              one target of a run failed; names the target (executor/)
         ├── Unreachable          no connection (refused, DNS, network, connect timeout)
         ├── AuthFailed           the target refused our credentials
@@ -60,6 +61,10 @@ class ConfigInvalid(RunnerError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
         super().__init__(f"{len(self.problems)} configuration error(s)")
+
+
+class ReportError(RunnerError):
+    """The report branch cannot be written (git failed) or pushed (the remote refused)."""
 
 
 class TargetError(RunnerError):

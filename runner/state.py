@@ -76,6 +76,13 @@ class Store(Protocol):
 
     def ping(self) -> None: ...
 
+    def to_publish(self, limit: int) -> list[str]:
+        """Ids of finished runs the report publisher has not committed yet, oldest finish
+        first. save_run adds a run here, in the same write, when its state is FINAL."""
+
+    def published(self, run_ids: list[str]) -> None:
+        """Takes `run_ids` off the to-publish feed (they are on the report branch)."""
+
 
 def _begin(record: dict[str, Any] | None, cancelled: bool, run_id: str, job: str,
            worker: str, now: float) -> tuple[Begin, dict[str, Any] | None]:
@@ -143,10 +150,16 @@ class RedisStore:
         pipe.hset(f"{self.p}run:{rid}", mapping={k: json.dumps(v) for k, v in record.items()})
         pipe.zadd(f"{self.p}runs", {rid: record.get("created", 0)})
         pipe.zadd(f"{self.p}runs:{record.get('job', '')}", {rid: record.get("created", 0)})
+        if record.get("state") in FINAL:  # the report publisher's feed, in the same round trip
+            pipe.zadd(f"{self.p}publish", {rid: _finished(record)})
         pipe.execute()
 
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
-        self.r.hset(f"{self.p}run:{run_id}", mapping={k: json.dumps(v) for k, v in fields.items()})
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(f"{self.p}run:{run_id}", mapping={k: json.dumps(v) for k, v in fields.items()})
+        if fields.get("state") in FINAL:  # the report publisher's feed, in the same round trip
+            pipe.zadd(f"{self.p}publish", {run_id: _finished(fields)})
+        pipe.execute()
 
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
         previous, cancelled, n = self._begin(
@@ -188,13 +201,20 @@ class RedisStore:
     def put(self, key: str, value: dict[str, Any]) -> None:
         self.r.set(f"{self.p}kv:{key}", json.dumps(value))
 
+    def to_publish(self, limit: int) -> list[str]:
+        return [str(i) for i in self.r.zrange(f"{self.p}publish", 0, limit - 1)]
+
+    def published(self, run_ids: list[str]) -> None:
+        if run_ids:
+            self.r.zrem(f"{self.p}publish", *run_ids)
+
 
 class FileStore:
     """Files under `root`, written atomically; safe for several processes of one machine."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        for d in ("runs", "cancel", "kv", "locks"):
+        for d in ("runs", "cancel", "kv", "locks", "publish"):
             (root / d).mkdir(parents=True, exist_ok=True)
 
     def ping(self) -> None:
@@ -215,6 +235,9 @@ class FileStore:
 
     def save_run(self, record: dict[str, Any]) -> None:
         self._write(self.root / "runs" / f"{record['run_id']}.json", record)
+        if record.get("state") in FINAL:  # the report publisher's feed: a marker file
+            stamp = int(_finished(record) * 1_000_000)
+            (self.root / "publish" / f"{stamp:017d}-{record['run_id']}").touch()
 
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
         record = self.run(run_id) or {"run_id": run_id}
@@ -276,6 +299,22 @@ class FileStore:
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         self._write(self.root / "kv" / f"{key}.json", value)
+
+    def to_publish(self, limit: int) -> list[str]:
+        names = sorted(n for n in os.listdir(self.root / "publish") if not n.startswith("."))
+        ids = list(dict.fromkeys(n.partition("-")[2] for n in names))  # one entry per run
+        return ids[:limit]
+
+    def published(self, run_ids: list[str]) -> None:
+        done = set(run_ids)
+        for n in os.listdir(self.root / "publish"):
+            if n.partition("-")[2] in done:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.root / "publish" / n).unlink()
+
+
+def _finished(record: dict[str, Any]) -> float:
+    return float(record.get("finished") or record.get("created") or time.time())
 
 
 def open_store(redis_url: str, state_dir: Path) -> Store:

@@ -11,6 +11,8 @@ a queued run is also revoked through Celery's remote control and checks the flag
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -109,7 +111,20 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     state = {"success": "SUCCESS", "cancelled": "REVOKED"}.get(result.status, "FAILURE")
     failed = [t.error for t in result.targets.values() if t.error]
     return save(state=state, finished=time.time(), revision=config.revision,
-                result=result.as_dict(), error="; ".join(failed[:3]) or None)
+                result=keep_downloads(store, result), error="; ".join(failed[:3]) or None)
+
+
+def keep_downloads(store: Store, result: RunResult) -> dict[str, Any]:
+    """The result's record form, each downloaded file's bytes kept in the store by sha256
+    (`blob:SHA256`, for the report branch) and named by it in the record. Bytes are bounded
+    by the download step's max_bytes (RUNNER_DOWNLOAD_CAP) and masked by the engine."""
+    out = result.as_dict()
+    for name, t in result.targets.items():
+        for d, entry in zip(t.downloads, out["targets"][name]["downloads"], strict=True):
+            sha = hashlib.sha256(d.data).hexdigest()
+            store.put(f"blob:{sha}", {"data": base64.b64encode(d.data).decode()})
+            entry["sha256"] = sha
+    return out
 
 
 def sweep_orphans(store: Store, host: str) -> list[str]:

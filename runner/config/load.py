@@ -102,6 +102,8 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
                 objects[f"{section}/{name}"] = obj
                 findings += semantic.check_object(section, name, obj)
                 refs.extend(semantic.refs(section, name, obj))
+    if kind == "queues" and isinstance(doc.get("reports"), dict):
+        objects["reports/reports"] = doc["reports"]  # one settings object, not a named kind
     add(findings)
     names_bad = tuple(sorted(f"{w[0]}/{w[1]}" for w in bad if len(w) == 2))
     return kind, tuple(objects), objects, tuple(problems), names_bad, tuple(refs)
@@ -194,7 +196,8 @@ def build(revision: str, objects: dict[str, dict[str, Any]]) -> model.ConfigSet:
         revision=revision, queues=each("queues", model.queue),
         workers=each("workers", model.worker), targets=each("targets", model.target),
         jobs=each("jobs", model.job), schedules=each("schedules", model.schedule),
-        raw={k: dict(sorted(v.items())) for k, v in objects.items()})
+        raw={k: dict(sorted(v.items())) for k, v in objects.items()},
+        reports=model.reports(objects.get("reports", {}).get("reports", {})))
 
 
 def _duplicate(f: SourceFile, section: str, name: str, first: str, first_file: SourceFile

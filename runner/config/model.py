@@ -135,6 +135,13 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Reports:
+    """`reports:` of queues.yaml: how the report branch is kept."""
+
+    keep_days: int | None = None  # run directories older than this leave the tip tree
+
+
+@dataclass(frozen=True)
 class ConfigSet:
     """A whole validated configuration at one revision."""
 
@@ -145,6 +152,7 @@ class ConfigSet:
     jobs: dict[str, Job]
     schedules: dict[str, Schedule]
     raw: dict[str, dict[str, Any]]  # kind -> name -> the plain value as written (for diff)
+    reports: Reports = field(default_factory=Reports)
 
 
 def _str(value: object) -> str:
@@ -153,6 +161,10 @@ def _str(value: object) -> str:
 
 def queue(name: str, v: dict[str, Any]) -> Queue:
     return Queue(name, v.get("priority", 0), v.get("description", ""))
+
+
+def reports(v: dict[str, Any]) -> Reports:
+    return Reports(v.get("keep_days"))
 
 
 def worker(name: str, v: dict[str, Any]) -> Worker:

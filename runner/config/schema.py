@@ -105,6 +105,8 @@ def _where(kind: str, path: Path) -> str:
         return "this file"
     if len(path) == 1:
         return repr(path[0])
+    if kind == "queues" and path[0] == "reports":  # settings, not named objects
+        return f"{path[1]!r} of 'reports'"
     what = f"{kind[:-1]} {path[1]!r}"
     if kind == "queues":
         what = f"{'queue' if path[0] == 'queues' else 'worker'} {path[1]!r}"

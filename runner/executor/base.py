@@ -56,6 +56,11 @@ class Masker:
             value = value.replace(s, MASK)
         return value
 
+    def data(self, value: bytes) -> bytes:
+        for s in self._bytes:
+            value = value.replace(s, MASK.encode())
+        return value
+
     def output(self, tail: Tail) -> str:
         """A sink's content as text, masked; a cut-off start gets a marker."""
         data = bytes(tail.buf)

@@ -352,7 +352,9 @@ class _Attempt:
                                  masker.text(s.error) if s.error else None) for s in self.steps)
         return TargetResult(self.status, rc, masker.output(self.out), masker.output(self.err),
                             duration, masker.text(self.error) if self.error else None,
-                            attempts, steps, tuple(self.downloads))
+                            attempts, steps,
+                            tuple(Download(d.src, masker.data(d.data), d.truncated)
+                                  for d in self.downloads))
 
 
 def _default_connector(transport: str, settings: Settings) -> Connector:
