@@ -451,7 +451,10 @@ def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: 
         return
     import watchfiles  # a local repository: a commit or push changes its refs; act at once
 
-    for _changes in watchfiles.watch(refs, watch_filter=None, debounce=100, step=20,
+    def ours(_change: object, path: str) -> bool:  # the branch's ref, not the report branch's
+        return path.endswith(f"/heads/{branch}")
+
+    for _changes in watchfiles.watch(refs, watch_filter=ours, debounce=100, step=20,
                                      rust_timeout=int(every * 1000), yield_on_timeout=True,
                                      stop_event=stop, raise_interrupt=False):
         once()

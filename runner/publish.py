@@ -441,7 +441,8 @@ def locate(repo: Path, state_dir: Path, source: str | None) -> tuple[Path, str |
     `source`, the reconciler's mirror of it and that source."""
     if source and not _same(source, repo):
         mirror = state_dir / "source.git"
-        if not (mirror / "HEAD").exists():
+        if not (mirror / "HEAD").exists():  # before the reconciler's first fetch made it
+            mirror.mkdir(parents=True, exist_ok=True)
             Git(mirror).run("init", "--quiet", "--bare", str(mirror))
         local = Path(source)
         return mirror, (str(local.resolve()) if local.exists() else source)

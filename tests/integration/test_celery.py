@@ -62,7 +62,7 @@ class Cluster:
                               capture_output=True, text=True, timeout=timeout, env=self.env)
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.repo / f"{'-'.join(args)}.{len(self.procs)}.log", "wb")  # noqa: SIM115
+        log = open(self.repo / f"{args[0]}.{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", "runner", *args, "--repo",
                                  str(self.repo)], env=self.env, stdout=log, stderr=log,
                                 start_new_session=True)
