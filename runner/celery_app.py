@@ -30,6 +30,7 @@ from runner.state import Store, open_store
 TASK = "runner.run_job"
 RELOAD = 0.25  # seconds between looks at which revision is applied (one small store read)
 DIR_RELOAD = 2.0  # seconds between reads of --repo when no revision was applied
+KEEP = 4  # published configurations a process keeps built (runs queued before a change)
 MAX_PRIORITY = 9
 
 
@@ -44,7 +45,8 @@ class System:
     _config: ConfigSet | None = None
     _looked: float = 0.0  # when the applied revision was last looked up
     _read: float = 0.0    # when --repo was last read
-    _applied: tuple[str, ConfigSet, dict[str, Any]] | None = None  # digest, config, files
+    _applied: str | None = None  # the digest of the applied revision, when there is one
+    _built: dict[str, tuple[ConfigSet, dict[str, Any]]] = field(default_factory=dict)
     _blobs: dict[str, bytes] = field(default_factory=dict)
     _definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -69,19 +71,36 @@ class System:
         return self._config
 
     def applied(self) -> ConfigSet | None:
-        """The revision `runner reconcile` applied, from the store; None if there is none.
-        Definitions are read per config file and kept by git object id, so a new revision
-        costs the files it changed."""
-        from runner.config.load import build
+        """The revision `runner reconcile` applied, from the store; None if there is none."""
         from runner.reconcile import APPLIED
 
         applied = self.store.get(APPLIED) or {}
-        digest = applied.get("digest")
-        if not digest:
-            self._applied = None
+        self._applied = applied.get("digest")
+        if not self._applied:
             return None
-        if self._applied is None or self._applied[0] != digest:
-            published = self.store.get(f"revision:{applied['revision']}") or {}
+        return self._build(self._applied, applied["revision"])
+
+    def at(self, revision: str) -> ConfigSet:
+        """The configuration of `revision` as the reconciler published it — what a run
+        triggered under that revision executes — else (never published, or no reconciler)
+        the one config() gives."""
+        current = self.config()
+        if self._applied is None or revision == current.revision:
+            return current
+        published = self.store.get(f"revision:{revision}") or {}
+        if "digest" not in published:
+            return current
+        return self._build(published["digest"], revision, published)
+
+    def _build(self, digest: str, revision: str,
+               published: dict[str, Any] | None = None) -> ConfigSet:
+        """The configuration of a published revision, kept by digest (the last few).
+        Definitions are read per config file and kept by git object id, so a new revision
+        costs the files it changed."""
+        from runner.config.load import build
+
+        if digest not in self._built:
+            published = published or self.store.get(f"revision:{revision}") or {}
             objects: dict[str, dict[str, Any]] = {}
             for blob in published["config"].values():
                 if blob not in self._definitions:
@@ -90,20 +109,21 @@ class System:
                 for qualified, value in self._definitions[blob].items():
                     section, name = qualified.split("/", 1)
                     objects.setdefault(section, {}).setdefault(name, value)
-            self._applied = (digest, build(applied["revision"], objects),
-                             published["files"])
-        return self._applied[1]
+            while len(self._built) >= KEEP:
+                del self._built[next(iter(self._built))]
+            self._built[digest] = (build(revision, objects), published["files"])
+        return self._built[digest][0]
 
-    def files(self, job: Job) -> dict[str, FileBlob]:
-        """The repository files `job` sends to targets, of the configuration config() gave."""
+    def files(self, job: Job, config: ConfigSet) -> dict[str, FileBlob]:
+        """The repository files `job` of `config` sends to targets."""
         from runner.source import DirSnapshot
 
         paths = job_paths(job)
         if not paths:
             return {}
-        if self._applied is None:
+        published = next((f for c, f in self._built.values() if c is config), None)
+        if published is None:
             return job_files(DirSnapshot(self.repo), job)
-        published = self._applied[2]
         out = {}
         for path in paths:
             entry = published[path]

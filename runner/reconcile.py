@@ -131,8 +131,8 @@ def reconcile(store: Store, source: str, branch: str, mirror: Path,
         if blob not in known_files and store.get(f"blob:{blob}") is None:
             store.put(f"blob:{blob}", {"data": base64.b64encode(snapshot.read(path)[0]).decode()})
         files[path] = {"blob": blob, "mode": mode}
-    published = {"revision": revision, "config": config, "files": files}
     digest = hashlib.sha256(json.dumps([config, files], sort_keys=True).encode()).hexdigest()
+    published = {"revision": revision, "config": config, "files": files, "digest": digest}
     changed = digest != status.get("applied_digest")
     store.put(f"revision:{revision}", published)
     status.update(applied_revision=revision, applied_digest=digest, applied_at=time.time(),

@@ -70,14 +70,15 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     if begin.deliveries > 1 or redelivered:
         store.update_run(run_id, {"note": "redelivered after its worker process died"})
     try:
-        config = system.config()
-        if name not in config.jobs:
+        current = system.config()
+        if name not in current.jobs:
             return save(state="REVOKED", finished=time.time(),
                         error=f"job {name} was removed from the configuration (revision "
-                              f"{config.revision[:12]}); the queued run did not start")
+                              f"{current.revision[:12]}); the queued run did not start")
+        config = system.at(revision)  # the definitions of the revision that triggered it
         job = lookup(config, name)
         targets = select(config, job, limit)
-        files = system.files(job)
+        files = system.files(job, config)
     except RunnerError as e:
         return save(state="FAILURE", finished=time.time(), error=str(e))
     if here.loop is None:

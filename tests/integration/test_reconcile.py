@@ -108,6 +108,48 @@ def test_workers_run_the_applied_revision_and_its_files(
         worker.wait(10)
 
 
+def test_a_queued_run_executes_the_revision_that_triggered_it(
+        demo_repo: Path, commit: Callable[[dict[str, str | None], str], str],
+        tmp_path: Path) -> None:
+    from tests.integration.test_celery import poll
+
+    state = copy_demo(tmp_path / "runner-home")
+
+    def pinned(word: str) -> str:
+        return commit({"files/say.sh": f"#!/bin/sh\necho {word} script\n",
+                       "jobs.d/pinned.yaml": "jobs:\n  pinned: {queue: system, targets: "
+                       f"[localhost], steps: [{{command: echo {word}}}, "
+                       "{script: files/say.sh}]}\n"}, f"say {word}")
+
+    def enqueue() -> str:
+        done = runner(state, "run", "pinned", "--enqueue")
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    first = pinned("first")
+    assert runner(state, "reconcile", "--once", "--source", str(demo_repo)).returncode == 0
+    early = enqueue()  # queued under the first revision; no worker yet
+    second = pinned("second")
+    assert runner(state, "reconcile", "--once", "--source", str(demo_repo)).returncode == 0
+    late = enqueue()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    store = FileStore(state / ".runner" / "state")
+    with open(tmp_path / "worker.log", "wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "runner", "worker", "system-worker",
+                                   "--repo", str(state)], env=env, stdout=log, stderr=log,
+                                  start_new_session=True)
+    try:
+        for run_id, revision, word in ((early, first, "first"), (late, second, "second")):
+            record = poll(lambda r=run_id: (x := store.run(r)) and x.get("state") == "SUCCESS"
+                          and x, 60, f"run {run_id} succeeds")
+            assert record["revision"] == revision
+            assert record["result"]["targets"]["localhost"]["stdout"] == (
+                f"{word}\n{word} script\n")
+    finally:
+        os.killpg(worker.pid, 9)
+        worker.wait(10)
+
+
 def test_up_applies_a_pushed_schedule_within_seconds(
         demo_repo: Path, commit: Callable[[dict[str, str | None], str], str]) -> None:
     import signal
