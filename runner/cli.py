@@ -315,9 +315,25 @@ def worker(name: str, repo: Path, concurrency: int | None) -> None:
         raise UsageError(f"there is no worker {name!r}{did_you_mean(name, config.workers)} in "
                          f"queues.yaml (workers: {', '.join(config.workers) or 'none'})")
     install(app, system, name, concurrency)  # hot reload of its queues and concurrency
-    app.worker_main(["worker", "-Q", ",".join(w.queues), "-n", worker_hostname(name),
-                     "-c", str(concurrency or w.concurrency), "-P", "prefork",
-                     "--loglevel", "INFO", "--without-mingle", "--without-gossip"])
+    code: object = 0
+    try:
+        app.worker_main(["worker", "-Q", ",".join(w.queues), "-n", worker_hostname(name),
+                         "-c", str(concurrency or w.concurrency), "-P", "prefork",
+                         "--loglevel", "INFO", "--without-mingle", "--without-gossip"])
+    except SystemExit as e:
+        code = e.code
+    # The worker has shut down (its runs finished or were handed back). Skip the interpreter's
+    # exit handlers: billiard's pool finalizer takes the pool's queue lock, which a pool process
+    # killed by a SIGTERM sent to the whole process group (systemd's default stop) may have
+    # held — the embedded (threaded) pool then hung forever.
+    import logging
+    import os
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if code is None else code if isinstance(code, int) else 1)
 
 
 @cli.command()

@@ -339,3 +339,12 @@ def test_a_queued_run_of_a_removed_job_ends_with_the_reason(cluster: Cluster) ->
     assert record["state"] == "REVOKED"
     assert record["error"].startswith("job side-job was removed from the configuration")
     assert "started" in record and "result" not in record
+
+
+def test_sigterm_to_the_whole_process_group_stops_the_worker(cluster: Cluster) -> None:
+    # systemd's default stop: SIGTERM to the main process and every pool process at once
+    worker = cluster.worker("side")
+    assert cluster.final(cluster.enqueue("side-job"))["state"] == "SUCCESS"
+    os.killpg(worker.pid, signal.SIGTERM)
+    poll(lambda: worker.poll() is not None, 20, "the worker exits")
+    assert worker.returncode == 0
