@@ -362,51 +362,28 @@ def beat(repo: Path) -> None:
 @click.option("--report-branch", default="reports", show_default=True,
               help="The branch each finished run is committed to.")
 def up(repo: Path, source: str | None, branch: str | None, report_branch: str) -> None:
-    """Start the reconciler, beat, every worker of queues.yaml and the report publisher;
-    Ctrl-C or SIGTERM stops them all."""
+    """Start the reconciler, beat, every worker of queues.yaml and the report publisher, and
+    keep them running (following the configuration); Ctrl-C or SIGTERM stops them all."""
+    import logging
     import signal
-    import subprocess
-    import sys
-    import time
+    import threading
 
-    config = _system(repo).applied() or _config(repo, "text")
-    base = [sys.executable, "-m", "runner"]
-    commands = [[*base, "beat", "--repo", str(repo)]] + [
-        [*base, "worker", name, "--repo", str(repo)] for name in config.workers]
+    from runner.up import Plan, serve
+
+    system = _system(repo)
+    config = system.applied() or _config(repo, "text")
     watched = source or (str(repo.resolve()) if _refs_dir(str(repo)) else None)
-    if watched:
-        branch = branch or _current_branch(watched)
-        commands.insert(0, [*base, "reconcile", "--watch", "--source", watched, "--branch",
-                            branch, "--repo", str(repo)])
-        commands.append([*base, "publish", "--watch", "--repo", str(repo), "--report-branch",
-                         report_branch, *(["--source", source] if source else [])])
-    where = _system(repo).settings.redis_url or f"embedded, state in {repo / '.runner'}"
+    branch = branch or (_current_branch(watched) if watched else "main")
+    where = system.settings.redis_url or f"embedded, state in {repo / '.runner'}"
     click.echo(f"runner up ({where}): "
                f"{f'reconciler of {watched} {branch}, ' if watched else ''}"
                f"beat and workers {', '.join(config.workers)}"
                f"{f', report publisher to branch {report_branch}' if watched else ''}", err=True)
-    procs = [subprocess.Popen(c) for c in commands]
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopping and all(p.poll() is None for p in procs):
-        time.sleep(0.2)
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    deadline = time.monotonic() + 30
-    for p in procs:
-        try:
-            p.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-    if not stopping:
-        raise SystemExit(1)
+    logging.basicConfig(format="%(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    serve(system, Plan(repo, watched, branch, report_branch, source), stop)
 
 
 @cli.command()

@@ -168,3 +168,44 @@ def test_pushes_change_what_runs_without_restart_and_bad_ones_change_nothing(
     assert status["applied_revision"] == rewritten
     before = len(loop.runs("tock"))
     poll(lambda: len(loop.runs("tock")) > before, 30, "tock still fires")
+
+
+def test_up_starts_a_worker_a_commit_adds_and_restarts_a_child_that_died(
+        tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["RUNNER_CACHE_DIR"] = str(tmp_path / "cache")
+    home = tmp_path / "home"
+    home.mkdir()
+    cluster = Cluster(home, env)
+    loop = Loop(cluster, tmp_path)
+    try:
+        cluster.start("up", "--source", str(loop.bare), "--branch", "main")
+        loop.applied(git(loop.work, "rev-parse", "HEAD"))
+
+        def pids(what: str) -> list[int]:
+            done = subprocess.run(["pgrep", "-f", f"runner {what} .*--repo {home}$"],
+                                  capture_output=True, text=True, check=False)
+            return [int(p) for p in done.stdout.split()]
+
+        assert pids("worker v") == []
+        added = loop.push({"queues.yaml": "queues: {a: {}, c: {}}\nworkers:\n  w: {queues: [a]}"
+                                          "\n  v: {queues: [c], concurrency: 1}\n",
+                           "jobs.d/j.yaml": JOBS + "  cjob: {queue: c, targets: [here], "
+                                                   "steps: [{command: echo c}]}\n"},
+                          "a worker v for queue c")
+        loop.applied(added)
+        record = cluster.final(cluster.enqueue("cjob"))
+        assert (record["state"], record["worker"].split("-")[0]) == ("SUCCESS", "v")
+
+        beat = poll(lambda: pids("beat"), 10, "beat runs")
+        os.kill(beat[0], signal.SIGKILL)
+        again = poll(lambda: [p for p in pids("beat") if p not in beat], 15, "beat is back")
+        assert again and again[0] != beat[0]
+
+        loop.push({"queues.yaml": QUEUES, "jobs.d/j.yaml": JOBS}, "no more v")
+        poll(lambda: pids("worker v") == [], 30, "worker v is stopped")
+    finally:
+        cluster.stop()
