@@ -436,11 +436,17 @@ def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    once()
+
+    def settle() -> None:  # a failed fetch is tried again soon (1 s, 2 s, ...), not in --interval
+        delay = 1.0
+        while once() == 2 and delay < every and not stop.wait(delay):
+            delay *= 2
+
+    settle()
     refs = _refs_dir(where)
     if refs is None:  # a remote: poll
         while not stop.wait(every):
-            once()
+            settle()
         return
     import watchfiles  # a local repository: a commit or push changes its refs; act at once
 
@@ -450,7 +456,7 @@ def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: 
     for _changes in watchfiles.watch(refs, watch_filter=ours, debounce=100, step=20,
                                      rust_timeout=int(every * 1000), yield_on_timeout=True,
                                      stop_event=stop, raise_interrupt=False):
-        once()
+        settle()
 
 
 def _current_branch(source: str) -> str:

@@ -46,7 +46,9 @@ def fetch(source: str, branch: str, mirror: Path) -> str:
     import git
 
     try:
-        repo = git.Repo(mirror) if mirror.exists() else git.Repo.init(mirror, bare=True)
+        # HEAD, not the directory: the report publisher may be creating the same mirror
+        repo = (git.Repo(mirror) if (mirror / "HEAD").exists()
+                else git.Repo.init(mirror, bare=True, mkdir=True))
         repo.git.fetch("--quiet", "--force", "--no-tags", source,
                        f"+refs/heads/{branch}:refs/heads/{branch}")
         return str(repo.commit(f"refs/heads/{branch}").hexsha)
