@@ -95,6 +95,9 @@ class Store(Protocol):
         (and at or after `since`), newest first, of `job` and in `state` if given, looking at
         no more than `scan` runs; and the cursor of the next page (None: no more)."""
 
+    def holder(self, name: str) -> str | None:
+        """Who holds the lock `name` now (its lease has not run out), or None."""
+
 
 def _begin(record: dict[str, Any] | None, cancelled: bool, run_id: str, job: str,
            worker: str, now: float) -> tuple[Begin, dict[str, Any] | None]:
@@ -230,6 +233,10 @@ class RedisStore:
         if run_ids:
             self.r.zrem(f"{self.p}publish", *run_ids)
 
+    def holder(self, name: str) -> str | None:
+        owner = self.r.get(f"{self.p}lock:{name}")
+        return str(owner) if owner else None
+
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
                   scan: int = 5000) -> tuple[list[dict[str, Any]], Cursor | None]:
@@ -348,6 +355,10 @@ class FileStore:
                 return False
             self._write(path, {"owner": owner, "until": time.time() + ttl})
             return True
+
+    def holder(self, name: str) -> str | None:
+        held = self._read(self.root / "locks" / f"{name}.json")
+        return str(held["owner"]) if held and held["until"] > time.time() else None
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self._read(self.root / "kv" / f"{key}.json")
