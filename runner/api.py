@@ -276,6 +276,11 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                              "applied_revision": rec.get("applied_revision"),
                              "beat_alive": beat})
 
+    @api.get("/api/whoami", tags=["read"])
+    def whoami(who: Viewer) -> JSONResponse:
+        """The name and role of the token (what the dashboard shows and offers)."""
+        return JSONResponse({"name": who.name, "role": who.role})
+
     @api.get("/api/status", tags=["read"])
     def status(_who: Viewer) -> JSONResponse:
         """The applied and attempted revision, the attempted one's errors, beat, reports."""
