@@ -24,7 +24,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,8 +165,14 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
     store = system.store
     metrics = overview.RunMetrics()
     hub = Hub(store, system.settings.redis_url, on_run=metrics.observe)
-    workers = overview.Workers(lambda: control.app()[0].control.inspect(timeout=1.0), store,
-                               workers_every,
+
+    @contextlib.contextmanager
+    def inspector() -> Iterator[Any]:  # a connection of its own: not shared with requests
+        app = control.app()[0]
+        with app.connection_for_write() as conn:
+            yield app.control.inspect(timeout=1.0, connection=conn)
+
+    workers = overview.Workers(inspector, store, workers_every,
                                on_change=lambda view: hub.broadcast_threadsafe(
                                    {"kind": "workers", "workers": view}))
     cache: dict[Any, tuple[float, Any]] = {}

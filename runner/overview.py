@@ -8,12 +8,14 @@ Prometheus exposition.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import math
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +30,7 @@ from runner.state import ACTIVE, FINAL, Store
 STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED",
           "SKIPPED", "MISSED")
 BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+log = logging.getLogger("runner.api")
 BEAT_ALIVE = 30.0  # seconds: beat writes its entry on a new revision; its lock lease is 5 s
 
 
@@ -85,7 +88,7 @@ class Workers:
     store entries (worker:HOST), refreshed by one background thread every `every` seconds,
     so readers never wait for a broadcast and never multiply them."""
 
-    inspect: Callable[[], Any]          # app.control.inspect bound to a timeout
+    inspect: Callable[[], AbstractContextManager[Any]]  # a celery Inspect on its own connection
     store: Store
     every: float = 2.0
     on_change: Callable[[dict[str, Any]], None] | None = None
@@ -98,10 +101,12 @@ class Workers:
         return self._view
 
     def refresh(self) -> dict[str, dict[str, Any]]:
-        i = self.inspect()
-        stats = i.stats() or {}
-        active = i.active() or {}
-        consuming = i.active_queues() or {}
+        def ask(method: str) -> dict[str, Any]:
+            with self.inspect() as i:
+                return dict(getattr(i, method)() or {})
+
+        with ThreadPoolExecutor(3) as ex:  # three broadcasts at once: one timeout, not three
+            stats, active, consuming = ex.map(ask, ("stats", "active", "active_queues"))
         now = time.time()
         view = {}
         for host in sorted(set(stats) | set(consuming)):
@@ -131,8 +136,10 @@ class Workers:
     def start(self) -> None:
         def loop() -> None:
             while not self._stop.is_set():
-                with contextlib.suppress(OSError, KombuError, RunnerError):
-                    self.refresh()  # a broker hiccup keeps the last view
+                try:
+                    self.refresh()
+                except (OSError, KombuError, RunnerError) as e:  # keeps the last view
+                    log.warning("workers: remote control failed: %s", e)
                 self._stop.wait(self.every)
 
         self._thread = threading.Thread(target=loop, name="runner-api-workers", daemon=True)
