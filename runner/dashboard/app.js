@@ -85,10 +85,11 @@ function refreshSoon() {  // queues, schedules and status change with runs: one 
   pending = setTimeout(async () => {
     pending = null;
     try {
-      const [queues, schedules, status] = await Promise.all(
-        [api("/api/queues"), api("/api/schedules"), api("/api/status")]);
+      const [queues, schedules, status, stats] = await Promise.all(
+        [api("/api/queues"), api("/api/schedules"), api("/api/status"), api("/api/stats?minutes=180")]);
       state.queues = queues; state.schedules = schedules; state.status = status;
       renderQueues(); renderSchedules(); renderStatus();
+      rateChart(stats.per_minute); durationChart(stats.durations);
     } catch (err) { /* the next event tries again */ }
   }, 300);
 }
