@@ -36,6 +36,7 @@ bench: install             ## benchmarks, figures side by side with their floors
 	$(BIN)/python bench/celery_runs.py
 	$(BIN)/python bench/reconcile_cost.py
 	$(BIN)/python bench/report_branch.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) .runner .pytest_cache .mypy_cache .ruff_cache *.egg-info
