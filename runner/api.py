@@ -464,8 +464,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
             pass
         finally:
             hub.unsubscribe(queue)
-            with contextlib.suppress(RuntimeError):
-                await ws.close()
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await ws.close()  # the client may be gone already
 
     # ---- Prometheus and the dashboard ---------------------------------------------------
 
