@@ -371,7 +371,8 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     base = [sys.executable, "-m", "runner"]
     commands = [[*base, "beat", "--repo", str(repo)]] + [
         [*base, "worker", name, "--repo", str(repo)] for name in config.workers]
-    commands.append([*base, "api", "--repo", str(repo), "--bind", api_bind])
+    api_command = [*base, "api", "--repo", str(repo), "--bind", api_bind]
+    commands.append(api_command)
     watched = source or (str(repo.resolve()) if _refs_dir(str(repo)) else None)
     if watched:
         branch = branch or _current_branch(watched)
@@ -393,7 +394,9 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    while not stopping and all(p.poll() is None for p in procs):
+    # the API only watches: its end (e.g. --api-bind in use) does not stop the runs
+    api_proc = procs[commands.index(api_command)]
+    while not stopping and all(p.poll() is None for p in procs if p is not api_proc):
         time.sleep(0.2)
     for p in procs:
         if p.poll() is None:
