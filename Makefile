@@ -37,6 +37,7 @@ bench: install             ## benchmarks, figures side by side with their floors
 	$(BIN)/python bench/reconcile_cost.py
 	$(BIN)/python bench/report_branch.py
 	$(BIN)/python bench/commit_to_effect.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) .runner .pytest_cache .mypy_cache .ruff_cache *.egg-info

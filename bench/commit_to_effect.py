@@ -4,10 +4,10 @@
 
 A running system (`runner reconcile --watch`, `runner beat`, `runner worker w`, embedded store)
 follows a configuration repository. Each change is one commit that adds a schedule and assigns
-worker `w` one more queue. Measured from the commit (local source) or the `git push` (bare
-remote reached by URL, polled every `--interval 1s`) to beat holding the new schedules (`beat` entry: loaded_at) and to the
-worker consuming the new queue (`worker:HOST` entry: matched_at). Goal: p50 <= 1 s on a local
-source.
+worker `w` one more queue. Measured from the commit (local source) or the `git push` (a bare
+remote reached by URL, polled every `--interval 1s`) to beat holding the new schedules (`beat`
+entry: loaded_at) and to the worker consuming the new queue (`worker:HOST` entry: matched_at).
+Goal: p50 <= 1 s on a local source.
 """
 
 from __future__ import annotations

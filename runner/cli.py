@@ -338,6 +338,17 @@ def worker(name: str, repo: Path, concurrency: int | None) -> None:
 
 @cli.command()
 @REPO
+@click.option("--bind", default="127.0.0.1:8080", show_default=True,
+              help="HOST:PORT to listen on (localhost unless told otherwise).")
+def api(repo: Path, bind: str) -> None:
+    """Serve the REST API, live events, Prometheus metrics and the dashboard."""
+    from runner.api import serve
+
+    serve(_system(repo), bind)
+
+
+@cli.command()
+@REPO
 def beat(repo: Path) -> None:
     """Fire the schedules (one active beat at a time; others stand by)."""
     import signal
@@ -361,9 +372,13 @@ def beat(repo: Path) -> None:
 @click.option("--branch", help="The branch to apply (default: the repository's current one).")
 @click.option("--report-branch", default="reports", show_default=True,
               help="The branch each finished run is committed to.")
-def up(repo: Path, source: str | None, branch: str | None, report_branch: str) -> None:
-    """Start the reconciler, beat, every worker of queues.yaml and the report publisher, and
-    keep them running (following the configuration); Ctrl-C or SIGTERM stops them all."""
+@click.option("--api-bind", default="127.0.0.1:8080", show_default=True,
+              help="Where `runner api` (dashboard, REST, events, metrics) listens.")
+def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
+       api_bind: str) -> None:
+    """Start the reconciler, beat, every worker of queues.yaml, the report publisher and the
+    API, and keep them running (following the configuration); Ctrl-C or SIGTERM stops them
+    all."""
     import logging
     import signal
     import threading
@@ -377,13 +392,13 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str) -
     where = system.settings.redis_url or f"embedded, state in {repo / '.runner'}"
     click.echo(f"runner up ({where}): "
                f"{f'reconciler of {watched} {branch}, ' if watched else ''}"
-               f"beat and workers {', '.join(config.workers)}"
+               f"beat, api on {api_bind} and workers {', '.join(config.workers)}"
                f"{f', report publisher to branch {report_branch}' if watched else ''}", err=True)
     logging.basicConfig(format="%(message)s")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    serve(system, Plan(repo, watched, branch, report_branch, source), stop)
+    serve(system, Plan(repo, watched, branch, report_branch, source, api_bind), stop)
 
 
 @cli.command()
@@ -587,15 +602,10 @@ def status(repo: Path, fmt: str) -> None:
 
 def _schedules(system: Any, config: ConfigSet) -> dict[str, dict[str, Any]]:
     """Each schedule's next firing (from now), last handled firing and last run id."""
-    now = datetime.now(UTC)
-    out = {}
-    for name, s in config.schedules.items():
-        state = system.store.get(f"schedule:{name}") or {}
-        nxt = desired.next_fires(s, now, 1)
-        out[name] = {"job": s.job, "next_fire": nxt[0].isoformat() if nxt else None,
-                     "last_fire": state.get("last_fire"),
-                     "last_run_id": state.get("last_run_id")}
-    return out
+    from runner.overview import schedules
+
+    keep = ("job", "next_fire", "last_fire", "last_run_id")
+    return {name: {k: s[k] for k in keep} for name, s in schedules(system.store, config).items()}
 
 
 @cli.command()

@@ -29,14 +29,20 @@ class Settings:
     max_idle_connections: int = 256     # idle pooled connections kept at most (LRU closed)
     breaker_threshold: int = 3          # connect failures in a row that open a target's breaker
     breaker_cooldown: float = 60.0      # seconds a target is skipped once its breaker is open
+    # RUNNER_API_TOKENS: bearer tokens of `runner api`, as (role, name, env:/file: reference)
+    api_tokens: tuple[tuple[str, str, str], ...] = ()
+    api_jwt_key: str = ""               # RUNNER_API_JWT_KEY: env:/file: reference to a JWT key
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        values: dict[str, float | int | str] = {"redis_url": env.get("REDIS_URL", "")}
+        values: dict[str, object] = {"redis_url": env.get("REDIS_URL", ""),
+                                     "api_tokens": api_tokens(env.get("RUNNER_API_TOKENS", "")),
+                                     "api_jwt_key": secret_ref("RUNNER_API_JWT_KEY",
+                                                               env.get("RUNNER_API_JWT_KEY", ""))}
         for f in fields(cls):
             name = f"RUNNER_{f.name.upper()}"
-            if f.name == "redis_url":
+            if f.name in values:
                 continue
             raw = env.get(name)
             if raw is None or raw == "":
@@ -50,3 +56,32 @@ class Settings:
                 raise UsageError(f"{name}={raw!r} must be at least 1")
             values[f.name] = number
         return cls(**values)  # type: ignore[arg-type]
+
+
+ROLES = ("viewer", "operator")
+
+
+def secret_ref(variable: str, raw: str) -> str:
+    """`raw` if it is an env:NAME or file:/absolute/path reference (or empty); never echoes a
+    value that is not a reference, since it may be the secret itself."""
+    raw = raw.strip()
+    scheme, _, rest = raw.partition(":")
+    if raw and not ((scheme == "env" and rest) or (scheme == "file" and rest.startswith("/"))):
+        raise UsageError(f"{variable} must be a reference, env:NAME or file:/absolute/path, "
+                         "not a value (the value is not shown)")
+    return raw
+
+
+def api_tokens(raw: str) -> tuple[tuple[str, str, str], ...]:
+    """RUNNER_API_TOKENS: comma-separated ROLE=REF or ROLE:NAME=REF (NAME shows who acted)."""
+    out = []
+    for i, item in enumerate(p.strip() for p in raw.split(",") if p.strip()):
+        who, eq, ref = item.partition("=")
+        role, _, name = who.strip().partition(":")
+        if not eq or role not in ROLES:
+            raise UsageError(f"RUNNER_API_TOKENS entry {i + 1} must be ROLE=REF or "
+                             f"ROLE:NAME=REF with ROLE one of {', '.join(ROLES)} and REF "
+                             "env:NAME or file:/path, e.g. operator:alice=env:ALICE_TOKEN")
+        out.append((role, name.strip() or f"{role}-{i + 1}",
+                    secret_ref(f"RUNNER_API_TOKENS entry {i + 1}", ref)))
+    return tuple(out)

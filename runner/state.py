@@ -29,6 +29,11 @@ from runner.errors import SourceError
 ACTIVE = ("PENDING", "RECEIVED", "STARTED", "RETRY")
 FINAL = ("SUCCESS", "FAILURE", "REVOKED", "SKIPPED", "MISSED")
 ENDED = ("SUCCESS", "FAILURE", "REVOKED")  # what a worker never runs again
+# what a listing of runs shows (runs_page): everything but the result, which holds the output
+SUMMARY = ("run_id", "job", "state", "queue", "trigger", "revision", "worker", "created",
+           "received", "started", "finished", "error", "retry_of", "schedule",
+           "scheduled_for", "limit", "deliveries", "targets", "note")
+Cursor = tuple[float, str]  # (created, run_id) of the last run of a page
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,16 @@ class Store(Protocol):
     def published(self, run_ids: list[str]) -> None:
         """Takes `run_ids` off the to-publish feed (they are on the report branch)."""
 
+    def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
+                  state: str | None = None, since: float | None = None,
+                  scan: int = 5000) -> tuple[list[dict[str, Any]], Cursor | None]:
+        """Up to `limit` run summaries (SUMMARY fields) created before the cursor `before`
+        (and at or after `since`), newest first, of `job` and in `state` if given, looking at
+        no more than `scan` runs; and the cursor of the next page (None: no more)."""
+
+    def holder(self, name: str) -> str | None:
+        """Who holds the lock `name` now (its lease has not run out), or None."""
+
 
 def _begin(record: dict[str, Any] | None, cancelled: bool, run_id: str, job: str,
            worker: str, now: float) -> tuple[Begin, dict[str, Any] | None]:
@@ -117,10 +132,12 @@ class RedisStore:
     end
     local n = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
     redis.call('HSET', KEYS[1], 'state', '"STARTED"', 'started', ARGV[2], 'worker', ARGV[1])
+    redis.call('PUBLISH', ARGV[6], '{"kind":"run","run_id":' .. ARGV[4] .. ',"state":"STARTED"}')
     return {previous, 0, n}"""
     _RECEIVED = """
     if redis.call('HGET', KEYS[1], 'state') == '"PENDING"' then
       redis.call('HSET', KEYS[1], 'state', '"RECEIVED"', 'received', ARGV[1])
+      redis.call('PUBLISH', ARGV[2], '{"kind":"run","run_id":' .. ARGV[3] .. ',"state":"RECEIVED"}')
     end
     return 0"""
 
@@ -137,6 +154,7 @@ class RedisStore:
             raise SourceError(f"cannot reach Redis at REDIS_URL={url!r}: {e}; start it, or "
                               "unset REDIS_URL for the embedded default") from None
         self.p = prefix
+        self.events = f"{prefix}events"  # the channel each run and entry write publishes on
         self._renew = self.r.register_script(self._RENEW)
         self._begin = self.r.register_script(self._BEGIN)
         self._received = self.r.register_script(self._RECEIVED)
@@ -152,6 +170,7 @@ class RedisStore:
         pipe.zadd(f"{self.p}runs:{record.get('job', '')}", {rid: record.get("created", 0)})
         if record.get("state") in FINAL:  # the report publisher's feed, in the same round trip
             pipe.zadd(f"{self.p}publish", {rid: _finished(record)})
+        pipe.publish(self.events, _event(rid, record.get("state")))
         pipe.execute()
 
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
@@ -159,17 +178,20 @@ class RedisStore:
         pipe.hset(f"{self.p}run:{run_id}", mapping={k: json.dumps(v) for k, v in fields.items()})
         if fields.get("state") in FINAL:  # the report publisher's feed, in the same round trip
             pipe.zadd(f"{self.p}publish", {run_id: _finished(fields)})
+        pipe.publish(self.events, _event(run_id, fields.get("state")))
         pipe.execute()
 
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
         previous, cancelled, n = self._begin(
             keys=[f"{self.p}run:{run_id}", f"{self.p}cancel:{run_id}", f"{self.p}runs",
                   f"{self.p}runs:{job}"],
-            args=[json.dumps(worker), repr(now), json.dumps(job), json.dumps(run_id), run_id])
+            args=[json.dumps(worker), repr(now), json.dumps(job), json.dumps(run_id), run_id,
+                  self.events])
         return Begin(json.loads(previous) if previous else None, bool(cancelled), int(n))
 
     def mark_received(self, run_id: str, now: float) -> None:
-        self._received(keys=[f"{self.p}run:{run_id}"], args=[repr(now)])
+        self._received(keys=[f"{self.p}run:{run_id}"],
+                       args=[repr(now), self.events, json.dumps(run_id)])
 
     @staticmethod
     def _decode(raw: Any) -> dict[str, Any] | None:
@@ -199,7 +221,10 @@ class RedisStore:
         return json.loads(raw) if raw else None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        self.r.set(f"{self.p}kv:{key}", json.dumps(value))
+        pipe = self.r.pipeline(transaction=False)
+        pipe.set(f"{self.p}kv:{key}", json.dumps(value))
+        pipe.publish(self.events, json.dumps({"kind": "entry", "key": key}))
+        pipe.execute()
 
     def to_publish(self, limit: int) -> list[str]:
         return [str(i) for i in self.r.zrange(f"{self.p}publish", 0, limit - 1)]
@@ -207,6 +232,43 @@ class RedisStore:
     def published(self, run_ids: list[str]) -> None:
         if run_ids:
             self.r.zrem(f"{self.p}publish", *run_ids)
+
+    def holder(self, name: str) -> str | None:
+        owner = self.r.get(f"{self.p}lock:{name}")
+        return str(owner) if owner else None
+
+    def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
+                  state: str | None = None, since: float | None = None,
+                  scan: int = 5000) -> tuple[list[dict[str, Any]], Cursor | None]:
+        key = f"{self.p}runs:{job}" if job else f"{self.p}runs"
+        top = "+inf" if before is None else repr(before[0])
+        low = "-inf" if since is None else repr(since)
+        out: list[dict[str, Any]] = []
+        offset = looked = 0
+        last: Cursor | None = None
+        while looked < scan:
+            want = min(scan - looked, limit + 1 if state is None else max(4 * limit, 200))
+            batch: list[tuple[str, float]] = list(self.r.zrevrangebyscore(  # type: ignore[arg-type]
+                key, top, low, start=offset, num=want, withscores=True))
+            exhausted = len(batch) < want
+            offset += len(batch)
+            if before is not None:  # a tie on the cursor's time: only ids below it
+                batch = [(i, t) for i, t in batch if t < before[0] or str(i) < before[1]]
+            pipe = self.r.pipeline(transaction=False)
+            for rid, _t in batch:
+                pipe.hmget(f"{self.p}run:{rid}", SUMMARY)
+            for (rid, created), values in zip(batch, pipe.execute(), strict=True):
+                if len(out) == limit:
+                    return out, last
+                looked += 1
+                last = (float(created), str(rid))
+                if values[2] is None or (state and json.loads(values[2]) != state):
+                    continue
+                out.append({k: json.loads(v) for k, v in zip(SUMMARY, values, strict=True)
+                            if v is not None})
+            if exhausted:
+                return out, None
+        return out, last
 
 
 class FileStore:
@@ -294,6 +356,10 @@ class FileStore:
             self._write(path, {"owner": owner, "until": time.time() + ttl})
             return True
 
+    def holder(self, name: str) -> str | None:
+        held = self._read(self.root / "locks" / f"{name}.json")
+        return str(held["owner"]) if held and held["until"] > time.time() else None
+
     def get(self, key: str) -> dict[str, Any] | None:
         return self._read(self.root / "kv" / f"{key}.json")
 
@@ -311,6 +377,32 @@ class FileStore:
             if n.partition("-")[2] in done:
                 with contextlib.suppress(FileNotFoundError):
                     (self.root / "publish" / n).unlink()
+
+    def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
+                  state: str | None = None, since: float | None = None,
+                  scan: int = 5000) -> tuple[list[dict[str, Any]], Cursor | None]:
+        names = sorted((n[:-5] for n in os.listdir(self.root / "runs")
+                        if n.endswith(".json") and not n.startswith(".")), reverse=True)
+        out: list[dict[str, Any]] = []
+        last: Cursor | None = None
+        for looked, rid in enumerate(n for n in names if before is None or n < before[1]):
+            if len(out) == limit or looked == scan:
+                return out, last
+            record = self.run(rid)
+            if record is None:
+                continue
+            created = float(record.get("created") or 0)
+            if since is not None and created < since:
+                return out, None  # run ids sort by creation time
+            last = (created, rid)
+            if (job is None or record.get("job") == job) and \
+                    (state is None or record.get("state") == state):
+                out.append({k: record[k] for k in SUMMARY if k in record})
+        return out, None
+
+
+def _event(run_id: str, state: str | None) -> str:
+    return json.dumps({"kind": "run", "run_id": run_id, "state": state})
 
 
 def _finished(record: dict[str, Any]) -> float:

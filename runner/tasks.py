@@ -154,7 +154,9 @@ def sweep_orphans(store: Store, host: str) -> list[str]:
 
 def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: str,
             limit: str | None = None, retry_of: str | None = None,
-            schedule: str | None = None, scheduled_for: str | None = None) -> str:
+            schedule: str | None = None, scheduled_for: str | None = None,
+            extra: dict[str, Any] | None = None) -> str:
+    """Queues a run; `extra` fields join its first record (e.g. the API's `actions`)."""
     job = lookup(config, name)
     targets = select(config, job, limit)
     run_id = new_run_id()
@@ -163,7 +165,7 @@ def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: st
                     "trigger": trigger, "state": "PENDING", "queue": job.queue,
                     "targets": targets, "limit": limit, "created": time.time(),
                     "retry_of": retry_of, "schedule": schedule,
-                    "scheduled_for": scheduled_for})
+                    "scheduled_for": scheduled_for, **(extra or {})})
     app.send_task(TASK, kwargs={"job": name, "revision": config.revision, "run_id": run_id,
                                 "limit": limit}, task_id=run_id,
                   soft_time_limit=hard - 30, time_limit=hard)
@@ -186,12 +188,13 @@ def cancel(app: Celery, store: Store, run_id: str) -> dict[str, Any]:
     return record
 
 
-def retry(app: Celery, store: Store, config: ConfigSet, run_id: str) -> str:
+def retry(app: Celery, store: Store, config: ConfigSet, run_id: str,
+          extra: dict[str, Any] | None = None) -> str:
     record = store.run(run_id)
     if record is None:
         raise UsageError(f"there is no run {run_id!r} (runner history lists them)")
     return enqueue(app, store, config, record["job"], f"retry-of {run_id}",
-                   record.get("limit"), retry_of=run_id)
+                   record.get("limit"), retry_of=run_id, extra=extra)
 
 
 def wait(store: Store, run_id: str, deadline: float | None = None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """`runner up`: one command that keeps a whole system running on this machine.
 
 A supervisor of child processes: the reconciler and the report publisher (when there is a git
-source), beat, and one `runner worker NAME` per worker of the configuration the system runs.
+source), beat, the API, and one `runner worker NAME` per worker of the configuration the
+system runs.
 It follows the configuration: a worker added by a commit is started, a removed one is stopped
 (warm: its runs finish). A child that exits is started again after a backoff (1 s, doubling
 to 30 s; back to 1 s once it ran a minute). SIGINT or SIGTERM stops them all.
@@ -37,6 +38,7 @@ class Plan:
     branch: str
     report_branch: str
     report_source: str | None  # --source for the publisher, when not the repository itself
+    api_bind: str | None = None  # where `runner api` listens (None: no API)
 
     def commands(self, workers: list[str]) -> dict[str, list[str]]:
         base = [sys.executable, "-m", "runner"]
@@ -46,6 +48,8 @@ class Plan:
             out["reconciler"] = [*base, "reconcile", "--watch", "--source", self.source,
                                  "--branch", self.branch, *repo]
         out["beat"] = [*base, "beat", *repo]
+        if self.api_bind:
+            out["api"] = [*base, "api", *repo, "--bind", self.api_bind]
         out |= {f"worker {name}": [*base, "worker", name, *repo] for name in workers}
         if self.source:
             out["publisher"] = [*base, "publish", "--watch", *repo, "--report-branch",

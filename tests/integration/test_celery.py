@@ -18,7 +18,7 @@ import pytest
 
 from runner.state import Store, open_store
 from tests.integration.test_ssh import gone
-from tests.servers import Redis
+from tests.servers import Redis, free_port
 
 QUEUES = """\
 queues:
@@ -283,7 +283,7 @@ def test_remote_control_adds_and_cancels_consumers(cluster: Cluster) -> None:
 
 def test_up_runs_the_schedules_and_history_shows_them(cluster: Cluster) -> None:
     schedule(cluster, "  often: {job: side-job, every: 2s}\n")
-    up = cluster.start("up")
+    up = cluster.start("up", "--api-bind", f"127.0.0.1:{free_port()}")
     runs = poll(lambda: [r for r in runs_of(cluster, "often") if r["state"] == "SUCCESS"],
                 60, "a scheduled run succeeds")
     history = cluster.runner("history", "side-job")

@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.conftest import git
 from tests.integration.test_celery import Cluster, poll
-from tests.servers import Redis
+from tests.servers import Redis, free_port
 
 QUEUES = """\
 queues: {a: {}}
@@ -100,7 +100,8 @@ def test_pushes_change_what_runs_without_restart_and_bad_ones_change_nothing(
         loop: Loop) -> None:
     cluster = loop.cluster
     first = git(loop.work, "rev-parse", "HEAD")
-    cluster.start("up", "--source", str(loop.bare), "--branch", "main")
+    cluster.start("up", "--source", str(loop.bare), "--branch", "main",
+                      "--api-bind", f"127.0.0.1:{free_port()}")
     loop.applied(first)
     worker = poll(lambda: [k for k in loop.status()["workers"]], 30, "the worker answers")[0]
 
@@ -182,7 +183,8 @@ def test_up_starts_a_worker_a_commit_adds_and_restarts_a_child_that_died(
     cluster = Cluster(home, env)
     loop = Loop(cluster, tmp_path)
     try:
-        cluster.start("up", "--source", str(loop.bare), "--branch", "main")
+        cluster.start("up", "--source", str(loop.bare), "--branch", "main",
+                      "--api-bind", f"127.0.0.1:{free_port()}")
         loop.applied(git(loop.work, "rev-parse", "HEAD"))
 
         def pids(what: str) -> list[int]:

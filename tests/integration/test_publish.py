@@ -29,7 +29,7 @@ from runner.state import FileStore, RedisStore, Store
 from runner.tasks import _Process, execute
 from tests.integration.conftest import git
 from tests.integration.test_celery import poll
-from tests.servers import Redis
+from tests.servers import Redis, free_port
 
 Commit = Callable[[dict[str, str | None], str], str]
 DAY = 86400.0
@@ -311,8 +311,9 @@ def test_up_commits_each_scheduled_run_to_the_report_branch(
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["RUNNER_CACHE_DIR"] = str(tmp_path / "cache")
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
-    up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(demo_repo)],
-                          env=env, stdout=log, stderr=log, start_new_session=True)
+    up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(demo_repo),
+                           "--api-bind", f"127.0.0.1:{free_port()}"], env=env, stdout=log,
+                          stderr=log, start_new_session=True)
     try:
         poll(lambda: trailers(demo_repo, "Status").count("SUCCESS") >= 3
              if (demo_repo / ".git" / "refs" / "heads" / "reports").exists() else None,

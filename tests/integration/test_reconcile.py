@@ -12,6 +12,7 @@ from typing import Any
 
 from runner.state import FileStore
 from tests.integration.conftest import copy_demo, git
+from tests.servers import free_port
 
 
 def runner(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -159,8 +160,9 @@ def test_up_applies_a_pushed_schedule_within_seconds(
 
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     log = open(demo_repo.parent / "up.log", "wb")  # noqa: SIM115
-    up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(demo_repo)],
-                          env=env, stdout=log, stderr=log, start_new_session=True)
+    up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(demo_repo),
+                           "--api-bind", f"127.0.0.1:{free_port()}"], env=env, stdout=log,
+                          stderr=log, start_new_session=True)
     try:
         store = FileStore(demo_repo / ".runner" / "state")
         first = git(demo_repo, "rev-parse", "HEAD")
@@ -234,7 +236,8 @@ def test_push_to_a_bare_remote_reassigns_a_running_worker(demo_repo: Path,
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
     up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(state),
-                           "--source", str(remote), "--branch", "main"], env=env, stdout=log,
+                           "--source", str(remote), "--branch", "main",
+                           "--api-bind", f"127.0.0.1:{free_port()}"], env=env, stdout=log,
                           stderr=log, start_new_session=True)
     try:
         store = FileStore(state / ".runner" / "state")

@@ -1,0 +1,111 @@
+"""A real `runner api` process on a free loopback port in front of a real Cluster (workers on
+Redis or on the embedded default), with a viewer and an operator token."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_celery import JOBS, QUEUES, Cluster, poll
+from tests.servers import Redis, free_port, wait_port
+
+VIEW = "view-token-0123456789abcdef"
+OPS = "ops-token-0123456789abcdef"
+TOKENS = "viewer:vera=env:TEST_VIEW_TOKEN,operator:otto=env:TEST_OPS_TOKEN"
+
+
+class Api:
+    def __init__(self, cluster: Cluster, extra_env: dict[str, str] | None = None) -> None:
+        self.cluster = cluster
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**cluster.env, "RUNNER_API_TOKENS": TOKENS, "TEST_VIEW_TOKEN": VIEW,
+               "TEST_OPS_TOKEN": OPS, **(extra_env or {})}
+        self.log = cluster.repo / f"api.{self.port}.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "runner", "api", "--repo", str(cluster.repo), "--bind",
+                 f"127.0.0.1:{self.port}"], env=env, stdout=log, stderr=log,
+                start_new_session=True)
+        wait_port(self.port, self.proc, 30)
+
+    def client(self, token: str | None = OPS) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def make_cluster(tmp_path: Path, redis_url: str | None) -> Cluster:
+    env = {**os.environ, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("REDIS_URL", None)
+    for key in ("RUNNER_API_TOKENS", "RUNNER_API_JWT_KEY"):
+        env.pop(key, None)
+    if redis_url:
+        import redis
+
+        redis.Redis.from_url(redis_url).flushall()
+        env["REDIS_URL"] = redis_url
+    repo = tmp_path / "config"
+    for d in ("targets.d", "jobs.d", "schedules.d"):
+        (repo / d).mkdir(parents=True)
+    (repo / "queues.yaml").write_text(QUEUES)
+    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
+    (repo / "jobs.d" / "j.yaml").write_text(
+        JOBS + "  secretive: {queue: other, targets: [here], env: {PASSWORD: env:TEST_JOB_SECRET},"
+               " steps: [{command: 'echo pw=$PASSWORD'}]}\n")
+    env["TEST_JOB_SECRET"] = "hunter2-very-secret"
+    return Cluster(repo, env)
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path, redis_server: Redis) -> Iterator[Cluster]:
+    c = make_cluster(tmp_path, redis_server.url)
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def embedded_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = make_cluster(tmp_path, None)
+    yield c
+    c.stop()
+
+
+def start_api(cluster: Cluster, extra_env: dict[str, str] | None = None) -> Api:
+    return Api(cluster, extra_env)
+
+
+def wait_state(client: httpx.Client, run_id: str, states: tuple[str, ...],
+               deadline: float = 60) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        r = client.get(f"/api/runs/{run_id}")
+        body: dict[str, Any] = r.json()
+        return body if r.status_code == 200 and body.get("state") in states else None
+    return dict(poll(check, deadline, f"run {run_id} reaches {states}"))
+
+
+def ws_events(url: str, token: str) -> Any:
+    """A connected, authenticated WebSocket client (websockets' sync client)."""
+    from websockets.sync.client import connect
+
+    ws = connect(url.replace("http://", "ws://") + "/api/events", open_timeout=10,
+                 legacy=True)
+    ws.send(json.dumps({"token": token}))
+    return ws

@@ -1,0 +1,46 @@
+"""The API's OpenAPI document fuzzed with schemathesis against a real server (Redis store, a
+worker): no input gives a 500, as an operator and without a token."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.api_servers import (
+    OPS,
+    redis_cluster,  # noqa: F401 - fixture
+    start_api,
+)
+from tests.integration.test_celery import Cluster
+
+
+def _fuzz(url: str, token: str | None, tmp: Path) -> subprocess.CompletedProcess[str]:
+    cli = Path(sys.executable).with_name("schemathesis")
+    headers = ["-H", f"Authorization: Bearer {token}"] if token else []
+    return subprocess.run(
+        [str(cli), "run", f"{url}/openapi.json", "--checks", "not_a_server_error",
+         "--max-examples", "40", "--generation-deterministic", "--request-timeout", "20",
+         "--phases", "examples,coverage,fuzzing", *headers],
+        capture_output=True, text=True, timeout=540, cwd=tmp,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp), "NO_COLOR": "1"})
+
+
+def test_no_request_gives_a_server_error(redis_cluster: Cluster, tmp_path: Path  # noqa: F811
+                                         ) -> None:
+    server = start_api(redis_cluster)
+    try:
+        redis_cluster.worker("busy")
+        with server.client(OPS) as ops:  # something to read: a finished run
+            assert ops.post("/api/jobs/quick-low/run").status_code == 201
+        for token in (OPS, None):
+            done = _fuzz(server.url, token, tmp_path)
+            summary = done.stdout[-3000:]
+            assert done.returncode == 0, summary + done.stderr[-2000:]
+            cases = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
+            assert cases and cases[1] == cases[2] and int(cases[1]) > 100, summary
+            assert "14 selected / 14 total" in done.stdout  # every operation was exercised
+        assert "Traceback" not in server.log.read_text()
+    finally:
+        server.stop()
