@@ -31,6 +31,7 @@ STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVO
           "SKIPPED", "MISSED")
 BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 log = logging.getLogger("runner.api")
+STALE = 10.0  # seconds without a heartbeat after which a worker entry is not shown
 BEAT_ALIVE = 30.0  # seconds: beat writes its entry on a new revision; its lock lease is 5 s
 
 
@@ -109,24 +110,29 @@ class Workers:
             stats, active, consuming = ex.map(ask, ("stats", "active", "active_queues"))
         now = time.time()
         view = {}
-        for host in sorted(set(stats) | set(consuming)):
+        beating = {k[len("worker:"):]: e for k, e in self.store.entries("worker:").items()
+                   if not e.get("stopped") and now - float(e.get("heartbeat") or 0) < STALE}
+        for host in sorted(set(stats) | set(consuming) | set(beating)):
             s = stats.get(host) or {}
             pool = s.get("pool") or {}
             size = pool.get("max-concurrency") or len(pool.get("processes") or []) or None
             runs = [{"run_id": t.get("id"), "job": (t.get("kwargs") or {}).get("job"),
                      "started": t.get("time_start")} for t in active.get(host, [])]
-            entry = self.store.get(f"worker:{host}") or {}
+            entry = beating.get(host) or self.store.get(f"worker:{host}") or {}
+            queues = ([q["name"] for q in consuming[host]] if host in consuming
+                      else entry.get("queues") or [])  # remote control did not answer in time
             view[host] = {
                 "name": entry.get("name") or host.split("@")[0].rsplit("-", 1)[0],
                 "hostname": host.rpartition("@")[2], "celery_hostname": host,
-                "queues": sorted(q["name"] for q in consuming.get(host, [])),
+                "queues": sorted(queues),
                 "concurrency": entry.get("concurrency") or size,
                 "active": len(runs), "active_runs": runs,
                 "processed": sum((s.get("total") or {}).values()),
                 "load": round(len(runs) / size, 3) if size else None,
                 "memory_kib": (s.get("rusage") or {}).get("maxrss"),
                 "pid": s.get("pid"), "uptime": s.get("uptime"),
-                "revision": entry.get("revision"), "last_heartbeat": now}
+                "revision": entry.get("revision"),
+                "last_heartbeat": now if host in stats else entry.get("heartbeat")}
         changed = _shape(view) != _shape(self._view)
         self._view, self._at = view, now
         if changed and self.on_change:

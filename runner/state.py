@@ -79,6 +79,9 @@ class Store(Protocol):
 
     def put(self, key: str, value: dict[str, Any]) -> None: ...
 
+    def entries(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every entry whose key starts with `prefix`, by key (for a few, e.g. worker:)."""
+
     def ping(self) -> None: ...
 
     def to_publish(self, limit: int) -> list[str]:
@@ -219,6 +222,12 @@ class RedisStore:
     def get(self, key: str) -> dict[str, Any] | None:
         raw = self.r.get(f"{self.p}kv:{key}")
         return json.loads(raw) if raw else None
+
+    def entries(self, prefix: str) -> dict[str, dict[str, Any]]:
+        keys = [str(k) for k in self.r.scan_iter(match=f"{self.p}kv:{prefix}*", count=1000)]
+        raws = self.r.mget(keys) if keys else []
+        return {k[len(self.p) + 3:]: json.loads(v) for k, v in zip(keys, raws, strict=True)
+                if v}
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         pipe = self.r.pipeline(transaction=False)
@@ -365,6 +374,15 @@ class FileStore:
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         self._write(self.root / "kv" / f"{key}.json", value)
+
+    def entries(self, prefix: str) -> dict[str, dict[str, Any]]:
+        out = {}
+        for n in os.listdir(self.root / "kv"):
+            if n.startswith(prefix) and n.endswith(".json"):
+                value = self._read(self.root / "kv" / n)
+                if value is not None:
+                    out[n[:-5]] = value
+        return out
 
     def to_publish(self, limit: int) -> list[str]:
         names = sorted(n for n in os.listdir(self.root / "publish") if not n.startswith("."))

@@ -2,8 +2,9 @@
 seconds, reads the configuration the system runs and, when it changed, makes the worker match
 it — consume the queues now assigned to NAME, stop consuming removed ones (runs in progress
 finish), and grow or shrink the pool to the worker's concurrency. No restart. What it matched,
-and when, is kept in the store (`worker:HOSTNAME`). Between changes it leaves the consumers
-alone, so one added by hand (`celery control add_consumer`) stays until the next change.
+and when, is kept in the store (`worker:HOSTNAME`) with a heartbeat every HEARTBEAT seconds.
+Between changes it leaves the consumers alone, so one added by hand (`celery control
+add_consumer`) stays until the next change.
 
 It also records RECEIVED when the worker takes a run's message (before a pool process is free
 to start it): Celery's task_received signal, sent by the worker's main process.
@@ -20,6 +21,7 @@ from celery import Celery, bootsteps, signals
 from runner.celery_app import RELOAD, TASK, System
 from runner.errors import RunnerError
 
+HEARTBEAT = 2.0  # seconds between a worker's heartbeats in its store entry
 log = logging.getLogger("runner.worker")
 
 
@@ -28,11 +30,21 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
         requires = ("celery.worker.consumer.tasks:Tasks",)
 
         def start(self, c: Any) -> None:
+            self.entry: dict[str, Any] = {"name": name}
+            self.beat = 0.0
             self.tref = c.timer.call_repeatedly(RELOAD, self.match, (c,), priority=10)
 
         def stop(self, c: Any) -> None:
             if getattr(self, "tref", None):
                 self.tref.cancel()
+                self.put(c, stopped=time.time())
+
+        def put(self, c: Any, **fields: Any) -> None:
+            """The worker's entry (worker:HOST): what it serves and a heartbeat, for status
+            and the API even when remote control is slow to answer."""
+            self.entry.update(fields, heartbeat=time.time())
+            self.beat = time.monotonic()
+            system.store.put(f"worker:{c.hostname}", self.entry)
 
         def match(self, c: Any) -> None:
             try:
@@ -40,8 +52,10 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
             except RunnerError as e:  # an invalid --repo: keep serving what we serve
                 log.warning("worker %s keeps its queues: %s", name, e)
                 return
-            if config is getattr(self, "config", None):
-                return  # unchanged: a consumer added by hand (celery control) stays
+            if config is getattr(self, "config", None):  # unchanged: a consumer added by hand
+                if time.monotonic() - self.beat > HEARTBEAT:  # (celery control) stays
+                    self.put(c)
+                return
             self.config = app.conf.runner_config = config
             worker = config.workers.get(name)
             wanted = set(worker.queues) if worker else set()
@@ -60,9 +74,8 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
                     pool.grow(size - pool.num_processes)
                 else:
                     pool.shrink(pool.num_processes - size)
-            system.store.put(f"worker:{c.hostname}", {  # what it serves, for status
-                "name": name, "revision": config.revision, "queues": sorted(wanted),
-                "concurrency": size, "matched_at": time.time()})
+            self.put(c, revision=config.revision, queues=sorted(wanted), concurrency=size,
+                     matched_at=time.time())
 
     app.steps["consumer"].add(Reload)
 

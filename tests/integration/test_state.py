@@ -71,3 +71,12 @@ def test_update_run_keeps_the_other_fields_and_their_types(store: Store) -> None
                                "targets": ["a", "b"], "limit": None,
                                "result": {"targets": {"a": {"rc": 0}}}}
     assert store.run("nope") is None
+
+
+def test_entries_by_prefix(store: Store) -> None:
+    store.put("worker:a@h", {"heartbeat": 1.0})
+    store.put("worker:b@h", {"heartbeat": 2.0})
+    store.put("beat", {"owner": "x"})
+    assert store.entries("worker:") == {"worker:a@h": {"heartbeat": 1.0},
+                                        "worker:b@h": {"heartbeat": 2.0}}
+    assert store.entries("nothing:") == {}
