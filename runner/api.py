@@ -49,6 +49,7 @@ from runner.state import ACTIVE, Cursor
 log = logging.getLogger("runner.api")
 DASHBOARD = Path(__file__).parent / "dashboard"
 NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+PAGE_TTL = 1.0  # seconds a cached page of GET /api/runs may live without any event
 State = Literal["PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED",
                 "SKIPPED", "MISSED"]
 
@@ -177,6 +178,10 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                                    {"kind": "workers", "workers": view}))
     cache: dict[Any, tuple[float, Any]] = {}
     cache_lock = threading.Lock()
+    # pages of GET /api/runs: kept until a run changes (the hub's generation moves), and at
+    # most PAGE_TTL seconds should an event be missed
+    pages: dict[Any, tuple[int, float, str]] = {}
+    pages_lock = threading.Lock()
 
     def cached(key: Any, ttl: float, make: Callable[[], Any]) -> Any:
         now = time.monotonic()
@@ -332,9 +337,19 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                                             description="`next` of the previous page")] = None,
     ) -> Response:
         """Run summaries, newest first, a page at a time: pass `next` back as `cursor`."""
-        runs, more = store.runs_page(job, _cursor(cursor), limit, state, since)
-        body = {"runs": runs, "next": f"{more[0]!r}:{more[1]}" if more else None}
-        return Response(json.dumps(body), media_type="application/json")
+        key = (job, state, since, limit, cursor)
+        hit = pages.get(key)
+        if hit is None or hit[0] != hub.generation or time.monotonic() - hit[1] > PAGE_TTL:
+            with pages_lock:  # concurrent misses of one page compute it once
+                hit = pages.get(key)
+                generation = hub.generation
+                if hit is None or hit[0] != generation or time.monotonic() - hit[1] > PAGE_TTL:
+                    runs, more = store.runs_page(job, _cursor(cursor), limit, state, since)
+                    body = {"runs": runs, "next": f"{more[0]!r}:{more[1]}" if more else None}
+                    if len(pages) >= 256:
+                        pages.clear()
+                    hit = pages[key] = (generation, time.monotonic(), json.dumps(body))
+        return Response(hit[2], media_type="application/json")
 
     @api.get("/api/runs/{run_id}", tags=["read"])
     def get_run(_who: Viewer, run_id: Annotated[str, PathParam(max_length=100)]

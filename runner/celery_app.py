@@ -170,7 +170,7 @@ def broker_options(system: System, config: ConfigSet) -> tuple[str, dict[str, An
     for d in ("queue", "processed", "control"):
         (system.broker_dir / d).mkdir(parents=True, exist_ok=True)
     q = str(system.broker_dir / "queue")
-    return "filesystem://", {
+    return "", {
         "data_folder_in": q, "data_folder_out": q,
         "store_processed": True, "processed_folder": str(system.broker_dir / "processed"),
         "control_folder": str(system.broker_dir / "control"), "polling_interval": 0.05}
@@ -193,7 +193,9 @@ def create_app(system: System, config: ConfigSet | None = None) -> Celery:
         return {"queue": job.queue, "priority": MAX_PRIORITY - current.queues[job.queue].priority}
 
     app.conf.update(
-        broker_url=url, broker_transport_options=options,
+        broker_url=url or None, broker_transport_options=options,
+        # embedded: kombu's filesystem transport, writing messages atomically (broker.py)
+        broker_transport=None if url else "runner.broker:Transport",
         broker_connection_retry_on_startup=True,
         task_serializer="json", accept_content=["json"], result_serializer="json",
         task_ignore_result=True, result_backend=None, result_expires=7 * 86400,

@@ -47,6 +47,7 @@ class Hub:
         self.on_run = on_run
         self.clients: set[asyncio.Queue[str | None]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.generation = 0  # counts run changes: what a cached run list is checked against
 
     def subscribe(self) -> asyncio.Queue[str | None]:
         q: asyncio.Queue[str | None] = asyncio.Queue(QUEUE)
@@ -77,6 +78,8 @@ class Hub:
         """Follows the store's changes until cancelled."""
         self.loop = asyncio.get_running_loop()
         async for raw in self._changes():
+            if raw.get("kind") == "run":
+                self.generation += 1
             event = await asyncio.to_thread(self._enrich, raw)
             if event is not None:
                 self.broadcast(event)
