@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,10 @@ class Store(Protocol):
         """Unless the run has ended or its cancel was requested: count the delivery and mark
         it STARTED by `worker` (creating and indexing the record if there is none)."""
 
-    def mark_received(self, run_id: str, now: float) -> None:
-        """PENDING -> RECEIVED (a worker took the message); any other state is kept."""
+    def mark_received(self, marks: list[tuple[str, float]]) -> None:
+        """Each (run id, when) a worker took the run's message: PENDING -> RECEIVED, and the
+        time kept as `received` whatever the state is by now (a worker writes these from a
+        thread of its own, so its pool may have started the run already)."""
 
     def run(self, run_id: str) -> dict[str, Any] | None: ...
 
@@ -138,8 +141,11 @@ class RedisStore:
     redis.call('PUBLISH', ARGV[6], '{"kind":"run","run_id":' .. ARGV[4] .. ',"state":"STARTED"}')
     return {previous, 0, n}"""
     _RECEIVED = """
-    if redis.call('HGET', KEYS[1], 'state') == '"PENDING"' then
-      redis.call('HSET', KEYS[1], 'state', '"RECEIVED"', 'received', ARGV[1])
+    local state = redis.call('HGET', KEYS[1], 'state')
+    if state == false then return 0 end
+    redis.call('HSETNX', KEYS[1], 'received', ARGV[1])
+    if state == '"PENDING"' then
+      redis.call('HSET', KEYS[1], 'state', '"RECEIVED"')
       redis.call('PUBLISH', ARGV[2], '{"kind":"run","run_id":' .. ARGV[3] .. ',"state":"RECEIVED"}')
     end
     return 0"""
@@ -192,9 +198,17 @@ class RedisStore:
                   self.events])
         return Begin(json.loads(previous) if previous else None, bool(cancelled), int(n))
 
-    def mark_received(self, run_id: str, now: float) -> None:
-        self._received(keys=[f"{self.p}run:{run_id}"],
-                       args=[repr(now), self.events, json.dumps(run_id)])
+    def mark_received(self, marks: list[tuple[str, float]]) -> None:
+        import redis
+
+        pipe = self.r.pipeline(transaction=False)
+        for run_id, now in marks:
+            self._received(keys=[f"{self.p}run:{run_id}"],
+                           args=[repr(now), self.events, json.dumps(run_id)], client=pipe)
+        try:
+            pipe.execute()
+        except redis.RedisError as e:
+            raise SourceError(f"cannot record received runs in Redis: {e}") from None
 
     @staticmethod
     def _decode(raw: Any) -> dict[str, Any] | None:
@@ -310,22 +324,34 @@ class FileStore:
             stamp = int(_finished(record) * 1_000_000)
             (self.root / "publish" / f"{stamp:017d}-{record['run_id']}").touch()
 
+    def _record_lock(self, run_id: str) -> contextlib.AbstractContextManager[None]:
+        """Serializes read-modify-writes of one run record across processes (the worker's
+        main process, its pool, `runner cancel`, the API): one of 64 striped locks."""
+        return self._exclusive(f"runs-{zlib.crc32(run_id.encode()) % 64}")
+
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
-        record = self.run(run_id) or {"run_id": run_id}
-        record.update(fields)
-        self.save_run(record)
+        with self._record_lock(run_id):
+            record = self.run(run_id) or {"run_id": run_id}
+            record.update(fields)
+            self.save_run(record)
 
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
-        begin, record = _begin(self.run(run_id), self.cancel_requested(run_id), run_id, job,
-                               worker, now)
-        if record is not None:
-            self.save_run(record)
+        with self._record_lock(run_id):
+            begin, record = _begin(self.run(run_id), self.cancel_requested(run_id), run_id,
+                                   job, worker, now)
+            if record is not None:
+                self.save_run(record)
         return begin
 
-    def mark_received(self, run_id: str, now: float) -> None:
-        record = self.run(run_id)
-        if record and record.get("state") == "PENDING":
-            self.update_run(run_id, {"state": "RECEIVED", "received": now})
+    def mark_received(self, marks: list[tuple[str, float]]) -> None:
+        for run_id, now in marks:
+            with self._record_lock(run_id):
+                record = self.run(run_id)
+                if record is not None:
+                    record.setdefault("received", now)
+                    if record.get("state") == "PENDING":
+                        record["state"] = "RECEIVED"
+                    self.save_run(record)
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         if "/" in run_id or run_id.startswith("."):

@@ -57,10 +57,12 @@ def test_begin_run(store: Store, before: str | None, cancel: bool, expected: Beg
                                                ("REVOKED", "REVOKED")])
 def test_mark_received_moves_only_a_pending_run(store: Store, before: str, after: str) -> None:
     store.save_run({"run_id": "r2", "job": "j", "state": before, "created": 1.0})
-    store.mark_received("r2", 2.0)
+    store.mark_received([("r2", 2.0), ("no-such-run", 2.0)])
     got = store.run("r2") or {}
-    assert got["state"] == after
-    assert ("received" in got) == (after == "RECEIVED")
+    assert (got["state"], got["received"]) == (after, 2.0)  # the time, whatever the state
+    store.mark_received([("r2", 3.0)])
+    assert (store.run("r2") or {})["received"] == 2.0  # the first time is kept
+    assert store.run("no-such-run") is None  # no record is made up
 
 
 def test_update_run_keeps_the_other_fields_and_their_types(store: Store) -> None:
