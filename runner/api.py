@@ -24,7 +24,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
 
 from runner import overview
 from runner.celery_app import System, create_app, queue_length
@@ -181,7 +182,7 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
     # pages of GET /api/runs: kept until a run changes (the hub's generation moves), and at
     # most PAGE_TTL seconds should an event be missed
     pages: dict[Any, tuple[int, float, str]] = {}
-    pages_lock = threading.Lock()
+    pages_lock = asyncio.Lock()
 
     def cached(key: Any, ttl: float, make: Callable[[], Any]) -> Any:
         now = time.monotonic()
@@ -214,9 +215,9 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                   default_response_class=JSONResponse)
     bearer = HTTPBearer(auto_error=False, description="a token of RUNNER_API_TOKENS or a JWT")
 
-    def need(role: str) -> Callable[..., Principal]:
-        def check(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-                  ) -> Principal:
+    def need(role: str) -> Callable[..., Awaitable[Principal]]:
+        async def check(creds: Annotated[HTTPAuthorizationCredentials | None,
+                                         Depends(bearer)]) -> Principal:  # on the loop: cheap
             who = auth.check(creds.credentials) if creds else None
             if who is None:
                 raise HTTPException(401, "a valid bearer token is required",
@@ -327,7 +328,7 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
         return JSONResponse(overview.schedules(store, control.config()))
 
     @api.get("/api/runs", tags=["read"])
-    def list_runs(
+    async def list_runs(
         _who: Viewer,
         job: Annotated[str | None, Query(pattern=NAME)] = None,
         state: State | None = None,
@@ -338,17 +339,27 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
     ) -> Response:
         """Run summaries, newest first, a page at a time: pass `next` back as `cursor`."""
         key = (job, state, since, limit, cursor)
+
+        def fresh(hit: tuple[int, float, str] | None) -> bool:
+            return (hit is not None and hit[0] == hub.generation
+                    and time.monotonic() - hit[1] <= PAGE_TTL)
+
+        def page() -> str:
+            runs, more = store.runs_page(job, _cursor(cursor), limit, state, since)
+            return json.dumps({"runs": runs,
+                               "next": f"{more[0]!r}:{more[1]}" if more else None})
+
         hit = pages.get(key)
-        if hit is None or hit[0] != hub.generation or time.monotonic() - hit[1] > PAGE_TTL:
-            with pages_lock:  # concurrent misses of one page compute it once
+        if not fresh(hit):
+            async with pages_lock:  # concurrent misses of a page read the store once
                 hit = pages.get(key)
-                generation = hub.generation
-                if hit is None or hit[0] != generation or time.monotonic() - hit[1] > PAGE_TTL:
-                    runs, more = store.runs_page(job, _cursor(cursor), limit, state, since)
-                    body = {"runs": runs, "next": f"{more[0]!r}:{more[1]}" if more else None}
+                if not fresh(hit):
+                    generation = hub.generation
+                    body = await run_in_threadpool(page)
                     if len(pages) >= 256:
                         pages.clear()
-                    hit = pages[key] = (generation, time.monotonic(), json.dumps(body))
+                    hit = pages[key] = (generation, time.monotonic(), body)
+        assert hit is not None
         return Response(hit[2], media_type="application/json")
 
     @api.get("/api/runs/{run_id}", tags=["read"])
