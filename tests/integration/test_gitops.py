@@ -131,7 +131,8 @@ def test_pushes_change_what_runs_without_restart_and_bad_ones_change_nothing(
 
     # a removed schedule never fires again; its replacement does
     swapped = loop.push({"schedules.d/s.yaml":
-                         "schedules:\n  tock: {job: quick, every: 1s, overlap: allow}\n"},
+                         "schedules:\n  tock: {job: quick, every: 1s, overlap: allow}\n"
+                         "  nightly: {job: quick, cron: '0 3 * * *'}\n"},
                         "tock instead of tick")
     loaded = loop.applied(swapped)["loaded_at"]
     poll(lambda: len([r for r in loop.runs("tock") if r["created"] > loaded + 0.5]) >= 2, 30,
@@ -152,12 +153,15 @@ def test_pushes_change_what_runs_without_restart_and_bad_ones_change_nothing(
 
     # history rewritten and force-pushed: the new head applies
     git(loop.work, "reset", "-q", "--hard", "HEAD~1")
+    assert loop.status()["schedules"]["nightly"]["next_fire"][11:16] == "03:00"
     rewritten = loop.push({"jobs.d/j.yaml": JOBS + QUICK, "schedules.d/s.yaml":
-                           "schedules:\n  tock: {job: quick, every: 2s, overlap: allow}\n"},
-                          "rewrite: tock every 2s", force=True)
+                           "schedules:\n  tock: {job: quick, every: 2s, overlap: allow}\n"
+                           "  nightly: {job: quick, cron: '0 4 * * *'}\n"},
+                          "rewrite: tock every 2s, nightly at 4", force=True)
     loop.applied(rewritten)
     status = loop.status()
     assert (status["applied_revision"], status["errors"]) == (rewritten, [])
+    assert status["schedules"]["nightly"]["next_fire"][11:16] == "04:00"  # the cron moved
 
     # the remote goes away: the system keeps running what it runs, and says why
     shutil.move(loop.bare, loop.bare.with_name("moved.git"))
