@@ -98,9 +98,14 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
                 log.warning("worker %s could not record %d received run(s): %s", name,
                             len(batch), e)
 
+    writer: list[threading.Thread] = []  # started with the first message, after the pool forked
+
     def received(sender: Any = None, request: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is app and request is not None and request.name == TASK:
+            if not writer:
+                writer.append(threading.Thread(target=record_received, name="runner-received",
+                                               daemon=True))
+                writer[0].start()
             marks.put((request.id, time.time()))
 
-    threading.Thread(target=record_received, name="runner-received", daemon=True).start()
     signals.task_received.connect(received, weak=False)
