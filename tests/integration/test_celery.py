@@ -98,8 +98,9 @@ class Cluster:
                 p.wait(10)
 
 
-@pytest.fixture(params=["embedded", "redis"])
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+def broker_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The environment of runner processes on the embedded default or on a fresh real Redis,
+    as the test's parameter says."""
     env = {**os.environ, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("REDIS_URL", None)
     if request.param == "redis":
@@ -108,6 +109,12 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
 
         redis.Redis.from_url(server.url).flushall()
         env["REDIS_URL"] = server.url
+    return env
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    env = broker_env(request, tmp_path)
     repo = tmp_path / "config"
     for d in ("targets.d", "jobs.d", "schedules.d"):
         (repo / d).mkdir(parents=True)

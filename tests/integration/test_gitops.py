@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import git
-from tests.integration.test_celery import Cluster, poll
-from tests.servers import Redis, free_port
+from tests.integration.test_celery import Cluster, broker_env, poll
+from tests.servers import free_port
 
 QUEUES = """\
 queues: {a: {}}
@@ -81,14 +81,7 @@ class Loop:
 
 @pytest.fixture(params=["embedded", "redis"])
 def loop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Loop]:
-    env = {**os.environ, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("REDIS_URL", None)
-    if request.param == "redis":
-        server: Redis = request.getfixturevalue("redis_server")
-        import redis
-
-        redis.Redis.from_url(server.url).flushall()
-        env["REDIS_URL"] = server.url
+    env = broker_env(request, tmp_path)
     home = tmp_path / "home"
     home.mkdir()
     cluster = Cluster(home, env)
