@@ -523,10 +523,10 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
     return api
 
 
-def parse_bind(bind: str) -> tuple[str, int]:
+def parse_bind(bind: str, option: str = "--bind") -> tuple[str, int]:
     host, sep, port = bind.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--bind {bind!r} is not HOST:PORT, e.g. 127.0.0.1:8080")
+        raise UsageError(f"{option} {bind!r} is not HOST:PORT, e.g. 127.0.0.1:8080")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 

@@ -383,8 +383,10 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     import signal
     import threading
 
+    from runner.api import parse_bind
     from runner.up import Plan, serve
 
+    parse_bind(api_bind, "--api-bind")  # a usage error now, not a child failing for ever
     system = _system(repo)
     config = system.applied() or _config(repo, "text")
     watched = source or (str(repo.resolve()) if _refs_dir(str(repo)) else None)

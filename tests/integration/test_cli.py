@@ -157,3 +157,9 @@ def test_pre_commit_hook_definition_runs_validate() -> None:
 
 def _copy_demo(tmp_path: Path) -> Path:
     return copy_demo(tmp_path / "repo")
+
+
+def test_up_refuses_a_bad_api_bind_before_starting_anything(tmp_path: Path) -> None:
+    done = runner("up", "--api-bind", "nowhere", cache=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == "error: --api-bind 'nowhere' is not HOST:PORT, e.g. 127.0.0.1:8080\n"
