@@ -103,8 +103,12 @@ class Workers:
 
     def refresh(self) -> dict[str, dict[str, Any]]:
         def ask(method: str) -> dict[str, Any]:
-            with self.inspect() as i:
-                return dict(getattr(i, method)() or {})
+            try:
+                with self.inspect() as i:
+                    return dict(getattr(i, method)() or {})
+            except (OSError, KombuError) as e:  # the heartbeats below still show the workers
+                log.warning("workers: remote control (%s) failed: %s", method, e)
+                return {}
 
         with ThreadPoolExecutor(3) as ex:  # three broadcasts at once: one timeout, not three
             stats, active, consuming = ex.map(ask, ("stats", "active", "active_queues"))

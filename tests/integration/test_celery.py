@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from runner.state import Store, open_store
-from tests.integration.test_ssh import gone
 from tests.servers import Redis, free_port
 
 QUEUES = """\
@@ -112,6 +111,30 @@ def broker_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]
     return env
 
 
+def sleeps() -> list[int]:
+    """The processes running the `slow` job's command (a zombie has gone)."""
+    done = subprocess.run(["pgrep", "-f", "sleep 47[.]3"], capture_output=True, text=True)
+    alive = []
+    for pid in map(int, done.stdout.split()):
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.append(pid)
+        except OSError:
+            continue
+    return alive
+
+
+def ancestors(pid: int) -> list[int]:
+    out = []
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            break
+        out.append(pid)
+    return out
+
+
 @pytest.fixture(params=["embedded", "redis"])
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
     env = broker_env(request, tmp_path)
@@ -163,16 +186,18 @@ def test_cancel_queued_and_running_runs(cluster: Cluster) -> None:
     done = cluster.runner("cancel", queued)
     assert done.returncode == 0, done.stderr
     assert cluster.state(queued) == "REVOKED"
-    cluster.worker("side")
+    worker = cluster.worker("side")
     running = cluster.enqueue("slow")
     poll(lambda: cluster.state(running) == "STARTED", 30, "slow run starts")
-    poll(lambda: not gone("sleep 47[.]3", 0.01), 10, "sleep runs")
+    # this worker's sleep (other tests running in parallel may have theirs)
+    sleeping = poll(lambda: [p for p in sleeps() if worker.pid in ancestors(p)], 10,
+                    "sleep runs")
     assert cluster.runner("cancel", running).returncode == 0
     record = cluster.final(running, 15)
     assert record["state"] == "REVOKED"
     assert record["result"]["targets"]["here"]["error"] == (
         "here: cancelled by runner cancel during step 'command 1'")
-    assert gone("sleep 47[.]3")
+    poll(lambda: not set(sleeping) & set(sleeps()), 5, "the run's sleep is killed")
     assert cluster.final(queued)["state"] == "REVOKED"
     assert "started" not in (cluster.store.run(queued) or {})  # the queued one never started
     again = cluster.runner("cancel", running)
