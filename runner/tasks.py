@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import time
@@ -84,31 +85,29 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     if here.loop is None:
         here.loop = asyncio.new_event_loop()
         here.engine = Engine(system.settings)
-    assert here.engine is not None
-    cancel = Cancel()
+    loop, engine, cancel = here.loop, here.engine, Cancel()
+    assert engine is not None
 
-    async def watch() -> None:
-        while not cancel.is_set():
-            await asyncio.sleep(_POLL)
-            if store.cancel_requested(run_id):
-                cancel.set("cancelled by runner cancel")
+    def watch() -> None:  # a timer, not a task: most runs end before its first look
+        if store.cancel_requested(run_id):
+            cancel.set("cancelled by runner cancel")
+        else:
+            timer[0] = loop.call_later(_POLL, watch)
 
-    async def main() -> RunResult:
-        watcher = asyncio.create_task(watch())
-        try:
-            assert here.engine is not None
-            return await here.engine.run(job, {t: config.targets[t] for t in targets}, files,
-                                         run_id=run_id, revision=config.revision,
-                                         cancel=cancel)
-        finally:
-            watcher.cancel()
-
+    timer = [loop.call_later(_POLL, watch)]
+    run = loop.create_task(engine.run(job, {t: config.targets[t] for t in targets}, files,
+                                      run_id=run_id, revision=config.revision,
+                                      cancel=cancel))
     try:
-        result = here.loop.run_until_complete(main())
+        result = loop.run_until_complete(run)
     except SoftTimeLimitExceeded:
         cancel.set("time limit")
+        with contextlib.suppress(Exception):  # its commands are killed before it returns
+            loop.run_until_complete(run)
         return save(state="FAILURE", finished=time.time(),
                     error=f"run {run_id} of {name} passed its time limit and was stopped")
+    finally:
+        timer[0].cancel()
     state = {"success": "SUCCESS", "cancelled": "REVOKED"}.get(result.status, "FAILURE")
     failed = [t.error for t in result.targets.values() if t.error]
     return save(state=state, finished=time.time(), revision=config.revision,

@@ -13,9 +13,9 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from runner.config.model import Job, SecretRef, Step, Target
 from runner.errors import SecretUnavailable, TargetError
@@ -45,34 +45,36 @@ class Connector(Protocol):
 
 
 class Cancel:
-    """A cancellation signal, settable from any thread (a signal handler, a worker's control)."""
+    """A cancellation signal, settable from any thread (a signal handler, a worker's control).
+    Setting it cancels the asyncio tasks handed to `cancels`, each on its own loop."""
 
     def __init__(self) -> None:
-        self._flag = threading.Event()
         self._lock = threading.Lock()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._set = False
+        self._tasks: list[asyncio.Task[Any]] = []
         self.reason = "cancelled"
 
     def set(self, reason: str = "cancelled") -> None:
         with self._lock:
-            if self._flag.is_set():
+            if self._set:
                 return
-            self.reason = reason
-            self._flag.set()
-            for loop, event in self._waiters:
-                with contextlib.suppress(RuntimeError):  # that loop is already closed
-                    loop.call_soon_threadsafe(event.set)
+            self.reason, self._set = reason, True
+            tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            with contextlib.suppress(RuntimeError):  # that loop is already closed
+                task.get_loop().call_soon_threadsafe(task.cancel)
 
     def is_set(self) -> bool:
-        return self._flag.is_set()
+        return self._set
 
-    async def wait(self) -> None:
-        event = asyncio.Event()
+    def cancels(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
+        """Cancel `tasks` when this is set (at once if it already is)."""
         with self._lock:
-            if self._flag.is_set():
+            if not self._set:
+                self._tasks.extend(tasks)
                 return
-            self._waiters.append((asyncio.get_running_loop(), event))
-        await event.wait()
+        for task in tasks:
+            task.cancel()
 
 
 def resolve(ref: SecretRef, who: str, env: Mapping[str, str]) -> str:
@@ -157,19 +159,9 @@ class Engine:
                 return result
 
         tasks = {n: asyncio.create_task(one(n)) for n in targets}
-        watcher = asyncio.create_task(cancel.wait())
-        try:
-            pending: set[asyncio.Task[TargetResult] | asyncio.Task[None]] = set(tasks.values())
-            while pending and not watcher.done():
-                _done, pending = await asyncio.wait(pending | {watcher},
-                                                    return_when=asyncio.FIRST_COMPLETED)
-                pending.discard(watcher)
-            for task in pending:
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks.values())
-        finally:
-            watcher.cancel()
+        cancel.cancels(tasks.values())
+        if tasks:
+            await asyncio.wait(tasks.values())
         results = {}
         for name, task in tasks.items():
             if task.cancelled():

@@ -116,10 +116,13 @@ class LocalTransport:
         pipes = [proc.stdout, proc.stderr]
         fds = [p.fileno() for p in pipes]
         try:
-            feed = ([asyncio.to_thread(_feed, proc.stdin, stdin)]
-                    if proc.stdin and stdin is not None else [])
-            await asyncio.gather(_drain(loop, fds[0], out), _drain(loop, fds[1], err), *feed)
-            return await _exited(loop, proc)
+            drained = [_drain(loop, fds[0], out), _drain(loop, fds[1], err)]
+            if proc.stdin and stdin is not None:
+                await asyncio.to_thread(_feed, proc.stdin, stdin)
+            for done in drained:
+                await done
+            rc = proc.poll()  # both pipes closed: usually it has exited already
+            return await _exited(loop, proc) if rc is None else rc
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
