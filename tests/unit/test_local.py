@@ -1,0 +1,69 @@
+"""The local transport: which commands skip the shell, and that the result is the same either
+way (real processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from runner.executor.base import Tail
+from runner.executor.local import LocalTransport, _plain
+
+
+@pytest.mark.parametrize(("command", "argv"), [
+    ("true", ["true"]),
+    ("uptime", ["uptime"]),
+    ("systemctl  restart app.service", ["systemctl", "restart", "app.service"]),
+    ("/usr/bin/df -h /var/lib", ["/usr/bin/df", "-h", "/var/lib"]),
+    ("env A=1", ["env", "A=1"]),
+    ("A=1 env", None),          # an assignment
+    ("echo hi", None),          # a builtin that differs from /bin/echo
+    ("cd /tmp", None),
+    ("exit 3", None),
+    ("test -f x", None),
+    ("ls *.log", None),         # a glob
+    ("ls ~", None),             # tilde expansion
+    ("echo $HOME", None),
+    ("a | b", None),
+    ("a;b", None),
+    ("a && b", None),
+    ("a > f", None),
+    ("a 'b c'", None),
+    ('a "b"', None),
+    ("a\\ b", None),
+    ("a\tb", None),
+    ("a\nb", None),
+    ("a # comment", None),
+    ("if", None),
+    ("", None),
+    ("   ", None),
+])
+def test_which_commands_skip_the_shell(command: str, argv: list[str] | None) -> None:
+    assert _plain(command) == argv
+
+
+@pytest.mark.parametrize(("command", "rc", "stdout", "stderr"), [
+    ("true", 0, "", ""),
+    ("false", 1, "", ""),
+    ("printf %s,%s a b", 0, "a,b", ""),
+    ("no-such-program-xyz arg", 127, "", "not found"),  # the shell's message and status
+    ("./not-executable", 126, "", "Permission denied"),
+    ("echo $PLAIN_TEST", 0, "from-env\n", ""),
+])
+def test_a_command_runs_the_same_with_or_without_the_shell(
+        tmp_path: Path, command: str, rc: int, stdout: str, stderr: str) -> None:
+    (tmp_path / "not-executable").write_text("true\n")
+    out, err = Tail(4096), Tail(4096)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        got = asyncio.run(LocalTransport("here").run(command, {"PLAIN_TEST": "from-env"}, out,
+                                                     err))
+    finally:
+        os.chdir(cwd)
+    assert got == rc
+    assert bytes(out.buf).decode() == stdout
+    assert stderr in bytes(err.buf).decode()
