@@ -25,7 +25,7 @@ from runner.celery_app import RELOAD, TASK, System
 from runner.errors import RunnerError
 
 HEARTBEAT = 2.0  # seconds between a worker's heartbeats in its store entry
-_BATCH = 0.05  # seconds the RECEIVED writer collects marks before one store write
+_BATCH = 0.05  # at least this many seconds between two RECEIVED writes (batches)
 log = logging.getLogger("runner.worker")
 
 
@@ -89,10 +89,14 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
 
     marks: SimpleQueue[tuple[str, float]] = SimpleQueue()
 
-    def record_received() -> None:  # off the consumer's loop, in batches: a store round trip
-        while True:                 # per run cost a busy worker a fifth of its throughput
+    def record_received() -> None:  # off the consumer's loop, at most one write per _BATCH:
+        last = 0.0                  # a store round trip per run cost a busy worker a fifth
+        while True:                 # of its throughput
             batch = [marks.get()]
-            time.sleep(_BATCH)  # collect what arrives meanwhile (each mark keeps its own time)
+            wait = last + _BATCH - time.monotonic()
+            if wait > 0:  # busy: collect what arrives meanwhile (each mark keeps its time)
+                time.sleep(wait)
+            last = time.monotonic()
             while len(batch) < 500:
                 try:
                     batch.append(marks.get_nowait())
