@@ -525,7 +525,7 @@ def publish(repo: Path, mode: str, source: str | None, report_branch: str, batch
                    f"{f', pushed to {remote}' if remote else ''}", err=True)
     try:
         pub.serve(system.store, publisher, stop, pub.keep_days_of(system.config), batch,
-                  once=mode == "once")
+                  once=mode == "once", keep_runs=system.settings.keep_runs)
     finally:
         publisher.close()
     if mode == "once":

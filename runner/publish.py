@@ -45,6 +45,8 @@ PUSHED = "refs/runner/reports-pushed"  # the last tip the remote accepted
 REMOTE = "refs/runner/reports-remote"  # the remote's branch, as last fetched
 STATUS = "reports"                     # store key: what `runner status` shows
 LOCK_TTL = 10.0  # seconds; renewed every batch. Two writers would still be safe (CAS, ids)
+FORGET_EVERY = 60.0  # seconds between looks for run records past RUNNER_KEEP_RUNS
+FORGET_BATCH = 1000
 ZERO = "0" * 40
 _BAD_JSON = (ValueError, KeyError, TypeError)  # a file a reader cannot parse counts as none
 log = logging.getLogger("runner.publish")
@@ -501,22 +503,24 @@ def read_latest(git_dir: Path, branch: str, job: str) -> dict[str, Any] | None:
 
 def serve(store: Store, publisher: Publisher, stop: threading.Event,
           keep_days: Callable[[], int | None] = lambda: None, batch: int = 500,
-          poll: float = 0.25, once: bool = False) -> None:
+          poll: float = 0.25, once: bool = False, keep_runs: float | None = None) -> None:
     """Publishes the feed and pushes until `stop` (or, with `once`, until the feed is empty
     and one push was tried). One publisher per store holds the lock; others stand by.
-    A failed push is tried again with exponential backoff (1 s to 60 s); publishing goes on."""
+    A failed push is tried again with exponential backoff (1 s to 60 s); publishing goes on.
+    Run records published more than `keep_runs` seconds ago are deleted from the store (the
+    branch keeps them), looked for once a minute."""
     owner = uuid.uuid4().hex[:8]
     try:
-        _serve(store, publisher, stop, keep_days, batch, poll, once, owner)
+        _serve(store, publisher, stop, keep_days, batch, poll, once, owner, keep_runs)
     finally:
         store.lock("publisher", owner, 0.001)  # let the next publisher in at once
 
 
 def _serve(store: Store, publisher: Publisher, stop: threading.Event,
            keep_days: Callable[[], int | None], batch: int, poll: float, once: bool,
-           owner: str) -> None:
+           owner: str, keep_runs: float | None) -> None:
     last_error: str | None = None
-    backoff, next_push, shown = 0.0, 0.0, 0.0
+    backoff, next_push, shown, swept = 0.0, 0.0, 0.0, 0.0
     to_push = publisher.unpushed() > 0
     waited = time.monotonic() + 2 * LOCK_TTL  # a killed publisher's lease runs out
     while not stop.is_set():
@@ -554,6 +558,14 @@ def _serve(store: Store, publisher: Publisher, stop: threading.Event,
         if changed or time.monotonic() - shown > 5:
             store.put(STATUS, publisher.status(last_error))
             shown = time.monotonic()
+        if keep_runs and time.monotonic() - swept > FORGET_EVERY:
+            swept = time.monotonic()
+            n = FORGET_BATCH
+            while n == FORGET_BATCH and not stop.is_set():
+                n = store.forget(time.time() - keep_runs, FORGET_BATCH)
+                if n:
+                    log.info("%d published run record(s) older than %.0fs deleted from the "
+                             "store", n, keep_runs)
         if once and not more:
             if last_error:
                 raise ReportError(last_error)

@@ -94,6 +94,10 @@ class Store(Protocol):
     def published(self, run_ids: list[str]) -> None:
         """Takes `run_ids` off the to-publish feed (they are on the report branch)."""
 
+    def forget(self, before: float, limit: int = 1000) -> int:
+        """Deletes up to `limit` run records created before `before` that have ended and are
+        on the report branch (off the to-publish feed); how many it deleted."""
+
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
                   scan: int = 5000) -> tuple[list[dict[str, Any]], Cursor | None]:
@@ -147,6 +151,23 @@ class RedisStore:
     if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4]) end
     redis.call('PUBLISH', ARGV[1], ARGV[2])
     return 0"""
+    # KEYS: index, publish feed; ARGV: created before, limit, key prefix
+    _FORGET = """
+    local active = {['"PENDING"'] = 1, ['"RECEIVED"'] = 1, ['"STARTED"'] = 1, ['"RETRY"'] = 1}
+    local n = 0
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],
+                                   'LIMIT', 0, ARGV[2])) do
+      local key = ARGV[3] .. 'run:' .. id
+      local state = redis.call('HGET', key, 'state')
+      if not (state and active[state]) and not redis.call('ZSCORE', KEYS[2], id) then
+        local job = redis.call('HGET', key, 'job')
+        redis.call('DEL', key, ARGV[3] .. 'cancel:' .. id)
+        redis.call('ZREM', KEYS[1], id)
+        if job then redis.call('ZREM', ARGV[3] .. 'runs:' .. cjson.decode(job), id) end
+        n = n + 1
+      end
+    end
+    return n"""
     # KEYS: the records; ARGV: the events channel, then (when, run id as JSON) per record
     _RECEIVED = """
     for i, key in ipairs(KEYS) do
@@ -180,6 +201,7 @@ class RedisStore:
         self._begin = self.r.register_script(self._BEGIN)
         self._received = self.r.register_script(self._RECEIVED)
         self._update = self.r.register_script(self._UPDATE)
+        self._forget = self.r.register_script(self._FORGET)
 
     def ping(self) -> None:
         self.r.ping()
@@ -267,6 +289,10 @@ class RedisStore:
     def published(self, run_ids: list[str]) -> None:
         if run_ids:
             self.r.zrem(f"{self.p}publish", *run_ids)
+
+    def forget(self, before: float, limit: int = 1000) -> int:
+        return int(self._forget(keys=[f"{self.p}runs", f"{self.p}publish"],
+                                args=[repr(before), limit, self.p]))
 
     def holder(self, name: str) -> str | None:
         owner = self.r.get(f"{self.p}lock:{name}")
@@ -433,6 +459,26 @@ class FileStore:
             if n.partition("-")[2] in done:
                 with contextlib.suppress(FileNotFoundError):
                     (self.root / "publish" / n).unlink()
+
+    def forget(self, before: float, limit: int = 1000) -> int:
+        oldest = f"{int(before * 1000):012x}"  # run ids start with their creation time in hex
+        feed = {n.partition("-")[2] for n in os.listdir(self.root / "publish")}
+        n = 0
+        for name in sorted(os.listdir(self.root / "runs")):
+            run_id = name.removesuffix(".json")
+            if n >= limit or run_id >= oldest:
+                break
+            if name.startswith(".") or run_id in feed:
+                continue
+            with self._record_lock(run_id):
+                record = self.run(run_id) or {}
+                if record.get("state") in ACTIVE or record.get("created", 0) >= before:
+                    continue
+                for path in (self.root / "runs" / name, self.root / "cancel" / run_id):
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+            n += 1
+        return n
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,

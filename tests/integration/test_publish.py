@@ -277,6 +277,24 @@ def test_an_unreachable_remote_shows_in_status_then_pushes(
     assert git(remote, "rev-parse", "reports") == reports["head"]
 
 
+def test_published_records_past_keep_runs_leave_the_store_not_the_branch(
+        demo_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("RUNNER_KEEP_RUNS", "1h")
+    store = FileStore(demo_repo / ".runner" / "state")
+    old = [fake(store, when=time.time() - 2 * 3600) for _ in range(3)]
+    new = fake(store)
+    done = CliRunner().invoke(cli, ["publish", "--once", "--repo", str(demo_repo)])
+    assert done.exit_code == 0, done.output
+    assert [store.run(i) for i in old] == [None] * 3
+    assert store.run(new) is not None
+    assert sorted(trailers(demo_repo, "Run-Id")) == sorted([*old, new])
+    shown = CliRunner().invoke(cli, ["history", old[0], "--repo", str(demo_repo), "--format",
+                                     "json"])
+    assert json.loads(shown.output)["runs"][0]["run_id"] == old[0]  # read from the branch
+
+
 def test_retention_drops_old_days_from_the_tip_not_from_history(demo_repo: Path) -> None:
     store = FileStore(demo_repo / ".runner" / "state")
     now = datetime(2026, 11, 24, 12, tzinfo=UTC).timestamp()

@@ -82,3 +82,36 @@ def test_entries_by_prefix(store: Store) -> None:
     assert store.entries("worker:") == {"worker:a@h": {"heartbeat": 1.0},
                                         "worker:b@h": {"heartbeat": 2.0}}
     assert store.entries("nothing:") == {}
+
+
+# (state, created, published) -> forgotten; forget(before=100.0)
+FORGET = [
+    ("SUCCESS", 50.0, True, True),
+    ("SKIPPED", 50.0, True, True),
+    ("FAILURE", 50.0, False, False),   # not on the report branch yet
+    ("STARTED", 50.0, False, False),   # still running
+    ("PENDING", 50.0, False, False),
+    ("SUCCESS", 150.0, True, False),   # newer than the cut
+]
+
+
+def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
+    from runner.execute import new_run_id
+
+    ids = []
+    for state, created, published, _ in FORGET:
+        run_id = new_run_id(created)
+        ids.append(run_id)
+        store.save_run({"run_id": run_id, "job": "j", "state": state, "created": created,
+                        "finished": created + 1})
+        store.request_cancel(run_id)
+        if published:
+            store.published([run_id])
+    assert store.forget(100.0) == sum(row[3] for row in FORGET)
+    for run_id, (state, _, _, forgotten) in zip(ids, FORGET, strict=True):
+        assert (store.run(run_id) is None) == forgotten, state
+        assert store.cancel_requested(run_id) != forgotten, state
+    kept = {r["run_id"] for r in store.runs("j", limit=100)}
+    assert kept == {i for i, row in zip(ids, FORGET, strict=True) if not row[3]}
+    assert {r["run_id"] for r in store.runs(limit=100)} == kept
+    assert store.forget(100.0) == 0
