@@ -5,18 +5,23 @@ without looking at the lock, so it could read a message before it was written, a
 worker died on the empty payload (JSONDecodeError) — seen under load with a few hundred
 queued runs. Here a message is written under a name no consumer matches (a leading dot),
 then renamed into place: a consumer sees it whole or not at all.
+
+A consumer claims a message by renaming it into the processed folder (one rename wins), reads
+it and deletes it; kombu kept every processed message there for ever (`store_processed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from queue import Empty
 from time import monotonic
 from typing import Any
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
-from kombu.utils.json import dumps
+from kombu.utils.json import dumps, loads
 
 
 class Channel(filesystem.Channel):
@@ -30,6 +35,27 @@ class Channel(filesystem.Channel):
             os.replace(partial, final)
         except OSError as e:
             raise ChannelError(f"cannot add message file {final!r}: {e}") from e
+
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
+        wanted = f"{queue}.msg"
+        for name in sorted(os.listdir(self.data_folder_in)):
+            if name.partition(".")[2] != wanted:
+                continue
+            claimed = os.path.join(self.processed_folder, name)
+            try:
+                os.rename(os.path.join(self.data_folder_in, name), claimed)
+            except OSError:
+                continue  # another consumer took it
+            try:
+                with open(claimed, "rb") as f:
+                    payload = f.read()
+            except OSError as e:
+                raise ChannelError(f"cannot read message file {claimed!r}: {e}") from e
+            finally:
+                with contextlib.suppress(OSError):
+                    os.remove(claimed)
+            return loads(payload)  # type: ignore[no-untyped-call]
+        raise Empty()
 
 
 class Transport(filesystem.Transport):

@@ -172,7 +172,7 @@ def broker_options(system: System, config: ConfigSet) -> tuple[str, dict[str, An
     q = str(system.broker_dir / "queue")
     return "", {
         "data_folder_in": q, "data_folder_out": q,
-        "store_processed": True, "processed_folder": str(system.broker_dir / "processed"),
+        "processed_folder": str(system.broker_dir / "processed"),
         "control_folder": str(system.broker_dir / "control"), "polling_interval": 0.05}
 
 
