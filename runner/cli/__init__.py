@@ -1,0 +1,10 @@
+"""The command line: `runner` and its commands (a click group; base.py), by subject."""
+
+from runner.cli import config, runs, system  # noqa: F401 - they add their commands
+from runner.cli.base import cli
+
+__all__ = ["cli", "main"]
+
+
+def main() -> None:
+    cli.main(prog_name="runner")

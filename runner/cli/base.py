@@ -1,0 +1,142 @@
+"""The `runner` command group and what its commands share: options, output, loading.
+
+Exit codes: 0 ok, 1 the checked thing failed, 2 usage or environment error. Only the group
+catches RunnerError; it prints the message (never a traceback) and exits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from runner import __version__
+from runner.config import load as config_load
+from runner.config.model import ConfigSet
+from runner.errors import ConfigInvalid, Problem, RunnerError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+REPO: Callable[[F], F] = click.option(
+    "--repo", default=".", show_default=True, envvar="RUNNER_REPO",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The configuration repository (a directory).")
+
+
+def _fmt(*choices: str) -> Callable[[F], F]:
+    return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0],
+                        show_default=True, help="Output format.")
+
+
+def _print_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _print_problems(problems: tuple[Problem, ...] | list[Problem], fmt: str) -> None:
+    if fmt == "json":
+        _print_json({"ok": not problems, "errors": [p.as_dict() for p in problems]})
+    elif fmt == "github":
+        for p in problems:
+            message = p.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+            click.echo(f"::error file={p.file},line={p.line},col={p.column}::{message}")
+    else:
+        for p in problems:
+            click.echo(p.text())
+        if problems:
+            click.echo(f"{len(problems)} error{'s' if len(problems) != 1 else ''}", err=True)
+
+
+def _load(repo: Path, cache: bool = True, model_too: bool = True) -> config_load.Loaded:
+    from runner.source import DirSnapshot
+
+    snapshot = DirSnapshot(repo)
+    if not cache:
+        return config_load.load(snapshot, model_too=model_too)
+    from runner.config.cache import DiskCache
+
+    disk = DiskCache(repo)
+    loaded = config_load.load(snapshot, disk, model_too)
+    disk.save()
+    return loaded
+
+
+def _config(repo: Path, fmt: str) -> ConfigSet:
+    loaded = _load(repo)
+    if loaded.config is None:
+        _print_problems(loaded.problems, "json" if fmt == "json" else "text")
+        raise SystemExit(1)
+    return loaded.config
+
+
+def _parse_now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        now = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--now {value!r} is not an ISO 8601 time like "
+                         "2026-03-29T00:00:00+01:00") from None
+    if now.tzinfo is None:
+        raise UsageError(f"--now {value!r} has no UTC offset; add one, like +01:00 or Z")
+    return now
+
+
+class _Group(click.Group):
+    """Turns runner's own errors into a message and an exit code: never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigInvalid as e:
+            _print_problems(e.problems, "text")
+            ctx.exit(e.exit_code)
+        except RunnerError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="runner")
+def cli() -> None:
+    """runner: jobs, targets and schedules as YAML in git, run by Celery workers."""
+
+
+def _system(repo: Path) -> Any:
+    from runner.celery_app import System
+    from runner.settings import Settings
+
+    return System(Settings.from_env(), repo, repo / ".runner")
+
+
+def _app(repo: Path, fmt: str = "text") -> tuple[Any, Any, ConfigSet]:
+    from runner.celery_app import create_app
+
+    system = _system(repo)
+    config = system.applied() or _config(repo, fmt)
+    return system, create_app(system, config), config
+
+
+def _record_lines(r: dict[str, Any]) -> list[str]:
+    took = (f"{r['finished'] - r['started']:.2f}s" if r.get("finished") and r.get("started")
+            else "-")
+    created = datetime.fromtimestamp(r.get("created", 0), UTC).strftime("%Y-%m-%d %H:%M:%S")
+    lines = [f"{r['run_id']}  {created}  {r.get('job', '?'):<20} {r.get('state', '?'):<9} "
+             f"{took:>8}  {r.get('trigger', '')}"]
+    if r.get("error"):
+        lines.append(f"    {r['error']}")
+    return lines
+
+
+def _finish(record: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        _print_json(record)
+    else:
+        for line in _record_lines(record):
+            click.echo(line)
+        for name, t in (record.get("result") or {}).get("targets", {}).items():
+            click.echo(f"    {t['status']:<9} {name}" + (f": {t['error']}" if t["error"] else ""))
+    if record.get("state") != "SUCCESS":
+        raise SystemExit(1)

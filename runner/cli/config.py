@@ -1,0 +1,185 @@
+"""Commands on the configuration: validate, plan, diff, run, schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from runner import desired
+from runner.cli.base import (
+    REPO,
+    _app,
+    _config,
+    _finish,
+    _fmt,
+    _load,
+    _parse_now,
+    _print_json,
+    _print_problems,
+    cli,
+)
+from runner.config import load as config_load
+from runner.config.schema import KINDS, schema_text
+from runner.errors import UsageError
+
+
+@cli.command()
+@REPO
+@_fmt("text", "json", "github")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the per-file cache.")
+def validate(repo: Path, fmt: str, no_cache: bool) -> None:
+    """Check the configuration: YAML, schema and cross-references. Exit 1 on any error."""
+    loaded = _load(repo, cache=not no_cache, model_too=False)
+    if loaded.problems or fmt != "text":
+        _print_problems(loaded.problems, fmt)
+    if loaded.problems:
+        raise SystemExit(1)
+    if fmt == "text":
+        counts = ", ".join(f"{len(loaded.names.get(k, ()))} {k}"
+                           for k in ("queues", "workers", "targets", "jobs", "schedules"))
+        click.echo(f"ok: {counts}")
+
+
+@cli.command()
+@REPO
+@_fmt("text", "json")
+@click.option("--now", help="Compute fire times after this ISO 8601 time (default: now).")
+@click.option("--count", default=3, show_default=True, type=click.IntRange(1, 1000),
+              help="Fire times per schedule.")
+def plan(repo: Path, fmt: str, now: str | None, count: int) -> None:
+    """Show queues, workers, job routes and each schedule's next fire times."""
+    moment = _parse_now(now)
+    result = desired.plan(_config(repo, fmt), moment, count)
+    if fmt == "json":
+        _print_json(result)
+        return
+    click.echo(f"revision {result['revision']}")
+    click.echo("queues (highest priority first):")
+    for name, q in result["queues"].items():
+        served = ", ".join(q["workers"]) or "no worker"
+        click.echo(f"  {name:<24} priority {q['priority']}  served by {served}")
+    click.echo("workers:")
+    for name, w in result["workers"].items():
+        queues = ", ".join(w["queues"])
+        click.echo(f"  {name:<24} concurrency {w['concurrency']:<4} queues {queues}")
+    click.echo("routes:")
+    for job, queue in result["routes"].items():
+        click.echo(f"  {job:<32} -> {queue}")
+    click.echo(f"schedules (next {count} after {moment.isoformat()}):")
+    for name, s in result["schedules"].items():
+        click.echo(f"  {name}: job {s['job']} on {s['queue']}, {s['when']} ({s['timezone']}), "
+                   f"overlap {s['overlap']}")
+        click.echo(f"      {', '.join(s['next']) or 'no future firing'}")
+
+
+@cli.command()
+@click.argument("base")
+@click.argument("head", default="HEAD")
+@REPO
+@_fmt("text", "json")
+@click.option("--now", help="Fire times of changed schedules after this time (default: now).")
+def diff(base: str, head: str, repo: Path, fmt: str, now: str | None) -> None:
+    """Describe what HEAD changes compared with BASE (git revisions), for review."""
+    from runner.diff import changes, render
+    from runner.source import GitSnapshot
+
+    moment = _parse_now(now)
+    after = config_load.load(GitSnapshot(repo, head))
+    if after.problems:
+        click.echo(f"{head} is invalid:", err=True)
+        _print_problems(after.problems, fmt)
+        raise SystemExit(1)
+    before = config_load.load(GitSnapshot(repo, base))
+    found = changes(before.objects, after.objects, moment)
+    if fmt == "json":
+        _print_json({"base": base, "head": head, "ok": True,
+                     "changes": [c.as_dict() for c in found]})
+    else:
+        for line in render(found):
+            click.echo(line)
+
+
+@cli.command()
+@click.argument("job")
+@REPO
+@click.option("--dry-run", is_flag=True, help="Show the targets and steps; run nothing.")
+@click.option("--limit", help="Only targets that also match this selector (NAME, group:G, "
+                              "label:K=V; several separated by commas).")
+@click.option("--enqueue", is_flag=True, help="Queue the run for the workers; print its id.")
+@click.option("--wait", is_flag=True, help="With --enqueue: follow the run to its end.")
+@_fmt("text", "json")
+def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, wait: bool,
+        fmt: str) -> None:
+    """Run JOB on its targets now, in this process (or --enqueue it for the workers).
+    Exit 1 if any target did not succeed."""
+    if wait and not enqueue:
+        raise UsageError("--wait follows a queued run; use it with --enqueue")
+    if enqueue:
+        _enqueue(job, repo, limit, wait, fmt)
+        return
+    if dry_run:
+        from runner.dryrun import describe, render
+
+        result = describe(_config(repo, fmt), job, limit)
+        if fmt == "json":
+            _print_json(result)
+        else:
+            for line in render(result):
+                click.echo(line)
+        return
+    import sys
+
+    from runner import progress
+    from runner.execute import relative, run_now, save_downloads
+    from runner.settings import Settings
+    from runner.source import DirSnapshot
+
+    settings = Settings.from_env()
+    config = _config(repo, fmt)
+    from runner.dryrun import lookup, select
+
+    total = len(select(config, lookup(config, job), limit))
+    view = (progress.Live(total) if fmt == "text" and sys.stderr.isatty()
+            else progress.Plain(total))
+    with view:
+        done = run_now(config, DirSnapshot(repo), job, limit, settings, view)
+    saved = save_downloads(done, repo / ".runner" / "downloads")
+    if fmt == "json":
+        out = done.as_dict()
+        for name, t in out["targets"].items():
+            for d in t["downloads"]:
+                d["saved"] = relative(saved[(name, d["src"])])
+        _print_json(out)
+    else:
+        for line in progress.report(done, {k: relative(v) for k, v in saved.items()}):
+            click.echo(line)
+    if done.status != "success":
+        raise SystemExit(1)
+
+
+def _enqueue(job: str, repo: Path, limit: str | None, wait: bool, fmt: str) -> None:
+    from runner import tasks
+
+    system, app, config = _app(repo, fmt)
+    run_id = tasks.enqueue(app, system.store, config, job, "cli", limit)
+    if not wait:
+        _print_json({"run_id": run_id, "state": "PENDING"}) if fmt == "json" else click.echo(
+            run_id)
+        return
+    if fmt == "text":
+        click.echo(f"run {run_id} queued; waiting for it to end (Ctrl-C stops waiting, not "
+                   "the run)", err=True)
+    _finish(tasks.wait(system.store, run_id), fmt)
+
+
+@cli.command()
+@click.argument("directory", default="schemas", type=click.Path(file_okay=False, path_type=Path))
+def schema(directory: Path) -> None:
+    """Write the JSON Schemas (one per kind) into DIRECTORY, for editors."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for kind in KINDS:
+        target = directory / f"{kind}.schema.json"
+        if not (target.exists() and target.read_text("utf-8") == schema_text(kind)):
+            target.write_text(schema_text(kind), "utf-8")
+        click.echo(str(target))

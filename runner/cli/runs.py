@@ -1,0 +1,232 @@
+"""What runs and ran, and control: status, history, suspend, resume, cancel, retry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner.cli.base import (
+    REPO,
+    _app,
+    _config,
+    _fmt,
+    _print_json,
+    _record_lines,
+    _system,
+    cli,
+)
+from runner.config.model import ConfigSet
+from runner.errors import Problem, RunnerError, UsageError
+
+
+@cli.command()
+@REPO
+@_fmt("text", "json")
+def status(repo: Path, fmt: str) -> None:
+    """Workers alive and their queues, queue lengths, active runs."""
+    from runner.celery_app import queue_length
+    from runner.state import ACTIVE
+
+    system, app, config = _app(repo, fmt)
+    inspect = app.control.inspect(timeout=1.0)
+    queues = inspect.active_queues() or {}
+    active = inspect.active() or {}
+    rec = system.store.get("reconcile") or {}
+    out: dict[str, Any] = {
+        "applied_revision": rec.get("applied_revision"),
+        "attempted_revision": rec.get("attempted_revision"),
+        "errors": rec.get("errors", []), "last_reconcile": rec.get("last_reconcile"),
+        "fetch_error": rec.get("fetch_error"), "refused": rec.get("refused"),
+        "suspended": system.store.get("suspended") or {},
+        "broker": "redis" if system.settings.redis_url else "embedded",
+        "workers": {host: {"queues": sorted(q["name"] for q in qs),
+                           "active": len(active.get(host, [])),
+                           "revision": (system.store.get(f"worker:{host}") or {}).get("revision")}
+                    for host, qs in sorted(queues.items())},
+        "beat": system.store.get("beat"),
+        "queues": {q: {"length": queue_length(system, q), "priority": config.queues[q].priority}
+                   for q in config.queues},
+        "active_runs": [r for r in system.store.runs(limit=200) if r.get("state") in ACTIVE],
+        "schedules": _schedules(system, config),
+        "reports": {k: v for k, v in (system.store.get("reports") or {}).items()
+                    if k in ("branch", "head", "unpushed", "last_error", "remote")},
+    }
+    if fmt == "json":
+        _print_json(out)
+        return
+    click.echo(f"applied revision: {out['applied_revision'] or 'none (runner reconcile)'}"
+               f"; attempted: {out['attempted_revision'] or '-'}")
+    for e in out["errors"]:
+        click.echo(f"  {Problem(**e).text()}")
+    for why in (out["fetch_error"], out["refused"]):
+        if why:
+            click.echo(f"  {why}")
+    paused = out["suspended"]
+    if paused.get("all") or paused.get("schedules"):
+        click.echo("suspended: " + ("all schedules" if paused.get("all") else
+                                    ", ".join(sorted(paused["schedules"]))))
+    click.echo(f"broker: {out['broker']}")
+    click.echo("workers:" if out["workers"] else "workers: none answering")
+    for host, w in out["workers"].items():
+        click.echo(f"  {host:<40} queues {', '.join(w['queues'])}  active {w['active']}")
+    click.echo("queues:")
+    for q, info in out["queues"].items():
+        click.echo(f"  {q:<24} {info['length']} waiting, priority {info['priority']}")
+    click.echo("schedules:")
+    for name, sch in out["schedules"].items():
+        click.echo(f"  {name:<24} next {sch['next_fire'] or '-'}  last {sch['last_fire'] or '-'}"
+                   f"  run {sch['last_run_id'] or '-'}")
+    rep = out["reports"]
+    if rep:
+        click.echo(f"reports: {rep.get('branch')} at {str(rep.get('head'))[:12]}, "
+                   f"{rep.get('unpushed')} unpushed"
+                   + (f"; last push failed: {rep['last_error']}" if rep.get("last_error")
+                      else ""))
+    click.echo(f"active runs: {len(out['active_runs'])}")
+    for r in out["active_runs"]:
+        for line in _record_lines(r):
+            click.echo(f"  {line}")
+
+
+def _schedules(system: Any, config: ConfigSet) -> dict[str, dict[str, Any]]:
+    """Each schedule's next firing (from now), last handled firing and last run id."""
+    from runner.overview import schedules
+
+    keep = ("job", "next_fire", "last_fire", "last_run_id")
+    return {name: {k: s[k] for k in keep} for name, s in schedules(system.store, config).items()}
+
+
+@cli.command()
+@click.argument("job", required=False)
+@REPO
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
+              help="Newest runs to show.")
+@click.option("--report-branch", default="reports", show_default=True,
+              help="Where to look for runs the store no longer holds.")
+@_fmt("text", "json")
+def history(job: str | None, repo: Path, limit: int, report_branch: str, fmt: str) -> None:
+    """Recent runs (of JOB), newest first: id, time, job, state, duration, trigger.
+    JOB may be a run id: that run. Runs gone from the store are read from the report branch."""
+    from runner.report import created_of
+
+    system = _system(repo)
+    if job and created_of(job) is not None:
+        record = system.store.run(job) or _from_reports(system, report_branch, run_id=job)
+        if record is None:
+            raise UsageError(f"there is no run {job!r} in the store or on {report_branch}")
+        runs = [record]
+    else:
+        runs = system.store.runs(job, limit)
+        if not runs and job:
+            runs = [r for r in [_from_reports(system, report_branch, job=job)] if r]
+    if fmt == "json":
+        _print_json({"runs": runs})
+        return
+    for r in runs:
+        for line in _record_lines(r):
+            click.echo(line)
+
+
+def _from_reports(system: Any, branch: str, run_id: str | None = None,
+                  job: str | None = None) -> dict[str, Any] | None:
+    """A run from the report branch (by id, or the latest of `job`), or None."""
+    from runner import publish as pub
+
+    rec = system.store.get(pub.STATUS) or {}
+    try:
+        git_dir = Path(rec["git_dir"]) if rec.get("git_dir") else pub.locate(
+            system.repo, system.state_dir, None)[0]
+    except RunnerError:
+        return None
+    if run_id:
+        return pub.read_run(git_dir, branch, run_id)
+    return pub.read_latest(git_dir, branch, str(job))
+
+
+def _suspension(repo: Path, schedule: str | None, every: bool, suspend: bool,
+                fmt: str) -> None:
+    import getpass
+    import time
+
+    from runner.beat import SUSPENDED
+
+    if bool(schedule) == every:
+        raise UsageError("name one SCHEDULE or pass --all")
+    system = _system(repo)
+    paused = system.store.get(SUSPENDED) or {}
+    named = paused.setdefault("schedules", {})
+    if schedule and suspend:
+        config = system.applied() or _config(repo, fmt)
+        if schedule not in config.schedules:
+            from runner.config.schema import did_you_mean
+
+            raise UsageError(f"there is no schedule {schedule!r}"
+                             f"{did_you_mean(schedule, config.schedules)}")
+    mark = {"by": getpass.getuser(), "at": time.time()}
+    if every:
+        if suspend:
+            paused["all"] = mark
+        else:
+            paused.pop("all", None)
+            named.clear()
+    elif suspend:
+        named[str(schedule)] = mark
+    else:
+        named.pop(str(schedule), None)
+    system.store.put(SUSPENDED, paused)
+    if fmt == "json":
+        _print_json(paused)
+    else:
+        which = "all schedules" if every else f"schedule {schedule}"
+        click.echo(f"{which} {'suspended' if suspend else 'resumed'}")
+
+
+@cli.command()
+@click.argument("schedule", required=False)
+@click.option("--all", "every", is_flag=True, help="Every schedule.")
+@REPO
+@_fmt("text", "json")
+def suspend(schedule: str | None, every: bool, repo: Path, fmt: str) -> None:
+    """Pause firing of SCHEDULE (or --all) without a commit, e.g. during an incident."""
+    _suspension(repo, schedule, every, True, fmt)
+
+
+@cli.command()
+@click.argument("schedule", required=False)
+@click.option("--all", "every", is_flag=True, help="Every schedule (and forget single ones).")
+@REPO
+@_fmt("text", "json")
+def resume(schedule: str | None, every: bool, repo: Path, fmt: str) -> None:
+    """Let SCHEDULE (or --all) fire again; firings while suspended are not made up."""
+    _suspension(repo, schedule, every, False, fmt)
+
+
+@cli.command(name="cancel")
+@click.argument("run_id")
+@REPO
+@_fmt("text", "json")
+def cancel_run(run_id: str, repo: Path, fmt: str) -> None:
+    """Cancel a run: a queued one never starts; a running one stops its targets."""
+    from runner import tasks
+
+    system, app, _config_set = _app(repo, fmt)
+    record = tasks.cancel(app, system.store, run_id)
+    if fmt == "json":
+        _print_json(record)
+    else:
+        click.echo(f"run {run_id}: cancel requested (was {record.get('state')})")
+
+
+@cli.command(name="retry")
+@click.argument("run_id")
+@REPO
+@_fmt("text", "json")
+def retry_run(run_id: str, repo: Path, fmt: str) -> None:
+    """Queue a new run of the same job (and limit) as RUN_ID, linked to it."""
+    from runner import tasks
+
+    system, app, config = _app(repo, fmt)
+    new = tasks.retry(app, system.store, config, run_id)
+    _print_json({"run_id": new, "retry_of": run_id}) if fmt == "json" else click.echo(new)

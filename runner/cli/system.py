@@ -1,0 +1,259 @@
+"""The running system's processes: worker, api, beat, up, reconcile, publish."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from runner.cli.base import (
+    REPO,
+    _app,
+    _config,
+    _print_problems,
+    _system,
+    cli,
+)
+from runner.errors import UsageError
+
+
+@cli.command()
+@click.argument("name")
+@REPO
+@click.option("--concurrency", type=click.IntRange(1, 1024),
+              help="Runs at once in this process (default: the worker's in queues.yaml).")
+def worker(name: str, repo: Path, concurrency: int | None) -> None:
+    """Start a Celery worker serving the queues queues.yaml assigns to NAME."""
+    import socket
+
+    from runner.celery_app import worker_hostname
+    from runner.tasks import sweep_orphans
+    from runner.worker import install
+
+    system, app, config = _app(repo)
+    if not system.settings.redis_url:
+        for run_id in sweep_orphans(system.store, socket.gethostname()):
+            click.echo(f"run {run_id}: its worker died mid-run; marked FAILURE", err=True)
+    w = config.workers.get(name)
+    if w is None:
+        from runner.config.schema import did_you_mean
+
+        raise UsageError(f"there is no worker {name!r}{did_you_mean(name, config.workers)} in "
+                         f"queues.yaml (workers: {', '.join(config.workers) or 'none'})")
+    install(app, system, name, concurrency)  # hot reload of its queues and concurrency
+    code: object = 0
+    try:
+        app.worker_main(["worker", "-Q", ",".join(w.queues), "-n", worker_hostname(name),
+                         "-c", str(concurrency or w.concurrency), "-P", "prefork",
+                         "--loglevel", "INFO", "--without-mingle", "--without-gossip"])
+    except SystemExit as e:
+        code = e.code
+    # The worker has shut down (its runs finished or were handed back). Skip the interpreter's
+    # exit handlers: billiard's pool finalizer takes the pool's queue lock, which a pool process
+    # killed by a SIGTERM sent to the whole process group (systemd's default stop) may have
+    # held — the embedded (threaded) pool then hung forever.
+    import logging
+    import os
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if code is None else code if isinstance(code, int) else 1)
+
+
+@cli.command()
+@REPO
+@click.option("--bind", default="127.0.0.1:8080", show_default=True,
+              help="HOST:PORT to listen on (localhost unless told otherwise).")
+def api(repo: Path, bind: str) -> None:
+    """Serve the REST API, live events, Prometheus metrics and the dashboard."""
+    from runner.api import serve
+
+    serve(_system(repo), bind)
+
+
+@cli.command()
+@REPO
+def beat(repo: Path) -> None:
+    """Fire the schedules (one active beat at a time; others stand by)."""
+    import signal
+    import threading
+
+    from runner.beat import Beat
+
+    system, app, _config_set = _app(repo)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(f"beat {system.settings.redis_url or 'embedded'}: firing schedules of {repo}",
+               err=True)
+    Beat(system, app).run(stop)
+
+
+@cli.command()
+@REPO
+@click.option("--source", help="What the reconciler watches (default: --repo, when it is a git "
+                              "repository).")
+@click.option("--branch", help="The branch to apply (default: the repository's current one).")
+@click.option("--report-branch", default="reports", show_default=True,
+              help="The branch each finished run is committed to.")
+@click.option("--api-bind", default="127.0.0.1:8080", show_default=True,
+              help="Where `runner api` (dashboard, REST, events, metrics) listens.")
+def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
+       api_bind: str) -> None:
+    """Start the reconciler, beat, every worker of queues.yaml, the report publisher and the
+    API, and keep them running (following the configuration); Ctrl-C or SIGTERM stops them
+    all."""
+    import logging
+    import signal
+    import threading
+
+    from runner.api import parse_bind
+    from runner.up import Plan, serve
+
+    parse_bind(api_bind, "--api-bind")  # a usage error now, not a child failing for ever
+    system = _system(repo)
+    config = system.applied() or _config(repo, "text")
+    watched = source or (str(repo.resolve()) if _refs_dir(str(repo)) else None)
+    branch = branch or (_current_branch(watched) if watched else "main")
+    where = system.settings.redis_url or f"embedded, state in {repo / '.runner'}"
+    click.echo(f"runner up ({where}): "
+               f"{f'reconciler of {watched} {branch}, ' if watched else ''}"
+               f"beat, api on {api_bind} and workers {', '.join(config.workers)}"
+               f"{f', report publisher to branch {report_branch}' if watched else ''}", err=True)
+    logging.basicConfig(format="%(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    serve(system, Plan(repo, watched, branch, report_branch, source, api_bind), stop)
+
+
+@cli.command()
+@REPO
+@click.option("--once", "mode", flag_value="once", default=True,
+              help="Reconcile once and exit (the default): 0 applied or unchanged, 1 the "
+                   "revision is invalid, 2 the source cannot be fetched.")
+@click.option("--watch", "mode", flag_value="watch",
+              help="Reconcile every --interval until Ctrl-C.")
+@click.option("--source", help="A git URL or a local repository (default: --repo itself).")
+@click.option("--branch", default="main", show_default=True, help="The branch to apply.")
+@click.option("--interval", default="30s", show_default=True,
+              help="With --watch: time between fetches (30s, 1m, ...).")
+@click.option("--require-signed", type=click.Path(exists=True, path_type=Path),
+              help="Apply only revisions whose head commit is signed by a key of this keyring: "
+                   "an SSH allowed_signers file or a GnuPG home directory.")
+def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: str,
+              require_signed: Path | None) -> None:
+    """Fetch the source, validate its branch and apply it if valid; record the outcome."""
+    import signal
+    import threading
+
+    from runner.config.cache import DiskCache
+    from runner.config.model import seconds
+    from runner.reconcile import reconcile as run_once
+
+    try:
+        every = seconds(int(interval) if interval.isdigit() else interval)
+    except ValueError:
+        raise UsageError(f"--interval {interval!r} is not a duration like 30s or 1m") from None
+    system = _system(repo)
+    where = source or str(repo.resolve())
+    mirror = system.state_dir / "source.git"
+    cache = DiskCache(mirror)
+
+    def once() -> int:
+        outcome = run_once(system.store, where, branch, mirror, cache, require_signed)
+        cache.save()
+        if outcome.problems:
+            _print_problems(outcome.problems, "text")
+        if outcome.reason:
+            click.echo(f"error: {outcome.reason}", err=True)
+            return 2 if outcome.revision is None else 1
+        what = "applied" if outcome.changed else "unchanged"
+        click.echo(f"{branch} at {str(outcome.revision)[:12]}: {what}")
+        return 0
+
+    if mode == "once":
+        raise SystemExit(once())
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def settle() -> None:  # a failed fetch is tried again soon (1 s, 2 s, ...), not in --interval
+        delay = 1.0
+        while once() == 2 and delay < every and not stop.wait(delay):
+            delay *= 2
+
+    settle()
+    refs = _refs_dir(where)
+    if refs is None:  # a remote: poll
+        while not stop.wait(every):
+            settle()
+        return
+    import watchfiles  # a local repository: a commit or push changes its refs; act at once
+
+    def ours(_change: object, path: str) -> bool:  # the branch's ref, not the report branch's
+        return path.endswith(f"/heads/{branch}")
+
+    for _changes in watchfiles.watch(refs, watch_filter=ours, debounce=100, step=20,
+                                     rust_timeout=int(every * 1000), yield_on_timeout=True,
+                                     stop_event=stop, raise_interrupt=False):
+        settle()
+
+
+def _current_branch(source: str) -> str:
+    import subprocess
+
+    done = subprocess.run(["git", "-C", source, "symbolic-ref", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "main"
+
+
+def _refs_dir(source: str) -> Path | None:
+    """The refs directory of a local repository (worktree or bare), else None."""
+    path = Path(source)
+    for git_dir in (path / ".git", path):
+        if (git_dir / "refs").is_dir() and (git_dir / "HEAD").exists():
+            return git_dir / "refs"
+    return None
+
+
+@cli.command()
+@REPO
+@click.option("--once", "mode", flag_value="once", default=True,
+              help="Commit every finished run not yet committed, push, exit (the default).")
+@click.option("--watch", "mode", flag_value="watch",
+              help="Keep committing runs as they finish until Ctrl-C (what runner up runs).")
+@click.option("--source", help="The configuration's source when it is not --repo (its mirror "
+                              "under .runner/source.git holds the branch; pushed to SOURCE).")
+@click.option("--report-branch", default="reports", show_default=True,
+              help="The branch runs are committed to.")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 100000),
+              help="Runs taken off the store per checkpoint.")
+def publish(repo: Path, mode: str, source: str | None, report_branch: str, batch: int) -> None:
+    """Commit finished runs to the report branch and push it (the one writer)."""
+    import logging
+    import signal
+    import threading
+
+    from runner import publish as pub
+
+    system = _system(repo)
+    git_dir, remote = pub.locate(repo, system.state_dir, source)
+    publisher = pub.Publisher(git_dir, report_branch, remote)
+    stop = threading.Event()
+    if mode == "watch":
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        click.echo(f"publisher: runs to {report_branch} of {git_dir}"
+                   f"{f', pushed to {remote}' if remote else ''}", err=True)
+    try:
+        pub.serve(system.store, publisher, stop, pub.keep_days_of(system.config), batch,
+                  once=mode == "once", keep_runs=system.settings.keep_runs)
+    finally:
+        publisher.close()
+    if mode == "once":
+        s = system.store.get(pub.STATUS) or {}
+        click.echo(f"{report_branch} at {str(s.get('head'))[:12]}; unpushed {s.get('unpushed')}")
