@@ -5,12 +5,16 @@ Nothing here is skipped when a server is missing: a missing binary fails the tes
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,3 +126,26 @@ def start_redis(directory: Path) -> Redis:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, proc)
     return Redis(f"redis://127.0.0.1:{port}/0", proc)
+
+
+@contextlib.contextmanager
+def runner_up(repo: Path, log: Path, *args: str,
+              env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`runner up --repo REPO ARGS` with its API on a free loopback port, on the embedded
+    default unless `env` sets REDIS_URL; stopped with SIGTERM on the way out (killed if it
+    has not exited within 60 s, which fails the test)."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    with open(log, "wb") as out:
+        up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(repo), *args,
+                               "--api-bind", f"127.0.0.1:{free_port()}"], env=env, stdout=out,
+                              stderr=out, start_new_session=True)
+        try:
+            yield up
+        finally:
+            up.send_signal(signal.SIGTERM)
+            try:
+                up.wait(60)
+            finally:
+                if up.poll() is None:
+                    os.killpg(up.pid, signal.SIGKILL)

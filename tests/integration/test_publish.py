@@ -29,7 +29,7 @@ from runner.state import FileStore, RedisStore, Store
 from runner.tasks import _Process, execute
 from tests.integration.conftest import git
 from tests.integration.test_celery import poll
-from tests.servers import Redis, free_port
+from tests.servers import Redis, runner_up
 
 Commit = Callable[[dict[str, str | None], str], str]
 DAY = 86400.0
@@ -328,22 +328,10 @@ def test_up_commits_each_scheduled_run_to_the_report_branch(
                                  "steps: [{command: echo quick}]}\n"}, "a fast schedule")
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["RUNNER_CACHE_DIR"] = str(tmp_path / "cache")
-    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
-    up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(demo_repo),
-                           "--api-bind", f"127.0.0.1:{free_port()}"], env=env, stdout=log,
-                          stderr=log, start_new_session=True)
-    try:
+    with runner_up(demo_repo, tmp_path / "up.log", env=env):
         poll(lambda: trailers(demo_repo, "Status").count("SUCCESS") >= 3
              if (demo_repo / ".git" / "refs" / "heads" / "reports").exists() else None,
              90, "three scheduled runs committed")
-    finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(60)
-        finally:
-            if up.poll() is None:
-                os.killpg(up.pid, signal.SIGKILL)
-            log.close()
     assert set(trailers(demo_repo, "Trigger")) == {"schedule fast"}
     assert set(trailers(demo_repo, "Job")) == {"quick"}
     head = git(demo_repo, "rev-parse", "main")

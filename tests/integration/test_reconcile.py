@@ -12,7 +12,7 @@ from typing import Any
 
 from runner.state import FileStore
 from tests.integration.conftest import copy_demo, git
-from tests.servers import free_port
+from tests.servers import runner_up
 
 
 def runner(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -153,17 +153,11 @@ def test_a_queued_run_executes_the_revision_that_triggered_it(
 
 def test_up_applies_a_pushed_schedule_within_seconds(
         demo_repo: Path, commit: Callable[[dict[str, str | None], str], str]) -> None:
-    import signal
     import time
 
     from tests.integration.test_celery import poll
 
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    log = open(demo_repo.parent / "up.log", "wb")  # noqa: SIM115
-    up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(demo_repo),
-                           "--api-bind", f"127.0.0.1:{free_port()}"], env=env, stdout=log,
-                          stderr=log, start_new_session=True)
-    try:
+    with runner_up(demo_repo, demo_repo.parent / "up.log"):
         store = FileStore(demo_repo / ".runner" / "state")
         first = git(demo_repo, "rev-parse", "HEAD")
         poll(lambda: (store.get("reconcile") or {}).get("applied_revision") == first, 60,
@@ -177,14 +171,6 @@ def test_up_applies_a_pushed_schedule_within_seconds(
         done = poll(lambda: [r for r in store.runs(limit=50) if r.get("schedule") == "fast"
                              and r["state"] == "SUCCESS"], 60, "a fired run succeeds")
         assert done[0]["revision"] == git(demo_repo, "rev-parse", "HEAD")
-    finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(60)
-        finally:
-            if up.poll() is None:
-                os.killpg(up.pid, signal.SIGKILL)
-            log.close()
 
 
 def test_require_signed_applies_only_signed_heads(demo_repo: Path, tmp_path: Path) -> None:
@@ -226,20 +212,13 @@ def test_require_signed_applies_only_signed_heads(demo_repo: Path, tmp_path: Pat
 
 def test_push_to_a_bare_remote_reassigns_a_running_worker(demo_repo: Path,
                                                           tmp_path: Path) -> None:
-    import signal
 
     from tests.integration.test_celery import poll
 
     remote = tmp_path / "remote.git"
     git(tmp_path, "clone", "-q", "--bare", str(demo_repo), str(remote))
     state = copy_demo(tmp_path / "runner-home")
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
-    up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(state),
-                           "--source", str(remote), "--branch", "main",
-                           "--api-bind", f"127.0.0.1:{free_port()}"], env=env, stdout=log,
-                          stderr=log, start_new_session=True)
-    try:
+    with runner_up(state, tmp_path / "up.log", "--source", str(remote), "--branch", "main"):
         store = FileStore(state / ".runner" / "state")
         poll(lambda: (store.get("reconcile") or {}).get("applied_revision"), 60, "applied")
         queues = (demo_repo / "queues.yaml").read_text()
@@ -261,7 +240,3 @@ def test_push_to_a_bare_remote_reassigns_a_running_worker(demo_repo: Path,
         record = json.loads(done.stdout)
         assert record["worker"].startswith("system-worker-")  # the running worker, reassigned
         assert record["revision"] == head
-    finally:
-        up.send_signal(signal.SIGTERM)
-        up.wait(60)
-        log.close()
