@@ -8,6 +8,11 @@ then renamed into place: a consumer sees it whole or not at all.
 
 A consumer claims a message by renaming it into the processed folder (one rename wins), reads
 it and deletes it; kombu kept every processed message there for ever (`store_processed`).
+
+The transport has no notification, only polling. A consumer looks every `polling_interval`
+(50 ms: 0.7% of a core per idle worker) but every BUSY seconds for BUSY_FOR seconds after a
+message arrived: kombu's fixed interval capped a busy worker at about two messages per
+interval (its prefetch) and gave a run 25 ms of latency on average.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import contextlib
 import os
 import uuid
 from queue import Empty
-from time import monotonic
+from time import monotonic, sleep
 from typing import Any
 
 from kombu.exceptions import ChannelError
@@ -60,3 +65,23 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+    BUSY = 0.005     # seconds between looks while busy
+    BUSY_FOR = 1.0   # seconds a consumer stays busy after a message
+    _last = -BUSY_FOR
+
+    def drain_events(self, connection: Any, timeout: float | None = None, **_: Any) -> None:
+        start, cycle = monotonic(), self.cycle
+        assert cycle is not None  # set in __init__
+        while True:
+            try:
+                cycle.get(self._deliver, timeout=timeout)  # type: ignore[no-untyped-call]
+            except Empty:
+                now = monotonic()
+                if timeout is not None and now - start >= timeout:
+                    raise TimeoutError() from None  # socket.timeout, as kombu raises
+                pause = (self.BUSY if now - self._last < self.BUSY_FOR
+                         else self.polling_interval or self.BUSY)
+                sleep(min(pause, timeout) if timeout else pause)
+            else:
+                self._last = monotonic()
+                return

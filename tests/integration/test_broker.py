@@ -27,3 +27,43 @@ def test_a_consumer_never_sees_a_message_being_written(tmp_path: Path) -> None:
         assert list(processed.iterdir()) == []  # read and gone, not kept for ever
         with pytest.raises(Empty):
             channel._get("jobs")
+
+
+def test_a_consumer_looks_often_for_a_second_after_a_message_then_backs_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import runner.broker as broker
+
+    now = [100.0]
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the transport's pause, on a fake clock
+        pauses.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(broker, "monotonic", lambda: now[0])
+    monkeypatch.setattr(broker, "sleep", sleep)
+    folder, processed = tmp_path / "queue", tmp_path / "processed"
+    folder.mkdir()
+    processed.mkdir()
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
+               "processed_folder": str(processed), "polling_interval": 0.05}
+    with Connection(transport="runner.broker:Transport", transport_options=options) as conn:
+        got: list[object] = []
+        queue = conn.SimpleQueue("jobs")
+        consumer = conn.Consumer(queue.queue, callbacks=[lambda body, m: got.append(body)])
+        with consumer:
+            with pytest.raises(TimeoutError):
+                conn.drain_events(timeout=0.2)
+            assert set(pauses) == {0.05}  # idle: the configured interval
+            queue.put({"n": 1})
+            conn.drain_events(timeout=0.2)
+            assert got == [{"n": 1}]
+            pauses.clear()
+            with pytest.raises(TimeoutError):
+                conn.drain_events(timeout=0.1)
+            assert set(pauses) == {broker.Transport.BUSY}  # just after a message: often
+            pauses.clear()
+            now[0] += broker.Transport.BUSY_FOR
+            with pytest.raises(TimeoutError):
+                conn.drain_events(timeout=0.2)
+            assert set(pauses) == {0.05}  # a second later: idle again
