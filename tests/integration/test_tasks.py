@@ -1,0 +1,54 @@
+"""The task body (runner.tasks.execute) in this process, with a real command and the embedded
+store: what a soft time limit leaves behind."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+from types import FrameType
+
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded
+
+from runner.celery_app import System
+from runner.execute import new_run_id
+from runner.settings import Settings
+from runner.tasks import _Process, execute
+
+
+def test_a_soft_time_limit_kills_the_command_and_records_the_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    marker = f"{random.randint(100, 999)}.{random.randint(1000, 9999)}"  # this test's sleep
+    repo = tmp_path / "repo"
+    for d in ("targets.d", "jobs.d"):
+        (repo / d).mkdir(parents=True)
+    (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers: {w: {queues: [q]}}\n")
+    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
+    (repo / "jobs.d" / "j.yaml").write_text(
+        f"jobs:\n  long: {{queue: q, targets: [here], steps: [{{command: sleep {marker}}}]}}\n")
+    system = System(Settings(), repo, repo / ".runner")
+    run_id = new_run_id()
+    system.store.save_run({"run_id": run_id, "job": "long", "state": "PENDING",
+                           "created": time.time(), "trigger": "cli", "queue": "q"})
+
+    def soft_limit(_signum: int, _frame: FrameType | None) -> None:
+        raise SoftTimeLimitExceeded()  # what billiard raises in the pool process
+
+    previous = signal.signal(signal.SIGALRM, soft_limit)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    try:
+        state = execute(system, _Process(), "long", system.config().revision, run_id, None,
+                        "w-1@here", False)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert state == "FAILURE"
+    record = system.store.run(run_id) or {}
+    assert record["state"] == "FAILURE" and "passed its time limit" in record["error"]
+    alive = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True)
+    assert alive.returncode == 1, alive.stdout  # the command was killed, not left running
