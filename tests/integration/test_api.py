@@ -59,6 +59,10 @@ def test_tokens_roles_and_health(api: Api) -> None:
             assert missing.headers["www-authenticate"] == "Bearer"
             assert wrong.get(path).status_code == 401
             assert viewer.get(path).status_code == 200, path
+        # a page of runs kept for a token is never answered to a missing or wrong one
+        assert anon.get("/api/runs").status_code == 401 == wrong.get("/api/runs").status_code
+        assert anon.get("/api/runs", headers={"Authorization": "Basic " + VIEW}
+                        ).status_code == 401
         assert viewer.get("/api/whoami").json() == {"name": "vera", "role": "viewer"}
         refused = viewer.post("/api/jobs/quick-high/run")
         assert refused.status_code == 403 and "operator" in refused.json()["detail"]
