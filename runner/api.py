@@ -18,6 +18,7 @@ import contextlib
 import gc
 import hashlib
 import hmac
+import http
 import json
 import logging
 import math
@@ -29,7 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi import Path as PathParam
@@ -41,6 +42,7 @@ from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from runner import api_models as m
 from runner import overview
 from runner.celery_app import System, create_app, queue_length
 from runner.config.model import ConfigSet, SecretRef
@@ -54,8 +56,6 @@ DASHBOARD = Path(__file__).parent / "dashboard"
 NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 PAGE_TTL = 1.0  # seconds a cached page of GET /api/runs may live without any event
 HEALTH_TTL = 1.0  # seconds an answer of GET /api/health is reused
-State = Literal["PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED",
-                "SKIPPED", "MISSED"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,16 @@ def _cursor(raw: str | None) -> Cursor | None:
     if not sep or not run_id or not math.isfinite(value):
         raise HTTPException(400, f"cursor {raw[:80]!r} is not one this API gave (CREATED:RUN_ID)")
     return value, run_id
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI description of refusals: {"detail": why}."""
+    return {code: {"model": m.Detail, "description": http.HTTPStatus(code).phrase}
+            for code in codes}
+
+
+READ = errors(400, 401, 503)  # 400: a RunnerError; 503: the configuration or store
+CONTROL = errors(400, 401, 403, 503)
 
 
 @dataclass
@@ -342,7 +352,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                                 "applied_revision": rec.get("applied_revision"),
                                 "beat_alive": beat}).encode()
 
-    @api.get("/api/health", tags=["read"])
+    @api.get("/api/health", tags=["read"], response_model=m.Health,
+             responses={503: {"model": m.Health, "description": "the store cannot be reached"}})
     async def health() -> Response:
         """No token needed: is the store reachable, when was the last reconcile, is beat up
         (looked at most once a second: a flood of probes does not reach the store)."""
@@ -352,51 +363,54 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
         code, body = hit[1]
         return Response(body, code, media_type="application/json")
 
-    @api.get("/api/whoami", tags=["read"])
+    @api.get("/api/whoami", tags=["read"], response_model=m.Who, responses=READ)
     def whoami(who: Viewer) -> JSONResponse:
         """The name and role of the token (what the dashboard shows and offers)."""
         return JSONResponse({"name": who.name, "role": who.role})
 
-    @api.get("/api/status", tags=["read"])
+    @api.get("/api/status", tags=["read"], response_model=m.Status, responses=READ)
     def status(_who: Viewer) -> JSONResponse:
         """The applied and attempted revision, the attempted one's errors, beat, reports."""
         return JSONResponse(status_view())
 
-    @api.get("/api/stats", tags=["read"])
+    @api.get("/api/stats", tags=["read"], response_model=m.Stats, responses=READ)
     def stats(_who: Viewer, minutes: Annotated[int, Query(ge=1, le=1440)] = 60
               ) -> JSONResponse:
         """Runs created in the last `minutes`: per state, per queue, per minute, rate,
         durations per job (the newest 10,000 at most; `truncated` says when cut)."""
         return JSONResponse(cached(("stats", minutes), 1.0, lambda: stats_view(minutes)))
 
-    @api.get("/api/workers", tags=["read"])
+    @api.get("/api/workers", tags=["read"], response_model=m.Workers, responses=READ)
     def list_workers(_who: Viewer) -> JSONResponse:
         """Live workers (remote control, refreshed every few seconds): queues, concurrency,
         active runs, processed, load, memory, last heartbeat; and the configured ones."""
         return JSONResponse(workers_view())
 
-    @api.get("/api/queues", tags=["read"])
+    @api.get("/api/queues", tags=["read"], response_model=dict[str, m.Queue],
+             responses=READ)
     def list_queues(_who: Viewer) -> JSONResponse:
         """Each queue's length, priority, configured workers and live consumers."""
         return JSONResponse(cached("queues", 0.5, queues_view))
 
-    @api.get("/api/jobs", tags=["read"])
+    @api.get("/api/jobs", tags=["read"], response_model=m.Jobs, responses=READ)
     def list_jobs(_who: Viewer) -> JSONResponse:
         """The jobs of the configuration the system runs."""
         config = control.config()
         return JSONResponse({"revision": config.revision, "jobs": overview.jobs(config)})
 
-    @api.get("/api/schedules", tags=["read"])
+    @api.get("/api/schedules", tags=["read"], response_model=dict[str, m.Schedule],
+             responses=READ)
     def list_schedules(_who: Viewer) -> JSONResponse:
         """Each schedule with its next fire time, last firing and last run."""
         return JSONResponse(overview.schedules(store, control.config()))
 
-    @api.get("/api/runs", tags=["read"])
+    @api.get("/api/runs", tags=["read"], response_model=m.RunPage,
+             responses={**READ, **errors(400)})
     async def list_runs(
         _who: Viewer,
         request: Request,
         job: Annotated[str | None, Query(pattern=NAME)] = None,
-        state: State | None = None,
+        state: m.State | None = None,
         since: Annotated[float | None, Query(ge=0, le=1e11, description="Unix time")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(max_length=200,
@@ -411,7 +425,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
         return Response(await pages.get(request.scope["query_string"], page),
                         media_type="application/json")
 
-    @api.get("/api/runs/{run_id}", tags=["read"])
+    @api.get("/api/runs/{run_id}", tags=["read"], response_model=m.Run,
+             responses={**READ, **errors(404)})
     def get_run(_who: Viewer, run_id: Annotated[str, PathParam(max_length=100)]
                 ) -> JSONResponse:
         """The whole record: lifecycle times, revision, trigger, worker, queue, deliveries,
@@ -427,7 +442,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
         return {"action": what, "by": who.name, "role": who.role, "at": time.time(),
                 "via": "api", **more}
 
-    @api.post("/api/runs/{run_id}/cancel", tags=["control"])
+    @api.post("/api/runs/{run_id}/cancel", tags=["control"], response_model=m.Cancelled,
+              responses={**CONTROL, **errors(404, 409)})
     def cancel_run(who: Operator, run_id: Annotated[str, PathParam(max_length=100)]
                    ) -> JSONResponse:
         """A queued run never starts; a running one stops its targets and ends REVOKED."""
@@ -452,7 +468,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
         return JSONResponse({"run_id": run_id, "previous": was.get("state"),
                              "state": now.get("state"), "cancel_requested": True})
 
-    @api.post("/api/runs/{run_id}/retry", tags=["control"], status_code=201)
+    @api.post("/api/runs/{run_id}/retry", tags=["control"], status_code=201,
+              response_model=m.Retried, responses={**CONTROL, **errors(404)})
     def retry_run(who: Operator, run_id: Annotated[str, PathParam(max_length=100)]
                   ) -> JSONResponse:
         """Queues a new run of the same job and limit, with trigger `retry-of RUN_ID`."""
@@ -466,7 +483,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
         log.info("api: %s (%s) retried run %s as %s", who.name, who.role, run_id, new)
         return JSONResponse({"run_id": new, "retry_of": run_id, "state": "PENDING"}, 201)
 
-    @api.post("/api/jobs/{name}/run", tags=["control"], status_code=201)
+    @api.post("/api/jobs/{name}/run", tags=["control"], status_code=201,
+              response_model=m.Started, responses={**CONTROL, **errors(404)})
     def run_job(who: Operator, name: Annotated[str, PathParam(pattern=NAME)],
                 limit: Annotated[str | None, Query(max_length=1000,
                                                    description="target selectors")] = None

@@ -17,6 +17,7 @@ from tests.integration.api_servers import (
     OPS,
     VIEW,
     Api,
+    conforms,
     embedded_cluster,  # noqa: F401 - fixture
     redis_cluster,  # noqa: F401 - fixture
     start_api,
@@ -201,6 +202,7 @@ def test_embedded_events_are_pushed_from_the_state_directory(embedded_cluster: C
             assert events[-1]["run"]["worker"].startswith("side-")
             workers = poll(lambda: ops.get("/api/workers").json()["workers"], 30, "worker")
             assert next(iter(workers.values()))["queues"] == ["other"]
+            conforms(ops)  # the embedded store's records, as the OpenAPI document says
         ws.close()
     finally:
         server.stop()
