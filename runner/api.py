@@ -15,8 +15,10 @@ STATE_DIR/api-token (mode 0600). Every control action is appended to the run rec
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import hmac
+import http
 import json
 import logging
 import math
@@ -26,9 +28,9 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi import Path as PathParam
@@ -38,7 +40,9 @@ from fastapi.staticfiles import StaticFiles
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from runner import api_models as m
 from runner import overview
 from runner.celery_app import System, create_app, queue_length
 from runner.config.model import ConfigSet, SecretRef
@@ -51,8 +55,7 @@ log = logging.getLogger("runner.api")
 DASHBOARD = Path(__file__).parent / "dashboard"
 NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 PAGE_TTL = 1.0  # seconds a cached page of GET /api/runs may live without any event
-State = Literal["PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED",
-                "SKIPPED", "MISSED"]
+HEALTH_TTL = 1.0  # seconds an answer of GET /api/health is reused
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,70 @@ def _cursor(raw: str | None) -> Cursor | None:
     return value, run_id
 
 
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI description of refusals: {"detail": why}."""
+    return {code: {"model": m.Detail, "description": http.HTTPStatus(code).phrase}
+            for code in codes}
+
+
+READ = errors(400, 401, 503)  # 400: a RunnerError; 503: the configuration or store
+CONTROL = errors(400, 401, 403, 503)
+
+
+@dataclass
+class RunPages:
+    """Pages of GET /api/runs as sent, by query string: kept until a run changes (the hub's
+    generation moves), and at most PAGE_TTL seconds should an event be missed. Its
+    middleware answers a fresh page to any valid token before FastAPI routes, validates and
+    solves dependencies: a third of the CPU of a request through them. A miss goes
+    through FastAPI, which validates the query before `get` keeps its page."""
+
+    hub: Hub
+    auth: Auth
+    pages: dict[bytes, tuple[int, float, bytes]] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def fresh(self, query: bytes) -> bytes | None:
+        hit = self.pages.get(query)
+        if hit and hit[0] == self.hub.generation and time.monotonic() - hit[1] <= PAGE_TTL:
+            return hit[2]
+        return None
+
+    async def get(self, query: bytes, make: Callable[[], bytes]) -> bytes:
+        body = self.fresh(query)
+        if body is None:
+            async with self.lock:  # concurrent misses of a page read the store once
+                body = self.fresh(query)
+                if body is None:
+                    generation = self.hub.generation
+                    body = await run_in_threadpool(make)
+                    if len(self.pages) >= 256:
+                        self.pages.clear()
+                    self.pages[query] = (generation, time.monotonic(), body)
+        return body
+
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+            if (scope["type"] == "http" and scope["path"] == "/api/runs"
+                    and scope["method"] == "GET"
+                    and (body := self.fresh(scope["query_string"])) is not None
+                    and self._token_ok(scope["headers"])):
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-length", b"%d" % len(body)),
+                    (b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await app(scope, receive, send)
+        return serve
+
+    def _token_ok(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        for name, value in headers:
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                return scheme.lower() == "bearer" and self.auth.check(token.strip()) is not None
+        return False
+
+
 def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAPI:
     control = _Control(system)
     store = system.store
@@ -179,10 +246,7 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                                    {"kind": "workers", "workers": view}))
     cache: dict[Any, tuple[float, Any]] = {}
     cache_lock = threading.Lock()
-    # pages of GET /api/runs: kept until a run changes (the hub's generation moves), and at
-    # most PAGE_TTL seconds should an event be missed
-    pages: dict[Any, tuple[int, float, str]] = {}
-    pages_lock = asyncio.Lock()
+    pages = RunPages(hub, auth)
 
     def cached(key: Any, ttl: float, make: Callable[[], Any]) -> Any:
         now = time.monotonic()
@@ -201,6 +265,7 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(hub.run())
         workers.start()
+        gc.freeze()  # what startup built lives on: a full collection no longer walks it
         try:
             yield
         finally:
@@ -213,6 +278,7 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                   description="Monitoring and control of runner: runs, workers, queues, "
                               "schedules; live events on WS /api/events.",
                   default_response_class=JSONResponse)
+    api.add_middleware(pages.middleware)
     bearer = HTTPBearer(auto_error=False, description="a token of RUNNER_API_TOKENS or a JWT")
 
     def need(role: str) -> Callable[..., Awaitable[Principal]]:
@@ -273,96 +339,94 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
 
     # ---- reading ------------------------------------------------------------------------
 
-    @api.get("/api/health", tags=["read"])
-    def health() -> JSONResponse:
-        """No token needed: is the store reachable, when was the last reconcile, is beat up."""
+    def health_view() -> tuple[int, bytes]:
         try:
             store.ping()
             rec = store.get("reconcile") or {}
             beat = store.holder("beat") is not None
         except (RedisError, OSError, RunnerError) as e:
-            return JSONResponse({"ok": False, "store": False, "error": str(e)}, 503)
-        return JSONResponse({"ok": True, "store": True, "broker": "redis" if
-                             system.settings.redis_url else "embedded",
-                             "last_reconcile": rec.get("last_reconcile"),
-                             "applied_revision": rec.get("applied_revision"),
-                             "beat_alive": beat})
+            return 503, json.dumps({"ok": False, "store": False, "error": str(e)}).encode()
+        return 200, json.dumps({"ok": True, "store": True, "broker": "redis" if
+                                system.settings.redis_url else "embedded",
+                                "last_reconcile": rec.get("last_reconcile"),
+                                "applied_revision": rec.get("applied_revision"),
+                                "beat_alive": beat}).encode()
 
-    @api.get("/api/whoami", tags=["read"])
+    @api.get("/api/health", tags=["read"], response_model=m.Health,
+             responses={503: {"model": m.Health, "description": "the store cannot be reached"}})
+    async def health() -> Response:
+        """No token needed: is the store reachable, when was the last reconcile, is beat up
+        (looked at most once a second: a flood of probes does not reach the store)."""
+        hit = cache.get("health")
+        if hit is None or time.monotonic() - hit[0] >= HEALTH_TTL:
+            hit = cache["health"] = (time.monotonic(), await run_in_threadpool(health_view))
+        code, body = hit[1]
+        return Response(body, code, media_type="application/json")
+
+    @api.get("/api/whoami", tags=["read"], response_model=m.Who, responses=READ)
     def whoami(who: Viewer) -> JSONResponse:
         """The name and role of the token (what the dashboard shows and offers)."""
         return JSONResponse({"name": who.name, "role": who.role})
 
-    @api.get("/api/status", tags=["read"])
+    @api.get("/api/status", tags=["read"], response_model=m.Status, responses=READ)
     def status(_who: Viewer) -> JSONResponse:
         """The applied and attempted revision, the attempted one's errors, beat, reports."""
         return JSONResponse(status_view())
 
-    @api.get("/api/stats", tags=["read"])
+    @api.get("/api/stats", tags=["read"], response_model=m.Stats, responses=READ)
     def stats(_who: Viewer, minutes: Annotated[int, Query(ge=1, le=1440)] = 60
               ) -> JSONResponse:
         """Runs created in the last `minutes`: per state, per queue, per minute, rate,
         durations per job (the newest 10,000 at most; `truncated` says when cut)."""
         return JSONResponse(cached(("stats", minutes), 1.0, lambda: stats_view(minutes)))
 
-    @api.get("/api/workers", tags=["read"])
+    @api.get("/api/workers", tags=["read"], response_model=m.Workers, responses=READ)
     def list_workers(_who: Viewer) -> JSONResponse:
         """Live workers (remote control, refreshed every few seconds): queues, concurrency,
         active runs, processed, load, memory, last heartbeat; and the configured ones."""
         return JSONResponse(workers_view())
 
-    @api.get("/api/queues", tags=["read"])
+    @api.get("/api/queues", tags=["read"], response_model=dict[str, m.Queue],
+             responses=READ)
     def list_queues(_who: Viewer) -> JSONResponse:
         """Each queue's length, priority, configured workers and live consumers."""
         return JSONResponse(cached("queues", 0.5, queues_view))
 
-    @api.get("/api/jobs", tags=["read"])
+    @api.get("/api/jobs", tags=["read"], response_model=m.Jobs, responses=READ)
     def list_jobs(_who: Viewer) -> JSONResponse:
         """The jobs of the configuration the system runs."""
         config = control.config()
         return JSONResponse({"revision": config.revision, "jobs": overview.jobs(config)})
 
-    @api.get("/api/schedules", tags=["read"])
+    @api.get("/api/schedules", tags=["read"], response_model=dict[str, m.Schedule],
+             responses=READ)
     def list_schedules(_who: Viewer) -> JSONResponse:
         """Each schedule with its next fire time, last firing and last run."""
         return JSONResponse(overview.schedules(store, control.config()))
 
-    @api.get("/api/runs", tags=["read"])
+    @api.get("/api/runs", tags=["read"], response_model=m.RunPage,
+             responses={**READ, **errors(400)})
     async def list_runs(
         _who: Viewer,
+        request: Request,
         job: Annotated[str | None, Query(pattern=NAME)] = None,
-        state: State | None = None,
+        state: m.State | None = None,
         since: Annotated[float | None, Query(ge=0, le=1e11, description="Unix time")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(max_length=200,
                                             description="`next` of the previous page")] = None,
     ) -> Response:
         """Run summaries, newest first, a page at a time: pass `next` back as `cursor`."""
-        key = (job, state, since, limit, cursor)
-
-        def fresh(hit: tuple[int, float, str] | None) -> bool:
-            return (hit is not None and hit[0] == hub.generation
-                    and time.monotonic() - hit[1] <= PAGE_TTL)
-
-        def page() -> str:
+        def page() -> bytes:
             runs, more = store.runs_page(job, _cursor(cursor), limit, state, since)
-            return json.dumps({"runs": runs,
-                               "next": f"{more[0]!r}:{more[1]}" if more else None})
+            return json.dumps({"runs": runs, "next": f"{more[0]!r}:{more[1]}" if more else None}
+                              ).encode()
 
-        hit = pages.get(key)
-        if not fresh(hit):
-            async with pages_lock:  # concurrent misses of a page read the store once
-                hit = pages.get(key)
-                if not fresh(hit):
-                    generation = hub.generation
-                    body = await run_in_threadpool(page)
-                    if len(pages) >= 256:
-                        pages.clear()
-                    hit = pages[key] = (generation, time.monotonic(), body)
-        assert hit is not None
-        return Response(hit[2], media_type="application/json")
+        return Response(await pages.get(request.scope["query_string"], page),
+                        media_type="application/json")
 
-    @api.get("/api/runs/{run_id}", tags=["read"])
+    @api.get("/api/runs/{run_id}", tags=["read"], response_model=m.Run,
+             responses={**READ, **errors(404)})
     def get_run(_who: Viewer, run_id: Annotated[str, PathParam(max_length=100)]
                 ) -> JSONResponse:
         """The whole record: lifecycle times, revision, trigger, worker, queue, deliveries,
@@ -378,7 +442,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
         return {"action": what, "by": who.name, "role": who.role, "at": time.time(),
                 "via": "api", **more}
 
-    @api.post("/api/runs/{run_id}/cancel", tags=["control"])
+    @api.post("/api/runs/{run_id}/cancel", tags=["control"], response_model=m.Cancelled,
+              responses={**CONTROL, **errors(404, 409)})
     def cancel_run(who: Operator, run_id: Annotated[str, PathParam(max_length=100)]
                    ) -> JSONResponse:
         """A queued run never starts; a running one stops its targets and ends REVOKED."""
@@ -403,7 +468,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
         return JSONResponse({"run_id": run_id, "previous": was.get("state"),
                              "state": now.get("state"), "cancel_requested": True})
 
-    @api.post("/api/runs/{run_id}/retry", tags=["control"], status_code=201)
+    @api.post("/api/runs/{run_id}/retry", tags=["control"], status_code=201,
+              response_model=m.Retried, responses={**CONTROL, **errors(404)})
     def retry_run(who: Operator, run_id: Annotated[str, PathParam(max_length=100)]
                   ) -> JSONResponse:
         """Queues a new run of the same job and limit, with trigger `retry-of RUN_ID`."""
@@ -417,7 +483,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
         log.info("api: %s (%s) retried run %s as %s", who.name, who.role, run_id, new)
         return JSONResponse({"run_id": new, "retry_of": run_id, "state": "PENDING"}, 201)
 
-    @api.post("/api/jobs/{name}/run", tags=["control"], status_code=201)
+    @api.post("/api/jobs/{name}/run", tags=["control"], status_code=201,
+              response_model=m.Started, responses={**CONTROL, **errors(404)})
     def run_job(who: Operator, name: Annotated[str, PathParam(pattern=NAME)],
                 limit: Annotated[str | None, Query(max_length=1000,
                                                    description="target selectors")] = None

@@ -13,19 +13,30 @@ The transport has no notification, only polling. A consumer looks every `polling
 (50 ms: 0.7% of a core per idle worker) but every BUSY seconds for BUSY_FOR seconds after a
 message arrived: kombu's fixed interval capped a busy worker at about two messages per
 interval (its prefetch) and gave a run 25 ms of latency on average.
+
+Exchange tables (which queues an exchange routes to, one JSON file each) are replaced the
+same way, under a lock file: kombu opens a new table with "wb" before it locks it, so two
+processes binding at once (two workers starting, the API's remote control beside them) could
+leave a table of one write followed by the tail of another, unreadable for good — every
+remote-control reply was then lost (the API showed no worker) until .runner/ was removed.
+A table left so by an earlier version is read up to its first whole document.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from queue import Empty
 from time import monotonic, sleep
 from typing import Any
 
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem
+from kombu.transport import filesystem, virtual
 from kombu.utils.json import dumps, loads
 
 
@@ -61,6 +72,53 @@ class Channel(filesystem.Channel):
                     os.remove(claimed)
             return loads(payload)  # type: ignore[no-untyped-call]
         raise Empty()
+
+    def get_table(self, exchange: str) -> list[Any]:
+        return [filesystem.exchange_queue_t(*q) for q in self._table(exchange)]
+
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str,
+                    queue: str) -> None:
+        row = [routing_key or "", pattern or "", queue or ""]
+        self._edit(exchange, lambda rows: rows if row in rows else [row, *rows])
+
+    def _delete(self, queue: str, exchange: str, routing_key: str, pattern: str,
+                *args: Any, **kwargs: Any) -> None:
+        virtual.Channel._delete(  # type: ignore[no-untyped-call]  # purges the queue
+            self, queue, exchange, routing_key, pattern, *args, **kwargs)
+        row = [routing_key or "", pattern or "", queue or ""]
+        self._edit(exchange, lambda rows: [r for r in rows if r != row])
+
+    def _table(self, exchange: str) -> list[list[str]]:
+        file: Path = self._exchange_file(exchange)  # type: ignore[no-untyped-call]
+        try:
+            text = file.read_text()
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise ChannelError(f"cannot read exchange table {str(file)!r}: {e}") from e
+        try:
+            rows = json.JSONDecoder().raw_decode(text)[0] if text.strip() else []
+        except ValueError as e:
+            raise ChannelError(f"exchange table {str(file)!r} is not JSON ({e}); stop "
+                               "runner and remove it, the processes bind again") from e
+        return [list(r) for r in rows]
+
+    def _edit(self, exchange: str, change: Callable[[list[list[str]]], list[list[str]]]
+              ) -> None:
+        file: Path = self._exchange_file(exchange)  # type: ignore[no-untyped-call]
+        try:
+            self.control_folder.mkdir(exist_ok=True)
+            with open(f"{file}.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                rows = self._table(exchange)
+                new = change(rows)
+                if new != rows:
+                    partial = f"{file.parent}/.{file.name}.{uuid.uuid4()}.partial"
+                    with open(partial, "w") as f:
+                        f.write(json.dumps(new))
+                    os.replace(partial, file)
+        except OSError as e:
+            raise ChannelError(f"cannot update exchange table {str(file)!r}: {e}") from e
 
 
 class Transport(filesystem.Transport):

@@ -14,6 +14,11 @@ function esc(v) {
     '"': "&quot;", "'": "&#39;"}[c]));
 }
 function time(t) { return t ? new Date(t * 1000).toLocaleTimeString() : "-"; }
+function when(iso) {  // a next fire: today's as a time, later ones with their date
+  if (!iso) return "-";
+  const d = new Date(iso);
+  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+}
 function took(r) { return r.started && r.finished ? (r.finished - r.started).toFixed(2) + "s" : "-"; }
 
 async function api(path, options = {}) {
@@ -117,7 +122,7 @@ function renderRuns() {
     const act = !operator ? "" : ACTIVE.has(r.state)
       ? `<button class="cancel" data-run-id="${esc(r.run_id)}">cancel</button>`
       : `<button class="retry" data-run-id="${esc(r.run_id)}">retry</button>`;
-    return `<tr data-run-id="${esc(r.run_id)}" data-state="${esc(r.state)}">
+    return `<tr data-run-id="${esc(r.run_id)}" data-state="${esc(r.state)}" data-job="${esc(r.job)}" data-schedule="${esc(r.schedule || "")}">
       <td><code>${esc(r.run_id)}</code></td><td>${esc(r.job)}</td>
       <td><span class="state ${esc(r.state)}">${esc(r.state)}</span></td><td>${esc(r.queue)}</td>
       <td>${esc(r.worker || "")}</td><td>${time(r.created)}</td><td>${took(r)}</td>
@@ -126,7 +131,7 @@ function renderRuns() {
 }
 
 function renderWorkers() {
-  $("#workers tbody").innerHTML = Object.entries(state.workers).map(([host, w]) => `<tr>
+  $("#workers tbody").innerHTML = Object.entries(state.workers).map(([host, w]) => `<tr data-worker="${esc(host)}">
     <td>${esc(w.name)}</td><td>${esc(w.hostname)}</td><td>${esc((w.queues || []).join(", "))}</td>
     <td>${esc(w.concurrency)}</td><td>${esc(w.active)}</td><td>${esc(w.processed)}</td>
     <td>${w.load == null ? "-" : Math.round(w.load * 100) + "%"}</td>
@@ -142,9 +147,9 @@ function renderQueues() {
 }
 
 function renderSchedules() {
-  $("#schedules tbody").innerHTML = Object.entries(state.schedules).map(([n, s]) => `<tr>
+  $("#schedules tbody").innerHTML = Object.entries(state.schedules).map(([n, s]) => `<tr data-schedule="${esc(n)}">
     <td>${esc(n)}${s.suspended ? " (suspended)" : ""}</td><td>${esc(s.job)}</td>
-    <td>${esc(s.when)} ${esc(s.timezone)}</td><td>${esc(s.next_fire || "-")}</td>
+    <td>${esc(s.when)} ${esc(s.timezone)}</td><td class="next" title="${esc(s.next_fire || "")}">${when(s.next_fire)}</td>
     <td><code>${esc(s.last_run_id || "-")}</code></td></tr>`).join("");
 }
 

@@ -109,3 +109,28 @@ def ws_events(url: str, token: str) -> Any:
                  legacy=True)
     ws.send(json.dumps({"token": token}))
     return ws
+
+
+def conforms(client: httpx.Client) -> None:
+    """Real answers (run records with a worker's results and an operator's actions, a live
+    worker) read back through the models of the OpenAPI document, strictly (no coercion)."""
+    from pydantic import TypeAdapter
+
+    from runner import api_models as m
+
+    def check(path: str, model: Any) -> Any:
+        r = client.get(path)
+        assert r.status_code == 200, (path, r.text[:500])
+        return TypeAdapter(model).validate_json(r.content, strict=True)
+
+    page = check("/api/runs?limit=500", m.RunPage)
+    assert page.runs
+    records = [check(f"/api/runs/{run.run_id}", m.Run) for run in page.runs]
+    assert any(r.result and r.result.targets for r in records)
+    assert any(r.actions for r in records)
+    assert check("/api/workers", m.Workers).workers  # the live worker, all its fields
+    for path, model in (("/api/health", m.Health), ("/api/whoami", m.Who),
+                        ("/api/status", m.Status), ("/api/stats", m.Stats),
+                        ("/api/queues", dict[str, m.Queue]),
+                        ("/api/jobs", m.Jobs), ("/api/schedules", dict[str, m.Schedule])):
+        check(path, model)

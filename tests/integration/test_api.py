@@ -17,6 +17,7 @@ from tests.integration.api_servers import (
     OPS,
     VIEW,
     Api,
+    conforms,
     embedded_cluster,  # noqa: F401 - fixture
     redis_cluster,  # noqa: F401 - fixture
     start_api,
@@ -59,6 +60,10 @@ def test_tokens_roles_and_health(api: Api) -> None:
             assert missing.headers["www-authenticate"] == "Bearer"
             assert wrong.get(path).status_code == 401
             assert viewer.get(path).status_code == 200, path
+        # a page of runs kept for a token is never answered to a missing or wrong one
+        assert anon.get("/api/runs").status_code == 401 == wrong.get("/api/runs").status_code
+        assert anon.get("/api/runs", headers={"Authorization": "Basic " + VIEW}
+                        ).status_code == 401
         assert viewer.get("/api/whoami").json() == {"name": "vera", "role": "viewer"}
         refused = viewer.post("/api/jobs/quick-high/run")
         assert refused.status_code == 403 and "operator" in refused.json()["detail"]
@@ -197,6 +202,7 @@ def test_embedded_events_are_pushed_from_the_state_directory(embedded_cluster: C
             assert events[-1]["run"]["worker"].startswith("side-")
             workers = poll(lambda: ops.get("/api/workers").json()["workers"], 30, "worker")
             assert next(iter(workers.values()))["queues"] == ["other"]
+            conforms(ops)  # the embedded store's records, as the OpenAPI document says
         ws.close()
     finally:
         server.stop()

@@ -1,5 +1,6 @@
 """The API's OpenAPI document fuzzed with schemathesis against a real server (Redis store, a
-worker): no input gives a 500, as an operator and without a token."""
+worker), as an operator and without a token: no input gives a 500, and every response has a
+status code, content type and body that the document declares for it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from tests.integration.api_servers import (
     OPS,
+    conforms,
     redis_cluster,  # noqa: F401 - fixture
     start_api,
 )
@@ -20,7 +22,9 @@ def _fuzz(url: str, token: str | None, tmp: Path) -> subprocess.CompletedProcess
     cli = Path(sys.executable).with_name("schemathesis")
     headers = ["-H", f"Authorization: Bearer {token}"] if token else []
     return subprocess.run(
-        [str(cli), "run", f"{url}/openapi.json", "--checks", "not_a_server_error",
+        [str(cli), "run", f"{url}/openapi.json", "--checks",
+         "not_a_server_error,status_code_conformance,content_type_conformance,"
+         "response_schema_conformance",
          "--max-examples", "40", "--generation-deterministic", "--request-timeout", "20",
          "--phases", "examples,coverage,fuzzing", *headers],
         capture_output=True, text=True, timeout=540, cwd=tmp,
@@ -41,6 +45,8 @@ def test_no_request_gives_a_server_error(redis_cluster: Cluster, tmp_path: Path 
             cases = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
             assert cases and cases[1] == cases[2] and int(cases[1]) > 100, summary
             assert "14 selected / 14 total" in done.stdout  # every operation was exercised
+        with server.client(OPS) as ops:  # the runs it left, finished, cancelled, whole
+            conforms(ops)
         assert "Traceback" not in server.log.read_text()
     finally:
         server.stop()

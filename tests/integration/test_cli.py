@@ -47,8 +47,8 @@ def test_plan_json_has_the_contract_shape(tmp_path: Path) -> None:
     assert nightly["timezone"] == "Europe/Berlin"
     # fixed-hour cron on the fall-back night fires once, at the first 02:30
     assert nightly["next"] == ["2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"]
-    assert plan["schedules"]["health-every-5m"]["next"] == ["2026-10-24T10:05:00+00:00",
-                                                            "2026-10-24T10:10:00+00:00"]
+    assert plan["schedules"]["health-every-minute"]["next"] == ["2026-10-24T10:01:00+00:00",
+                                                                "2026-10-24T10:02:00+00:00"]
 
 
 def test_plan_text_and_bad_now() -> None:

@@ -1,11 +1,18 @@
 """The dashboard in headless Chromium (Debian's /usr/bin/chromium, driven by playwright; no
-browser is downloaded), against a real API, Redis and worker processes."""
+browser is downloaded): against a real API, Redis and worker processes; and as a newcomer
+meets it, `runner up` on a copy of the demo repository, embedded, signed in with the token
+it generated."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.api_servers import (
@@ -14,7 +21,9 @@ from tests.integration.api_servers import (
     redis_cluster,  # noqa: F401 - fixture
     start_api,
 )
+from tests.integration.conftest import copy_demo, git
 from tests.integration.test_celery import Cluster
+from tests.servers import free_port, wait_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -69,3 +78,91 @@ def test_watch_a_run_finish_and_cancel_a_running_one(api: Api, tmp_path: Path) -
     with api.client(OPS) as ops:
         record = ops.get(f"/api/runs/{slow}").json()
     assert record["state"] == "REVOKED" and record["actions"][-1]["action"] == "cancel"
+
+
+@pytest.fixture
+def demo_up(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """`runner up` on a git repository holding the demo, plus a schedule that fires every
+    2 s and a job that sleeps (to cancel), embedded (no REDIS_URL, no token settings)."""
+    repo = copy_demo(tmp_path / "demo")
+    (repo / "schedules.d" / "fast.yaml").write_text(
+        "schedules:\n  fast: {job: health-check, every: 2s, overlap: forbid}\n")
+    (repo / "jobs.d" / "sleepy.yaml").write_text(
+        "jobs:\n  sleepy: {queue: execution, targets: [localhost], "
+        "steps: [{command: sleep 59.3}]}\n")
+    (repo / ".gitignore").write_text(".runner/\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "demo, fast")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("REDIS_URL", "RUNNER_API_TOKENS", "RUNNER_API_JWT_KEY")}
+    env["RUNNER_CACHE_DIR"] = str(tmp_path / "cache")
+    port = free_port()
+    with open(tmp_path / "up.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(repo),
+                                 "--api-bind", f"127.0.0.1:{port}"], env=env, stdout=log,
+                                stderr=log, start_new_session=True)
+    try:
+        wait_port(port, proc, 60)
+        yield f"http://127.0.0.1:{port}", repo, proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def test_runner_up_on_the_demo_watch_schedules_fire_and_cancel_from_the_browser(
+        demo_up: tuple[str, Path, subprocess.Popen[bytes]], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, repo, proc = demo_up
+    token = (repo / ".runner" / "api-token").read_text().strip()
+    assert (repo / ".runner" / "api-token").stat().st_mode & 0o077 == 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(url + "/")
+            page.fill("#token", token)
+            page.click("#login button")
+            expect(page.locator("#conn")).to_have_text("live", timeout=30_000)
+            expect(page.locator("#who")).to_have_text("local-operator (operator)")
+            # the schedules with their next fire; the fast one's moves on as it fires
+            fast = page.locator('#schedules tr[data-schedule="fast"]')
+            expect(page.locator('#schedules tr[data-schedule="health-every-minute"] td.next')
+                   ).not_to_have_text("-")
+            expect(fast.locator("td.next")).not_to_have_attribute("title", "", timeout=30_000)
+            first = fast.locator("td.next").get_attribute("title")
+            expect(fast.locator("td.next")).not_to_have_attribute("title", str(first),
+                                                                  timeout=30_000)
+            # its runs appear on the page, pushed, and finish
+            fired = page.locator('#runs tr[data-schedule="fast"][data-state="SUCCESS"]')
+            expect(fired.first).to_be_visible(timeout=60_000)
+            expect(fast.locator("code")).not_to_have_text("-")
+            # start the sleeping job from the page, cancel it there, see it end REVOKED
+            page.click('button.run[data-job="sleepy"]')
+            row = page.locator('#runs tr[data-job="sleepy"]')
+            expect(row).to_have_attribute("data-state", "STARTED", timeout=60_000)
+            run_id = row.get_attribute("data-run-id")
+            row.locator("button.cancel").click()
+            expect(row).to_have_attribute("data-state", "REVOKED", timeout=30_000)
+            expect(page.locator("#workers tbody tr[data-worker]")).to_have_count(
+                2, timeout=30_000)  # both demo workers, seen over remote control
+            shot = tmp_path / "demo-dashboard.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"dashboard screenshot: {shot}")
+            assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+        record = c.get(f"/api/runs/{run_id}").json()
+        workers = c.get("/api/workers").json()["workers"]
+    assert record["state"] == "REVOKED"
+    assert record["actions"][-1]["action"] == "cancel"
+    assert record["actions"][-1]["by"] == "local-operator"
+    assert all(w["pid"] for w in workers.values()), workers  # remote control answered
+    os.killpg(proc.pid, signal.SIGTERM)  # what systemd or Ctrl-C does
+    assert proc.wait(60) == 0
+    log = (tmp_path / "up.log").read_text()
+    assert token not in log
+    assert "Traceback" not in log, log[-3000:]

@@ -1,0 +1,225 @@
+"""What `runner api` answers, as pydantic models: the OpenAPI document's response schemas.
+
+The handlers build plain dicts (from the store, overview.py and the configuration) and send
+them as JSON themselves, so these models cost nothing per request; they describe the
+responses, and the fuzz test checks every response against them. Fields the store may not
+have yet are optional; more fields may appear (additional properties are allowed).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+State = Literal["PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED",
+                "SKIPPED", "MISSED"]
+
+
+class Detail(BaseModel):
+    """Why a request was refused (4xx) or cannot be served now (503)."""
+
+    detail: str
+
+
+class Health(BaseModel):
+    ok: bool
+    store: bool
+    broker: Literal["redis", "embedded"] | None = None
+    last_reconcile: float | None = None
+    applied_revision: str | None = None
+    beat_alive: bool | None = None
+    error: str | None = Field(None, description="when the store cannot be reached (503)")
+
+
+class Who(BaseModel):
+    name: str
+    role: Literal["viewer", "operator"]
+
+
+class Problem(BaseModel):
+    file: str
+    line: int
+    column: int
+    message: str
+
+
+class Status(BaseModel):
+    applied_revision: str | None
+    attempted_revision: str | None
+    applied_at: float | None
+    errors: list[Problem] = Field(description="of the attempted revision")
+    last_reconcile: float | None
+    fetch_error: str | None
+    refused: str | None
+    source: str | None
+    branch: str | None
+    broker: Literal["redis", "embedded"]
+    suspended: dict[str, Any] = Field(description='{"all": true} or {"schedules": {NAME: …}}')
+    beat: dict[str, Any] | None
+    beat_alive: bool
+    reports: dict[str, Any] = Field(description="the report branch: branch, head, unpushed, "
+                                                "last_error, remote")
+
+
+class Durations(BaseModel):
+    count: int
+    p50: float
+    p95: float
+    max: float
+    points: list[list[float]] = Field(description="[finished, seconds], oldest first")
+
+
+class Stats(BaseModel):
+    window_minutes: int
+    runs: int
+    by_state: dict[str, int]
+    by_queue: dict[str, dict[str, int]]
+    rate_per_minute: float
+    per_minute: list[dict[str, int]] = Field(description='{"minute": UNIX_TIME, STATE: n, …}')
+    durations: dict[str, Durations]
+    truncated: bool
+
+
+class ActiveRun(BaseModel):
+    run_id: str | None
+    job: str | None
+    started: float | None
+
+
+class Worker(BaseModel):
+    name: str
+    hostname: str
+    celery_hostname: str
+    queues: list[str]
+    concurrency: int | None
+    active: int
+    active_runs: list[ActiveRun]
+    processed: int
+    load: float | None
+    memory_kib: int | None
+    pid: int | None
+    uptime: float | None
+    revision: str | None
+    last_heartbeat: float | None
+
+
+class ConfiguredWorker(BaseModel):
+    queues: list[str]
+    concurrency: int
+
+
+class Workers(BaseModel):
+    workers: dict[str, Worker] = Field(description="live, by Celery host name")
+    configured: dict[str, ConfiguredWorker]
+
+
+class Queue(BaseModel):
+    length: int
+    priority: int
+    workers: list[str]
+    consumers: int
+
+
+class Retries(BaseModel):
+    attempts: int
+    backoff: int = Field(description="seconds")
+
+
+class Job(BaseModel):
+    description: str
+    queue: str
+    targets: list[str] = Field(description="selectors")
+    concurrency: int
+    timeout: int = Field(description="seconds, per target")
+    retries: Retries
+    steps: list[str] = Field(description="their names")
+
+
+class Jobs(BaseModel):
+    revision: str
+    jobs: dict[str, Job]
+
+
+class Schedule(BaseModel):
+    job: str
+    when: str
+    timezone: str
+    overlap: Literal["forbid", "allow", "replace"]
+    suspended: bool
+    next_fire: str | None
+    last_fire: str | None
+    last_run_id: str | None
+
+
+class Action(BaseModel):
+    action: str
+    by: str
+    role: str
+    at: float
+    via: str
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    job: str | None = None
+    state: State | None = None
+    queue: str | None = None
+    trigger: str | None = None
+    revision: str | None = None
+    worker: str | None = None
+    created: float | None = None
+    received: float | None = None
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+    retry_of: str | None = None
+    schedule: str | None = None
+    scheduled_for: str | None = None
+    limit: str | None = None
+    deliveries: int | None = None
+    targets: list[str] | None = None
+    note: str | None = None
+
+
+class RunPage(BaseModel):
+    runs: list[RunSummary]
+    next: str | None = Field(description="pass as `cursor` for the following page")
+
+
+class TargetResult(BaseModel):
+    status: str | None = None
+    rc: int | None = None
+    stdout: str | None = Field(None, description="the output's tail, secrets masked")
+    stderr: str | None = None
+    duration: float | None = None
+    error: str | None = None
+
+
+class RunResult(BaseModel):
+    status: str | None = None
+    targets: dict[str, TargetResult] = {}
+
+
+class Run(RunSummary):
+    actions: list[Action] | None = Field(None, description="who cancelled, retried, started")
+    result: RunResult | None = None
+
+
+class Cancelled(BaseModel):
+    run_id: str
+    previous: State | None
+    state: State | None
+    cancel_requested: bool
+
+
+class Retried(BaseModel):
+    run_id: str
+    retry_of: str
+    state: State
+
+
+class Started(BaseModel):
+    run_id: str
+    job: str
+    state: State
