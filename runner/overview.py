@@ -150,6 +150,8 @@ class Workers:
                     self.refresh()
                 except (OSError, KombuError, RunnerError) as e:  # keeps the last view
                     log.warning("workers: remote control failed: %s", e)
+                except Exception:  # a bug must not freeze the view for good: logged, retried
+                    log.exception("workers: refreshing the view failed; trying again")
                 self._stop.wait(self.every)
 
         self._thread = threading.Thread(target=loop, name="runner-api-workers", daemon=True)
