@@ -157,6 +157,7 @@ def test_up_applies_a_pushed_schedule_within_seconds(
 
     from tests.integration.test_celery import poll
 
+    commit({"schedules.d/ops.yaml": None}, "no demo schedules: only this test's fire")
     with runner_up(demo_repo, demo_repo.parent / "up.log"):
         store = FileStore(demo_repo / ".runner" / "state")
         first = git(demo_repo, "rev-parse", "HEAD")
