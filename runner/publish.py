@@ -38,7 +38,7 @@ from typing import IO, Any
 
 from runner.errors import ReportError, RunnerError
 from runner.report import Report, created_of, day, expired, render, safe
-from runner.state import FINAL, Store
+from runner.state import FINAL, Store, download_key
 
 BUILD = "refs/runner/report-build"     # fast-import's scratch ref; never pushed
 PUSHED = "refs/runner/reports-pushed"  # the last tip the remote accepted
@@ -428,8 +428,9 @@ def _downloads(store: Store, record: dict[str, Any]) -> dict[str, bytes]:
     for t in ((record.get("result") or {}).get("targets") or {}).values():
         for d in t.get("downloads") or ():
             sha = d.get("sha256")
-            if sha and sha not in out:
-                blob = store.get(f"blob:{sha}")
+            if sha and sha not in out:  # blob:SHA: a record written before downloads were
+                blob = (store.get(download_key(record["run_id"], sha))  # kept per run
+                        or store.get(f"blob:{sha}"))
                 if blob is not None:
                     out[sha] = base64.b64decode(blob["data"])
     return out

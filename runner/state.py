@@ -96,7 +96,8 @@ class Store(Protocol):
 
     def forget(self, before: float, limit: int = 1000) -> int:
         """Deletes up to `limit` run records created before `before` that have ended and are
-        on the report branch (off the to-publish feed); how many it deleted."""
+        on the report branch (off the to-publish feed), with their downloaded files; how
+        many it deleted."""
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
@@ -161,6 +162,16 @@ class RedisStore:
       local state = redis.call('HGET', key, 'state')
       if not (state and active[state]) and not redis.call('ZSCORE', KEYS[2], id) then
         local job = redis.call('HGET', key, 'job')
+        local result = redis.call('HGET', key, 'result')
+        if result then
+          for _, t in pairs((cjson.decode(result) or {})['targets'] or {}) do
+            for _, d in ipairs(t['downloads'] or {}) do
+              if d['sha256'] then
+                redis.call('DEL', ARGV[3] .. 'kv:download:' .. id .. ':' .. d['sha256'])
+              end
+            end
+          end
+        end
         redis.call('DEL', key, ARGV[3] .. 'cancel:' .. id)
         redis.call('ZREM', KEYS[1], id)
         if job then redis.call('ZREM', ARGV[3] .. 'runs:' .. cjson.decode(job), id) end
@@ -474,7 +485,10 @@ class FileStore:
                 record = self.run(run_id) or {}
                 if record.get("state") in ACTIVE or record.get("created", 0) >= before:
                     continue
-                for path in (self.root / "runs" / name, self.root / "cancel" / run_id):
+                kv = self.root / "kv"
+                for path in (self.root / "runs" / name, self.root / "cancel" / run_id,
+                             *(kv / f"{download_key(run_id, sha)}.json"
+                               for sha in _downloaded(record.get("result")))):
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
             n += 1
@@ -501,6 +515,17 @@ class FileStore:
                     (state is None or record.get("state") == state):
                 out.append({k: record[k] for k in SUMMARY if k in record})
         return out, None
+
+
+def download_key(run_id: str, sha256: str) -> str:
+    """The store key of a file a run downloaded (forget() deletes it with the run)."""
+    return f"download:{run_id}:{sha256}"
+
+
+def _downloaded(result: dict[str, Any] | None) -> list[str]:
+    """The sha256 of each file a run's result names as downloaded."""
+    return [d["sha256"] for t in ((result or {}).get("targets") or {}).values()
+            for d in t.get("downloads") or () if d.get("sha256")]
 
 
 def _event(run_id: str, state: str | None) -> str:

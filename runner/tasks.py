@@ -29,7 +29,7 @@ from runner.errors import RunnerError, UsageError
 from runner.execute import new_run_id
 from runner.executor.base import RunResult
 from runner.executor.engine import Cancel, Engine
-from runner.state import ACTIVE, Store
+from runner.state import ACTIVE, Store, download_key
 
 _POLL = 0.25  # seconds between looks at the cancel flag
 
@@ -115,14 +115,16 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
 
 
 def keep_downloads(store: Store, result: RunResult) -> dict[str, Any]:
-    """The result's record form, each downloaded file's bytes kept in the store by sha256
-    (`blob:SHA256`, for the report branch) and named by it in the record. Bytes are bounded
-    by the download step's max_bytes (RUNNER_DOWNLOAD_CAP) and masked by the engine."""
+    """The result's record form, each downloaded file's bytes kept in the store for the
+    report branch (`download:RUN_ID:SHA256`, deleted with the run's record) and named by
+    its sha256 in the record. Bytes are bounded by the download step's max_bytes
+    (RUNNER_DOWNLOAD_CAP) and masked by the engine."""
     out = result.as_dict()
     for name, t in result.targets.items():
         for d, entry in zip(t.downloads, out["targets"][name]["downloads"], strict=True):
             sha = hashlib.sha256(d.data).hexdigest()
-            store.put(f"blob:{sha}", {"data": base64.b64encode(d.data).decode()})
+            store.put(download_key(result.run_id, sha),
+                      {"data": base64.b64encode(d.data).decode()})
             entry["sha256"] = sha
     return out
 

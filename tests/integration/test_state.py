@@ -97,13 +97,17 @@ FORGET = [
 
 def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
     from runner.execute import new_run_id
+    from runner.state import download_key
 
     ids = []
+    result = {"targets": {"t": {"downloads": [{"src": "/a", "sha256": "aa"},
+                                              {"src": "/b"}]}}}
     for state, created, published, _ in FORGET:
         run_id = new_run_id(created)
         ids.append(run_id)
         store.save_run({"run_id": run_id, "job": "j", "state": state, "created": created,
-                        "finished": created + 1})
+                        "finished": created + 1, "result": result})
+        store.put(download_key(run_id, "aa"), {"data": "YQ=="})
         store.request_cancel(run_id)
         if published:
             store.published([run_id])
@@ -111,6 +115,7 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
     for run_id, (state, _, _, forgotten) in zip(ids, FORGET, strict=True):
         assert (store.run(run_id) is None) == forgotten, state
         assert store.cancel_requested(run_id) != forgotten, state
+        assert (store.get(download_key(run_id, "aa")) is None) == forgotten, state
     kept = {r["run_id"] for r in store.runs("j", limit=100)}
     assert kept == {i for i, row in zip(ids, FORGET, strict=True) if not row[3]}
     assert {r["run_id"] for r in store.runs(limit=100)} == kept
