@@ -563,7 +563,11 @@ def _serve(store: Store, publisher: Publisher, stop: threading.Event,
             swept = time.monotonic()
             n = FORGET_BATCH
             while n == FORGET_BATCH and not stop.is_set():
-                n = store.forget(time.time() - keep_runs, FORGET_BATCH)
+                try:
+                    n = store.forget(time.time() - keep_runs, FORGET_BATCH)
+                except (OSError, RunnerError) as e:  # tried again in a minute
+                    log.warning("could not delete old run records: %s", e)
+                    break
                 if n:
                     log.info("%d published run record(s) older than %.0fs deleted from the "
                              "store", n, keep_runs)

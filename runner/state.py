@@ -162,19 +162,22 @@ class RedisStore:
       local state = redis.call('HGET', key, 'state')
       if not (state and active[state]) and not redis.call('ZSCORE', KEYS[2], id) then
         local job = redis.call('HGET', key, 'job')
-        local result = redis.call('HGET', key, 'result')
-        if result then
-          for _, t in pairs((cjson.decode(result) or {})['targets'] or {}) do
-            for _, d in ipairs(t['downloads'] or {}) do
-              if d['sha256'] then
-                redis.call('DEL', ARGV[3] .. 'kv:download:' .. id .. ':' .. d['sha256'])
-              end
+        local ok, result = pcall(cjson.decode, redis.call('HGET', key, 'result') or 'null')
+        local targets = ok and type(result) == 'table' and result['targets']
+        for _, t in pairs(type(targets) == 'table' and targets or {}) do
+          local downloads = type(t) == 'table' and t['downloads']
+          for _, d in ipairs(type(downloads) == 'table' and downloads or {}) do
+            if type(d) == 'table' and type(d['sha256']) == 'string' then
+              redis.call('DEL', ARGV[3] .. 'kv:download:' .. id .. ':' .. d['sha256'])
             end
           end
         end
         redis.call('DEL', key, ARGV[3] .. 'cancel:' .. id)
         redis.call('ZREM', KEYS[1], id)
-        if job then redis.call('ZREM', ARGV[3] .. 'runs:' .. cjson.decode(job), id) end
+        local jok, name = pcall(cjson.decode, job or 'null')
+        if jok and type(name) == 'string' then
+          redis.call('ZREM', ARGV[3] .. 'runs:' .. name, id)
+        end
         n = n + 1
       end
     end
@@ -302,8 +305,13 @@ class RedisStore:
             self.r.zrem(f"{self.p}publish", *run_ids)
 
     def forget(self, before: float, limit: int = 1000) -> int:
-        return int(self._forget(keys=[f"{self.p}runs", f"{self.p}publish"],
-                                args=[repr(before), limit, self.p]))
+        import redis
+
+        try:
+            return int(self._forget(keys=[f"{self.p}runs", f"{self.p}publish"],
+                                    args=[repr(before), limit, self.p]))
+        except redis.RedisError as e:
+            raise SourceError(f"cannot delete old run records in Redis: {e}") from None
 
     def holder(self, name: str) -> str | None:
         owner = self.r.get(f"{self.p}lock:{name}")
