@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -185,9 +186,9 @@ def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: 
         while once() == 2 and delay < every and not stop.wait(delay):
             delay *= 2
 
-    settle()
     refs = _refs_dir(where)
     if refs is None:  # a remote: poll
+        settle()
         while not stop.wait(every):
             settle()
         return
@@ -196,10 +197,27 @@ def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: 
     def ours(_change: object, path: str) -> bool:  # the branch's ref, not the report branch's
         return path.endswith(f"/heads/{branch}")
 
-    for _changes in watchfiles.watch(refs, watch_filter=ours, debounce=100, step=20,
-                                     rust_timeout=int(every * 1000), yield_on_timeout=True,
-                                     stop_event=stop, raise_interrupt=False):
-        settle()
+    def stamp() -> tuple[int, ...]:  # the branch's ref as files: loose, or packed
+        return tuple(_mtime(f) for f in (refs / "heads" / branch, refs.parent / "packed-refs"))
+
+    # A commit made before the watch is up (or an event it missed) still shows in the ref's
+    # stamp, looked at every second; everything is looked at again every --interval.
+    seen, last = stamp(), time.monotonic()
+    settle()
+    for changes in watchfiles.watch(refs, watch_filter=ours, debounce=100, step=20,
+                                    rust_timeout=1000, yield_on_timeout=True,
+                                    stop_event=stop, raise_interrupt=False):
+        now = stamp()
+        if changes or now != seen or time.monotonic() - last >= every:
+            seen, last = now, time.monotonic()
+            settle()
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _current_branch(source: str) -> str:

@@ -81,6 +81,34 @@ def test_unreachable_source_keeps_the_applied_revision(demo_repo: Path, tmp_path
     assert s["fetch_error"].startswith("cannot fetch branch 'main'")
 
 
+def test_watch_sees_a_ref_change_that_raised_no_file_event(demo_repo: Path,
+                                                            tmp_path: Path) -> None:
+    """A commit made before the watch was up, or one the watch missed, is still applied
+    within seconds (not at the next --interval): here the branch moves inside packed-refs,
+    which is outside the watched refs/ directory."""
+    from tests.integration.test_celery import poll
+
+    state = copy_demo(tmp_path / "runner-home")
+    with open(tmp_path / "reconcile.log", "wb") as log:
+        watch = subprocess.Popen([sys.executable, "-m", "runner", "reconcile", "--watch",
+                                  "--source", str(demo_repo), "--interval", "5m", "--repo",
+                                  str(state)], stdout=log, stderr=log,
+                                 env={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
+    try:
+        head = git(demo_repo, "rev-parse", "HEAD")
+        poll(lambda: status(state).get("applied_revision") == head, 60, "HEAD applied")
+        git(demo_repo, "pack-refs", "--all")  # the branch now lives in .git/packed-refs
+        new = git(demo_repo, "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "moved")
+        packed = demo_repo / ".git" / "packed-refs"
+        packed.write_text(packed.read_text().replace(f"{head} refs/heads/main",
+                                                     f"{new} refs/heads/main"))
+        assert git(demo_repo, "rev-parse", "main") == new
+        poll(lambda: status(state).get("applied_revision") == new, 10, "the move applied")
+    finally:
+        watch.terminate()
+        watch.wait(30)
+
+
 def test_workers_run_the_applied_revision_and_its_files(
         demo_repo: Path, commit: Callable[[dict[str, str | None], str], str],
         tmp_path: Path) -> None:
