@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from queue import Empty
 from time import monotonic, sleep
-from typing import Any
+from typing import Any, ClassVar
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem, virtual
@@ -123,6 +123,8 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+    # no host to connect to: kombu would warn "No hostname was supplied" on each connection
+    default_connection_params: ClassVar[dict[str, Any]] = {"port": None, "hostname": None}
     BUSY = 0.005     # seconds between looks while busy
     BUSY_FOR = 1.0   # seconds a consumer stays busy after a message
     _last = -BUSY_FOR
