@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +29,13 @@ from tests.servers import free_port, wait_port
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def screenshot(page: Any, shot: Path) -> None:
+    """The whole page into the test's artefacts (its path printed), not blank."""
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"dashboard screenshot: {shot}")
+    assert shot.stat().st_size > 10_000
 
 
 @pytest.fixture
@@ -69,10 +77,7 @@ def test_watch_a_run_finish_and_cancel_a_running_one(api: Api, tmp_path: Path) -
             row.locator("button.cancel").click()
             expect(row).to_have_attribute("data-state", "REVOKED", timeout=30_000)
             expect(page.locator("#workers tbody tr")).to_have_count(1, timeout=30_000)
-            shot = tmp_path / "dashboard.png"
-            page.screenshot(path=str(shot), full_page=True)
-            print(f"dashboard screenshot: {shot}")
-            assert shot.stat().st_size > 10_000
+            screenshot(page, tmp_path / "dashboard.png")
         finally:
             browser.close()
     with api.client(OPS) as ops:
@@ -148,10 +153,7 @@ def test_runner_up_on_the_demo_watch_schedules_fire_and_cancel_from_the_browser(
             expect(row).to_have_attribute("data-state", "REVOKED", timeout=30_000)
             expect(page.locator("#workers tbody tr[data-worker]")).to_have_count(
                 2, timeout=30_000)  # both demo workers, seen over remote control
-            shot = tmp_path / "demo-dashboard.png"
-            page.screenshot(path=str(shot), full_page=True)
-            print(f"dashboard screenshot: {shot}")
-            assert shot.stat().st_size > 10_000
+            screenshot(page, tmp_path / "demo-dashboard.png")
         finally:
             browser.close()
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
