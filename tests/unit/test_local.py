@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runner.executor.base import Tail
-from runner.executor.local import LocalTransport, _plain
+from runner.executor.local import LocalConnector, LocalTransport, _plain
 
 
 @pytest.mark.parametrize(("command", "argv"), [
@@ -67,3 +67,33 @@ def test_a_command_runs_the_same_with_or_without_the_shell(
     assert got == rc
     assert bytes(out.buf).decode() == stdout
     assert stderr in bytes(err.buf).decode()
+
+
+@pytest.mark.parametrize(("command", "data", "stdout"), [
+    ("cat", b"hello", b"hello"),
+    ("wc -c", b"x" * 300_000, b"300000"),  # more than a pipe holds: written while it reads
+    ("true", b"x" * 300_000, b""),         # never read: the command still ends, rc 0
+])
+def test_stdin_reaches_the_command(command: str, data: bytes, stdout: bytes) -> None:
+    out, err = Tail(1 << 20), Tail(4096)
+    rc = asyncio.run(LocalTransport("here").run(command, {}, out, err, stdin=data))
+    assert (rc, bytes(out.buf).strip()) == (0, stdout)
+
+
+def test_a_command_gets_no_descriptor_of_the_worker_but_0_1_2() -> None:
+    inherited = os.open(os.devnull, os.O_RDONLY)
+    os.set_inheritable(inherited, True)  # as a worker's parent may hand one down
+    try:
+        LocalConnector()
+        out = Tail(4096)
+        rc = asyncio.run(LocalTransport("here").run("ls /proc/self/fd", {}, out, Tail(4096)))
+    finally:
+        os.close(inherited)
+    # ls sees its own directory descriptor besides 0, 1, 2
+    assert rc == 0
+    assert len(bytes(out.buf).split()) == 4, bytes(out.buf)
+
+
+def test_a_killed_command_reports_the_signal() -> None:
+    rc = asyncio.run(LocalTransport("here").run("kill -9 $$", {}, Tail(99), Tail(99)))
+    assert rc == -9
