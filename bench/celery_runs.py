@@ -54,6 +54,14 @@ def session_cpu(sid: int) -> float:
     return total / tick
 
 
+def pid_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of process `pid`, 0 without one."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * q))]
@@ -63,6 +71,7 @@ class Bench:
     """One system under test: start its worker, enqueue a run, read finished records."""
 
     name = ""
+    redis_pid: int | None = None  # the Redis server, whose CPU is reported too
 
     def start(self) -> subprocess.Popen[bytes]: ...
 
@@ -80,9 +89,10 @@ class Bench:
                 if proc.poll() is not None or time.monotonic() > end:
                     raise SystemExit(f"{self.name} worker did not start")
                 time.sleep(0.005)
-            cpu0 = session_cpu(proc.pid)
+            cpu0, redis0 = session_cpu(proc.pid), pid_cpu(self.redis_pid)
             records = self.wait(ids)
             cpu = session_cpu(proc.pid) - cpu0
+            redis_cpu = pid_cpu(self.redis_pid) - redis0
             first = min(r["started"] for r in records)
             last = max(r["finished"] for r in records)
             backlog = [(r["started"] - r["created"]) * 1000 for r in records]
@@ -100,6 +110,7 @@ class Bench:
                     os.killpg(proc.pid, signal.SIGKILL)
         return {"runs/s": (len(records) - 1) / (last - first),
                 "cpu ms": cpu * 1000 / (len(records) - 1),
+                "redis ms": redis_cpu * 1000 / (len(records) - 1),
                 "p50 ms": statistics.median(lat), "p90 ms": pct(lat, 0.9),
                 "backlog p50 ms": statistics.median(backlog)}
 
@@ -205,6 +216,7 @@ def main() -> int:
         redis_server = start_redis(tmp / "redis")
         try:
             floor, runner = Floor(redis_server.url, tmp), Runner(redis_server.url, tmp)
+            floor.redis_pid = runner.redis_pid = redis_server.proc.pid
             for _ in range(a.rounds):  # alternate, so a slower stretch of the machine
                 fs.append(floor.measure(a.runs, a.paced, PACE))  # hits both sides alike
                 rs.append(runner.measure(a.runs, a.paced, PACE))
@@ -214,11 +226,12 @@ def main() -> int:
         e = Runner("", tmp).measure(a.embedded_runs, a.paced, PACE)
     f, r = median_of(fs), median_of(rs)
     print(f"\n{'name':<26} {'runs/s':>7} {'x floor':>7} {'cpu ms/run':>10} {'x floor':>7} "
-          f"{'p50 ms':>7} {'p90 ms':>7} {'backlog p50':>11}  goal")
+          f"{'redis ms':>8} {'p50 ms':>7} {'p90 ms':>7} {'backlog p50':>11}  goal")
 
     def row(name: str, x: dict[str, float], goal: str) -> None:
         print(f"{name:<26} {x['runs/s']:>7.1f} {x['runs/s'] / f['runs/s']:>7.2f} "
-              f"{x['cpu ms']:>10.2f} {x['cpu ms'] / f['cpu ms']:>7.2f} {x['p50 ms']:>7.1f} "
+              f"{x['cpu ms']:>10.2f} {x['cpu ms'] / f['cpu ms']:>7.2f} {x['redis ms']:>8.2f} "
+              f"{x['p50 ms']:>7.1f} "
               f"{x['p90 ms']:>7.1f} {x['backlog p50 ms']:>11.0f}  {goal}")
 
     row("floor: celery task (redis)", f, "")
@@ -234,7 +247,8 @@ def main() -> int:
     print(f"(Redis: medians of {a.rounds} rounds, floor and runner alternately; the throughput "
           "goal is on the median of the rounds' paired ratios)")
     print(f"(throughput: {a.runs} runs on Redis, {a.embedded_runs} embedded, queued before the "
-          "worker starts, first start to last finish; cpu: the worker and its pool; p50/p90: "
+          "worker starts, first start to last finish; cpu: the worker and its pool; redis: "
+          "the Redis server's CPU per run then; p50/p90: "
           f"enqueue -> start of {a.paced} runs enqueued every 10 ms; backlog "
           "p50: enqueue -> start of the queued runs)")
     return 0

@@ -49,10 +49,12 @@ def register(app: Celery, system: System) -> None:
     @app.task(name=TASK, bind=True, acks_late=True,  # type: ignore[untyped-decorator]
               reject_on_worker_lost=True)
     def run_job(self: Any, job: str, revision: str, run_id: str,
-                limit: str | None = None) -> str:
+                limit: str | None = None) -> None:
+        # returns nothing: the outcome is in the run's record, and Celery would still
+        # serialize and repr a return value it does not keep (task_ignore_result)
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-        return execute(system, here, job, revision, run_id, limit, self.request.hostname,
-                       redelivered)
+        execute(system, here, job, revision, run_id, limit, self.request.hostname,
+                redelivered)
 
 
 def execute(system: System, here: _Process, name: str, revision: str, run_id: str,
