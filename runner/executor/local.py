@@ -1,9 +1,10 @@
 """The `local` transport: commands run as subprocesses of the worker, files written in place.
 
 Each command gets its own process group, so a timeout or cancel kills it and its children.
-It is started with posix_spawn, and its pipes and its exit (a pidfd) are watched by the event
-loop directly: asyncio's subprocess streams cost a worker about 0.3 ms of CPU more per command
-and subprocess.Popen 0.06 ms more (bench/celery_runs.py).
+A command ends when its process exits. It is started with posix_spawn, and its pipes and its
+exit (a pidfd) are watched by the event loop directly: asyncio's subprocess streams cost a
+worker about 0.3 ms of CPU more per command, and subprocess.Popen 0.06 ms more
+(bench/celery_runs.py).
 """
 
 from __future__ import annotations
@@ -56,43 +57,29 @@ def _argv(shell: str | None, command: str) -> list[str]:
     return ["/bin/sh" if shell in (None, "sh") else shell, "-c", command]
 
 
-def _drain(loop: asyncio.AbstractEventLoop, fd: int, sink: Tail) -> asyncio.Future[None]:
-    """Copies what arrives on the non-blocking `fd` into `sink`; done at end of file."""
-    done: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        try:
-            chunk = os.read(fd, _CHUNK)
-        except BlockingIOError:
-            return
-        if chunk:
-            sink.write(chunk)
-            return
-        loop.remove_reader(fd)
-        if not done.done():
-            done.set_result(None)
-
-    os.set_blocking(fd, False)
-    loop.add_reader(fd, readable)
-    return done
+def _read(fd: int, sink: Tail) -> bool:
+    """Copies what is waiting on the non-blocking `fd` into `sink`; False once it is empty."""
+    try:
+        chunk = os.read(fd, _CHUNK)
+    except BlockingIOError:
+        return False
+    sink.write(chunk)
+    return bool(chunk)
 
 
 def _spawn(name: str, argv: list[str], env: Mapping[str, str],
-           stdin: bool) -> tuple[int, list[int], int | None]:
+           stdin: bool) -> tuple[int, list[tuple[int, int]], int | None]:
     """Starts `argv` in a new session with stdout and stderr on pipes and stdin on /dev/null
-    or a pipe: (pid, [stdout, stderr] read ends, stdin write end or None). posix_spawn (one
-    vfork-like clone) costs a worker 0.06 ms less per command than subprocess.Popen.
-    Only the pipes' child ends are inherited: Python's own descriptors are close-on-exec, and
-    LocalConnector marks those the process inherited likewise."""
-    out, err = os.pipe(), os.pipe()
+    or a pipe: (pid, [(read, write) ends of stdout, stderr], stdin's write end or None).
+    posix_spawn (one vfork-like clone) costs a worker 0.06 ms less per command than
+    subprocess.Popen. Only the pipes' child ends are inherited: Python's own descriptors are
+    close-on-exec, and LocalConnector marks those the process inherited likewise."""
+    pipes = [os.pipe(), os.pipe()]
     feed = os.pipe() if stdin else None
-    actions: list[tuple[Any, ...]] = [(os.POSIX_SPAWN_DUP2, out[1], 1),
-                                      (os.POSIX_SPAWN_DUP2, err[1], 2)]
+    actions: list[tuple[Any, ...]] = [(os.POSIX_SPAWN_DUP2, pipes[0][1], 1),
+                                      (os.POSIX_SPAWN_DUP2, pipes[1][1], 2)]
     actions.append((os.POSIX_SPAWN_DUP2, feed[0], 0) if feed else
                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
-    child, parent = [out[1], err[1]], [out[0], err[0]]
-    if feed:
-        child.append(feed[0])
     try:
         # a dict of bytes: given os.environ, posix_spawn reads it through the Mapping ABC
         # (0.06 ms per command)
@@ -100,38 +87,35 @@ def _spawn(name: str, argv: list[str], env: Mapping[str, str],
         environ.update((os.fsencode(k), os.fsencode(v)) for k, v in env.items())
         pid = os.posix_spawnp(argv[0], argv, environ, file_actions=actions, setsid=True)
     except OSError as e:
-        for fd in (*parent, *([feed[1]] if feed else [])):
+        for fd in (*pipes[0], *pipes[1], *(feed or ())):
             os.close(fd)
         raise _NotStarted(name, f"{name}: cannot start {argv[0]}: {e.strerror}") from None
-    finally:
-        for fd in child:
-            os.close(fd)
-    return pid, parent, feed[1] if feed else None
+    if feed:
+        os.close(feed[0])
+    return pid, pipes, feed[1] if feed else None
 
 
 async def _exited(loop: asyncio.AbstractEventLoop, pid: int) -> int:
     """`pid`'s exit status as subprocess gives it (-N: killed by signal N). Waits without a
     thread where the kernel has pidfds (Linux >= 5.3)."""
-    done, status = os.waitpid(pid, os.WNOHANG)  # its pipes closed: usually it has exited
-    if not done:
-        try:
-            pidfd = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            _, status = await asyncio.to_thread(os.waitpid, pid, 0)
-            return os.waitstatus_to_exitcode(status)
-        gone: asyncio.Future[None] = loop.create_future()
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        return os.waitstatus_to_exitcode(status)
+    gone: asyncio.Future[None] = loop.create_future()
 
-        def readable() -> None:
-            if not gone.done():
-                gone.set_result(None)
+    def readable() -> None:
+        if not gone.done():
+            gone.set_result(None)
 
-        loop.add_reader(pidfd, readable)
-        try:
-            await gone
-        finally:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-        _, status = os.waitpid(pid, 0)
+    loop.add_reader(pidfd, readable)
+    try:
+        await gone
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 
 
@@ -181,15 +165,24 @@ class LocalTransport:
 
     async def _exec(self, argv: list[str], env: Mapping[str, str], out: Tail, err: Tail,
                     stdin: bytes | None) -> int:
+        """Runs `argv` until its process exits. The worker keeps the pipes' write ends open
+        too, so they never reach end of file: the process's exit alone wakes the worker
+        (one wake-up per command instead of three), then what it wrote is read. Output that
+        processes it left behind write later is not captured."""
         loop = asyncio.get_running_loop()
-        pid, fds, feed = _spawn(self.name, argv, env, stdin is not None)
+        pid, pipes, feed = _spawn(self.name, argv, env, stdin is not None)
+        sinks = ((pipes[0][0], out), (pipes[1][0], err))
         try:
-            drained = [_drain(loop, fds[0], out), _drain(loop, fds[1], err)]
+            for fd, sink in sinks:
+                os.set_blocking(fd, False)
+                loop.add_reader(fd, _read, fd, sink)
             if feed is not None:
                 await asyncio.to_thread(_feed, feed, stdin or b"")
-            for done in drained:
-                await done
-            return await _exited(loop, pid)
+            rc = await _exited(loop, pid)
+            for fd, sink in sinks:
+                while _read(fd, sink):
+                    pass
+            return rc
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
@@ -197,8 +190,9 @@ class LocalTransport:
                 os.waitpid(pid, 0)
             raise
         finally:
-            for fd in fds:
+            for fd, _ in sinks:
                 loop.remove_reader(fd)
+            for fd in (*pipes[0], *pipes[1]):
                 os.close(fd)
 
     async def put(self, data: bytes, dest: str, mode: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,17 @@ def test_a_command_gets_no_descriptor_of_the_worker_but_0_1_2() -> None:
 def test_a_killed_command_reports_the_signal() -> None:
     rc = asyncio.run(LocalTransport("here").run("kill -9 $$", {}, Tail(99), Tail(99)))
     assert rc == -9
+
+
+def test_output_larger_than_a_pipe_is_read_whole() -> None:
+    out = Tail(1 << 20)
+    rc = asyncio.run(LocalTransport("here").run("head -c 300000 /dev/zero", {}, out, Tail(99)))
+    assert (rc, len(out.buf)) == (0, 300000)
+
+
+def test_a_command_ends_when_its_process_exits_not_when_what_it_left_behind_does() -> None:
+    out = Tail(4096)
+    started = time.monotonic()
+    rc = asyncio.run(LocalTransport("here").run("sleep 30 & echo started", {}, out, Tail(99)))
+    assert (rc, bytes(out.buf)) == (0, b"started\n")
+    assert time.monotonic() - started < 10  # not the 30 s of the sleep holding stdout
