@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import re
+import select
 import signal
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from runner.errors import TargetError, TransferFailed
 from runner.executor.base import Tail
 
 _CHUNK = 65536
+_QUICK_MS = 2  # see LocalTransport._exec
 
 
 class _NotStarted(TargetError):
@@ -95,26 +97,38 @@ def _spawn(name: str, argv: list[str], env: Mapping[str, str],
     return pid, pipes, feed[1] if feed else None
 
 
-async def _exited(loop: asyncio.AbstractEventLoop, pid: int) -> int:
-    """`pid`'s exit status as subprocess gives it (-N: killed by signal N). Waits without a
-    thread where the kernel has pidfds (Linux >= 5.3)."""
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when `pid` exits (Linux >= 5.3), else None."""
     try:
-        pidfd = os.pidfd_open(pid)
+        return os.pidfd_open(pid)
     except (AttributeError, OSError):
+        return None
+
+
+def _gone(pidfd: int, ms: int) -> bool:
+    """True once the process of `pidfd` has exited, waiting at most `ms` milliseconds."""
+    ready = select.poll()
+    ready.register(pidfd, select.POLLIN)
+    return bool(ready.poll(ms))
+
+
+async def _exited(loop: asyncio.AbstractEventLoop, pid: int, pidfd: int | None) -> int:
+    """`pid`'s exit status as subprocess gives it (-N: killed by signal N)."""
+    if pidfd is None:
         _, status = await asyncio.to_thread(os.waitpid, pid, 0)
         return os.waitstatus_to_exitcode(status)
-    gone: asyncio.Future[None] = loop.create_future()
+    if not _gone(pidfd, 0):
+        gone: asyncio.Future[None] = loop.create_future()
 
-    def readable() -> None:
-        if not gone.done():
-            gone.set_result(None)
+        def readable() -> None:
+            if not gone.done():
+                gone.set_result(None)
 
-    loop.add_reader(pidfd, readable)
-    try:
-        await gone
-    finally:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
+        loop.add_reader(pidfd, readable)
+        try:
+            await gone
+        finally:
+            loop.remove_reader(pidfd)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 
@@ -166,33 +180,42 @@ class LocalTransport:
     async def _exec(self, argv: list[str], env: Mapping[str, str], out: Tail, err: Tail,
                     stdin: bytes | None) -> int:
         """Runs `argv` until its process exits. The worker keeps the pipes' write ends open
-        too, so they never reach end of file: the process's exit alone wakes the worker
-        (one wake-up per command instead of three), then what it wrote is read. Output that
-        processes it left behind write later is not captured."""
+        too, so they never reach end of file: the process's exit alone wakes the worker,
+        then what it wrote is read. Output that processes it left behind write later is not
+        captured. A command that exits within _QUICK_MS is waited for in one poll(), with no
+        turn of the event loop (the common trivial command; it holds the loop that long)."""
         loop = asyncio.get_running_loop()
         pid, pipes, feed = _spawn(self.name, argv, env, stdin is not None)
         sinks = ((pipes[0][0], out), (pipes[1][0], err))
+        pidfd = _pidfd(pid)
+        watched = False
         try:
-            for fd, sink in sinks:
+            for fd, _ in sinks:
                 os.set_blocking(fd, False)
-                loop.add_reader(fd, _read, fd, sink)
-            if feed is not None:
-                await asyncio.to_thread(_feed, feed, stdin or b"")
-            rc = await _exited(loop, pid)
+            if feed is None and pidfd is not None and _gone(pidfd, _QUICK_MS):
+                rc = await _exited(loop, pid, pidfd)
+            else:
+                watched = True
+                for fd, sink in sinks:
+                    loop.add_reader(fd, _read, fd, sink)
+                if feed is not None:
+                    await asyncio.to_thread(_feed, feed, stdin or b"")
+                rc = await _exited(loop, pid, pidfd)
             for fd, sink in sinks:
                 while _read(fd, sink):
                     pass
             return rc
-        except asyncio.CancelledError:
+        except BaseException:  # cancelled, timed out, or a signal's exception (time limit)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             raise
         finally:
-            for fd, _ in sinks:
-                loop.remove_reader(fd)
-            for fd in (*pipes[0], *pipes[1]):
+            if watched:
+                for fd, _ in sinks:
+                    loop.remove_reader(fd)
+            for fd in (*pipes[0], *pipes[1], *([pidfd] if pidfd is not None else [])):
                 os.close(fd)
 
     async def put(self, data: bytes, dest: str, mode: int) -> None:
