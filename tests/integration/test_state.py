@@ -123,3 +123,16 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
     assert kept == {i for i, row in zip(ids, FORGET, strict=True) if not row[3]}
     assert {r["run_id"] for r in store.runs(limit=100)} == kept
     assert store.forget(100.0) == 0
+
+
+def test_scripts_are_loaded_again_after_redis_lost_them(redis_server: Redis,
+                                                        tmp_path: Path) -> None:
+    store = RedisStore(redis_server.url, prefix=f"t{tmp_path.name}:")
+    store.save_run({"run_id": "r9", "job": "j", "state": "PENDING", "created": 1.0})
+    store.r.script_flush()  # as after a restart of Redis
+    assert store.begin_run("r9", "j", "w-1@h", 2.0) == Begin("PENDING", False, 1)
+    store.r.script_flush()
+    store.update_run("r9", {"state": "SUCCESS"})
+    store.r.script_flush()
+    store.mark_received([("r9", 3.0)])
+    assert (store.run("r9") or {})["state"] == "SUCCESS"
