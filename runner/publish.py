@@ -38,7 +38,7 @@ from typing import IO, Any
 
 from runner.errors import ReportError, RunnerError
 from runner.report import Report, created_of, day, expired, render, safe
-from runner.state import FINAL, Store, download_key
+from runner.state import FINAL, Store, download_key, forget_all
 
 BUILD = "refs/runner/report-build"     # fast-import's scratch ref; never pushed
 PUSHED = "refs/runner/reports-pushed"  # the last tip the remote accepted
@@ -561,13 +561,11 @@ def _serve(store: Store, publisher: Publisher, stop: threading.Event,
             shown = time.monotonic()
         if keep_runs and time.monotonic() - swept > FORGET_EVERY:
             swept = time.monotonic()
-            n = FORGET_BATCH
-            while n == FORGET_BATCH and not stop.is_set():
-                try:
-                    n = store.forget(time.time() - keep_runs, FORGET_BATCH)
-                except (OSError, RunnerError) as e:  # tried again in a minute
-                    log.warning("could not delete old run records: %s", e)
-                    break
+            try:
+                n = forget_all(store, time.time() - keep_runs, FORGET_BATCH, stop.is_set)
+            except (OSError, RunnerError) as e:  # tried again in a minute
+                log.warning("could not delete old run records: %s", e)
+            else:
                 if n:
                     log.info("%d published run record(s) older than %.0fs deleted from the "
                              "store", n, keep_runs)

@@ -20,7 +20,7 @@ import os
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -94,10 +94,11 @@ class Store(Protocol):
     def published(self, run_ids: list[str]) -> None:
         """Takes `run_ids` off the to-publish feed (they are on the report branch)."""
 
-    def forget(self, before: float, limit: int = 1000) -> int:
-        """Deletes up to `limit` run records created before `before` that have ended and are
-        on the report branch (off the to-publish feed), with their downloaded files; how
-        many it deleted."""
+    def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
+        """Looks at up to `limit` run records created before `before`, oldest first, past the
+        `skip` oldest of them, and deletes those that have ended and are on the report branch
+        (off the to-publish feed), with their downloaded files: (deleted, looked at). The
+        records it keeps stay first: the next call skips them (see forget_all)."""
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
@@ -108,6 +109,20 @@ class Store(Protocol):
 
     def holder(self, name: str) -> str | None:
         """Who holds the lock `name` now (its lease has not run out), or None."""
+
+
+def forget_all(store: Store, before: float, batch: int = 1000,
+               stop: Callable[[], bool] = lambda: False) -> int:
+    """Deletes every run record store.forget would, `batch` at a time, paging past the old
+    records it must keep (still running, not on the report branch yet), so that they never
+    hide the expired ones behind them: how many it deleted."""
+    skip = deleted = 0
+    while not stop():
+        n, looked = store.forget(before, batch, skip)
+        deleted, skip = deleted + n, skip + looked - n
+        if looked < batch:
+            break
+    return deleted
 
 
 def _begin(record: dict[str, Any] | None, cancelled: bool, run_id: str, job: str,
@@ -152,12 +167,13 @@ class RedisStore:
     if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4]) end
     redis.call('PUBLISH', ARGV[1], ARGV[2])
     return 0"""
-    # KEYS: index, publish feed; ARGV: created before, limit, key prefix
+    # KEYS: index, publish feed; ARGV: created before, limit, key prefix, skip
     _FORGET = """
     local active = {['"PENDING"'] = 1, ['"RECEIVED"'] = 1, ['"STARTED"'] = 1, ['"RETRY"'] = 1}
     local n = 0
-    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],
-                                   'LIMIT', 0, ARGV[2])) do
+    local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],
+                           'LIMIT', ARGV[4], ARGV[2])
+    for _, id in ipairs(ids) do
       local key = ARGV[3] .. 'run:' .. id
       local state = redis.call('HGET', key, 'state')
       if not (state and active[state]) and not redis.call('ZSCORE', KEYS[2], id) then
@@ -181,7 +197,7 @@ class RedisStore:
         n = n + 1
       end
     end
-    return n"""
+    return {n, #ids}"""
     # KEYS: the records; ARGV: the events channel, then (when, run id as JSON) per record
     _RECEIVED = """
     for i, key in ipairs(KEYS) do
@@ -315,12 +331,13 @@ class RedisStore:
         if run_ids:
             self.r.zrem(f"{self.p}publish", *run_ids)
 
-    def forget(self, before: float, limit: int = 1000) -> int:
+    def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
         import redis
 
         try:
-            return int(self._forget(keys=[f"{self.p}runs", f"{self.p}publish"],
-                                    args=[repr(before), limit, self.p]))
+            deleted, looked = self._forget(keys=[f"{self.p}runs", f"{self.p}publish"],
+                                           args=[repr(before), limit, self.p, skip])
+            return int(deleted), int(looked)
         except redis.RedisError as e:
             raise SourceError(f"cannot delete old run records in Redis: {e}") from None
 
@@ -490,15 +507,16 @@ class FileStore:
                 with contextlib.suppress(FileNotFoundError):
                     (self.root / "publish" / n).unlink()
 
-    def forget(self, before: float, limit: int = 1000) -> int:
+    def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
         oldest = f"{int(before * 1000):012x}"  # run ids start with their creation time in hex
         feed = {n.partition("-")[2] for n in os.listdir(self.root / "publish")}
+        names = sorted(n for n in os.listdir(self.root / "runs")
+                       if n.endswith(".json") and not n.startswith(".")
+                       and n.removesuffix(".json") < oldest)[skip:skip + limit]
         n = 0
-        for name in sorted(os.listdir(self.root / "runs")):
+        for name in names:
             run_id = name.removesuffix(".json")
-            if n >= limit or run_id >= oldest:
-                break
-            if name.startswith(".") or run_id in feed:
+            if run_id in feed:
                 continue
             with self._record_lock(run_id):
                 record = self.run(run_id) or {}
@@ -511,7 +529,7 @@ class FileStore:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
             n += 1
-        return n
+        return n, len(names)
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,

@@ -113,7 +113,7 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
         store.request_cancel(run_id)
         if published:
             store.published([run_id])
-    assert store.forget(100.0) == sum(row[3] for row in FORGET)
+    assert store.forget(100.0) == (sum(row[3] for row in FORGET), 5)  # 5 before 100
     for run_id, (state, _, _, forgotten) in zip(ids, FORGET, strict=True):
         assert (store.run(run_id) is None) == forgotten, state
         assert store.cancel_requested(run_id) != forgotten, state
@@ -122,7 +122,24 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
     kept = {r["run_id"] for r in store.runs("j", limit=100)}
     assert kept == {i for i, row in zip(ids, FORGET, strict=True) if not row[3]}
     assert {r["run_id"] for r in store.runs(limit=100)} == kept
-    assert store.forget(100.0) == 0
+    assert store.forget(100.0) == (0, 3)
+
+
+def test_forget_all_pages_past_old_runs_that_must_stay(store: Store) -> None:
+    from runner.execute import new_run_id
+    from runner.state import forget_all
+
+    stuck = [new_run_id(10.0 + i) for i in range(5)]  # the oldest, still STARTED for good
+    old = [new_run_id(20.0 + i) for i in range(7)]
+    for run_id in stuck + old:
+        state = "STARTED" if run_id in stuck else "SUCCESS"
+        store.save_run({"run_id": run_id, "job": "j", "state": state,
+                        "created": 10.0 if run_id in stuck else 20.0, "finished": 30.0})
+    store.published(old)  # on the report branch
+    # batches of 2: the stuck five fill the first batches, the expired seven come after
+    assert forget_all(store, 100.0, batch=2) == 7
+    assert {r["run_id"] for r in store.runs("j", limit=100)} == set(stuck)
+    assert forget_all(store, 100.0, batch=2, stop=lambda: True) == 0
 
 
 def test_scripts_are_loaded_again_after_redis_lost_them(redis_server: Redis,
