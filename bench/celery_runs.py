@@ -1,6 +1,6 @@
 """`make bench`, part 3: runs through Celery — `runner worker` vs a hand-written Celery task.
 
-    python bench/celery_runs.py [--runs 2000] [--paced 200] [--embedded-runs 300] [--rounds 3]
+    python bench/celery_runs.py [--runs 2000] [--paced 200] [--embedded-runs 300] [--rounds 5]
 
 On Redis (a private redis-server on a free port), prefork concurrency 2, one local target
 running `true`, against the floor of bench/celery_floor.py doing the same work (start `true`
@@ -207,7 +207,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=2000)
     p.add_argument("--paced", type=int, default=200)
     p.add_argument("--embedded-runs", type=int, default=300)
-    p.add_argument("--rounds", type=int, default=3,
+    p.add_argument("--rounds", type=int, default=5,
                    help="floor and runner measured alternately this many times (paired)")
     a = p.parse_args()
     fs, rs, ratios = [], [], []
@@ -221,6 +221,9 @@ def main() -> int:
                 fs.append(floor.measure(a.runs, a.paced, PACE))  # hits both sides alike
                 rs.append(runner.measure(a.runs, a.paced, PACE))
                 ratios.append(rs[-1]["runs/s"] / fs[-1]["runs/s"])
+                print(f"round {len(ratios)}: runs/s floor {fs[-1]['runs/s']:.0f} runner "
+                      f"{rs[-1]['runs/s']:.0f} ({ratios[-1]:.2f}x); cpu ms/run floor "
+                      f"{fs[-1]['cpu ms']:.2f} runner {rs[-1]['cpu ms']:.2f}", flush=True)
         finally:
             redis_server.stop()
         e = Runner("", tmp).measure(a.embedded_runs, a.paced, PACE)

@@ -193,7 +193,7 @@ class LocalTransport:
             for fd, _ in sinks:
                 os.set_blocking(fd, False)
             if feed is None and pidfd is not None and _gone(pidfd, _QUICK_MS):
-                rc = await _exited(loop, pid, pidfd)
+                rc = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
             else:
                 watched = True
                 for fd, sink in sinks:
