@@ -189,6 +189,7 @@ class LocalTransport:
         sinks = ((pipes[0][0], out), (pipes[1][0], err))
         pidfd = _pidfd(pid)
         watched = False
+        rc: int | None = None
         try:
             for fd, _ in sinks:
                 os.set_blocking(fd, False)
@@ -206,10 +207,11 @@ class LocalTransport:
                     pass
             return rc
         except BaseException:  # cancelled, timed out, or a signal's exception (time limit)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+            if rc is None:  # not reaped yet: its process group is still its own
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
             raise
         finally:
             if watched:
