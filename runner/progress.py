@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from runner.executor.base import RunResult, TargetResult
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _MARK = {"success": "ok", "failed": "FAILED", "timeout": "TIMEOUT", "cancelled": "CANCELLED",
          "skipped": "SKIPPED"}
 
 
 class Counter:
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.total, self.done, self.failed, self.running = total, 0, 0, 0
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
 
     def update(self, result: TargetResult | None) -> None:
         if result is None:
@@ -33,7 +38,7 @@ class Counter:
 
     def line(self) -> str:
         return (f"{self.done}/{self.total} done, {self.failed} failed, {self.running} running, "
-                f"{time.monotonic() - self.started:.1f}s")
+                f"{self.clock() - self.started:.1f}s")
 
 
 class Plain:
@@ -58,17 +63,24 @@ class Plain:
 
 
 class Live:
-    """A live progress bar at a terminal (rich), on stderr."""
+    """A live progress bar at a terminal (rich), on stderr. Its line is drawn afresh at each
+    refresh, so the elapsed time moves while no target ends."""
 
-    def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    def __init__(self, total: int, console: Console | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        from rich import console as rich_console
+        from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
+        from rich.text import Text
 
-        self.count = Counter(total)
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                            console=Console(stderr=True), transient=True)
-        self.task = self.bar.add_task(self.count.line(), total=total)
+        count = self.count = Counter(total, clock)
+
+        class Line(ProgressColumn):
+            def render(self, task: object) -> Text:
+                return Text(count.line())
+
+        self.bar = Progress(Line(), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            console=console or rich_console.Console(stderr=True), transient=True)
+        self.task = self.bar.add_task("", total=total)
 
     def __enter__(self) -> Live:
         self.bar.start()
@@ -80,7 +92,7 @@ class Live:
 
     def __call__(self, name: str, result: TargetResult | None) -> None:
         self.count.update(result)
-        self.bar.update(self.task, completed=self.count.done, description=self.count.line())
+        self.bar.update(self.task, completed=self.count.done)
         if result is not None and result.status != "success":
             self.bar.console.print(f"{name} {_MARK[result.status]}: {result.error}")
 

@@ -62,6 +62,23 @@ class Settings:
 ROLES = ("viewer", "operator")
 
 
+def masked_url(url: str) -> str:
+    """`url` with its password (if any) as `**`, as Celery prints broker URLs: for logs,
+    errors and status, which must never show a secret."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<a URL that cannot be parsed>"
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:**@{host}"))
+
+
 def secret_ref(variable: str, raw: str) -> str:
     """`raw` if it is an env:NAME or file:/absolute/path reference (or empty); never echoes a
     value that is not a reference, since it may be the secret itself."""

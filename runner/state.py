@@ -216,15 +216,17 @@ class RedisStore:
     def __init__(self, url: str, prefix: str = "runner:") -> None:
         import redis
 
+        from runner.settings import masked_url
+
         try:
             self.r = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
             self.r.ping()
-        except ValueError as e:
-            raise SourceError(f"REDIS_URL={url!r} is not a Redis URL ({e}); for example "
+        except ValueError:  # its message may quote the URL, password and all
+            raise SourceError(f"REDIS_URL={masked_url(url)!r} is not a Redis URL; for example "
                               "redis://localhost:6379/0") from None
         except redis.RedisError as e:
-            raise SourceError(f"cannot reach Redis at REDIS_URL={url!r}: {e}; start it, or "
-                              "unset REDIS_URL for the embedded default") from None
+            raise SourceError(f"cannot reach Redis at REDIS_URL={masked_url(url)!r}: {e}; "
+                              "start it, or unset REDIS_URL for the embedded default") from None
         self.p = prefix
         self.events = f"{prefix}events"  # the channel each run and entry write publishes on
         self._renew = self.r.register_script(self._RENEW)

@@ -87,8 +87,10 @@ def beat(repo: Path) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    click.echo(f"beat {system.settings.redis_url or 'embedded'}: firing schedules of {repo}",
-               err=True)
+    from runner.settings import masked_url
+
+    click.echo(f"beat {masked_url(system.settings.redis_url) or 'embedded'}: firing schedules "
+               f"of {repo}", err=True)
     Beat(system, app).run(stop)
 
 
@@ -118,7 +120,9 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     config = system.applied() or _config(repo, "text")
     watched = source or (str(repo.resolve()) if _refs_dir(str(repo)) else None)
     branch = branch or (_current_branch(watched) if watched else "main")
-    where = system.settings.redis_url or f"embedded, state in {repo / '.runner'}"
+    from runner.settings import masked_url
+
+    where = masked_url(system.settings.redis_url) or f"embedded, state in {repo / '.runner'}"
     click.echo(f"runner up ({where}): "
                f"{f'reconciler of {watched} {branch}, ' if watched else ''}"
                f"beat, api on {api_bind} and workers {', '.join(config.workers)}"
@@ -163,14 +167,21 @@ def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: 
     mirror = system.state_dir / "source.git"
     cache = DiskCache(mirror)
 
+    told: list[tuple[object, ...]] = []  # --watch: the last outcome told; each is told once
+
     def once() -> int:
         outcome = run_once(system.store, where, branch, mirror, cache, require_signed)
         cache.save()
+        code = 0 if not outcome.reason else 2 if outcome.revision is None else 1
+        news = (outcome.revision, outcome.reason)
+        if mode == "watch" and told == [news] and not outcome.changed:
+            return code
+        told[:] = [news]
         if outcome.problems:
             _print_problems(outcome.problems, "text")
         if outcome.reason:
             click.echo(f"error: {outcome.reason}", err=True)
-            return 2 if outcome.revision is None else 1
+            return code
         what = "applied" if outcome.changed else "unchanged"
         click.echo(f"{branch} at {str(outcome.revision)[:12]}: {what}")
         return 0
