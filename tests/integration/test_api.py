@@ -154,6 +154,7 @@ def test_workers_queues_jobs_schedules(api: Api) -> None:
         assert jobs["slow"]["queue"] == "other"
         schedules = poll(lambda: viewer.get("/api/schedules").json(), 10, "schedule read")
         assert schedules["often"]["job"] == "quick-low"
+        assert schedules["often"]["when"] == "every 1h"  # as `runner plan` writes it
         assert schedules["often"]["next_fire"].endswith("+00:00")
 
 
