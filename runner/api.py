@@ -460,7 +460,7 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                                               action(who, "cancel")]})
         app, _config = control.app()
         try:
-            was = tasks.cancel(app, store, run_id)
+            was = tasks.cancel(app, store, run_id, f"{who.name} via the API")
         except UsageError as e:  # it ended meanwhile
             raise HTTPException(409, str(e)) from None
         log.info("api: %s (%s) cancelled run %s", who.name, who.role, run_id)

@@ -125,6 +125,8 @@ def test_cancel_from_the_api_ends_revoked_and_is_recorded(api: Api) -> None:
         record = wait_state(ops, run_id, ("REVOKED",), 30)
         assert [a["action"] for a in record["actions"]] == ["run", "cancel"]
         assert record["actions"][1]["by"] == "otto" and record["actions"][1]["via"] == "api"
+        assert record["result"]["targets"]["here"]["error"] == (
+            "here: cancelled by otto via the API during step 'command 1'")
         assert ops.post(f"/api/runs/{run_id}/cancel").status_code == 409
         retried = ops.post(f"/api/runs/{run_id}/retry")
         assert retried.status_code == 201
@@ -132,7 +134,8 @@ def test_cancel_from_the_api_ends_revoked_and_is_recorded(api: Api) -> None:
         assert new["trigger"] == f"retry-of {run_id}" and new["retry_of"] == run_id
         assert new["actions"][0] == {**new["actions"][0], "action": "retry", "of": run_id}
         ops.post(f"/api/runs/{new['run_id']}/cancel")
-        wait_state(ops, new["run_id"], ("REVOKED",), 30)
+        ended = wait_state(ops, new["run_id"], ("REVOKED",), 30)
+        assert "cancelled by otto via the API" in ended["error"]
 
 
 def test_workers_queues_jobs_schedules(api: Api) -> None:

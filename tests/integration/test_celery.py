@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import itertools
 import json
 import os
@@ -186,6 +187,9 @@ def test_cancel_queued_and_running_runs(cluster: Cluster) -> None:
     done = cluster.runner("cancel", queued)
     assert done.returncode == 0, done.stderr
     assert cluster.state(queued) == "REVOKED"
+    user = getpass.getuser()
+    assert (cluster.store.run(queued) or {})["error"] == (
+        f"cancelled by runner cancel (user {user}) before it started")
     worker = cluster.worker("side")
     running = cluster.enqueue("slow")
     poll(lambda: cluster.state(running) == "STARTED", 30, "slow run starts")
@@ -196,7 +200,7 @@ def test_cancel_queued_and_running_runs(cluster: Cluster) -> None:
     record = cluster.final(running, 15)
     assert record["state"] == "REVOKED"
     assert record["result"]["targets"]["here"]["error"] == (
-        "here: cancelled by runner cancel during step 'command 1'")
+        f"here: cancelled by runner cancel (user {user}) during step 'command 1'")
     poll(lambda: not set(sleeping) & set(sleeps()), 5, "the run's sleep is killed")
     assert cluster.final(queued)["state"] == "REVOKED"
     assert "started" not in (cluster.store.run(queued) or {})  # the queued one never started
@@ -284,8 +288,9 @@ def test_overlap_policies(cluster: Cluster, policy: str) -> None:
         assert "of schedule often is still" in skipped[0]["error"]
         assert "(overlap: forbid)" in skipped[0]["error"]
     else:
-        poll(lambda: [r for r in runs_of(cluster, "often") if r["state"] == "REVOKED"], 40,
-             "a replaced run")
+        replaced = poll(lambda: [r for r in runs_of(cluster, "often")
+                                 if r["state"] == "REVOKED"], 40, "a replaced run")
+        assert "cancelled by schedule often (overlap: replace)" in replaced[0]["error"]
     started = [r for r in runs_of(cluster, "often") if r.get("started")]
     assert all(r["state"] != "SKIPPED" for r in started)
 
