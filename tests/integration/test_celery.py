@@ -161,7 +161,7 @@ def test_enqueue_wait_routes_to_the_named_worker(cluster: Cluster) -> None:
     # every step of its life is recorded, in order: enqueued, taken by the worker, started
     assert record["created"] <= record["received"] <= record["started"] <= record["finished"]
     assert record["deliveries"] == 1
-    assert record["result"]["targets"]["here"]["stdout"] == "high\n"
+    assert record["targets"]["here"]["stdout"] == "high\n"
     side = cluster.final(cluster.enqueue("side-job"))
     assert (side["state"], side["worker"].split("-")[0]) == ("SUCCESS", "side")
     history = json.loads(cluster.runner("history", "--format", "json").stdout)["runs"]
@@ -169,6 +169,11 @@ def test_enqueue_wait_routes_to_the_named_worker(cluster: Cluster) -> None:
     failed = cluster.runner("run", "fails", "--enqueue", "--wait")
     assert failed.returncode == 1
     assert "here: step 'command 1' exited with status 3" in failed.stdout
+    # the object a direct run prints, plus the record's fields
+    direct = json.loads(cluster.runner("run", "quick-high", "--format", "json").stdout)
+    assert list(record)[:len(direct)] == list(direct)
+    assert set(record["targets"]["here"]) == set(direct["targets"]["here"])
+    assert (record["status"], record["trigger"], record["queue"]) == ("success", "cli", "high")
 
 
 def test_status_shows_workers_and_queues(cluster: Cluster) -> None:
