@@ -273,3 +273,33 @@ def test_without_tokens_an_operator_token_file_is_generated(embedded_cluster: Cl
             assert c.get("/api/whoami").status_code == 401
     finally:
         server.stop()
+
+
+def test_docs_and_dashboard_load_only_same_origin_files(embedded_cluster: Cluster  # noqa: F811
+                                                        ) -> None:
+    """/docs and / reference files of this server only (no CDN), each served; the favicon
+    too. No /redoc: ReDoc always loads its logo from its CDN."""
+    import re
+
+    server = start_api(embedded_cluster)
+    try:
+        with server.client(None) as c:
+            assert c.get("/redoc").status_code == 404
+            for page, needs in (("/docs", "SwaggerUIBundle("), ("/", 'id="runs"')):
+                html = c.get(page)
+                assert html.status_code == 200 and needs in html.text, page
+                assert "//" not in re.sub(r"<!--.*?-->", "", html.text, flags=re.S), page
+                refs = re.findall(r"""(?:src|href|spec-url)=["']([^"']+)|url: '([^']+)'""",
+                                  html.text)
+                urls = {a or b for a, b in refs}
+                assert len(urls) >= 3, (page, urls)  # script, style or spec, icon
+                for url in urls:
+                    assert url.startswith("/") and not url.startswith("//"), (page, url)
+                    got = c.get(url)
+                    assert got.status_code == 200 and len(got.content) > 100, (page, url)
+            assert '"validatorUrl": null' in c.get("/docs").text  # no badge from swagger.io
+            icon = c.get("/favicon.ico")
+            assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+            assert icon.content.startswith(b"<svg")
+    finally:
+        server.stop()
