@@ -37,6 +37,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
@@ -53,6 +54,7 @@ from runner.state import ACTIVE, Cursor
 
 log = logging.getLogger("runner.api")
 DASHBOARD = Path(__file__).parent / "dashboard"
+FAVICON = "/static/favicon.svg"
 NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 PAGE_TTL = 1.0  # seconds a cached page of GET /api/runs may live without any event
 HEALTH_TTL = 1.0  # seconds an answer of GET /api/health is reused
@@ -274,10 +276,14 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    api = FastAPI(title="runner", version="1", lifespan=lifespan,
-                  description="Monitoring and control of runner: runs, workers, queues, "
-                              "schedules; live events on WS /api/events.",
-                  default_response_class=JSONResponse)
+    # /docs: Swagger UI from the files fastapi-offline ships, under /docs/static, so the page
+    # loads nothing from other hosts (no CDN, no online validator badge). No /redoc: ReDoc
+    # always fetches its footer logo from its CDN.
+    api = FastAPIOffline(redoc_url=None, title="runner", version="1", lifespan=lifespan,
+                         description="Monitoring and control of runner: runs, workers, queues, "
+                                     "schedules; live events on WS /api/events.",
+                         default_response_class=JSONResponse, static_url="/docs/static",
+                         favicon_url=FAVICON, swagger_ui_parameters={"validatorUrl": None})
     api.add_middleware(pages.middleware)
     bearer = HTTPBearer(auto_error=False, description="a token of RUNNER_API_TOKENS or a JWT")
 
@@ -460,7 +466,7 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                                               action(who, "cancel")]})
         app, _config = control.app()
         try:
-            was = tasks.cancel(app, store, run_id)
+            was = tasks.cancel(app, store, run_id, f"{who.name} via the API")
         except UsageError as e:  # it ended meanwhile
             raise HTTPException(409, str(e)) from None
         log.info("api: %s (%s) cancelled run %s", who.name, who.role, run_id)
@@ -584,6 +590,10 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
     @api.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:
         return FileResponse(DASHBOARD / "index.html")
+
+    @api.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(DASHBOARD / "favicon.svg", media_type="image/svg+xml")
 
     api.mount("/static", StaticFiles(directory=DASHBOARD), name="static")
     api.state.hub, api.state.workers, api.state.metrics = hub, workers, metrics

@@ -126,7 +126,8 @@ class Beat:
                              f"{active['state']} (overlap: forbid)", at)
                 return previous
             if s.overlap == "replace":
-                cancel(self.app, self.store, str(previous))
+                cancel(self.app, self.store, str(previous),
+                       f"schedule {s.name} (overlap: replace)")
         run_id = enqueue(self.app, self.store, config, s.job, f"schedule {s.name}", s.limit,
                          schedule=s.name, scheduled_for=at.isoformat())
         log.info("schedule %s fired %s: run %s", s.name, at.isoformat(), run_id)

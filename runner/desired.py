@@ -27,7 +27,7 @@ def next_fires(s: Schedule, now: datetime, count: int) -> list[datetime]:
 
 
 def when(s: Schedule) -> str:
-    """How a schedule fires, in the user's words: 'cron 30 2 * * *', 'every 300s', 'at ...'."""
+    """How a schedule fires, in the user's words: 'cron 30 2 * * *', 'every 5m', 'at ...'."""
     if s.cron is not None:
         return f"cron {s.cron}"
     if s.every is not None:

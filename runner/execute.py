@@ -1,7 +1,9 @@
 """`runner run JOB`: one job of a loaded configuration, run in this process (no broker).
 
 Gathers what the engine needs (targets, the repository files the job references), runs it on
-a fresh event loop with Ctrl-C and SIGTERM turned into a clean cancel, and stores downloads.
+a fresh event loop with Ctrl-C, SIGTERM and `runner cancel` turned into a clean cancel, stores
+downloads, and records the run in the state store as a worker would (Audit), so it reaches
+`runner history` and the report branch.
 """
 
 from __future__ import annotations
@@ -13,15 +15,22 @@ import re
 import resource
 import secrets
 import signal
+import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from runner.config.model import ConfigSet, Job
 from runner.dryrun import lookup, select
+from runner.errors import RunnerError
 from runner.executor.base import FileBlob, RunResult
 from runner.executor.engine import Cancel, Engine, Progress
 from runner.settings import Settings
+from runner.state import Store
+
+_POLL = 0.25  # seconds between looks for a cancel request in the store
+T = TypeVar("T")
 
 
 class Readable(Protocol):
@@ -55,7 +64,9 @@ def more_files() -> None:
 
 
 def run_now(config: ConfigSet, source: Readable, name: str, limit: str | None,
-            settings: Settings, progress: Progress | None = None) -> RunResult:
+            settings: Settings, progress: Progress | None = None, run_id: str | None = None,
+            asked: Callable[[], str | None] = lambda: None) -> RunResult:
+    """Runs job `name`; `asked` (polled) says who requested a cancel, or None."""
     job = lookup(config, name)
     chosen = select(config, job, limit)
     files = job_files(source, job)
@@ -67,15 +78,82 @@ def run_now(config: ConfigSet, source: Readable, name: str, limit: str | None,
         for sig, why in ((signal.SIGINT, "cancelled by Ctrl-C"),
                          (signal.SIGTERM, "cancelled by SIGTERM")):
             loop.add_signal_handler(sig, cancel.set, why)
+
+        def watch() -> None:
+            if who := asked():
+                cancel.set(f"cancelled by {who}")
+            else:
+                timer[0] = loop.call_later(_POLL, watch)
+
+        timer = [loop.call_later(_POLL, watch)]
         engine = Engine(settings)
         try:
             return await engine.run(job, {n: config.targets[n] for n in chosen}, files,
-                                    run_id=new_run_id(), revision=config.revision,
+                                    run_id=run_id or new_run_id(), revision=config.revision,
                                     cancel=cancel, progress=progress)
         finally:
+            timer[0].cancel()
             await engine.close()
 
     return asyncio.run(main())
+
+
+class Audit:
+    """The record of a direct run in the state store, written as a worker writes it: STARTED
+    (trigger `cli`, worker `cli-PID@HOST`, so tasks.sweep_orphans ends a killed one), then
+    the final state with the result and downloaded files, which queues it for the report
+    branch. Best effort: this is the break-glass path, so a store that cannot be reached
+    costs the record, with one warning, never the run."""
+
+    def __init__(self, connect: Callable[[], Store], run_id: str,
+                 warn: Callable[[str], None]) -> None:
+        self.run_id, self.warn = run_id, warn
+        self.store: Store | None = None
+        self.store = self._guard(connect, "is not recorded")
+
+    def _guard(self, write: Callable[[], T], what: str) -> T | None:
+        from redis.exceptions import RedisError
+
+        try:
+            return write()
+        except (RunnerError, OSError, RedisError) as e:
+            self.store = None  # one warning: nothing more is tried
+            self.warn(f"warning: run {self.run_id} {what}: {e}")
+            return None
+
+    def begin(self, config: ConfigSet, job: Job, targets: list[str],
+              limit: str | None) -> None:
+        store, now = self.store, time.time()
+        if store is not None:
+            self._guard(lambda: store.save_run({
+                "run_id": self.run_id, "job": job.name, "revision": config.revision,
+                "trigger": "cli", "state": "STARTED", "queue": job.queue, "targets": targets,
+                "limit": limit, "created": now, "started": now, "deliveries": 1,
+                "worker": f"cli-{os.getpid()}@{socket.gethostname()}"}), "is not recorded")
+
+    def asked(self) -> str | None:
+        """Who requested this run's cancel (`runner cancel`, the API), or None."""
+        store = self.store
+        return None if store is None else self._guard(
+            lambda: store.cancel_requested(self.run_id),
+            "can no longer be cancelled from the store, and its end is not recorded")
+
+    def end(self, result: RunResult) -> None:
+        store = self.store
+        if store is not None:
+            self._guard(lambda: store.update_run(self.run_id, final(store, result)),
+                        "is recorded as STARTED but its end is not")
+
+
+def final(store: Store, result: RunResult) -> dict[str, Any]:
+    """The fields a finished run's record gets: state, result (downloads kept in the store),
+    and the first target errors."""
+    from runner.tasks import keep_downloads
+
+    failed = [t.error for t in result.targets.values() if t.error]
+    return {"state": {"success": "SUCCESS", "cancelled": "REVOKED"}.get(result.status, "FAILURE"),
+            "finished": time.time(), "revision": result.revision,
+            "result": keep_downloads(store, result), "error": "; ".join(failed[:3]) or None}
 
 
 def save_downloads(result: RunResult, under: Path) -> dict[tuple[str, str], Path]:

@@ -23,7 +23,7 @@ from typing import Any
 from kombu.exceptions import KombuError
 
 from runner.config.model import ConfigSet
-from runner.desired import next_fires
+from runner.desired import next_fires, when
 from runner.errors import RunnerError
 from runner.state import ACTIVE, FINAL, Store
 
@@ -55,9 +55,7 @@ def schedules(store: Store, config: ConfigSet,
     for name, s in config.schedules.items():
         state = store.get(f"schedule:{name}") or {}
         nxt = next_fires(s, now, 1)
-        when = (f"cron {s.cron}" if s.cron else f"every {s.every}s" if s.every
-                else f"at {s.at}")
-        out[name] = {"job": s.job, "when": when, "timezone": s.timezone,
+        out[name] = {"job": s.job, "when": when(s), "timezone": s.timezone,
                      "overlap": s.overlap,
                      "suspended": bool(paused.get("all") or name in paused.get("schedules", {})),
                      "next_fire": nxt[0].isoformat() if nxt else None,

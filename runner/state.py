@@ -70,9 +70,11 @@ class Store(Protocol):
 
     def runs(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]: ...
 
-    def request_cancel(self, run_id: str) -> None: ...
+    def request_cancel(self, run_id: str, by: str) -> None:
+        """Asks the run to stop; `by` says who asked, as its cancel reason names them."""
 
-    def cancel_requested(self, run_id: str) -> bool: ...
+    def cancel_requested(self, run_id: str) -> str | None:
+        """Who asked the run to stop, or None."""
 
     def lock(self, name: str, owner: str, ttl: float) -> bool:
         """Take or renew the lock `name` for `owner` for `ttl` seconds; False if held by
@@ -301,11 +303,12 @@ class RedisStore:
             pipe.hgetall(f"{self.p}run:{rid!s}")
         return [r for r in map(self._decode, pipe.execute()) if r]
 
-    def request_cancel(self, run_id: str) -> None:
-        self.r.set(f"{self.p}cancel:{run_id}", "1", ex=7 * 86400)
+    def request_cancel(self, run_id: str, by: str) -> None:
+        self.r.set(f"{self.p}cancel:{run_id}", by, ex=7 * 86400)
 
-    def cancel_requested(self, run_id: str) -> bool:
-        return bool(self.r.exists(f"{self.p}cancel:{run_id}"))
+    def cancel_requested(self, run_id: str) -> str | None:
+        by = self.r.get(f"{self.p}cancel:{run_id}")
+        return None if by is None else str(by) or "runner cancel"
 
     def lock(self, name: str, owner: str, ttl: float) -> bool:
         return bool(self._renew(keys=[f"{self.p}lock:{name}"], args=[owner, int(ttl * 1000)]))
@@ -424,8 +427,9 @@ class FileStore:
 
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
         with self._record_lock(run_id):
-            begin, record = _begin(self.run(run_id), self.cancel_requested(run_id), run_id,
-                                   job, worker, now)
+            begin, record = _begin(self.run(run_id),
+                                   self.cancel_requested(run_id) is not None, run_id, job,
+                                   worker, now)
             if record is not None:
                 self.save_run(record)
         return begin
@@ -457,11 +461,14 @@ class FileStore:
                     break
         return out
 
-    def request_cancel(self, run_id: str) -> None:
-        (self.root / "cancel" / run_id).touch()
+    def request_cancel(self, run_id: str, by: str) -> None:
+        self._write(self.root / "cancel" / run_id, {"by": by})
 
-    def cancel_requested(self, run_id: str) -> bool:
-        return (self.root / "cancel" / run_id).exists()
+    def cancel_requested(self, run_id: str) -> str | None:
+        path = self.root / "cancel" / run_id
+        if not path.exists():
+            return None  # below: an empty file is a request of a version that named no one
+        return str((self._read(path) or {}).get("by") or "runner cancel")
 
     @contextlib.contextmanager
     def _exclusive(self, name: str) -> Iterator[None]:

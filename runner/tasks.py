@@ -91,8 +91,8 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     assert engine is not None
 
     def watch() -> None:  # a timer, not a task: most runs end before its first look
-        if store.cancel_requested(run_id):
-            cancel.set("cancelled by runner cancel")
+        if who := store.cancel_requested(run_id):
+            cancel.set(f"cancelled by {who}")
         else:
             timer[0] = loop.call_later(_POLL, watch)
 
@@ -175,17 +175,18 @@ def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: st
     return run_id
 
 
-def cancel(app: Celery, store: Store, run_id: str) -> dict[str, Any]:
+def cancel(app: Celery, store: Store, run_id: str, by: str) -> dict[str, Any]:
+    """`by` names who asked (`runner cancel (user U)`, `NAME via the API`) in the reason."""
     record = store.run(run_id)
     if record is None:
         raise UsageError(f"there is no run {run_id!r} (runner history lists them)")
     if record.get("state") not in ACTIVE:
         raise UsageError(f"run {run_id} is already {record.get('state')}; nothing to cancel")
-    store.request_cancel(run_id)
+    store.request_cancel(run_id, by)
     app.control.revoke(run_id)
     if record.get("state") in ("PENDING", "RECEIVED"):
         fields = {"state": "REVOKED", "finished": time.time(),
-                  "error": "cancelled before it started"}
+                  "error": f"cancelled by {by} before it started"}
         store.update_run(run_id, fields)
         record.update(fields)
     return record

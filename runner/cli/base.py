@@ -130,9 +130,25 @@ def _record_lines(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _run_json(record: dict[str, Any]) -> dict[str, Any]:
+    """A queued run's record as `runner run --format json` prints a direct run: its `result`
+    (the same keys made up from the record when no target ran), then the record's other
+    fields (state, trigger, queue, worker, created, ...)."""
+    started, finished = record.get("started"), record.get("finished")
+    result = record.get("result") or {
+        "run_id": record.get("run_id"), "job": record.get("job"),
+        "revision": record.get("revision"),
+        "status": {"SUCCESS": "success", "REVOKED": "cancelled"}.get(
+            str(record.get("state")), "failed"),
+        "started": started, "finished": finished,
+        "duration": round(finished - started, 3) if started and finished else None,
+        "targets": {}}
+    return {**result, **{k: v for k, v in record.items() if k not in result and k != "result"}}
+
+
 def _finish(record: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
-        _print_json(record)
+        _print_json(_run_json(record))
     else:
         for line in _record_lines(record):
             click.echo(line)

@@ -131,19 +131,24 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
     import sys
 
     from runner import progress
-    from runner.execute import relative, run_now, save_downloads
+    from runner.dryrun import lookup, select
+    from runner.execute import Audit, new_run_id, relative, run_now, save_downloads
     from runner.settings import Settings
     from runner.source import DirSnapshot
+    from runner.state import open_store
 
     settings = Settings.from_env()
     config = _config(repo, fmt)
-    from runner.dryrun import lookup, select
-
-    total = len(select(config, lookup(config, job), limit))
-    view = (progress.Live(total) if fmt == "text" and sys.stderr.isatty()
-            else progress.Plain(total))
+    chosen = select(config, lookup(config, job), limit)
+    audit = Audit(lambda: open_store(settings.redis_url, repo / ".runner"), new_run_id(),
+                  lambda line: click.echo(line, err=True))
+    audit.begin(config, config.jobs[job], chosen, limit)
+    view = (progress.Live(len(chosen)) if fmt == "text" and sys.stderr.isatty()
+            else progress.Plain(len(chosen)))
     with view:
-        done = run_now(config, DirSnapshot(repo), job, limit, settings, view)
+        done = run_now(config, DirSnapshot(repo), job, limit, settings, view, audit.run_id,
+                       audit.asked)
+    audit.end(done)
     saved = save_downloads(done, repo / ".runner" / "downloads")
     if fmt == "json":
         out = done.as_dict()

@@ -209,10 +209,12 @@ def resume(schedule: str | None, every: bool, repo: Path, fmt: str) -> None:
 @_fmt("text", "json")
 def cancel_run(run_id: str, repo: Path, fmt: str) -> None:
     """Cancel a run: a queued one never starts; a running one stops its targets."""
+    import getpass
+
     from runner import tasks
 
     system, app, _config_set = _app(repo, fmt)
-    record = tasks.cancel(app, system.store, run_id)
+    record = tasks.cancel(app, system.store, run_id, f"runner cancel (user {getpass.getuser()})")
     if fmt == "json":
         _print_json(record)
     else:

@@ -125,6 +125,8 @@ def test_cancel_from_the_api_ends_revoked_and_is_recorded(api: Api) -> None:
         record = wait_state(ops, run_id, ("REVOKED",), 30)
         assert [a["action"] for a in record["actions"]] == ["run", "cancel"]
         assert record["actions"][1]["by"] == "otto" and record["actions"][1]["via"] == "api"
+        assert record["result"]["targets"]["here"]["error"] == (
+            "here: cancelled by otto via the API during step 'command 1'")
         assert ops.post(f"/api/runs/{run_id}/cancel").status_code == 409
         retried = ops.post(f"/api/runs/{run_id}/retry")
         assert retried.status_code == 201
@@ -132,7 +134,8 @@ def test_cancel_from_the_api_ends_revoked_and_is_recorded(api: Api) -> None:
         assert new["trigger"] == f"retry-of {run_id}" and new["retry_of"] == run_id
         assert new["actions"][0] == {**new["actions"][0], "action": "retry", "of": run_id}
         ops.post(f"/api/runs/{new['run_id']}/cancel")
-        wait_state(ops, new["run_id"], ("REVOKED",), 30)
+        ended = wait_state(ops, new["run_id"], ("REVOKED",), 30)
+        assert "cancelled by otto via the API" in ended["error"]
 
 
 def test_workers_queues_jobs_schedules(api: Api) -> None:
@@ -154,6 +157,7 @@ def test_workers_queues_jobs_schedules(api: Api) -> None:
         assert jobs["slow"]["queue"] == "other"
         schedules = poll(lambda: viewer.get("/api/schedules").json(), 10, "schedule read")
         assert schedules["often"]["job"] == "quick-low"
+        assert schedules["often"]["when"] == "every 1h"  # as `runner plan` writes it
         assert schedules["often"]["next_fire"].endswith("+00:00")
 
 
@@ -267,5 +271,35 @@ def test_without_tokens_an_operator_token_file_is_generated(embedded_cluster: Cl
             assert c.get("/api/whoami").json()["role"] == "operator"
         with server.client(VIEW) as c:
             assert c.get("/api/whoami").status_code == 401
+    finally:
+        server.stop()
+
+
+def test_docs_and_dashboard_load_only_same_origin_files(embedded_cluster: Cluster  # noqa: F811
+                                                        ) -> None:
+    """/docs and / reference files of this server only (no CDN), each served; the favicon
+    too. No /redoc: ReDoc always loads its logo from its CDN."""
+    import re
+
+    server = start_api(embedded_cluster)
+    try:
+        with server.client(None) as c:
+            assert c.get("/redoc").status_code == 404
+            for page, needs in (("/docs", "SwaggerUIBundle("), ("/", 'id="runs"')):
+                html = c.get(page)
+                assert html.status_code == 200 and needs in html.text, page
+                assert "//" not in re.sub(r"<!--.*?-->", "", html.text, flags=re.S), page
+                refs = re.findall(r"""(?:src|href|spec-url)=["']([^"']+)|url: '([^']+)'""",
+                                  html.text)
+                urls = {a or b for a, b in refs}
+                assert len(urls) >= 3, (page, urls)  # script, style or spec, icon
+                for url in urls:
+                    assert url.startswith("/") and not url.startswith("//"), (page, url)
+                    got = c.get(url)
+                    assert got.status_code == 200 and len(got.content) > 100, (page, url)
+            assert '"validatorUrl": null' in c.get("/docs").text  # no badge from swagger.io
+            icon = c.get("/favicon.ico")
+            assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+            assert icon.content.startswith(b"<svg")
     finally:
         server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import itertools
 import json
 import os
@@ -160,7 +161,7 @@ def test_enqueue_wait_routes_to_the_named_worker(cluster: Cluster) -> None:
     # every step of its life is recorded, in order: enqueued, taken by the worker, started
     assert record["created"] <= record["received"] <= record["started"] <= record["finished"]
     assert record["deliveries"] == 1
-    assert record["result"]["targets"]["here"]["stdout"] == "high\n"
+    assert record["targets"]["here"]["stdout"] == "high\n"
     side = cluster.final(cluster.enqueue("side-job"))
     assert (side["state"], side["worker"].split("-")[0]) == ("SUCCESS", "side")
     history = json.loads(cluster.runner("history", "--format", "json").stdout)["runs"]
@@ -168,6 +169,11 @@ def test_enqueue_wait_routes_to_the_named_worker(cluster: Cluster) -> None:
     failed = cluster.runner("run", "fails", "--enqueue", "--wait")
     assert failed.returncode == 1
     assert "here: step 'command 1' exited with status 3" in failed.stdout
+    # the object a direct run prints, plus the record's fields
+    direct = json.loads(cluster.runner("run", "quick-high", "--format", "json").stdout)
+    assert list(record)[:len(direct)] == list(direct)
+    assert set(record["targets"]["here"]) == set(direct["targets"]["here"])
+    assert (record["status"], record["trigger"], record["queue"]) == ("success", "cli", "high")
 
 
 def test_status_shows_workers_and_queues(cluster: Cluster) -> None:
@@ -186,6 +192,9 @@ def test_cancel_queued_and_running_runs(cluster: Cluster) -> None:
     done = cluster.runner("cancel", queued)
     assert done.returncode == 0, done.stderr
     assert cluster.state(queued) == "REVOKED"
+    user = getpass.getuser()
+    assert (cluster.store.run(queued) or {})["error"] == (
+        f"cancelled by runner cancel (user {user}) before it started")
     worker = cluster.worker("side")
     running = cluster.enqueue("slow")
     poll(lambda: cluster.state(running) == "STARTED", 30, "slow run starts")
@@ -196,7 +205,7 @@ def test_cancel_queued_and_running_runs(cluster: Cluster) -> None:
     record = cluster.final(running, 15)
     assert record["state"] == "REVOKED"
     assert record["result"]["targets"]["here"]["error"] == (
-        "here: cancelled by runner cancel during step 'command 1'")
+        f"here: cancelled by runner cancel (user {user}) during step 'command 1'")
     poll(lambda: not set(sleeping) & set(sleeps()), 5, "the run's sleep is killed")
     assert cluster.final(queued)["state"] == "REVOKED"
     assert "started" not in (cluster.store.run(queued) or {})  # the queued one never started
@@ -284,8 +293,9 @@ def test_overlap_policies(cluster: Cluster, policy: str) -> None:
         assert "of schedule often is still" in skipped[0]["error"]
         assert "(overlap: forbid)" in skipped[0]["error"]
     else:
-        poll(lambda: [r for r in runs_of(cluster, "often") if r["state"] == "REVOKED"], 40,
-             "a replaced run")
+        replaced = poll(lambda: [r for r in runs_of(cluster, "often")
+                                 if r["state"] == "REVOKED"], 40, "a replaced run")
+        assert "cancelled by schedule often (overlap: replace)" in replaced[0]["error"]
     started = [r for r in runs_of(cluster, "often") if r.get("started")]
     assert all(r["state"] != "SKIPPED" for r in started)
 

@@ -19,6 +19,7 @@ import pytest
 from tests.integration.api_servers import (
     OPS,
     Api,
+    embedded_cluster,  # noqa: F401 - fixture
     redis_cluster,  # noqa: F401 - fixture
     start_api,
 )
@@ -83,6 +84,40 @@ def test_watch_a_run_finish_and_cancel_a_running_one(api: Api, tmp_path: Path) -
     with api.client(OPS) as ops:
         record = ops.get(f"/api/runs/{slow}").json()
     assert record["state"] == "REVOKED" and record["actions"][-1]["action"] == "cancel"
+
+
+def test_dashboard_and_docs_request_nothing_from_other_hosts(
+        embedded_cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+    from playwright.sync_api import expect, sync_playwright
+
+    server = start_api(embedded_cluster)
+    asked: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                page = browser.new_page()
+                page.on("request", lambda r: asked.append(r.url))
+                page.on("websocket", lambda ws: asked.append(ws.url))
+                page.goto(server.url + "/")
+                page.fill("#token", OPS)
+                page.click("#login button")
+                expect(page.locator("#conn")).to_have_text("live", timeout=30_000)
+                page.goto(server.url + "/docs")
+                expect(page.locator(".swagger-ui .info .title")).to_contain_text(
+                    "runner", timeout=30_000)
+                expect(page.locator(".opblock-summary-path").first).to_be_visible()
+                screenshot(page, tmp_path / "docs.png")
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+    here = server.url.split("://", 1)[1]
+    assert {"/", "/docs", "/openapi.json", "/api/events"} <= {
+        "/" + u.split("://", 1)[1].split("/", 1)[1] for u in asked}
+    away = [u for u in asked if u.split("://", 1)[1].split("/", 1)[0] != here
+            and not u.startswith(("data:", "blob:"))]
+    assert away == [], away
 
 
 @pytest.fixture

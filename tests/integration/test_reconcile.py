@@ -130,7 +130,7 @@ def test_workers_run_the_applied_revision_and_its_files(
         assert done.returncode == 0, done.stdout + done.stderr
         record = json.loads(done.stdout)
         assert record["revision"] == git(demo_repo, "rev-parse", "HEAD")
-        target = record["result"]["targets"]["localhost"]
+        target = record["targets"]["localhost"]
         assert target["stdout"] == "from the applied revision\n"
     finally:
         os.killpg(worker.pid, 9)

@@ -42,7 +42,7 @@ def test_begin_run(store: Store, before: str | None, cancel: bool, expected: Beg
             record["deliveries"] = 1
         store.save_run(record)
     if cancel:
-        store.request_cancel("r1")
+        store.request_cancel("r1", "t")
     assert store.begin_run("r1", "j", "w-1@h", 7.5) == expected
     got = store.run("r1")
     assert (got or {}).get("state") == after
@@ -51,6 +51,12 @@ def test_begin_run(store: Store, before: str | None, cancel: bool, expected: Beg
         assert (got["worker"], got["started"], got["deliveries"]) == ("w-1@h", 7.5,
                                                                       expected.deliveries)
         assert [r["run_id"] for r in store.runs("j")] == ["r1"]  # indexed, even if it was new
+
+
+def test_a_cancel_request_keeps_who_asked(store: Store) -> None:
+    assert store.cancel_requested("r3") is None
+    store.request_cancel("r3", "alice via the API")
+    assert store.cancel_requested("r3") == "alice via the API"
 
 
 @pytest.mark.parametrize(("before", "after"), [("PENDING", "RECEIVED"), ("STARTED", "STARTED"),
@@ -110,13 +116,13 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
                         "result": None if state == "SKIPPED" else result})  # beat's: none
         if state != "SKIPPED":
             store.put(download_key(run_id, "aa"), {"data": "YQ=="})
-        store.request_cancel(run_id)
+        store.request_cancel(run_id, "t")
         if published:
             store.published([run_id])
     assert store.forget(100.0) == (sum(row[3] for row in FORGET), 5)  # 5 before 100
     for run_id, (state, _, _, forgotten) in zip(ids, FORGET, strict=True):
         assert (store.run(run_id) is None) == forgotten, state
-        assert store.cancel_requested(run_id) != forgotten, state
+        assert (store.cancel_requested(run_id) is None) == forgotten, state
         if state != "SKIPPED":
             assert (store.get(download_key(run_id, "aa")) is None) == forgotten, state
     kept = {r["run_id"] for r in store.runs("j", limit=100)}

@@ -1,0 +1,116 @@
+"""A direct `runner run JOB` is audited like a worker's run: recorded in the store (trigger
+`cli`), shown by `runner history`, committed by `runner publish`, cancelled by `runner cancel`;
+and when the store cannot be reached it still runs, with one warning."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import git
+from tests.integration.test_run import add_job, runner
+from tests.servers import Redis
+
+NO_REDIS = {"REDIS_URL": ""}
+
+
+def isolated(server: Redis) -> dict[str, str]:
+    """REDIS_URL of a database of its own on the test process's server, emptied."""
+    import redis
+
+    url = server.url.rsplit("/", 1)[0] + "/7"
+    redis.Redis.from_url(url).flushdb()
+    return {"REDIS_URL": url}
+
+
+@pytest.mark.parametrize("where", ["embedded", "redis"])
+def test_a_direct_run_reaches_history_and_the_report_branch(
+        demo_repo: Path, where: str, request: pytest.FixtureRequest) -> None:
+    env = NO_REDIS if where == "embedded" else isolated(request.getfixturevalue("redis_server"))
+    done = runner(demo_repo, "run", "health-check", "--format", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    run_id = printed["run_id"]
+    shown = runner(demo_repo, "history", run_id, "--format", "json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)["runs"][0]
+    assert (record["job"], record["state"], record["trigger"]) == ("health-check", "SUCCESS",
+                                                                   "cli")
+    assert record["revision"] == printed["revision"]
+    assert record["worker"].startswith("cli-") and record["deliveries"] == 1
+    assert record["started"] <= record["finished"]
+    assert set(record["result"]["targets"]) == {"localhost", "localhost-batch"}
+    assert record["result"]["targets"]["localhost"]["stdout"] == (
+        printed["targets"]["localhost"]["stdout"])
+
+    published = runner(demo_repo, "publish", "--once", env=env)
+    assert published.returncode == 0, published.stderr
+    base = f"runs/{datetime.now(UTC):%Y/%m/%d}/health-check/{run_id}"
+    on_branch = json.loads(git(demo_repo, "show", f"reports:{base}/result.json"))
+    assert (on_branch["run_id"], on_branch["trigger"]) == (run_id, "cli")
+    src = printed["targets"]["localhost"]["downloads"][0]["src"]
+    name = src.lstrip("/").replace("/", "_")
+    assert git(demo_repo, "show", f"reports:{base}/localhost/downloads/{name}") == (
+        (demo_repo / "files" / "motd.txt").read_text().strip())
+    assert f"Run-Id: {run_id}" in git(demo_repo, "log", "reports", "-1", "--format=%B")
+    assert "Trigger: cli" in git(demo_repo, "log", "reports", "-1", "--format=%B")
+
+
+def test_a_dry_run_records_nothing(demo_repo: Path) -> None:
+    done = runner(demo_repo, "run", "health-check", "--dry-run", env=NO_REDIS)
+    assert done.returncode == 0, done.stderr
+    shown = runner(demo_repo, "history", "--format", "json", env=NO_REDIS)
+    assert json.loads(shown.stdout)["runs"] == []
+
+
+@pytest.mark.parametrize(("job", "code"), [("health-check", 0), ("fails", 1)])
+def test_an_unreachable_store_warns_and_the_run_still_runs(tmp_path: Path, job: str,
+                                                           code: int) -> None:
+    from tests.integration.conftest import copy_demo
+
+    repo = copy_demo(tmp_path / "config")
+    add_job(repo, "jobs:\n  fails:\n    queue: system\n    targets: [localhost]\n"
+                  "    steps: [{command: 'exit 4'}]\n")
+    done = runner(repo, "run", job, "--format", "json", env={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert done.returncode == code, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: run {run_id} is not recorded: cannot reach Redis at "
+                        "REDIS_URL='redis://127.0.0.1:1/0': Error 111 connecting to "
+                        "127.0.0.1:1. Connection refused.; start it, or unset REDIS_URL for "
+                        "the embedded default"]
+    assert "Traceback" not in done.stderr
+
+
+def test_runner_cancel_stops_a_direct_run(demo_repo: Path) -> None:
+    add_job(demo_repo, "jobs:\n  long:\n    queue: system\n    targets: [localhost]\n"
+                       "    steps: [{command: 'sleep 46.1'}]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "run", "long", "--repo",
+                             str(demo_repo), "--format", "json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **NO_REDIS})
+    deadline = time.monotonic() + 20
+    while subprocess.run(["pgrep", "-f", "sleep 46[.]1"], capture_output=True).returncode:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    runs = json.loads(runner(demo_repo, "history", "long", "--format", "json",
+                             env=NO_REDIS).stdout)["runs"]
+    assert runs[0]["state"] == "STARTED"
+    cancelled = runner(demo_repo, "cancel", runs[0]["run_id"], env=NO_REDIS)
+    assert cancelled.returncode == 0, cancelled.stderr
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1, err
+    why = f"localhost: cancelled by runner cancel (user {getpass.getuser()}) during step"
+    assert json.loads(out)["targets"]["localhost"]["error"].startswith(why)
+    record = json.loads(runner(demo_repo, "history", runs[0]["run_id"], "--format", "json",
+                               env=NO_REDIS).stdout)["runs"][0]
+    assert record["state"] == "REVOKED"
+    assert record["result"]["targets"]["localhost"]["error"].startswith(why)
