@@ -39,6 +39,7 @@ class Plan:
     report_branch: str
     report_source: str | None  # --source for the publisher, when not the repository itself
     api_bind: str | None = None  # where `runner api` listens (None: no API)
+    push: str | None = None      # --push for the publisher
 
     def commands(self, workers: list[str]) -> dict[str, list[str]]:
         base = [sys.executable, "-m", "runner"]
@@ -54,7 +55,8 @@ class Plan:
         if self.source:
             out["publisher"] = [*base, "publish", "--watch", *repo, "--report-branch",
                                 self.report_branch, *(["--source", self.report_source]
-                                                      if self.report_source else [])]
+                                                      if self.report_source else []),
+                                *(["--push", self.push] if self.push else [])]
         return out
 
 

@@ -53,6 +53,9 @@ def test_plan_names_every_child_and_leaves_out_git_ones_without_a_source() -> No
     assert PLAN.commands(["a"])["worker a"][-4:] == ["worker", "a", "--repo", "/cfg"]
     plain = Plan(Path("/cfg"), None, "main", "reports", None)
     assert list(plain.commands(["a"])) == ["beat", "worker a"]
+    assert "--push" not in PLAN.commands([])["publisher"]  # the branch stays local
+    pushed = Plan(Path("/cfg"), "/src", "main", "reports", None, push="origin")
+    assert pushed.commands([])["publisher"][-2:] == ["--push", "origin"]
 
 
 def test_follows_the_configuration_and_restarts_crashed_children_with_backoff() -> None:
