@@ -115,13 +115,16 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     import signal
     import threading
 
-    from runner.api import parse_bind
+    from runner.api import check_listen, load_auth, parse_bind
     from runner.publish import locate
     from runner.up import Plan, serve
 
-    parse_bind(api_bind, "--api-bind")  # a usage error now, not a child failing for ever
-    system = _system(repo)
+    # What would make a child fail at start fails here, before any child starts (exit 2).
+    host, port = parse_bind(api_bind, "--api-bind")
+    system = _system(repo)  # the RUNNER_* settings
     config = system.applied() or _config(repo, "text")
+    load_auth(system.settings, system.state_dir)  # RUNNER_API_TOKENS, RUNNER_API_JWT_KEY
+    check_listen(host, port, "--api-bind")
     watched = source or (str(repo.resolve()) if _refs_dir(str(repo)) else None)
     remote = locate(repo, system.state_dir, source, push)[1] if watched else None
     if push and not watched:
