@@ -607,12 +607,28 @@ def parse_bind(bind: str, option: str = "--bind") -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def check_listen(host: str, port: int, option: str = "--bind") -> None:
+    """A UsageError unless HOST:PORT can be listened on now (bound as uvicorn binds it)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        said = (e.strerror or str(e)).lower()
+        raise UsageError(f"cannot listen on {host}:{port}: {said}; pass {option} HOST:PORT "
+                         "(a free port, or an address of this machine)") from None
+
+
 def serve(system: System, bind: str) -> None:
     import click
     import uvicorn
 
     host, port = parse_bind(bind)
     auth, generated = load_auth(system.settings, system.state_dir)
+    check_listen(host, port)
     api = create_api(system, auth)
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
     click.echo(f"api: dashboard and API on {where} (OpenAPI at {where}docs)", err=True)

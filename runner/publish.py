@@ -10,7 +10,8 @@ plumbing only — one long-running `git fast-import`, never a worktree or the us
 - idempotent by run id: a run whose directory is already in the tip tree is skipped (fast-import
   `ls`), and runs leave the feed only after the branch moved (`git update-ref NEW OLD`, a
   compare-and-swap), so a publisher killed mid-batch loses nothing and commits nothing twice;
-- push: after each batch to the configuration's remote; when the remote's branch moved (another
+- push: after each batch, when told where (`--push`, or the `--source` the configuration came
+  from; a local checkout's branch stays local by default); when the remote's branch moved (another
   publisher, a force-push) fetch it and replay the unpushed commits on top of it (runs are
   disjoint directories, so a replay re-adds the same trees), then push again;
 - retention (`reports: {keep_days: N}` in queues.yaml): day directories older than N days leave
@@ -36,7 +37,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from runner.errors import ReportError, RunnerError
+from runner.errors import ReportError, RunnerError, UsageError
 from runner.report import Report, created_of, day, expired, render, safe
 from runner.state import FINAL, Store, download_key, forget_all
 
@@ -438,25 +439,49 @@ def _downloads(store: Store, record: dict[str, Any]) -> dict[str, bytes]:
 
 # -- where the branch lives, and reading it back ---------------------------------------------
 
-def locate(repo: Path, state_dir: Path, source: str | None) -> tuple[Path, str | None]:
-    """The git directory the report branch is written to, and the remote it is pushed to:
-    the repository at `repo` and its `origin`, or, when the configuration comes from another
-    `source`, the reconciler's mirror of it and that source."""
+def locate(repo: Path, state_dir: Path, source: str | None,
+           push: str | None = None) -> tuple[Path, str | None]:
+    """The git directory the report branch is written to, and where it is pushed (None: it
+    stays local): `push` when given (a remote of `repo`, a URL or a path); else, when the
+    configuration comes from another `source`, the reconciler's mirror of it and that source;
+    else `repo`'s own git directory, and nowhere."""
+    here = _git_dir(repo)
     if source and not _same(source, repo):
         mirror = state_dir / "source.git"
         if not (mirror / "HEAD").exists():  # before the reconciler's first fetch made it
             mirror.mkdir(parents=True, exist_ok=True)
             Git(mirror).run("init", "--quiet", "--bare", str(mirror))
         local = Path(source)
-        return mirror, (str(local.resolve()) if local.exists() else source)
-    done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--absolute-git-dir"],
-                          capture_output=True, text=True, check=False, env={**os.environ, **_ENV})
-    if done.returncode != 0:
+        return mirror, (_push_target(push, repo, here, by_url=True) if push
+                        else str(local.resolve()) if local.exists() else source)
+    if here is None:
         raise ReportError(f"{repo} is not a git repository, so there is no report branch to "
                           "write; git init it, or pass --source")
-    git_dir = Path(done.stdout.strip())
-    origin = Git(git_dir).run("remote", "get-url", "origin", check=False)
-    return git_dir, ("origin" if origin.returncode == 0 else None)
+    return here, _push_target(push, repo, here, by_url=False) if push else None
+
+
+def _git_dir(repo: Path) -> Path | None:
+    done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--absolute-git-dir"],
+                          capture_output=True, text=True, check=False, env={**os.environ, **_ENV})
+    return Path(done.stdout.strip()) if done.returncode == 0 else None
+
+
+def _push_target(push: str, repo: Path, git_dir: Path | None, by_url: bool) -> str:
+    """`push` as `git push` takes it: a remote of `repo` (its URL when pushed from another
+    git directory), a URL, or an existing path (absolute); anything else is a usage error."""
+    if git_dir is not None:
+        url = Git(git_dir).run("remote", "get-url", push, check=False)
+        if url.returncode == 0 and not by_url:
+            return push
+        if url.returncode == 0:  # a relative path is relative to repo's worktree
+            there = url.stdout.strip()
+            return str((repo / there).resolve()) if (repo / there).exists() else there
+    if Path(push).exists():
+        return str(Path(push).resolve())
+    if ":" in push:  # https://..., ssh://..., user@host:path
+        return push
+    raise UsageError(f"--push {push!r} is neither a remote of {repo} nor a URL or an existing "
+                     "path; pass a remote name (git remote -v lists them) or a URL")
 
 
 def _same(source: str, repo: Path) -> bool:

@@ -5,11 +5,15 @@ source), beat, the API, and one `runner worker NAME` per worker of the configura
 system runs.
 It follows the configuration: a worker added by a commit is started, a removed one is stopped
 (warm: its runs finish). A child that exits is started again after a backoff (1 s, doubling
-to 30 s; back to 1 s once it ran a minute). SIGINT or SIGTERM stops them all.
+to 30 s; back to 1 s once it ran a minute), except a child started with `up` that exits with
+status 2 (a usage or environment error) within STARTUP seconds of its first start: that
+stops `up`, with the child's last line of stderr as the cause (children's stderr is copied to
+`up`'s, line by line). SIGINT or SIGTERM stops them all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import sys
@@ -18,14 +22,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from runner.celery_app import System
-from runner.errors import RunnerError
+from runner.errors import RunnerError, UsageError
 
 TICK = 0.5        # seconds between looks at the configuration and the children
 BACKOFF = (1.0, 30.0)
 STEADY = 60.0     # seconds a child must run for its backoff to start over
 STOP_GRACE = 30.0  # seconds children get to stop before they are killed
+STARTUP = 30.0    # seconds after its first start in which a child's status 2 stops up
 log = logging.getLogger("runner.up")
 
 
@@ -39,6 +45,7 @@ class Plan:
     report_branch: str
     report_source: str | None  # --source for the publisher, when not the repository itself
     api_bind: str | None = None  # where `runner api` listens (None: no API)
+    push: str | None = None      # --push for the publisher
 
     def commands(self, workers: list[str]) -> dict[str, list[str]]:
         base = [sys.executable, "-m", "runner"]
@@ -54,14 +61,46 @@ class Plan:
         if self.source:
             out["publisher"] = [*base, "publish", "--watch", *repo, "--report-branch",
                                 self.report_branch, *(["--source", self.report_source]
-                                                      if self.report_source else [])]
+                                                      if self.report_source else []),
+                                *(["--push", self.push] if self.push else [])]
         return out
+
+
+class _Tee:
+    """Copies a child's stderr to ours as it comes and keeps its last line: why it exited."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.last = b""
+        self._thread = threading.Thread(target=self._copy, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _copy(self, stream: IO[bytes]) -> None:
+        with stream:
+            for line in stream:
+                with contextlib.suppress(OSError, ValueError):  # our stderr is gone
+                    sys.stderr.write(line.decode(errors="replace"))
+                    sys.stderr.flush()
+                if line.strip():
+                    self.last = line
+
+    def join(self, timeout: float = 2.0) -> None:
+        self._thread.join(timeout)  # the rest of the pipe, once the child exited
+
+    def said(self) -> str:
+        self.join()
+        return self.last.decode(errors="replace").strip().removeprefix("error: ")
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stderr=subprocess.PIPE)
 
 
 @dataclass
 class _Child:
     argv: list[str]
+    first: bool  # started with up and not yet exited: a status 2 is a setup error
     proc: subprocess.Popen[bytes] | None = None
+    tee: _Tee | None = None
     started: float = 0.0
     backoff: float = BACKOFF[0]
     retry_at: float = 0.0
@@ -71,13 +110,17 @@ class _Child:
 class Supervisor:
     """Not frozen: it owns the child processes."""
 
-    spawn: Callable[[list[str]], subprocess.Popen[bytes]] = subprocess.Popen
+    spawn: Callable[[list[str]], subprocess.Popen[bytes]] = _spawn
     clock: Callable[[], float] = time.monotonic
     children: dict[str, _Child] = field(default_factory=dict)
     leaving: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    steps: int = 0
 
     def step(self, wanted: Mapping[str, list[str]]) -> None:
+        """Starts, stops and restarts children; a UsageError when a child of up's start
+        exited with status 2 (the caller stops the others)."""
         now = self.clock()
+        self.steps += 1
         for name in [n for n in self.children if n not in wanted]:
             child = self.children.pop(name)
             if child.proc and child.proc.poll() is None:
@@ -86,17 +129,25 @@ class Supervisor:
                 self.leaving.append(child.proc)
         self.leaving = [p for p in self.leaving if p.poll() is None]
         for name, argv in wanted.items():
-            child = self.children.setdefault(name, _Child(argv))
+            child = self.children.setdefault(name, _Child(argv, first=self.steps == 1))
             if child.proc is not None and child.proc.poll() is not None:
+                code = child.proc.returncode
+                if code == 2 and child.first and now - child.started < STARTUP:
+                    said = child.tee.said() if child.tee else ""
+                    raise UsageError(f"{name} failed at start (exit status 2)"
+                                     f"{f': {said}' if said else ''}")
+                child.first = False
                 if now - child.started >= STEADY:
                     child.backoff = BACKOFF[0]
                 child.retry_at = now + child.backoff
                 log.warning("runner up: %s exited with status %s; starting it again in %.0fs",
-                            name, child.proc.returncode, child.backoff)
+                            name, code, child.backoff)
                 child.backoff = min(BACKOFF[1], child.backoff * 2)
                 child.proc = None
             if child.proc is None and now >= child.retry_at:
                 child.proc, child.started = self.spawn(argv), now
+                stream = child.proc.stderr
+                child.tee = _Tee(stream) if stream is not None else None
 
     def stop(self) -> None:
         procs = [c.proc for c in self.children.values() if c.proc] + self.leaving
@@ -109,11 +160,15 @@ class Supervisor:
                 p.wait(max(0.1, deadline - self.clock()))
             except subprocess.TimeoutExpired:
                 p.kill()
+        drained = self.clock() + 2.0  # their last lines reach our stderr before we exit
+        for tee in [c.tee for c in self.children.values() if c.tee]:
+            tee.join(max(0.0, drained - self.clock()))
 
 
 def serve(system: System, plan: Plan, stop: threading.Event,
           supervisor: Supervisor | None = None) -> None:
-    """Runs the plan's children until `stop` is set, following the configuration."""
+    """Runs the plan's children until `stop` is set, following the configuration; a
+    UsageError, all stopped, when a child fails at start (Supervisor.step)."""
     sup = supervisor or Supervisor()
     workers: list[str] = []
     try:

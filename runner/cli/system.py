@@ -17,6 +17,10 @@ from runner.cli.base import (
 )
 from runner.errors import UsageError
 
+PUSH = click.option("--push", metavar="REMOTE", help="Push the report branch to REMOTE (a remote "
+                    "name of --repo, or a URL); default: to --source when it is not --repo, "
+                    "else nowhere (it stays local).")
+
 
 @cli.command()
 @click.argument("name")
@@ -103,8 +107,9 @@ def beat(repo: Path) -> None:
               help="The branch each finished run is committed to.")
 @click.option("--api-bind", default="127.0.0.1:8080", show_default=True,
               help="Where `runner api` (dashboard, REST, events, metrics) listens.")
+@PUSH
 def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
-       api_bind: str) -> None:
+       api_bind: str, push: str | None) -> None:
     """Start the reconciler, beat, every worker of queues.yaml, the report publisher and the
     API, and keep them running (following the configuration); Ctrl-C or SIGTERM stops them
     all."""
@@ -112,13 +117,21 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     import signal
     import threading
 
-    from runner.api import parse_bind
+    from runner.api import check_listen, load_auth, parse_bind
+    from runner.publish import locate
     from runner.up import Plan, serve
 
-    parse_bind(api_bind, "--api-bind")  # a usage error now, not a child failing for ever
-    system = _system(repo)
+    # What would make a child fail at start fails here, before any child starts (exit 2).
+    host, port = parse_bind(api_bind, "--api-bind")
+    system = _system(repo)  # the RUNNER_* settings
     config = system.applied() or _config(repo, "text")
+    load_auth(system.settings, system.state_dir)  # RUNNER_API_TOKENS, RUNNER_API_JWT_KEY
+    check_listen(host, port, "--api-bind")
     watched = source or (str(repo.resolve()) if _refs_dir(str(repo)) else None)
+    remote = locate(repo, system.state_dir, source, push)[1] if watched else None
+    if push and not watched:
+        raise UsageError(f"--push {push!r}: {repo} is not a git repository and there is no "
+                         "--source, so there is no report branch to push")
     branch = branch or (_current_branch(watched) if watched else "main")
     from runner.settings import masked_url
 
@@ -126,12 +139,14 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     click.echo(f"runner up ({where}): "
                f"{f'reconciler of {watched} {branch}, ' if watched else ''}"
                f"beat, api on {api_bind} and workers {', '.join(config.workers)}"
-               f"{f', report publisher to branch {report_branch}' if watched else ''}", err=True)
+               f"{f', report publisher to branch {report_branch}, ' if watched else ''}"
+               f"{(f'pushed to {remote}' if remote else 'kept local') if watched else ''}",
+               err=True)
     logging.basicConfig(format="%(message)s")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    serve(system, Plan(repo, watched, branch, report_branch, source, api_bind), stop)
+    serve(system, Plan(repo, watched, branch, report_branch, source, api_bind, push), stop)
 
 
 @cli.command()
@@ -256,12 +271,14 @@ def _refs_dir(source: str) -> Path | None:
               help="Keep committing runs as they finish until Ctrl-C (what runner up runs).")
 @click.option("--source", help="The configuration's source when it is not --repo (its mirror "
                               "under .runner/source.git holds the branch; pushed to SOURCE).")
+@PUSH
 @click.option("--report-branch", default="reports", show_default=True,
               help="The branch runs are committed to.")
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 100000),
               help="Runs taken off the store per checkpoint.")
-def publish(repo: Path, mode: str, source: str | None, report_branch: str, batch: int) -> None:
-    """Commit finished runs to the report branch and push it (the one writer)."""
+def publish(repo: Path, mode: str, source: str | None, push: str | None, report_branch: str,
+            batch: int) -> None:
+    """Commit finished runs to the report branch and push it where told (the one writer)."""
     import logging
     import signal
     import threading
@@ -269,15 +286,15 @@ def publish(repo: Path, mode: str, source: str | None, report_branch: str, batch
     from runner import publish as pub
 
     system = _system(repo)
-    git_dir, remote = pub.locate(repo, system.state_dir, source)
+    git_dir, remote = pub.locate(repo, system.state_dir, source, push)
     publisher = pub.Publisher(git_dir, report_branch, remote)
     stop = threading.Event()
     if mode == "watch":
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        click.echo(f"publisher: runs to {report_branch} of {git_dir}"
-                   f"{f', pushed to {remote}' if remote else ''}", err=True)
+        click.echo(f"publisher: runs to {report_branch} of {git_dir}, "
+                   f"{f'pushed to {remote}' if remote else 'kept local (no --push)'}", err=True)
     try:
         pub.serve(system.store, publisher, stop, pub.keep_days_of(system.config), batch,
                   once=mode == "once", keep_runs=system.settings.keep_runs)
@@ -285,4 +302,5 @@ def publish(repo: Path, mode: str, source: str | None, report_branch: str, batch
         publisher.close()
     if mode == "once":
         s = system.store.get(pub.STATUS) or {}
-        click.echo(f"{report_branch} at {str(s.get('head'))[:12]}; unpushed {s.get('unpushed')}")
+        click.echo(f"{report_branch} at {str(s.get('head'))[:12]}; "
+                   + (f"unpushed {s.get('unpushed')}" if remote else "kept local (no --push)"))

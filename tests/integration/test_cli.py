@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import PROJECT, copy_demo
+from tests.servers import free_port
 
 NOW = "2026-10-24T12:00:00+02:00"  # the night after, Berlin leaves daylight-saving time
 
@@ -163,3 +167,66 @@ def test_up_refuses_a_bad_api_bind_before_starting_anything(tmp_path: Path) -> N
     done = runner("up", "--api-bind", "nowhere", cache=tmp_path)
     assert done.returncode == 2
     assert done.stderr == "error: --api-bind 'nowhere' is not HOST:PORT, e.g. 127.0.0.1:8080\n"
+
+
+def up_fails(repo: Path, *args: str, env: dict[str, str] | None = None
+             ) -> tuple[int, str, float]:
+    """`runner up --repo REPO ARGS` in a session of its own, expected to exit on its own within
+    30 s: its exit status, stderr and seconds taken; no process of its session is left."""
+    started = time.monotonic()
+    up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(repo), *args],
+                          env={**{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
+                               **(env or {})}, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, err = up.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(up.pid, signal.SIGKILL)
+        up.communicate()
+        raise AssertionError("runner up did not exit within 30 s") from None
+    try:
+        os.killpg(up.pid, signal.SIGKILL)  # whatever it left running
+    except ProcessLookupError:
+        pass
+    else:
+        raise AssertionError(f"runner up left processes of its session running: {err}")
+    assert "Traceback" not in err
+    return up.returncode, err, time.monotonic() - started
+
+
+def test_up_on_a_busy_api_address_exits_2_before_starting_anything(
+        demo_repo: Path, tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, err, took = up_fails(demo_repo, "--api-bind", f"127.0.0.1:{port}",
+                                   env={"RUNNER_CACHE_DIR": str(tmp_path / "cache")})
+    assert (code, err) == (2, f"error: cannot listen on 127.0.0.1:{port}: address already in "
+                              "use; pass --api-bind HOST:PORT (a free port, or an address of "
+                              "this machine)\n")
+    assert took < 20
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"RUNNER_OUTPUT_CAP": "abc"}, "error: RUNNER_OUTPUT_CAP='abc' is not a number"),
+    ({"RUNNER_API_TOKENS": "viewer=env:TEST_UNSET_TOKEN"},
+     "error: RUNNER_API_TOKENS: secret env:TEST_UNSET_TOKEN is not set"),
+])
+def test_up_with_a_bad_setting_exits_2_with_one_sentence(
+        demo_repo: Path, tmp_path: Path, env: dict[str, str], says: str) -> None:
+    code, err, _ = up_fails(demo_repo, "--api-bind", f"127.0.0.1:{free_port()}",
+                            env={**env, "RUNNER_CACHE_DIR": str(tmp_path / "cache")})
+    assert code == 2 and err.startswith(says) and err.count("\n") == 1, err
+
+
+def test_api_on_a_busy_address_exits_2_naming_it(tmp_path: Path) -> None:
+    repo = _copy_demo(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = runner("api", "--repo", str(repo), "--bind", f"127.0.0.1:{port}", cache=tmp_path)
+    assert (done.returncode, done.stderr) == (
+        2, f"error: cannot listen on 127.0.0.1:{port}: address already in use; pass --bind "
+           "HOST:PORT (a free port, or an address of this machine)\n")

@@ -254,6 +254,39 @@ def test_a_force_pushed_remote_branch_is_built_upon(demo_repo: Path, tmp_path: P
     assert first in trailers(demo_repo, "Run-Id", "reports@{2}")
 
 
+def has_ref(repo: Path, ref: str) -> bool:
+    return bool(git(repo, "for-each-ref", f"refs/heads/{ref}"))
+
+
+def test_a_local_checkout_keeps_its_report_branch_local_unless_told_where_to_push(
+        demo_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(demo_repo), str(remote))
+    work = clone(remote, tmp_path / "work")  # a fresh clone: its origin is the project
+    store = FileStore(work / ".runner" / "state")
+    first = fake(store)
+    kept = CliRunner().invoke(cli, ["publish", "--once", "--repo", str(work)])
+    assert kept.exit_code == 0, kept.output
+    assert trailers(work, "Run-Id") == [first]
+    assert not has_ref(remote, "reports")  # nothing pushed
+    status = CliRunner().invoke(cli, ["status", "--repo", str(work), "--format", "json"])
+    assert json.loads(status.output)["reports"]["remote"] is None
+
+    bad = CliRunner().invoke(cli, ["publish", "--once", "--repo", str(work), "--push", "orgin"])
+    assert bad.exit_code == 2
+    assert bad.output == ("error: --push 'orgin' is neither a remote of " f"{work} nor a URL "
+                          "or an existing path; pass a remote name (git remote -v lists them) "
+                          "or a URL\n")
+    second = fake(store)
+    pushed = CliRunner().invoke(cli, ["publish", "--once", "--repo", str(work), "--push",
+                                      "origin"])
+    assert pushed.exit_code == 0, pushed.output
+    assert sorted(trailers(remote, "Run-Id")) == sorted([first, second])
+    assert git(remote, "rev-parse", "reports") == git(work, "rev-parse", "reports")
+
+
 def test_an_unreachable_remote_shows_in_status_then_pushes(
         demo_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
@@ -261,17 +294,26 @@ def test_an_unreachable_remote_shows_in_status_then_pushes(
     remote = tmp_path / "later.git"
     git(demo_repo, "remote", "add", "origin", str(remote))
     store = FileStore(demo_repo / ".runner" / "state")
-    for _ in range(3):
+    fake(store)
+    local = CliRunner().invoke(cli, ["publish", "--once", "--repo", str(demo_repo)])
+    assert local.exit_code == 0, local.output  # no --push: the unreachable origin is untried
+    assert local.output.endswith("; kept local (no --push)\n")
+    status = CliRunner().invoke(cli, ["status", "--repo", str(demo_repo)])
+    assert "reports: reports at " in status.output and "push failed" not in status.output
+    for _ in range(2):
         fake(store)
-    failed = CliRunner().invoke(cli, ["publish", "--once", "--repo", str(demo_repo)])
+    failed = CliRunner().invoke(cli, ["publish", "--once", "--repo", str(demo_repo), "--push",
+                                      "origin"])
     assert failed.exit_code == 2 and "later.git" in failed.output
     status = CliRunner().invoke(cli, ["status", "--repo", str(demo_repo), "--format", "json"])
     reports = json.loads(status.output)["reports"]
-    assert (reports["branch"], reports["unpushed"]) == ("reports", 3)
+    assert (reports["branch"], reports["unpushed"], reports["remote"]) == ("reports", 3,
+                                                                          "origin")
     assert "later.git" in reports["last_error"]
     assert reports["head"] == git(demo_repo, "rev-parse", "reports")
     git(tmp_path, "init", "-q", "--bare", str(remote))
-    done = CliRunner().invoke(cli, ["publish", "--once", "--repo", str(demo_repo)])
+    done = CliRunner().invoke(cli, ["publish", "--once", "--repo", str(demo_repo), "--push",
+                                    "origin"])
     assert done.exit_code == 0, done.output
     assert (store.get("reports") or {})["unpushed"] == 0
     assert git(remote, "rev-parse", "reports") == reports["head"]
@@ -320,7 +362,7 @@ def test_retention_comes_from_queues_yaml(demo_repo: Path, commit: Commit,
     assert keep_days_of(system.config)() == 30
 
 
-def test_up_commits_each_scheduled_run_to_the_report_branch(
+def test_up_commits_each_scheduled_run_to_the_report_branch_and_keeps_it_local(
         demo_repo: Path, commit: Commit, tmp_path: Path) -> None:
     commit({"schedules.d/fast.yaml": "schedules:\n  fast: {job: quick, every: 1s, "
                                      "overlap: allow}\n",
@@ -328,6 +370,9 @@ def test_up_commits_each_scheduled_run_to_the_report_branch(
                                  "steps: [{command: echo quick}]}\n",
             "schedules.d/ops.yaml": None},  # the demo's every-minute schedule: not this test's
            "only a fast schedule")
+    remote = tmp_path / "remote.git"  # what `make run` sees in a fresh clone: an origin
+    git(tmp_path, "clone", "-q", "--bare", str(demo_repo), str(remote))
+    git(demo_repo, "remote", "add", "origin", str(remote))
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["RUNNER_CACHE_DIR"] = str(tmp_path / "cache")
     with runner_up(demo_repo, tmp_path / "up.log", env=env):
@@ -341,3 +386,6 @@ def test_up_commits_each_scheduled_run_to_the_report_branch(
     runs = run_dirs(demo_repo)
     assert len(runs) == len(trailers(demo_repo, "Run-Id"))
     assert json.loads(git(demo_repo, "show", "reports:latest/quick.json"))["run_id"] in runs
+    assert not has_ref(remote, "reports")  # pushed nowhere
+    logged = (tmp_path / "up.log").read_text()
+    assert "kept local" in logged and "push" not in logged.replace("--push", "")
