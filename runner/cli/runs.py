@@ -80,8 +80,9 @@ def status(repo: Path, fmt: str) -> None:
                    f"  run {sch['last_run_id'] or '-'}")
     rep = out["reports"]
     if rep:
-        click.echo(f"reports: {rep.get('branch')} at {str(rep.get('head'))[:12]}, "
-                   f"{rep.get('unpushed')} unpushed"
+        pushed = (f"{rep.get('unpushed')} unpushed to {rep['remote']}" if rep.get("remote")
+                  else "kept local (no --push)")
+        click.echo(f"reports: {rep.get('branch')} at {str(rep.get('head'))[:12]}, {pushed}"
                    + (f"; last push failed: {rep['last_error']}" if rep.get("last_error")
                       else ""))
     click.echo(f"active runs: {len(out['active_runs'])}")

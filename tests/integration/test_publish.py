@@ -274,6 +274,9 @@ def test_a_local_checkout_keeps_its_report_branch_local_unless_told_where_to_pus
     assert not has_ref(remote, "reports")  # nothing pushed
     status = CliRunner().invoke(cli, ["status", "--repo", str(work), "--format", "json"])
     assert json.loads(status.output)["reports"]["remote"] is None
+    status = CliRunner().invoke(cli, ["status", "--repo", str(work)])
+    assert "reports: reports at " in status.output and "kept local (no --push)" in status.output
+    assert "unpushed" not in status.output
 
     bad = CliRunner().invoke(cli, ["publish", "--once", "--repo", str(work), "--push", "orgin"])
     assert bad.exit_code == 2
