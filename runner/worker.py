@@ -111,7 +111,7 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
     writer: list[threading.Thread] = []  # started with the first message, after the pool forked
 
     def received(sender: Any = None, request: Any = None, **_: Any) -> None:
-        if getattr(sender, "app", None) is app and request is not None and request.name == TASK:
+        if getattr(sender, "app", None) is app and request is not None and request.type == TASK:
             if not writer:
                 writer.append(threading.Thread(target=record_received, name="runner-received",
                                                daemon=True))
