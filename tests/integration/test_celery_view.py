@@ -76,6 +76,10 @@ def test_flower_on_redis_lists_each_run_by_job_with_its_state(
             flower.terminate()
             flower.wait(30)
     assert "localhost: step 'command 1' exited with status 3" in seen[bad]["exception"]
+    r = redis.Redis.from_url(redis_server.url)  # acknowledged, not held or queued again
+    messages = r.hvals("unacked") + [m for k in r.scan_iter("system*")
+                                     if r.type(k) == b"list" for m in r.lrange(k, 0, -1)]
+    assert [m for m in messages if bad.encode() in m or long.encode() in m] == []
     assert (store.run(bad) or {})["state"] == "FAILURE"
     assert (store.run(long) or {})["state"] == "REVOKED"
 
