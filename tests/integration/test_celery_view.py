@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -103,6 +104,11 @@ def test_the_celery_cli_reaches_the_workers(cluster: Cluster, tmp_path: Path) ->
         assert on.returncode == 0 and "task events enabled" in on.stdout, on.stderr
         add = celery("control", "add_consumer", "low", "-d", host, env=env, cwd=tmp_path)
         assert add.returncode == 0 and "add consumer low" in add.stdout, add.stderr
+        added = time.time()  # the worker reads its --repo again (every 2 s): low stays
+        poll(lambda: (cluster.store.get(f"worker:{host}") or {}).get("matched_at", 0) > added,
+             30, "the worker reads its configuration again")
+        queues = celery("inspect", "active_queues", "--json", env=env, cwd=tmp_path)
+        assert sorted(q["name"] for q in json.loads(queues.stdout)[host]) == ["low", "other"]
         ok, failed = cluster.enqueue("quick-low"), cluster.enqueue("fails")
         poll(lambda: f"task succeeded: quick-low({ok})" in dump.read_text(), 30,
              "the success is an event, by job name")
