@@ -20,6 +20,13 @@ processes binding at once (two workers starting, the API's remote control beside
 leave a table of one write followed by the tail of another, unreadable for good — every
 remote-control reply was then lost (the API showed no worker) until .runner/ was removed.
 A table left so by an earlier version is read up to its first whole document.
+
+kombu's file transport never deletes a queue, not even an auto-delete one: a receiver of
+Celery's events (`celery events`, Flower) that has gone would collect every worker's heartbeat
+(every 2 s) and task events as files for ever. An event message still unread EVENTS_EXPIRE
+seconds after it was written (a live receiver reads it within milliseconds) means its receiver
+has gone, as Celery's event_queue_expires means for other brokers: the queue is unbound and
+emptied. Each publisher watches one of its messages per queue at a time (a stat).
 """
 
 from __future__ import annotations
@@ -39,10 +46,19 @@ from kombu.exceptions import ChannelError
 from kombu.transport import filesystem, virtual
 from kombu.utils.json import dumps, loads
 
+EVENTS = "celeryev"  # Celery's event exchange, and the prefix of its receivers' queues
+EVENTS_EXPIRE = 60.0  # seconds an event may stay unread before its receiver counts as gone
+
 
 class Channel(filesystem.Channel):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self._watched: dict[str, tuple[str, float]] = {}  # event queue: (a message put, when)
+
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        if queue.startswith(f"{EVENTS}.") and self._abandoned(queue, name):
+            return
         final = os.path.join(self.data_folder_out, name)
         partial = os.path.join(self.data_folder_out, f".{name}.partial")
         try:
@@ -72,6 +88,22 @@ class Channel(filesystem.Channel):
                     os.remove(claimed)
             return loads(payload)  # type: ignore[no-untyped-call]
         raise Empty()
+
+    def _abandoned(self, queue: str, name: str) -> bool:
+        """Whether the receiver of event queue `queue` has gone (the message this channel
+        watches is unread after EVENTS_EXPIRE): then the queue is unbound and emptied.
+        Otherwise `name` becomes the message watched when the last one was read."""
+        watched, now = self._watched, monotonic()
+        last = watched.get(queue)
+        if last is not None and now - last[1] < EVENTS_EXPIRE:
+            return False
+        if last is not None and os.path.exists(os.path.join(self.data_folder_out, last[0])):
+            del watched[queue]
+            self._edit(EVENTS, lambda rows: [r for r in rows if r[2] != queue])
+            self._purge(queue)  # type: ignore[no-untyped-call]
+            return True
+        watched[queue] = (name, now)
+        return False
 
     def get_table(self, exchange: str) -> list[Any]:
         return [filesystem.exchange_queue_t(*q) for q in self._table(exchange)]

@@ -3,8 +3,10 @@
 Broker: Redis when REDIS_URL is set, else kombu's filesystem transport under the state
 directory (the embedded default: no server; fanout, hence remote control, since kombu 5.3).
 Celery's own result backend is off: run records live in runner's store (state.py).
-One task, runner.run_job(job, revision, run_id, limit); a router function sends it to the
-job's queue with a message priority from the queue's priority, read from the configuration.
+One task, runner.run_job(job, revision, run_id, limit), sent under the job's name (Celery's
+`shadow`: what Flower and `celery events` show); a router function sends it to the job's queue
+with a message priority from the queue's priority, read from the configuration. runner/app.py
+is this app for Celery's own command line (`celery -A runner.app ...`).
 """
 
 from __future__ import annotations
@@ -202,7 +204,7 @@ def create_app(system: System, config: ConfigSet | None = None) -> Celery:
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         task_routes=(route,), task_default_queue="runner-default",
         # task events cost a publish per state change: off, as in Celery; Flower turns them on
-        # at run time (`celery control enable_events`)
+        # at run time (`celery -A runner.app control enable_events`)
         worker_hijack_root_logger=False, worker_send_task_events=False,
         task_send_sent_event=False, worker_cancel_long_running_tasks_on_connection_loss=False,
         runner_config=config, runner_system=system)

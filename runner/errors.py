@@ -5,6 +5,7 @@
     ├── SourceError              the repository cannot be read (missing dir, bad git revision)
     ├── ConfigInvalid            the configuration is wrong; carries every Problem; exit 1
     ├── ReportError              the report branch cannot be written, fetched or pushed
+    ├── RunFailed                a run ended FAILURE; raised by the Celery task, for Celery
     └── TargetError              one target of a run failed; names the target (executor/)
         ├── Unreachable          no connection (refused, DNS, network, connect timeout)
         ├── AuthFailed           the target refused our credentials
@@ -65,6 +66,13 @@ class ConfigInvalid(RunnerError):
 
 class ReportError(RunnerError):
     """The report branch cannot be written (git failed) or pushed (the remote refused)."""
+
+
+class RunFailed(RunnerError):
+    """A run ended FAILURE; the message is its reason. The Celery task raises it so that
+    Celery (task-failed, Flower) sees what the run's record says."""
+
+    exit_code = 1
 
 
 class TargetError(RunnerError):

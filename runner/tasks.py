@@ -6,6 +6,11 @@ MISSED). The task's `revision` is recorded; until the reconciler publishes revis
 a worker runs the configuration of its repository directory. Cancel is a flag in the store
 that a running task polls, so the engine stops its targets cleanly (remote commands killed);
 a queued run is also revoked through Celery's remote control and checks the flag first.
+
+Celery sees what the record says: a run that ends FAILURE raises RunFailed with its reason
+(task-failed), one that ends REVOKED raises billiard's Terminated, which the worker announces
+as task-revoked. Both are acknowledged, never delivered again. Each message carries the job's
+name as its `shadow` name, so Flower, `celery events` and the worker's log name the job.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from billiard.exceptions import Terminated
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
 from runner.celery_app import TASK, System, time_limit
 from runner.config.model import ConfigSet
 from runner.dryrun import lookup, select
-from runner.errors import RunnerError, UsageError
+from runner.errors import RunFailed, RunnerError, UsageError
 from runner.execute import new_run_id
 from runner.executor.base import RunResult
 from runner.executor.engine import Cancel, Engine
@@ -46,30 +52,36 @@ class _Process:
 def register(app: Celery, system: System) -> None:
     here = _Process()
 
+    # throws: expected outcomes, which Celery logs (when its INFO lines are on) without a
+    # traceback; acks_on_failure (the default) acknowledges them
     @app.task(name=TASK, bind=True, acks_late=True,  # type: ignore[untyped-decorator]
-              reject_on_worker_lost=True)
+              reject_on_worker_lost=True, throws=(RunFailed, Terminated))
     def run_job(self: Any, job: str, revision: str, run_id: str,
                 limit: str | None = None) -> None:
         # returns nothing: the outcome is in the run's record, and Celery would still
         # serialize and repr a return value it does not keep (task_ignore_result)
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-        execute(system, here, job, revision, run_id, limit, self.request.hostname,
-                redelivered)
+        state, error = execute(system, here, job, revision, run_id, limit,
+                               self.request.hostname, redelivered)
+        if state != "SUCCESS":
+            raise (Terminated if state == "REVOKED" else RunFailed)(error or state)
 
 
 def execute(system: System, here: _Process, name: str, revision: str, run_id: str,
-            limit: str | None, worker: str | None, redelivered: bool) -> str:
+            limit: str | None, worker: str | None, redelivered: bool
+            ) -> tuple[str, str | None]:
+    """Runs the job and records the outcome: (final state, reason)."""
     store = system.store
 
-    def save(**fields: Any) -> str:
+    def save(**fields: Any) -> tuple[str, str | None]:
         store.update_run(run_id, fields)
-        return str(fields["state"])
+        return str(fields["state"]), fields.get("error")
 
     begin = store.begin_run(run_id, name, worker or "", time.time())
     if begin.cancelled:
         return save(state="REVOKED", finished=time.time(), error="cancelled before it started")
-    if not begin.started:
-        return str(begin.previous)  # a duplicate delivery of a finished run: never twice
+    if not begin.started:  # a duplicate delivery of a finished run: never twice
+        return str(begin.previous), f"run {run_id} had already ended {begin.previous}"
     if begin.deliveries > 1 or redelivered:
         store.update_run(run_id, {"note": "redelivered after its worker process died"})
     try:
@@ -170,7 +182,7 @@ def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: st
                     "retry_of": retry_of, "schedule": schedule,
                     "scheduled_for": scheduled_for, **(extra or {})})
     app.send_task(TASK, kwargs={"job": name, "revision": config.revision, "run_id": run_id,
-                                "limit": limit}, task_id=run_id,
+                                "limit": limit}, task_id=run_id, shadow=name,
                   soft_time_limit=hard - 30, time_limit=hard)
     return run_id
 

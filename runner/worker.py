@@ -3,8 +3,8 @@ seconds, reads the configuration the system runs and, when it changed, makes the
 it — consume the queues now assigned to NAME, stop consuming removed ones (runs in progress
 finish), and grow or shrink the pool to the worker's concurrency. No restart. What it matched,
 and when, is kept in the store (`worker:HOSTNAME`) with a heartbeat every HEARTBEAT seconds.
-Between changes it leaves the consumers alone, so one added by hand (`celery control
-add_consumer`) stays until the next change.
+It changes the consumers only when NAME's queues or concurrency change, so one added by hand
+(`celery -A runner.app control add_consumer`) stays until then.
 
 It also records RECEIVED when the worker takes a run's message (before a pool process is free
 to start it): Celery's task_received signal, sent by the worker's main process, queues the mark
@@ -60,13 +60,23 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
             except RunnerError as e:  # an invalid --repo: keep serving what we serve
                 log.warning("worker %s keeps its queues: %s", name, e)
                 return
-            if config is getattr(self, "config", None):  # unchanged: a consumer added by hand
-                if time.monotonic() - self.beat > HEARTBEAT:  # (celery control) stays
+            if config is getattr(self, "config", None):  # unchanged
+                if time.monotonic() - self.beat > HEARTBEAT:
                     self.put(c)
                 return
             self.config = app.conf.runner_config = config
             worker = config.workers.get(name)
             wanted = set(worker.queues) if worker else set()
+            size = fixed_concurrency or (worker.concurrency if worker else None)
+            # a configuration read again (the --repo directory, every 2 s) or changed elsewhere
+            # leaves the consumers alone: one added by hand (celery control) stays
+            if (wanted, size) != getattr(self, "assigned", None):
+                self.assigned = (wanted, size)
+                self.assign(c, wanted, size)
+            self.put(c, revision=config.revision, queues=sorted(wanted), concurrency=size,
+                     matched_at=time.time())
+
+        def assign(self, c: Any, wanted: set[str], size: int | None) -> None:
             current = {q.name for q in c.task_consumer.queues}
             for queue in sorted(wanted - current):
                 log.info("worker %s now consumes queue %s", name, queue)
@@ -74,7 +84,6 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
             for queue in sorted(current - wanted):
                 log.info("worker %s stops consuming queue %s", name, queue)
                 c.cancel_task_queue(queue)
-            size = fixed_concurrency or (worker.concurrency if worker else None)
             pool = c.pool
             if size and hasattr(pool, "num_processes") and pool.num_processes != size:
                 log.info("worker %s concurrency %s -> %s", name, pool.num_processes, size)
@@ -82,8 +91,6 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
                     pool.grow(size - pool.num_processes)
                 else:
                     pool.shrink(pool.num_processes - size)
-            self.put(c, revision=config.revision, queues=sorted(wanted), concurrency=size,
-                     matched_at=time.time())
 
     app.steps["consumer"].add(Reload)
 
@@ -111,7 +118,7 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
     writer: list[threading.Thread] = []  # started with the first message, after the pool forked
 
     def received(sender: Any = None, request: Any = None, **_: Any) -> None:
-        if getattr(sender, "app", None) is app and request is not None and request.name == TASK:
+        if getattr(sender, "app", None) is app and request is not None and request.type == TASK:
             if not writer:
                 writer.append(threading.Thread(target=record_received, name="runner-received",
                                                daemon=True))

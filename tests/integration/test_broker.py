@@ -6,7 +6,7 @@ from pathlib import Path
 from queue import Empty
 
 import pytest
-from kombu import Connection
+from kombu import Connection, Exchange, Queue
 
 
 def test_a_consumer_never_sees_a_message_being_written(tmp_path: Path) -> None:
@@ -97,3 +97,36 @@ def test_processes_binding_at_once_keep_every_binding(tmp_path: Path) -> None:
         assert [len(channel.get_table(f"x{i}")) for i in range(100)] == [6] * 100
         channel._delete("q0", "x0", "k0", "")
         assert sorted(q.queue for q in channel.get_table("x0")) == [f"q{n}" for n in range(1, 6)]
+
+
+def test_an_event_queue_whose_receiver_has_gone_is_unbound_and_emptied(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kombu's file transport never deletes a queue: a `celery events` or Flower that had gone
+    collected every worker's heartbeat as a file for ever."""
+    import runner.broker as broker
+
+    now = [100.0]
+    monkeypatch.setattr(broker, "monotonic", lambda: now[0])
+    for d in ("queue", "processed", "control"):
+        (tmp_path / d).mkdir()
+    folder = tmp_path / "queue"
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
+               "processed_folder": str(tmp_path / "processed"),
+               "control_folder": str(tmp_path / "control")}
+    events = Exchange("celeryev", type="topic")
+    with Connection(transport="runner.broker:Transport", transport_options=options) as conn:
+        live, gone = (Queue(f"celeryev.{n}", events, routing_key="#") for n in ("live", "gone"))
+        for q in (live, gone):
+            q(conn.default_channel).declare()
+        producer = conn.Producer(exchange=events)
+
+        def files(queue: str) -> int:
+            return sum(1 for p in folder.iterdir() if p.name.endswith(f".{queue}.msg"))
+
+        for n in range(4):  # a heartbeat every 25 s; only `live` is read
+            producer.publish({"type": "worker-heartbeat"}, routing_key="worker.heartbeat")
+            assert live(conn.default_channel).get() is not None
+            # the fourth finds the first unread after 75 s: gone
+            assert files("celeryev.gone") == [1, 2, 3, 0][n]
+            now[0] += 25
+        assert [q.queue for q in conn.default_channel.get_table("celeryev")] == ["celeryev.live"]

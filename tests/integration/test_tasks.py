@@ -42,12 +42,12 @@ def test_a_soft_time_limit_kills_the_command_and_records_the_failure(
     previous = signal.signal(signal.SIGALRM, soft_limit)
     signal.setitimer(signal.ITIMER_REAL, 1.0)
     try:
-        state = execute(system, _Process(), "long", system.config().revision, run_id, None,
-                        "w-1@here", False)
+        state, error = execute(system, _Process(), "long", system.config().revision, run_id,
+                               None, "w-1@here", False)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert state == "FAILURE"
+    assert state == "FAILURE" and error and "passed its time limit" in error
     record = system.store.run(run_id) or {}
     assert record["state"] == "FAILURE" and "passed its time limit" in record["error"]
     alive = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True)
