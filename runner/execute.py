@@ -9,7 +9,9 @@ downloads, and records the run in the state store as a worker would (Audit), so 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import os
 import re
 import resource
@@ -27,7 +29,7 @@ from runner.errors import RunnerError
 from runner.executor.base import FileBlob, RunResult
 from runner.executor.engine import Cancel, Engine, Progress
 from runner.settings import Settings
-from runner.state import Store
+from runner.state import Store, download_key
 
 _POLL = 0.25  # seconds between looks for a cancel request in the store
 T = TypeVar("T")
@@ -148,12 +150,25 @@ class Audit:
 def final(store: Store, result: RunResult) -> dict[str, Any]:
     """The fields a finished run's record gets: state, result (downloads kept in the store),
     and the first target errors."""
-    from runner.tasks import keep_downloads
-
     failed = [t.error for t in result.targets.values() if t.error]
     return {"state": {"success": "SUCCESS", "cancelled": "REVOKED"}.get(result.status, "FAILURE"),
             "finished": time.time(), "revision": result.revision,
             "result": keep_downloads(store, result), "error": "; ".join(failed[:3]) or None}
+
+
+def keep_downloads(store: Store, result: RunResult) -> dict[str, Any]:
+    """The result's record form, each downloaded file's bytes kept in the store for the
+    report branch (`download:RUN_ID:SHA256`, deleted with the run's record) and named by
+    its sha256 in the record. Bytes are bounded by the download step's max_bytes
+    (RUNNER_DOWNLOAD_CAP) and masked by the engine."""
+    out = result.as_dict()
+    for name, t in result.targets.items():
+        for d, entry in zip(t.downloads, out["targets"][name]["downloads"], strict=True):
+            sha = hashlib.sha256(d.data).hexdigest()
+            store.put(download_key(result.run_id, sha),
+                      {"data": base64.b64encode(d.data).decode()})
+            entry["sha256"] = sha
+    return out
 
 
 def save_downloads(result: RunResult, under: Path) -> dict[tuple[str, str], Path]:

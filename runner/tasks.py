@@ -16,9 +16,7 @@ name as its `shadow` name, so Flower, `celery events` and the worker's log name 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -32,10 +30,9 @@ from runner.celery_app import TASK, System, time_limit
 from runner.config.model import ConfigSet
 from runner.dryrun import lookup, select
 from runner.errors import RunFailed, RunnerError, UsageError
-from runner.execute import new_run_id
-from runner.executor.base import RunResult
+from runner.execute import final, new_run_id
 from runner.executor.engine import Cancel, Engine
-from runner.state import ACTIVE, Store, download_key
+from runner.state import ACTIVE, Store
 
 _POLL = 0.25  # seconds between looks at the cancel flag
 
@@ -122,25 +119,7 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
                     error=f"run {run_id} of {name} passed its time limit and was stopped")
     finally:
         timer[0].cancel()
-    state = {"success": "SUCCESS", "cancelled": "REVOKED"}.get(result.status, "FAILURE")
-    failed = [t.error for t in result.targets.values() if t.error]
-    return save(state=state, finished=time.time(), revision=config.revision,
-                result=keep_downloads(store, result), error="; ".join(failed[:3]) or None)
-
-
-def keep_downloads(store: Store, result: RunResult) -> dict[str, Any]:
-    """The result's record form, each downloaded file's bytes kept in the store for the
-    report branch (`download:RUN_ID:SHA256`, deleted with the run's record) and named by
-    its sha256 in the record. Bytes are bounded by the download step's max_bytes
-    (RUNNER_DOWNLOAD_CAP) and masked by the engine."""
-    out = result.as_dict()
-    for name, t in result.targets.items():
-        for d, entry in zip(t.downloads, out["targets"][name]["downloads"], strict=True):
-            sha = hashlib.sha256(d.data).hexdigest()
-            store.put(download_key(result.run_id, sha),
-                      {"data": base64.b64encode(d.data).decode()})
-            entry["sha256"] = sha
-    return out
+    return save(**final(store, result))
 
 
 def sweep_orphans(store: Store, host: str) -> list[str]:
@@ -157,10 +136,12 @@ def sweep_orphans(store: Store, host: str) -> list[str]:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            store.update_run(r["run_id"], {
-                "state": "FAILURE", "finished": time.time(),
-                "error": f"worker {worker} died during the run; the embedded broker cannot "
-                         "deliver it again (run it again with runner retry)"})
+            why = (f"`runner run` (process {pid}) died during the run"
+                   if name.startswith("cli-") else
+                   f"worker {worker} died during the run; the embedded broker cannot deliver "
+                   "it again")
+            store.update_run(r["run_id"], {"state": "FAILURE", "finished": time.time(),
+                                           "error": f"{why} (run it again with runner retry)"})
             ended.append(r["run_id"])
         except PermissionError:
             continue  # alive, another user's

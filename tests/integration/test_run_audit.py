@@ -114,3 +114,32 @@ def test_runner_cancel_stops_a_direct_run(demo_repo: Path) -> None:
                                env=NO_REDIS).stdout)["runs"][0]
     assert record["state"] == "REVOKED"
     assert record["result"]["targets"]["localhost"]["error"].startswith(why)
+
+
+def test_a_killed_direct_run_ends_failed_with_the_reason(demo_repo: Path) -> None:
+    """The next worker to start on this machine (its orphan sweep) ends the record of a
+    `runner run` killed mid-run, saying so, instead of leaving it STARTED."""
+    import signal
+    import socket
+
+    from runner.state import FileStore
+    from runner.tasks import sweep_orphans
+
+    add_job(demo_repo, "jobs:\n  long:\n    queue: system\n    targets: [localhost]\n"
+                       "    steps: [{command: 'sleep 46.2'}]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "run", "long", "--repo",
+                             str(demo_repo)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, **NO_REDIS},
+                            start_new_session=True)
+    store = FileStore(demo_repo / ".runner" / "state")
+    deadline = time.monotonic() + 20
+    while not store.runs("long"):
+        assert time.monotonic() < deadline, "the run was never recorded"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert sweep_orphans(store, socket.gethostname()) == [store.runs("long")[0]["run_id"]]
+    record = store.runs("long")[0]
+    assert record["state"] == "FAILURE"
+    assert record["error"] == (f"`runner run` (process {proc.pid}) died during the run (run it "
+                               "again with runner retry)")
