@@ -7,7 +7,8 @@ Prometheus; `/` serves the dashboard. Definitions stay in git: nothing here edit
 
 Access: a bearer token on every endpoint but /api/health and /metrics. Tokens come from
 RUNNER_API_TOKENS (role viewer or operator, values behind env:/file: references) or are JWTs
-with a `role` claim verified with RUNNER_API_JWT_KEY. Tokens are compared as SHA-256 digests
+with a `role` claim verified with RUNNER_API_JWT_KEY (an `exp` within
+RUNNER_API_JWT_MAX_LIFETIME; `aud` and `iss` when set). Tokens are compared as SHA-256 digests
 in constant time, never logged. With neither set, an operator token is generated once into
 STATE_DIR/api-token (mode 0600). Every control action is appended to the run record's
 `actions` (who, what, when, via), so it lands in the run's report commit.
@@ -54,7 +55,6 @@ from runner.state import ACTIVE, Cursor
 
 log = logging.getLogger("runner.api")
 DASHBOARD = Path(__file__).parent / "dashboard"
-FAVICON = "/static/favicon.svg"
 NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 PAGE_TTL = 1.0  # seconds a cached page of GET /api/runs may live without any event
 HEALTH_TTL = 1.0  # seconds an answer of GET /api/health is reused
@@ -64,15 +64,21 @@ HEALTH_TTL = 1.0  # seconds an answer of GET /api/health is reused
 class Principal:
     name: str
     role: str
+    expires: float | None = None  # a JWT's exp: a WebSocket it opened is closed then
 
 
 @dataclass(frozen=True)
 class Auth:
     """Who a bearer token is. Static tokens are kept as SHA-256 digests and all compared
-    (constant time, no early exit); a JWT is verified with `jwt_key` when one is set."""
+    (constant time, no early exit); a JWT is verified with `jwt_key` when one is set: it
+    needs an `exp` at most `max_lifetime` seconds after its `iat` (or now), and the
+    `audience` and `issuer` when they are set."""
 
     tokens: tuple[tuple[str, str, bytes], ...] = ()  # role, name, sha256(token)
     jwt_key: str | None = None
+    max_lifetime: float = 3600.0
+    audience: str = ""
+    issuer: str = ""
 
     def check(self, token: str) -> Principal | None:
         digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
@@ -81,23 +87,35 @@ class Auth:
             if hmac.compare_digest(digest, known) and found is None:
                 found = Principal(name, role)
         if found is None and self.jwt_key and token.count(".") == 2:
-            found = self._jwt(token)
+            jwt = self._jwt(token)
+            found = jwt if isinstance(jwt, Principal) else None
         return found
 
-    def _jwt(self, token: str) -> Principal | None:
+    def refusal(self, token: str) -> str:
+        """What a 401 says: why a JWT is refused (never why a static token is)."""
+        why = self._jwt(token) if self.jwt_key and token.count(".") == 2 else None
+        return "a valid bearer token is required" + (f" ({why})" if isinstance(why, str) else "")
+
+    def _jwt(self, token: str) -> Principal | str:
         import jwt
 
         key = self.jwt_key or ""
         algorithms = (["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
                       if key.lstrip().startswith("-----BEGIN") else ["HS256", "HS384", "HS512"])
         try:
-            claims = jwt.decode(token, key, algorithms=algorithms)
-        except jwt.InvalidTokenError:
-            return None
+            claims = jwt.decode(token, key, algorithms=algorithms, options={"require": ["exp"]},
+                                audience=self.audience or None, issuer=self.issuer or None)
+        except jwt.InvalidTokenError as e:
+            return f"the JWT is refused: {e}"
+        exp = float(claims["exp"])
+        lifetime = exp - float(claims["iat"] if "iat" in claims else time.time())
+        if lifetime > self.max_lifetime:
+            return (f"the JWT is valid for {lifetime:.0f} s, longer than "
+                    f"RUNNER_API_JWT_MAX_LIFETIME ({self.max_lifetime:.0f} s)")
         role = claims.get("role")
         if role not in ROLES:
-            return None
-        return Principal(str(claims.get("sub") or "jwt"), str(role))
+            return f"the JWT's role claim must be one of {', '.join(ROLES)}"
+        return Principal(str(claims.get("sub") or "jwt"), str(role), exp)
 
 
 def load_auth(settings: Settings, state_dir: Path,
@@ -119,6 +137,11 @@ def load_auth(settings: Settings, state_dir: Path,
                if settings.api_jwt_key else None)
     except SecretUnavailable as e:
         raise UsageError(str(e)) from None
+    for name, value in (("AUDIENCE", settings.api_jwt_audience),
+                        ("ISSUER", settings.api_jwt_issuer)):
+        if value and not key:
+            raise UsageError(f"RUNNER_API_JWT_{name} is set but RUNNER_API_JWT_KEY is not: "
+                             "set the key the JWTs are verified with, or unset it")
     generated = None
     if not tokens and not key:
         generated = state_dir / "api-token"
@@ -129,7 +152,8 @@ def load_auth(settings: Settings, state_dir: Path,
                 f.write(secrets.token_urlsafe(32) + "\n")
         value = generated.read_text().strip()
         tokens.append(("operator", "local-operator", hashlib.sha256(value.encode()).digest()))
-    return Auth(tuple(tokens), key), generated
+    return Auth(tuple(tokens), key, settings.api_jwt_max_lifetime, settings.api_jwt_audience,
+                settings.api_jwt_issuer), generated
 
 
 class _Control:
@@ -277,13 +301,14 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                 await task
 
     # /docs: Swagger UI from the files fastapi-offline ships, under /docs/static, so the page
-    # loads nothing from other hosts (no CDN, no online validator badge). No /redoc: ReDoc
-    # always fetches its footer logo from its CDN.
-    api = FastAPIOffline(redoc_url=None, title="runner", version="1", lifespan=lifespan,
+    # loads nothing from other hosts (no CDN, no online validator badge); the page is ours
+    # (dashboard/docs.html), started by a script file: no inline script for the CSP to allow.
+    # No /redoc: ReDoc always fetches its footer logo from its CDN.
+    api = FastAPIOffline(docs_url=None, redoc_url=None, title="runner", version="1",
+                         lifespan=lifespan,
                          description="Monitoring and control of runner: runs, workers, queues, "
                                      "schedules; live events on WS /api/events.",
-                         default_response_class=JSONResponse, static_url="/docs/static",
-                         favicon_url=FAVICON, swagger_ui_parameters={"validatorUrl": None})
+                         default_response_class=JSONResponse, static_url="/docs/static")
     api.add_middleware(pages.middleware)
     bearer = HTTPBearer(auto_error=False, description="a token of RUNNER_API_TOKENS or a JWT")
 
@@ -292,7 +317,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                                          Depends(bearer)]) -> Principal:  # on the loop: cheap
             who = auth.check(creds.credentials) if creds else None
             if who is None:
-                raise HTTPException(401, "a valid bearer token is required",
+                raise HTTPException(401, auth.refusal(creds.credentials) if creds else
+                                    "a valid bearer token is required",
                                     headers={"WWW-Authenticate": "Bearer"})
             if role == "operator" and who.role != "operator":
                 raise HTTPException(403, f"{who.name} is a {who.role}; this needs an operator")
@@ -535,7 +561,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                 token = str(first.get("token", "")) if isinstance(first, dict) else ""
             except (TimeoutError, ValueError, WebSocketDisconnect, KeyError):
                 token = ""
-        if not token or auth.check(token) is None:
+        who = auth.check(token) if token else None
+        if who is None:
             await ws.close(code=4401, reason="a valid bearer token is required")
             return
         queue = hub.subscribe()  # before the snapshot: nothing falls between them
@@ -551,14 +578,19 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                     while True:
                         await ws.receive_text()
 
+            # a JWT's connection ends with it (a timer, not a wait for some state)
+            lives = asyncio.create_task(asyncio.sleep(who.expires - time.time()
+                                                      if who.expires else math.inf))
             done, pending = await asyncio.wait(
-                [asyncio.create_task(send()), asyncio.create_task(receive())],
+                [asyncio.create_task(send()), asyncio.create_task(receive()), lives],
                 return_when=asyncio.FIRST_COMPLETED)
             for t in pending:
                 t.cancel()
             for t in done:
                 with contextlib.suppress(WebSocketDisconnect, RuntimeError):
                     t.result()
+            if lives in done:
+                await ws.close(code=4401, reason="the token expired")
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -591,6 +623,10 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
     def dashboard() -> FileResponse:
         return FileResponse(DASHBOARD / "index.html")
 
+    @api.get("/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        return FileResponse(DASHBOARD / "docs.html")
+
     @api.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:
         return FileResponse(DASHBOARD / "favicon.svg", media_type="image/svg+xml")
@@ -622,6 +658,60 @@ def check_listen(host: str, port: int, option: str = "--bind") -> None:
                          "(a free port, or an address of this machine)") from None
 
 
+# Every response: no inline script or style, nothing framed, sniffed or sent as a referrer.
+SECURITY_HEADERS = (
+    (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; "
+     b"img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+     b"form-action 'self'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def guard(app: ASGIApp, hosts: tuple[str, ...]) -> ASGIApp:
+    """`app` answering only requests whose Host is one of `hosts` (any port): others get 400
+    before anything runs, WebSocket handshakes too (a page of another site that rebinds its
+    DNS name to this address must not read it); and SECURITY_HEADERS on every response. A
+    raw ASGI wrapper, so a request costs a header scan and a closure."""
+    allowed = frozenset(h.lower().encode() for h in hosts)
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await app(scope, receive, send)
+            return
+        host = next((v for k, v in scope["headers"] if k == b"host"), b"")
+        name = host.lower()
+        name = name[1:name.find(b"]")] if name.startswith(b"[") else name.partition(b":")[0]
+        if name not in allowed:
+            await _refuse_host(scope, send, host)
+        elif scope["type"] == "websocket":
+            await app(scope, receive, send)
+        else:
+            async def secured(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message.get("headers", ()),
+                                                      *SECURITY_HEADERS]}
+                await send(message)
+
+            await app(scope, receive, secured)
+    return serve
+
+
+async def _refuse_host(scope: Scope, send: Send, host: bytes) -> None:
+    body = (f"Host {host.decode('latin-1')[:100]!r} is not one this API answers to; add the "
+            "name to RUNNER_API_ALLOWED_HOSTS\n").encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"),
+               (b"content-length", b"%d" % len(body)), *SECURITY_HEADERS]
+    kind = "http" if scope["type"] == "http" else "websocket.http"
+    if kind == "http" or "websocket.http.response" in scope.get("extensions", {}):
+        await send({"type": f"{kind}.response.start", "status": 400, "headers": headers})
+        await send({"type": f"{kind}.response.body", "body": body})
+    else:  # a server without the denial response extension answers 403
+        await send({"type": "websocket.close", "code": 1008})
+
+
 def serve(system: System, bind: str) -> None:
     import click
     import uvicorn
@@ -629,7 +719,8 @@ def serve(system: System, bind: str) -> None:
     host, port = parse_bind(bind)
     auth, generated = load_auth(system.settings, system.state_dir)
     check_listen(host, port)
-    api = create_api(system, auth)
+    api = guard(create_api(system, auth),
+                (*LOCAL_HOSTS, host, *system.settings.api_allowed_hosts))
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
     click.echo(f"api: dashboard and API on {where} (OpenAPI at {where}docs)", err=True)
     if generated:

@@ -33,6 +33,11 @@ class Settings:
     # RUNNER_API_TOKENS: bearer tokens of `runner api`, as (role, name, env:/file: reference)
     api_tokens: tuple[tuple[str, str, str], ...] = ()
     api_jwt_key: str = ""               # RUNNER_API_JWT_KEY: env:/file: reference to a JWT key
+    api_jwt_max_lifetime: float = 3600.0  # seconds from a JWT's iat (or now) to its exp, at most
+    api_jwt_audience: str = ""          # RUNNER_API_JWT_AUDIENCE: the `aud` a JWT must name
+    api_jwt_issuer: str = ""            # RUNNER_API_JWT_ISSUER: the `iss` a JWT must have
+    # RUNNER_API_ALLOWED_HOSTS: Host names the API answers besides localhost and its address
+    api_allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,6 +46,9 @@ class Settings:
                                      "api_tokens": api_tokens(env.get("RUNNER_API_TOKENS", "")),
                                      "api_jwt_key": secret_ref("RUNNER_API_JWT_KEY",
                                                                env.get("RUNNER_API_JWT_KEY", ""))}
+        for text in ("api_jwt_audience", "api_jwt_issuer"):
+            values[text] = env.get(f"RUNNER_{text.upper()}", "").strip()
+        values["api_allowed_hosts"] = allowed_hosts(env.get("RUNNER_API_ALLOWED_HOSTS", ""))
         for f in fields(cls):
             name = f"RUNNER_{f.name.upper()}"
             if f.name in values:
@@ -103,3 +111,26 @@ def api_tokens(raw: str) -> tuple[tuple[str, str, str], ...]:
         out.append((role, name.strip() or f"{role}-{i + 1}",
                     secret_ref(f"RUNNER_API_TOKENS entry {i + 1}", ref)))
     return tuple(out)
+
+
+def allowed_hosts(raw: str) -> tuple[str, ...]:
+    """RUNNER_API_ALLOWED_HOSTS: comma-separated host names or addresses, without port."""
+    out = []
+    for item in (p.strip().lower() for p in raw.split(",") if p.strip()):
+        host = item[1:-1] if item.startswith("[") and item.endswith("]") else item
+        if not host or any(c in host for c in "/@[] ") or (":" in host and not _ipv6(host)):
+            raise UsageError(f"RUNNER_API_ALLOWED_HOSTS entry {item!r} is not a host name; "
+                             "give names or addresses without scheme or port, e.g. "
+                             "runner.example.com,192.0.2.7")
+        out.append(host)
+    return tuple(out)
+
+
+def _ipv6(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True

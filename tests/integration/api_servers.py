@@ -55,7 +55,8 @@ class Api:
 def make_cluster(tmp_path: Path, redis_url: str | None) -> Cluster:
     env = {**os.environ, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("REDIS_URL", None)
-    for key in ("RUNNER_API_TOKENS", "RUNNER_API_JWT_KEY"):
+    for key in ("RUNNER_API_TOKENS", "RUNNER_API_JWT_KEY", "RUNNER_API_JWT_MAX_LIFETIME",
+                "RUNNER_API_JWT_AUDIENCE", "RUNNER_API_JWT_ISSUER", "RUNNER_API_ALLOWED_HOSTS"):
         env.pop(key, None)
     if redis_url:
         import redis

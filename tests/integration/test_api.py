@@ -228,14 +228,17 @@ def test_jwt_with_a_role_claim(redis_cluster: Cluster) -> None:  # noqa: F811
     server = start_api(redis_cluster, {"RUNNER_API_JWT_KEY": "env:TEST_JWT_KEY",
                                        "TEST_JWT_KEY": key})
     try:
-        carol = jwt.encode({"role": "viewer", "sub": "carol"}, key, algorithm="HS256")
-        forged = jwt.encode({"role": "operator", "sub": "mallory"}, "x" * 40, algorithm="HS256")
+        soon = int(time.time()) + 600
+        carol = jwt.encode({"role": "viewer", "sub": "carol", "exp": soon}, key, algorithm="HS256")
+        forged = jwt.encode({"role": "operator", "sub": "mallory", "exp": soon}, "x" * 40,
+                            algorithm="HS256")
         expired = jwt.encode({"role": "operator", "exp": int(time.time()) - 10}, key,
                              algorithm="HS256")
+        endless = jwt.encode({"role": "operator", "sub": "eve"}, key, algorithm="HS256")
         with server.client(carol) as c:
             assert c.get("/api/whoami").json() == {"name": "carol", "role": "viewer"}
             assert c.post("/api/jobs/quick-high/run").status_code == 403
-        for bad in (forged, expired):
+        for bad in (forged, expired, endless):
             with server.client(bad) as c:
                 assert c.get("/api/status").status_code == 401
         with server.client(OPS) as c:  # the static tokens still work beside JWTs
@@ -285,7 +288,7 @@ def test_docs_and_dashboard_load_only_same_origin_files(embedded_cluster: Cluste
     try:
         with server.client(None) as c:
             assert c.get("/redoc").status_code == 404
-            for page, needs in (("/docs", "SwaggerUIBundle("), ("/", 'id="runs"')):
+            for page, needs in (("/docs", "swagger-ui-bundle.js"), ("/", 'id="runs"')):
                 html = c.get(page)
                 assert html.status_code == 200 and needs in html.text, page
                 assert "//" not in re.sub(r"<!--.*?-->", "", html.text, flags=re.S), page
@@ -297,7 +300,8 @@ def test_docs_and_dashboard_load_only_same_origin_files(embedded_cluster: Cluste
                     assert url.startswith("/") and not url.startswith("//"), (page, url)
                     got = c.get(url)
                     assert got.status_code == 200 and len(got.content) > 100, (page, url)
-            assert '"validatorUrl": null' in c.get("/docs").text  # no badge from swagger.io
+            docs = c.get("/static/docs.js").text  # starts Swagger UI: no swagger.io badge
+            assert "SwaggerUIBundle(" in docs and "validatorUrl: null" in docs
             icon = c.get("/favicon.ico")
             assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
             assert icon.content.startswith(b"<svg")
