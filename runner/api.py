@@ -347,12 +347,13 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
     def status_view() -> dict[str, Any]:
         from runner import publish
 
-        return {**overview.revisions(store),
-                "broker": "redis" if system.settings.redis_url else "embedded",
-                "suspended": store.get("suspended") or {},
-                "beat": store.get("beat"), "beat_alive": store.holder("beat") is not None,
-                "reports": {k: v for k, v in (store.get(publish.STATUS) or {}).items()
-                            if k in ("branch", "head", "unpushed", "last_error", "remote")}}
+        view: dict[str, Any] = overview.shown({
+            **overview.revisions(store),
+            "broker": "redis" if system.settings.redis_url else "embedded",
+            "suspended": store.get("suspended") or {},
+            "beat": store.get("beat"), "beat_alive": store.holder("beat") is not None,
+            "reports": overview.reports(store.get(publish.STATUS))})
+        return view
 
     def queues_view() -> dict[str, Any]:
         return overview.queues(control.config(), lambda q: queue_length(system, q),

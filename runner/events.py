@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from runner.overview import reports, shown
 from runner.state import SUMMARY, FileStore, RedisStore, Store
 
 log = logging.getLogger("runner.api")
@@ -100,8 +101,10 @@ class Hub:
             return {"kind": "worker", "host": name, "entry": self.store.get(key)}
         if prefix == "schedule" and name:
             return {"kind": "schedule", "name": name, "state": self.store.get(key)}
-        if key in ENTRY_KINDS:
-            return {"kind": ENTRY_KINDS[key], "value": self.store.get(key)}
+        if key in ENTRY_KINDS:  # as GET /api/status shows them: no credentials, no paths
+            value = self.store.get(key)
+            return {"kind": ENTRY_KINDS[key],
+                    "value": reports(value) if key == "reports" else shown(value)}
         return None  # definitions, blobs, revisions, locks: not news
 
     async def _changes(self) -> AsyncIterator[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -33,6 +34,25 @@ BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 log = logging.getLogger("runner.api")
 STALE = 10.0  # seconds without a heartbeat after which a worker entry is not shown
 BEAT_ALIVE = 30.0  # seconds: beat writes its entry on a new revision; its lock lease is 5 s
+REPORT_FIELDS = ("branch", "head", "unpushed", "last_error", "remote")  # of publish's status
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s]*@")
+
+
+def shown(value: Any) -> Any:
+    """`value` (a JSON-like status) with the user and password of every URL in it as `***`:
+    a git source or remote may carry a token, which no reader of the API may learn."""
+    if isinstance(value, str):
+        return _USERINFO.sub(r"\1***@", value)
+    if isinstance(value, dict):
+        return {k: shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown(v) for v in value]
+    return value
+
+
+def reports(status: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the API shows of the report publisher's status (not its paths on this host)."""
+    return {k: shown(v) for k, v in (status or {}).items() if k in REPORT_FIELDS}
 
 
 def revisions(store: Store) -> dict[str, Any]:

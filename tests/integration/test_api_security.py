@@ -23,7 +23,8 @@ from tests.integration.api_servers import (
     start_api,
     ws_events,
 )
-from tests.integration.test_celery import Cluster
+from tests.integration.test_celery import Cluster, poll
+from tests.servers import free_port
 
 KEY = "jwt-signing-key-0123456789abcdef0123456789"
 ISSUER = "https://idp.example"
@@ -151,6 +152,39 @@ def test_every_response_carries_the_security_headers(embedded_cluster: Cluster  
                 html = c.get(page).text
                 assert not re.search(r"<script(?![^>]*\bsrc=)", html), page
                 assert not re.search(r"\s(on[a-z]+|style)=", html), page
+    finally:
+        server.stop()
+
+
+def test_a_viewer_learns_no_credential_of_a_git_url_nor_a_state_path(
+        redis_cluster: Cluster) -> None:  # noqa: F811
+    """The reconciler records its source and fetch error, the publisher its remote and
+    git directory: what the API passes on hides the URLs' user and password and the path."""
+    server = start_api(redis_cluster)
+    try:
+        ws = ws_events(server.url, VIEW)
+        snapshot = ws.recv(timeout=30)
+        source = f"https://alice:s3cret-pw@127.0.0.1:{free_port()}/config.git"
+        done = redis_cluster.runner("reconcile", "--once", "--source", source)
+        assert "s3cret-pw" in redis_cluster.store.get("reconcile")["fetch_error"], done.stderr
+        git_dir = str(redis_cluster.repo / ".runner" / "reports.git")
+        remote = "https://bob:push-tok3n@git.example/reports.git"
+        redis_cluster.store.put("reports", {  # as the publisher writes it
+            "branch": "reports", "head": None, "remote": remote, "unpushed": 1,
+            "last_error": f"cannot push refs/heads/reports to {remote}: refused",
+            "git_dir": git_dir, "at": time.time()})
+        events = [snapshot]
+        poll(lambda: events.append(ws.recv(timeout=30)) or '"reports"' in events[-1], 30,
+             "the reports event")
+        with server.client(VIEW) as viewer:
+            status = viewer.get("/api/status").json()
+        seen = "\n".join([*events, json.dumps(status)])
+        assert status["source"] == source.replace("alice:s3cret-pw", "***")
+        assert "https://***@git.example/reports.git" in status["reports"]["last_error"]
+        assert any('"kind": "reconcile"' in e for e in events)
+        for secret in ("s3cret-pw", "alice", "push-tok3n", "bob:", git_dir):
+            assert secret not in seen, secret
+        ws.close()
     finally:
         server.stop()
 
