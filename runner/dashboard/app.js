@@ -1,12 +1,14 @@
 // runner dashboard: a snapshot over the WebSocket, then live events; REST for details and
-// actions. No build step, no dependencies.
+// actions. No build step, no dependencies. The token lives in this tab only (sessionStorage):
+// a reload keeps it, another tab or a restarted browser asks again.
 "use strict";
 const $ = (s) => document.querySelector(s);
 const COLORS = {SUCCESS: "#2f9e44", FAILURE: "#c92a2a", REVOKED: "#e8590c", STARTED: "#1971c2",
   PENDING: "#868e96", RECEIVED: "#868e96", SKIPPED: "#adb5bd", MISSED: "#ced4da", RETRY: "#1971c2"};
 const ACTIVE = new Set(["PENDING", "RECEIVED", "STARTED", "RETRY"]);
 const MAX_RUNS = 200;
-const state = {token: localStorage.getItem("runner-token") || "", role: null, runs: new Map(),
+localStorage.removeItem("runner-token");  // where earlier versions kept it, for good
+const state = {token: sessionStorage.getItem("runner-token") || "", role: null, runs: new Map(),
   workers: {}, queues: {}, schedules: {}, jobs: {}, status: {}, ws: null, backoff: 500};
 
 function esc(v) {
@@ -31,7 +33,7 @@ async function api(path, options = {}) {
 }
 
 function signOut(why) {
-  localStorage.removeItem("runner-token");
+  sessionStorage.removeItem("runner-token");
   state.token = "";
   if (state.ws) state.ws.close();
   $("#main").hidden = true; $("#login").hidden = false; $("#signout").hidden = true;
@@ -55,7 +57,7 @@ function connect() {
   ws.onmessage = (m) => { state.backoff = 500; onEvent(JSON.parse(m.data)); };
   ws.onclose = (e) => {
     $("#conn").className = "conn off"; $("#conn").textContent = "reconnecting";
-    if (e.code === 4401) { signOut("the token was refused"); return; }
+    if (e.code === 4401) { signOut(e.reason || "the token was refused"); return; }
     if (state.token && state.ws === ws) {
       setTimeout(connect, state.backoff);
       state.backoff = Math.min(10000, state.backoff * 2);
@@ -197,7 +199,7 @@ $("#signout").onclick = () => signOut();
 $("#login").onsubmit = (e) => {
   e.preventDefault();
   state.token = $("#token").value.trim();
-  localStorage.setItem("runner-token", state.token);
+  sessionStorage.setItem("runner-token", state.token);
   signIn().catch((err) => signOut(String(err.message)));
 };
 
@@ -241,13 +243,14 @@ function durationChart(durations) {
   let out = "", legend = "", i = 0;
   for (const [job, d] of Object.entries(durations)) {
     const c = PALETTE[i++ % PALETTE.length];
-    legend += `<span><i style="background:${c}"></i>${esc(job)} p50 ${d.p50}s</span>`;
+    legend += `<span><i data-color="${c}"></i>${esc(job)} p50 ${d.p50}s</span>`;
     for (const [at, took] of d.points) {
       out += `<circle cx="${((at - start) / (180 * 60)) * 600}" cy="${150 - (took / max) * 140}" r="2" fill="${c}"><title>${esc(job)} ${took}s</title></circle>`;
     }
   }
   svg.innerHTML = out + `<text x="2" y="12" font-size="10">max ${max.toFixed(2)}s</text>`;
   $("#dur-legend").innerHTML = legend;
+  for (const i of $("#dur-legend").querySelectorAll("i[data-color]")) i.style.background = i.dataset.color;
 }
 
 if (state.token) signIn().catch((err) => signOut(String(err.message)));

@@ -205,3 +205,65 @@ def test_runner_up_on_the_demo_watch_schedules_fire_and_cancel_from_the_browser(
     log = (tmp_path / "up.log").read_text()
     assert token not in log
     assert "Traceback" not in log, log[-3000:]
+
+
+REPORT_CSP = ("document.addEventListener('securitypolicyviolation', (e) => console.error("
+              "'CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI))")
+
+
+def test_the_dashboard_works_under_the_csp_and_keeps_its_token_in_its_tab(
+        embedded_cluster: Cluster) -> None:  # noqa: F811
+    from playwright.sync_api import expect, sync_playwright
+
+    server = start_api(embedded_cluster)
+    errors: list[str] = []
+    try:
+        embedded_cluster.worker("side")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                context = browser.new_context()
+                context.add_init_script(REPORT_CSP)
+                page = context.new_page()
+                page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+                page.goto(server.url + "/")
+                # a token an earlier version left in localStorage is dropped, not used
+                page.evaluate(f"localStorage.setItem('runner-token', '{OPS}')")
+                page.reload()
+                expect(page.locator("#login")).to_be_visible()
+                assert page.evaluate("localStorage.length") == 0
+                page.fill("#token", OPS)
+                page.click("#login button")
+                expect(page.locator("#conn")).to_have_text("live", timeout=30_000)
+                page.click('button.run[data-job="side-job"]')  # a run, for the charts
+                expect(page.locator('#runs tr[data-state="SUCCESS"]')).to_have_count(
+                    1, timeout=60_000)
+                legend = page.locator("#dur-legend i").first  # coloured without style=""
+                expect(legend).to_be_visible(timeout=30_000)
+                assert legend.evaluate("i => getComputedStyle(i).backgroundColor") not in (
+                    "", "rgba(0, 0, 0, 0)")
+                page.goto(server.url + "/docs")
+                expect(page.locator(".opblock-summary-path").first).to_be_visible(
+                    timeout=30_000)
+                # the token is this tab's: kept across pages and reloads, never in
+                # localStorage, unknown to another tab
+                page.goto(server.url + "/")
+                expect(page.locator("#conn")).to_have_text("live", timeout=30_000)
+                assert page.evaluate("sessionStorage.getItem('runner-token')") == OPS
+                assert page.evaluate("localStorage.length") == 0
+                other = context.new_page()
+                other.goto(server.url + "/")
+                expect(other.locator("#login")).to_be_visible()
+                expect(other.locator("#main")).to_be_hidden()
+                assert other.evaluate("sessionStorage.length + localStorage.length") == 0
+                assert errors == []  # nothing of the dashboard or /docs was blocked
+                # and the policy is in force: a script the page did not load is blocked
+                page.evaluate("() => { const s = document.createElement('script');"
+                              " s.textContent = 'window.ran = 1'; document.body.append(s); }")
+                assert page.evaluate("window.ran") is None
+                poll(lambda: any("CSP violation: script-src" in e for e in errors), 10,
+                     "the inline script is reported")
+            finally:
+                browser.close()
+    finally:
+        server.stop()
