@@ -122,8 +122,9 @@ def test_the_installed_runner_up_serves_the_dashboard(installed: Path, tmp_path:
                               start_new_session=True)
     try:
         pages = _fetch_until(port, ["/", "/static/app.js", "/static/style.css",
-                                    "/api/health"], up, log)
+                                    "/api/health", "/docs", "/static/docs.js"], up, log)
         assert "<script" in pages["/"] and "function" in pages["/static/app.js"]
+        assert "/static/docs.js" in pages["/docs"] and "SwaggerUI" in pages["/static/docs.js"]
         assert pages["/static/style.css"].strip() and '"ok"' in pages["/api/health"]
     finally:
         up.terminate()
