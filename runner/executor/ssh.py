@@ -9,6 +9,8 @@
   (sshd's MaxSessions is 10); at most `max_connections_per_host` connections are open or
   opening to one host; idle connections close after `idle_timeout`, and beyond
   `max_idle_connections` idle ones the least recently used close at once.
+- A step's env reaches its command over the command's stdin, never on a command line
+  (posix.py).
 - A cancelled command (timeout, cancel) is killed with its children: sshd starts each session
   in its own process group, so the command first reports that group's id ($$ of the login
   shell) on stderr (the line is removed from the output) and a cancel sends `kill -KILL -- -PGID`
@@ -30,7 +32,8 @@ import asyncssh
 
 from runner.config.model import Target
 from runner.errors import AuthFailed, HostKeyRejected, TargetError, TransferFailed, Unreachable
-from runner.executor.base import Tail, last_line, sh_command, sh_get, sh_put, sh_script
+from runner.executor.base import Tail, last_line, sh_get, sh_put
+from runner.executor.posix import env_stdin, sh_command, sh_script
 from runner.settings import Settings
 
 _CHUNK = 65536
@@ -264,11 +267,11 @@ class SshTransport:
 
     async def run(self, command: str, env: Mapping[str, str], out: Tail, err: Tail,
                   shell: str | None = None, stdin: bytes | None = None) -> int:
-        return await self._exec(sh_command(command, env, shell), stdin, out, err)
+        return await self._exec(sh_command(command, shell), env_stdin(env, stdin), out, err)
 
     async def script(self, content: bytes, args: Sequence[str], env: Mapping[str, str],
                      out: Tail, err: Tail, shell: str | None = None) -> int:
-        return await self._exec(sh_script(args, env, shell), content, out, err)
+        return await self._exec(sh_script(args, shell), env_stdin(env, content), out, err)
 
     async def put(self, data: bytes, dest: str, mode: int) -> None:
         err = Tail(4096)
