@@ -113,8 +113,9 @@ def test_unknown_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
             target=sshd.target(known_hosts=str(empty)))
     assert t.status == "failed"
     assert t.error is not None
-    assert t.error.startswith(f"t: host key of 127.0.0.1:{sshd.port} is not in known_hosts; "
-                              "refused")
+    assert t.error == (f"t: host key of 127.0.0.1:{sshd.port} is not in known_hosts {empty} as "
+                       f"[127.0.0.1]:{sshd.port}; refused (check its fingerprint, then add it: "
+                       f"ssh-keyscan -p {sshd.port} 127.0.0.1 >> {empty})")
     assert t.steps == ()
 
 
