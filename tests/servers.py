@@ -66,7 +66,9 @@ class Sshd:
                 "key_file": str(self.client_key), "known_hosts": str(self.known_hosts), **extra}
 
 
-def start_sshd(directory: Path, max_startups: int = 200) -> Sshd:
+def start_sshd(directory: Path, max_startups: int = 200, ca: Path | None = None) -> Sshd:
+    """An sshd; with `ca` (a private key) its host key also comes with a host certificate
+    signed by that CA for the principal 127.0.0.1."""
     binary = shutil.which("sshd") or "/usr/sbin/sshd"
     if not os.path.exists(binary):
         raise RuntimeError("sshd not found: install openssh-server (.ci/run does)")
@@ -75,6 +77,11 @@ def start_sshd(directory: Path, max_startups: int = 200) -> Sshd:
     client_pub = keygen(directory / "client_ed25519")
     (directory / "authorized_keys").write_text(client_pub + "\n")
     os.chmod(directory / "authorized_keys", 0o600)
+    cert = ""
+    if ca is not None:
+        subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-h", "-I", "runner-test-host",
+                        "-n", "127.0.0.1", str(directory / "host_ed25519.pub")], check=True)
+        cert = f"HostCertificate {directory}/host_ed25519-cert.pub\n"
     port = free_port()
     key_type, key_data = host_pub.split()[:2]
     host_line = f"[127.0.0.1]:{port} {key_type} {key_data}"
@@ -96,7 +103,7 @@ UsePAM no
 MaxStartups {max_startups}
 MaxSessions 10
 LogLevel ERROR
-""")
+{cert}""")
     with open(directory / "sshd.log", "wb") as log:
         proc = subprocess.Popen([binary, "-D", "-e", "-f", str(directory / "sshd_config")],
                                 stdout=subprocess.DEVNULL, stderr=log)

@@ -1,7 +1,8 @@
 """The `ssh` transport (asyncssh), with a connection pool shared by all targets of the process.
 
-- Host keys are always verified: against the target's known_hosts, else ~/.ssh/known_hosts.
-  An unknown key and a changed key are both refused, with different messages.
+- Host keys are always verified, during key exchange (before any credential is sent),
+  against the target's known_hosts, else ~/.ssh/known_hosts, exactly as OpenSSH's ssh decides
+  (known_hosts.py). An unknown, a changed and a revoked key are refused, each with its message.
 - Keys, known_hosts and the rest of the client options are loaded once per distinct target
   profile and reused, never once per connection.
 - Connections are pooled per (host, port, user, known_hosts, key_file): a target leases one
@@ -9,6 +10,8 @@
   (sshd's MaxSessions is 10); at most `max_connections_per_host` connections are open or
   opening to one host; idle connections close after `idle_timeout`, and beyond
   `max_idle_connections` idle ones the least recently used close at once.
+- A step's env reaches its command over the command's stdin, never on a command line
+  (posix.py).
 - A cancelled command (timeout, cancel) is killed with its children: sshd starts each session
   in its own process group, so the command first reports that group's id ($$ of the login
   shell) on stderr (the line is removed from the output) and a cancel sends `kill -KILL -- -PGID`
@@ -30,7 +33,9 @@ import asyncssh
 
 from runner.config.model import Target
 from runner.errors import AuthFailed, HostKeyRejected, TargetError, TransferFailed, Unreachable
-from runner.executor.base import Tail, last_line, sh_command, sh_get, sh_put, sh_script
+from runner.executor.base import Tail, last_line, sh_get, sh_put
+from runner.executor.hostkeys import HostKeyCheck, KnownHosts, read
+from runner.executor.posix import env_stdin, sh_command, sh_script
 from runner.settings import Settings
 
 _CHUNK = 65536
@@ -60,7 +65,7 @@ class SshPool:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._options: dict[tuple[Any, ...], tuple[asyncssh.SSHClientConnectionOptions,
-                                                   asyncssh.SSHKnownHosts]] = {}
+                                                   KnownHosts]] = {}
         self._conns: dict[Key, list[_Conn]] = {}
         self._per_host: dict[str, int] = {}
         self._changed = asyncio.Condition()
@@ -70,16 +75,12 @@ class SshPool:
         return SshTransport(self, target, secrets)
 
     def _profile(self, target: Target, secrets: Mapping[str, str]
-                 ) -> tuple[asyncssh.SSHClientConnectionOptions, asyncssh.SSHKnownHosts]:
+                 ) -> tuple[asyncssh.SSHClientConnectionOptions, KnownHosts]:
         """Client options, built once per distinct profile: keys and known_hosts read once."""
         known = os.path.expanduser(target.known_hosts or "~/.ssh/known_hosts")
         key = (known, target.key_file, target.user, secrets.get("password"),
                secrets.get("passphrase"))
         if key not in self._options:
-            try:
-                hosts = asyncssh.read_known_hosts(known)
-            except (OSError, ValueError):
-                hosts = asyncssh.import_known_hosts("")  # trusts nothing: every key refused
             keys: Any = ()  # asyncssh's default: agent plus ~/.ssh/id_* (loaded here, once)
             if target.key_file:
                 path = os.path.expanduser(target.key_file)
@@ -89,11 +90,12 @@ class SshPool:
                     raise _ConnectFailed(AuthFailed, f"cannot load key_file {path}: "
                                                      f"{getattr(e, 'strerror', None) or e}"
                                          ) from None
+            # known_hosts=None: HostKeyCheck decides, as OpenSSH would (hostkeys.py)
             options = asyncssh.SSHClientConnectionOptions(
-                known_hosts=hosts, client_keys=keys, username=target.user or _login(),
+                known_hosts=None, client_keys=keys, username=target.user or _login(),
                 password=secrets.get("password"), config=None,
                 connect_timeout=self.settings.connect_timeout, keepalive_interval=30)
-            self._options[key] = (options, hosts)
+            self._options[key] = (options, read(known))
         return self._options[key]
 
     async def lease(self, target: Target, secrets: Mapping[str, str]) -> _Conn:
@@ -109,9 +111,9 @@ class SshPool:
                     conn.users += 1
                     break
                 if self._per_host.get(host, 0) < self.settings.max_connections_per_host:
-                    options, hosts = self._profile(target, secrets)
+                    options, known = self._profile(target, secrets)
                     conn = _Conn(host, asyncio.create_task(
-                        _connect(host, port, options, hosts, _tried(target, secrets))))
+                        _connect(host, port, options, known, _tried(target, secrets))))
                     self._conns.setdefault(key, []).append(conn)
                     self._per_host[host] = self._per_host.get(host, 0) + 1
                     break
@@ -188,20 +190,14 @@ def _tried(target: Target, secrets: Mapping[str, str]) -> str:
 
 
 async def _connect(host: str, port: int, options: asyncssh.SSHClientConnectionOptions,
-                   hosts: asyncssh.SSHKnownHosts, tried: str) -> asyncssh.SSHClientConnection:
+                   known: KnownHosts, tried: str) -> asyncssh.SSHClientConnection:
     where = f"{host}:{port}"
+    check = HostKeyCheck(host, port, known)
     try:
-        return await asyncssh.connect(host, port, options=options)
+        return await asyncssh.connect(host, port, options=options, client_factory=lambda: check,
+                                      server_host_key_algs=check.algorithms())
     except asyncssh.HostKeyNotVerifiable:
-        trusted = hosts.match(host, "", port)[0]
-        if trusted:
-            raise _ConnectFailed(HostKeyRejected, f"host key of {where} has CHANGED since it "
-                                 "was recorded in known_hosts; refused (someone may be "
-                                 "intercepting; if the host was reinstalled, replace its "
-                                 "known_hosts entry)") from None
-        raise _ConnectFailed(HostKeyRejected, f"host key of {where} is not in known_hosts; "
-                             "refused (check its fingerprint, then add it: ssh-keyscan -p "
-                             f"{port} {host} >> known_hosts)") from None
+        raise _ConnectFailed(HostKeyRejected, check.refusal()) from None
     except asyncssh.PermissionDenied:
         raise _ConnectFailed(AuthFailed, f"authentication to {where} as {options.username} "
                              f"failed: the server refused {tried}") from None
@@ -264,11 +260,11 @@ class SshTransport:
 
     async def run(self, command: str, env: Mapping[str, str], out: Tail, err: Tail,
                   shell: str | None = None, stdin: bytes | None = None) -> int:
-        return await self._exec(sh_command(command, env, shell), stdin, out, err)
+        return await self._exec(sh_command(command, shell), env_stdin(env, stdin), out, err)
 
     async def script(self, content: bytes, args: Sequence[str], env: Mapping[str, str],
                      out: Tail, err: Tail, shell: str | None = None) -> int:
-        return await self._exec(sh_script(args, env, shell), content, out, err)
+        return await self._exec(sh_script(args, shell), env_stdin(env, content), out, err)
 
     async def put(self, data: bytes, dest: str, mode: int) -> None:
         err = Tail(4096)

@@ -4,6 +4,8 @@ and many in parallel."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -17,8 +19,9 @@ import asyncssh
 import pytest
 
 from runner.config import model
-from runner.executor.base import FileBlob, RunResult, TargetResult
+from runner.executor.base import FileBlob, RunResult, Tail, TargetResult
 from runner.executor.engine import Cancel, Engine
+from runner.executor.ssh import SshPool
 from runner.settings import Settings
 from tests.servers import Sshd, free_port, keygen
 
@@ -110,8 +113,9 @@ def test_unknown_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
             target=sshd.target(known_hosts=str(empty)))
     assert t.status == "failed"
     assert t.error is not None
-    assert t.error.startswith(f"t: host key of 127.0.0.1:{sshd.port} is not in known_hosts; "
-                              "refused")
+    assert t.error == (f"t: host key of 127.0.0.1:{sshd.port} is not in known_hosts {empty} as "
+                       f"[127.0.0.1]:{sshd.port}; refused (check its fingerprint, then add it: "
+                       f"ssh-keyscan -p {sshd.port} 127.0.0.1 >> {empty})")
     assert t.steps == ()
 
 
@@ -458,3 +462,79 @@ def test_each_target_fails_on_its_own(sshd: Sshd, tmp_path: Path) -> None:
                        "unknown-key": ("failed", "unknown-key", ""),
                        "closed": ("failed", "closed", ""),
                        "bad-key": ("failed", "bad-key", "")}
+
+
+TRICKY = "it's \"q\" $HOME `id` \\n \\\\ end\nline 2 ünïcödé €\t'\"'\"'\n\n"
+
+
+def cmdlines() -> list[bytes]:
+    """Every process's command line on this machine (the test sshd runs here)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" "))
+    return found
+
+
+def test_env_values_never_appear_in_a_command_line(sshd: Sshd,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "Tok-3141-" + TRICKY
+    monkeypatch.setenv("RUNNER_SECRET_TEST_SSH_TOKEN", secret)
+    job = make_job([{"command": "sleep 44.3"}], env={
+        "TOKEN": "env:RUNNER_SECRET_TEST_SSH_TOKEN", "PLAIN": "plain-2718-value"})
+    cancel = Cancel()
+    seen: list[list[bytes]] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            lines = cmdlines()
+            if any(b"sleep 44.3" in line for line in lines):
+                seen.append(lines)
+                break
+            time.sleep(0.02)
+        cancel.set("seen")
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result = run(job, {"t": model.target("t", sshd.target())}, cancel=cancel)
+    watcher.join()
+    assert result.status == "cancelled"
+    assert seen, "the step never showed up in the process table"
+    for needle in ("Tok-3141", "plain-2718-value"):
+        leaks = [line for line in seen[0] if needle.encode() in line]
+        assert leaks == [], f"{needle} is on a command line: {leaks}"
+    assert gone("sleep 44[.]3")
+
+
+def test_env_values_reach_commands_and_scripts_intact(sshd: Sshd,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "Tok-1618-" + TRICKY
+    monkeypatch.setenv("RUNNER_SECRET_TEST_SSH_TOKEN", secret)
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    t = one(sshd, [{"command": 'printf %s "$V"'},
+                   {"command": 'printf %s "$TOKEN" | sha256sum', "shell": "bash"},
+                   {"script": "files/s.sh", "args": ["a"]},
+                   {"command": "cat; echo stdin-was-empty"}],
+            files={"files/s.sh": FileBlob(b'#!/bin/sh\nprintf "[%s]" "$V" "$1"\n', 0o755)},
+            env={"V": TRICKY, "TOKEN": "env:RUNNER_SECRET_TEST_SSH_TOKEN", "EMPTY": ""})
+    assert (t.status, t.error) == ("success", None)
+    assert t.stdout == f"{TRICKY}{digest}  -\n[{TRICKY}][a]stdin-was-empty\n"
+
+
+def test_a_commands_own_stdin_follows_the_env(sshd: Sshd) -> None:
+    async def main() -> tuple[int, bytes]:
+        pool = SshPool(Settings())
+        transport = pool.open(model.target("t", sshd.target()), {}, {})
+        out, err = Tail(1000), Tail(1000)
+        try:
+            await transport.connect()
+            rc = await transport.run('printf "%s|" "$A"; cat', {"A": "x\ny"}, out, err,
+                                     stdin=b"line 1\nline 2")
+            await transport.close()
+            return rc, bytes(out.buf)
+        finally:
+            await pool.close()
+
+    assert asyncio.run(main()) == (0, b"x\ny|line 1\nline 2")
