@@ -1,16 +1,22 @@
-"""`runner run JOB --dry-run`: the resolved targets and the steps that would run. Pure.
+"""`runner run JOB --dry-run`: the resolved targets and the steps that would run.
 
-Secrets appear as their reference (`<secret env:NAME>`), never resolved.
+Secrets appear as their reference and whether it resolves on this machine
+(`<secret env:NAME: resolves>`, `<secret file:/x: outside RUNNER_SECRET_DIRS (...)>`), never
+as a value.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
-from runner.config.model import ConfigSet, Job, Step, Target
+from runner.config.model import ConfigSet, Job, SecretRef, Step, Target
 from runner.config.schema import did_you_mean
 from runner.config.semantic import TargetIndex, selector_error
 from runner.errors import UsageError
+from runner.executor.secrets import lookup as lookup_secret
+from runner.settings import Settings
 
 
 def select(config: ConfigSet, job: Job, limit: str | None) -> list[str]:
@@ -32,12 +38,18 @@ def select(config: ConfigSet, job: Job, limit: str | None) -> list[str]:
     return narrowed
 
 
-def _target(t: Target) -> dict[str, Any]:
+def _secret(value: object, env: Mapping[str, str], settings: Settings) -> str:
+    if not isinstance(value, SecretRef):
+        return str(value)
+    return f"<secret {value.ref}: {lookup_secret(value, env, settings)[1]}>"
+
+
+def _target(t: Target, env: Mapping[str, str], settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {"status": "would-run", "transport": t.transport}
     for key in ("host", "port", "user", "key_file", "known_hosts", "password", "passphrase"):
         value = getattr(t, key)
         if value is not None:
-            out[key] = str(value)
+            out[key] = _secret(value, env, settings)
     return out
 
 
@@ -62,15 +74,21 @@ def lookup(config: ConfigSet, name: str) -> Job:
     return job
 
 
-def describe(config: ConfigSet, name: str, limit: str | None) -> dict[str, Any]:
+def describe(config: ConfigSet, name: str, limit: str | None,
+             env: Mapping[str, str] | None = None,
+             settings: Settings | None = None) -> dict[str, Any]:
+    """What would run; each secret reference says whether it resolves with `env` and
+    `settings` (by default this process's)."""
     job = lookup(config, name)
     targets = select(config, job, limit)
+    env = os.environ if env is None else env
+    settings = Settings.from_env(env) if settings is None else settings
     return {
         "run_id": None, "job": job.name, "status": "dry-run", "queue": job.queue,
         "revision": config.revision, "timeout": job.timeout, "concurrency": job.concurrency,
         "retries": {"attempts": job.retries.attempts, "backoff": job.retries.backoff},
-        "env": {k: str(v) for k, v in job.env},
-        "targets": {t: _target(config.targets[t]) for t in targets},
+        "env": {k: _secret(v, env, settings) for k, v in job.env},
+        "targets": {t: _target(config.targets[t], env, settings) for t in targets},
         "steps": [_step(s) for s in job.steps],
     }
 

@@ -38,6 +38,14 @@ class Settings:
     api_jwt_issuer: str = ""            # RUNNER_API_JWT_ISSUER: the `iss` a JWT must have
     # RUNNER_API_ALLOWED_HOSTS: Host names the API answers besides localhost and its address
     api_allowed_hosts: tuple[str, ...] = ()
+    # RUNNER_LOCAL_ENV: names or globs of the worker's variables that local jobs get beyond
+    # the clean environment (PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ)
+    local_env: tuple[str, ...] = ()
+    # RUNNER_SECRET_ENV: globs of the variables an env: reference in the repository may name
+    secret_env: tuple[str, ...] = ("RUNNER_SECRET_*",)
+    # RUNNER_SECRET_DIRS: directories a file: reference in the repository may read under
+    # (symlinks resolved); from_env adds $CREDENTIALS_DIRECTORY (systemd) to the default
+    secret_dirs: tuple[str, ...] = ("/run/secrets", "/etc/runner/secrets")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -45,7 +53,8 @@ class Settings:
         values: dict[str, object] = {"redis_url": env.get("REDIS_URL", ""),
                                      "api_tokens": api_tokens(env.get("RUNNER_API_TOKENS", "")),
                                      "api_jwt_key": secret_ref("RUNNER_API_JWT_KEY",
-                                                               env.get("RUNNER_API_JWT_KEY", ""))}
+                                                               env.get("RUNNER_API_JWT_KEY", "")),
+                                     **_scopes(env)}
         for text in ("api_jwt_audience", "api_jwt_issuer"):
             values[text] = env.get(f"RUNNER_{text.upper()}", "").strip()
         values["api_allowed_hosts"] = allowed_hosts(env.get("RUNNER_API_ALLOWED_HOSTS", ""))
@@ -68,6 +77,28 @@ class Settings:
 
 
 ROLES = ("viewer", "operator")
+
+
+def _items(raw: str) -> tuple[str, ...]:
+    return tuple(i.strip() for i in raw.split(",") if i.strip())
+
+
+def _scopes(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """RUNNER_LOCAL_ENV, RUNNER_SECRET_ENV and RUNNER_SECRET_DIRS (comma-separated); unset or
+    empty: the defaults."""
+    out = {"local_env": _items(env.get("RUNNER_LOCAL_ENV", ""))}
+    if _items(env.get("RUNNER_SECRET_ENV", "")):
+        out["secret_env"] = _items(env["RUNNER_SECRET_ENV"])
+    dirs = _items(env.get("RUNNER_SECRET_DIRS", ""))
+    for d in dirs:
+        if not d.startswith("/"):
+            raise UsageError(f"RUNNER_SECRET_DIRS: {d!r} is not an absolute path; give "
+                             "directories like /run/secrets, separated by commas")
+    if not dirs:
+        systemd = env.get("CREDENTIALS_DIRECTORY", "")
+        dirs = (*Settings.secret_dirs, *([systemd] if systemd.startswith("/") else []))
+    out["secret_dirs"] = dirs
+    return out
 
 
 def masked_url(url: str) -> str:

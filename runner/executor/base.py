@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 MASK = "********"
+_RUN = 65536  # bytes of overlapping secrets a stream holds back at most, to mask them as one
 
 
 @dataclass(frozen=True)
@@ -25,54 +26,110 @@ class FileBlob:
 
 
 class Tail:
-    """Keeps the last `cap` bytes written; counts what it dropped."""
+    """Keeps the last `cap` bytes written; counts what it dropped. With a Masker, secrets are
+    masked as the bytes arrive, before anything is cut: an end that may begin a secret waits
+    for the next write (or for `text`)."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, masker: Masker | None = None) -> None:
         self.cap = cap
         self.buf = bytearray()
         self.dropped = 0
+        self.masker = masker or None
+        self._rest = b""  # written, not masked yet
+        self._carry = 0  # how much of _rest's start is known to be a secret
 
     def write(self, data: bytes) -> None:
+        if self.masker is not None:
+            data, self._rest, self._carry = self.masker.stream(self._rest + data, self._carry)
+        self._keep(data)
+
+    def _keep(self, data: bytes) -> None:
         self.buf += data
         extra = len(self.buf) - self.cap
         if extra > 0:
             del self.buf[:extra]
             self.dropped += extra
 
+    def text(self) -> str:
+        """What was written (its last `cap` bytes), masked, as text; a cut-off start gets a
+        marker. Ends the stream."""
+        if self.masker is not None and self._rest:
+            self._keep(self.masker.mask(self._rest, carry=self._carry))
+            self._rest, self._carry = b"", 0
+        text = bytes(self.buf).decode("utf-8", "replace")
+        return f"[... {self.dropped} bytes cut ...]\n{text}" if self.dropped else text
+
 
 class Masker:
-    """Replaces every resolved secret value by MASK, in bytes and in text."""
+    """Replaces every resolved secret by MASK, in bytes and in text. Where secrets overlap,
+    their union is masked. Secrets are matched as bytes (one that is not UTF-8 comes as
+    surrogate escapes, as os.fsdecode gives it)."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        # longest first, so a secret containing another is masked whole
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self._bytes = [s.encode() for s in self.secrets]
+        self.secrets = {s.encode("utf-8", "surrogateescape") for s in secrets if s}
+        self.hold = max(map(len, self.secrets), default=1) - 1  # a secret's start, at most
 
     def __bool__(self) -> bool:
         return bool(self.secrets)
 
-    def text(self, value: str) -> str:
+    def _spans(self, data: bytes, known: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Where secrets are in `data`, with the `known` spans, merged where they overlap."""
+        found = list(known)
         for s in self.secrets:
-            value = value.replace(s, MASK)
-        return value
+            i = data.find(s)
+            while i >= 0:
+                found.append((i, i + len(s)))
+                i = data.find(s, i + 1)
+        merged: list[tuple[int, int]] = []
+        for a, b in sorted(found):
+            if merged and a < merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        return merged
 
-    def data(self, value: bytes) -> bytes:
-        for s in self._bytes:
-            value = value.replace(s, MASK.encode())
-        return value
+    def mask(self, data: bytes, cut: bool = False, carry: int = 0) -> bytes:
+        """`data` masked. `cut`: it was cut short, so an end that begins a secret is masked
+        too. `carry`: its first bytes are known to be (the end of) a secret."""
+        known = [(0, carry)] if carry else []
+        if cut:
+            begun = max((k for s in self.secrets for k in range(1, len(s))
+                         if data.endswith(s[:k])), default=0)
+            known += [(len(data) - begun, len(data))] if begun else []
+        return _join(data, self._spans(data, known))
 
-    def output(self, tail: Tail) -> str:
-        """A sink's content as text, masked; a cut-off start gets a marker."""
-        data = bytes(tail.buf)
-        for s in self._bytes:
-            data = data.replace(s, MASK.encode())
-            if tail.dropped:  # the cut may have left a secret's end at the start
-                for k in range(len(s) - 1, 0, -1):
-                    if data.startswith(s[-k:]):
-                        data = MASK.encode() + data[k:]
-                        break
-        text = data.decode("utf-8", "replace")
-        return f"[... {tail.dropped} bytes cut ...]\n{text}" if tail.dropped else text
+    def stream(self, data: bytes, carry: int) -> tuple[bytes, bytes, int]:
+        """(the masked start of `data` that no later byte can change, the rest to keep for
+        later, how much of that rest is known to be a secret); `carry`: that of the last
+        call, for the start of `data`."""
+        end = len(data) - self.hold  # a secret that starts from here on may go on later
+        if end <= 0:
+            return b"", data, carry
+        spans = self._spans(data, [(0, carry)] if carry else [])
+        across = next(((a, b) for a, b in spans if a < end < b), None)
+        if across and across[1] - across[0] <= _RUN:
+            # that secret (or run of overlapping ones) waits, to be masked once
+            end, across = across[0], (0, carry) if across[0] == 0 else None
+        done = _join(data[:end], [(a, min(b, end)) for a, b in spans if a < end])
+        # a longer run goes masked now and what is left of it is carried: it shows as more
+        # MASKs, and what waits stays short
+        return done, data[end:], across[1] - end if across else 0
+
+    def text(self, value: str) -> str:
+        raw = value.encode("utf-8", "surrogateescape")
+        return self.mask(raw).decode("utf-8", "surrogateescape")
+
+
+def _join(data: bytes, spans: list[tuple[int, int]]) -> bytes:
+    """`data` with each of `spans` (in order, disjoint) replaced by MASK."""
+    if not spans:
+        return data
+    out, at = [], 0
+    for a, b in spans:
+        out += [data[at:a], MASK.encode()]
+        at = b
+    out.append(data[at:])
+    return b"".join(out)
 
 
 class Transport(Protocol):

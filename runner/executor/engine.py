@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from runner.config.model import Job, SecretRef, Step, Target
-from runner.errors import SecretUnavailable, TargetError
+from runner.errors import TargetError
 from runner.executor.base import (
     Download,
     FileBlob,
@@ -30,6 +30,8 @@ from runner.executor.base import (
     Transport,
     run_status,
 )
+from runner.executor.secrets import config_secret, known_secrets
+from runner.executor.secrets import resolve as resolve  # runner's own settings' references
 from runner.settings import Settings
 
 Progress = Callable[[str, TargetResult | None], None]
@@ -77,22 +79,6 @@ class Cancel:
             task.cancel()
 
 
-def resolve(ref: SecretRef, who: str, env: Mapping[str, str]) -> str:
-    """The value behind env:NAME or file:/path, on this worker; `who` needs it."""
-    if ref.scheme == "env":
-        value = env.get(ref.name)
-        if value is None:
-            raise SecretUnavailable(who, f"{who}: secret {ref.ref} is not set in the worker's "
-                                         "environment")
-        return value
-    try:
-        with open(ref.name, encoding="utf-8") as f:
-            return f.read().rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SecretUnavailable(who, f"{who}: secret {ref.ref} cannot be read "
-                                     f"({type(e).__name__})") from None
-
-
 @dataclass
 class _Breaker:
     failures: int = 0
@@ -108,6 +94,7 @@ class Engine:
         self.settings = settings or Settings()
         self.connectors = dict(connectors or {})
         self.environ = os.environ if environ is None else environ
+        self.known = known_secrets(self.settings, self.environ)  # masked in every job's output
         self.clock = clock
         self.breakers: dict[str, _Breaker] = {}
 
@@ -131,7 +118,8 @@ class Engine:
         for key, value in job.env:
             if isinstance(value, SecretRef):
                 try:
-                    env[key] = resolve(value, f"job {job.name} env {key}", self.environ)
+                    env[key] = config_secret(value, f"job {job.name} env {key}",
+                                             self.environ, self.settings)
                     secrets.append(env[key])
                 except TargetError as e:
                     env_error = str(e)
@@ -152,8 +140,9 @@ class Engine:
                     except Exception as e:
                         # a bug hit by one target must not lose the other targets' results:
                         # it is reported as that target's failure, with its type
+                        masked = Masker([*secrets, *self.known]).text(str(e))
                         result = TargetResult("failed", error=f"{name}: internal error "
-                                              f"{type(e).__name__}: {Masker(secrets).text(str(e))}")
+                                              f"{type(e).__name__}: {masked}")
                 if progress:
                     progress(name, result)
                 return result
@@ -177,13 +166,13 @@ class Engine:
                       env: Mapping[str, str], job_secrets: list[str],
                       cancel: Cancel) -> TargetResult:
         t0 = self.clock()
-        masker = Masker(job_secrets)
+        masker = Masker([*job_secrets, *self.known])
         try:
-            secrets = {k: resolve(getattr(target, k), name, self.environ)
+            secrets = {k: config_secret(getattr(target, k), name, self.environ, self.settings)
                        for k in ("password", "passphrase") if getattr(target, k) is not None}
         except TargetError as e:
             return TargetResult("failed", error=masker.text(str(e)), duration=self.clock() - t0)
-        masker = Masker([*job_secrets, *secrets.values()])
+        masker = Masker([*job_secrets, *secrets.values(), *self.known])
         attempt = 0
         while True:
             attempt += 1
@@ -191,14 +180,14 @@ class Engine:
             if skip:
                 return TargetResult("skipped", error=skip, attempts=attempt - 1,
                                     duration=self.clock() - t0)
-            run = _Attempt(name, self.settings.output_cap)
+            run = _Attempt(name, self.settings.output_cap, masker)
             try:
                 await self._attempt(run, target, job, files, env, secrets)
             except asyncio.CancelledError:
                 if not cancel.is_set():
                     raise
                 run.fail("cancelled", f"{name}: {cancel.reason} during step {run.step!r}")
-            result = run.result(masker, attempt, self.clock() - t0)
+            result = run.result(attempt, self.clock() - t0)
             retry = result.status in ("failed", "timeout") and run.retryable
             if not retry or attempt > job.retries.attempts or cancel.is_set():
                 return result
@@ -285,8 +274,11 @@ class Engine:
             blob = files[step.src]
             await transport.put(blob.data, step.dest, step.mode or blob.mode)
             return 0
-        data, cut = await transport.get(step.src, step.max_bytes or self.settings.download_cap)
-        run.downloads.append(Download(step.src, data, cut))
+        # read a secret's length more, mask, then cut: a secret at the cut is masked whole
+        cap = step.max_bytes or self.settings.download_cap
+        data, cut = await transport.get(step.src, cap + run.masker.hold + 1 if run.masker else cap)
+        data = run.masker.mask(data, cut=cut)
+        run.downloads.append(Download(step.src, data[:cap], cut or len(data) > cap))
         return 0
 
     def _breaker_open(self, name: str) -> str | None:
@@ -317,9 +309,10 @@ _RANK = {"success": 0, "failed": 1, "timeout": 2, "cancelled": 3}
 class _Attempt:
     """What one attempt on one target has done so far (mutable while it runs)."""
 
-    def __init__(self, name: str, cap: int) -> None:
+    def __init__(self, name: str, cap: int, masker: Masker) -> None:
         self.name = name
-        self.out, self.err = Tail(cap), Tail(cap)
+        self.masker = masker
+        self.out, self.err = Tail(cap, masker), Tail(cap, masker)
         self.steps: list[StepResult] = []
         self.downloads: list[Download] = []
         self.step = "connect"
@@ -338,21 +331,21 @@ class _Attempt:
             self.rc, self.retryable = rc, retryable
         self.failed = True
 
-    def result(self, masker: Masker, attempts: int, duration: float) -> TargetResult:
+    def result(self, attempts: int, duration: float) -> TargetResult:
+        """What the attempt did, masked (downloads are masked as they come)."""
+        masker = self.masker
         rc = self.rc if self.failed else (self.steps[-1].rc if self.steps else None)
         steps = tuple(StepResult(s.name, s.kind, s.status, s.rc, s.duration,
                                  masker.text(s.error) if s.error else None) for s in self.steps)
-        return TargetResult(self.status, rc, masker.output(self.out), masker.output(self.err),
-                            duration, masker.text(self.error) if self.error else None,
-                            attempts, steps,
-                            tuple(Download(d.src, masker.data(d.data), d.truncated)
-                                  for d in self.downloads))
+        return TargetResult(self.status, rc, self.out.text(), self.err.text(), duration,
+                            masker.text(self.error) if self.error else None, attempts, steps,
+                            tuple(self.downloads))
 
 
 def _default_connector(transport: str, settings: Settings) -> Connector:
     if transport == "local":
         from runner.executor.local import LocalConnector
-        return LocalConnector()
+        return LocalConnector(settings)
     if transport == "ssh":
         from runner.executor.ssh import SshPool
         return SshPool(settings)

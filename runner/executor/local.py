@@ -17,11 +17,14 @@ import select
 import signal
 import tempfile
 from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 
 from runner.config.model import Target
 from runner.errors import TargetError, TransferFailed
 from runner.executor.base import Tail
+from runner.executor.secrets import runner_own
+from runner.settings import Settings
 
 _CHUNK = 65536
 _QUICK_MS = 2  # see LocalTransport._exec
@@ -143,9 +146,9 @@ def _no_inherited() -> None:
 class LocalTransport:
     def __init__(self, name: str, environ: dict[bytes, bytes] | None = None) -> None:
         """`environ`: what commands inherit, as bytes (posix_spawn reads os.environ through
-        the Mapping ABC, 0.06 ms per command); this process's environment by default."""
+        the Mapping ABC, 0.06 ms per command); by default the clean part of this process's."""
         self.name = name
-        self.environ = dict(os.environb) if environ is None else environ
+        self.environ = clean_environ(Settings(), os.environb) if environ is None else environ
 
     async def connect(self) -> None:
         return None
@@ -267,13 +270,27 @@ def _read_head(src: str, size: int) -> bytes:
         return f.read(size)
 
 
-class LocalConnector:
-    """Commands inherit the environment the process had when this was made (a worker: at
-    its first local run), plus their job's `env`."""
+# What cron and systemd give a job; RUNNER_LOCAL_ENV adds names or globs.
+CLEAN_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_*", "TZ")
 
-    def __init__(self) -> None:
+
+def clean_environ(settings: Settings, environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    """The variables of `environ` a local command gets: CLEAN_ENV and RUNNER_LOCAL_ENV, but
+    never one of runner's own (REDIS_URL, RUNNER_*, the secret scope, what the API settings
+    name)."""
+    wanted = (*CLEAN_ENV, *settings.local_env)
+    return {k: v for k, v in environ.items()
+            if any(fnmatchcase(os.fsdecode(k), glob) for glob in wanted)
+            and not runner_own(os.fsdecode(k), settings)}
+
+
+class LocalConnector:
+    """Commands get a clean environment (clean_environ of the process's environment when
+    this was made: a worker, at its first local run), plus their job's `env`."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
         _no_inherited()
-        self.environ = dict(os.environb)
+        self.environ = clean_environ(settings or Settings(), os.environb)
 
     def open(self, target: Target, secrets: Mapping[str, str],
              env: Mapping[str, str]) -> LocalTransport:

@@ -69,9 +69,9 @@ def make_cluster(tmp_path: Path, redis_url: str | None) -> Cluster:
     (repo / "queues.yaml").write_text(QUEUES)
     (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
     (repo / "jobs.d" / "j.yaml").write_text(
-        JOBS + "  secretive: {queue: other, targets: [here], env: {PASSWORD: env:TEST_JOB_SECRET},"
-               " steps: [{command: 'echo pw=$PASSWORD'}]}\n")
-    env["TEST_JOB_SECRET"] = "hunter2-very-secret"
+        JOBS + "  secretive: {queue: other, targets: [here], "
+               "env: {PASSWORD: env:RUNNER_SECRET_JOB}, steps: [{command: 'echo pw=$PASSWORD'}]}\n")
+    env["RUNNER_SECRET_JOB"] = "hunter2-very-secret"
     return Cluster(repo, env)
 
 

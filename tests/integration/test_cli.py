@@ -85,17 +85,19 @@ def test_dry_run_shows_targets_and_steps_and_runs_nothing(tmp_path: Path) -> Non
 def test_secrets_are_masked_in_dry_run(tmp_path: Path) -> None:
     repo = _copy_demo(tmp_path)
     (repo / "targets.d/ssh.yaml").write_text(
-        "targets:\n  box: {host: 127.0.0.1, user: ops, password: env:BOX_PASSWORD}\n")
+        "targets:\n  box: {host: 127.0.0.1, user: ops, "
+        "password: env:RUNNER_SECRET_BOX_PASSWORD}\n")
     jobs = (repo / "jobs.d/health.yaml").read_text().replace(
-        "env: {LEVEL: info}", "env: {LEVEL: info, TOKEN: env:API_TOKEN}").replace(
+        "env: {LEVEL: info}", "env: {LEVEL: info, TOKEN: env:RUNNER_SECRET_API_TOKEN}").replace(
         'targets: ["label:role=web", group:demo]', 'targets: ["label:role=web", group:demo, box]')
     (repo / "jobs.d/health.yaml").write_text(jobs)
     done = subprocess.run([sys.executable, "-m", "runner", "run", "health-check", "--dry-run",
                            "--repo", str(repo)], capture_output=True, text=True,
-                          env={**os.environ, "BOX_PASSWORD": "s3cr3t-pw", "API_TOKEN": "t0k3n",
+                          env={**os.environ, "RUNNER_SECRET_BOX_PASSWORD": "s3cr3t-pw",
+                               "RUNNER_SECRET_API_TOKEN": "t0k3n",
                                "RUNNER_CACHE_DIR": str(tmp_path / "c")})
     assert done.returncode == 0, done.stderr
-    assert "TOKEN=<secret env:API_TOKEN>" in done.stdout
+    assert "TOKEN=<secret env:RUNNER_SECRET_API_TOKEN: resolves>" in done.stdout
     assert "s3cr3t-pw" not in done.stdout and "t0k3n" not in done.stdout
 
 

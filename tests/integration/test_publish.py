@@ -89,7 +89,7 @@ def test_real_runs_land_on_the_branch_masked_and_queryable(
         demo_repo: Path, commit: Commit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = f"s3cr3t-{secrets.token_hex(8)}"
-    monkeypatch.setenv("SOME_VAR", secret)
+    monkeypatch.setenv("RUNNER_SECRET_SOME_VAR", secret)
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
     drop = tmp_path / "drop"
@@ -99,7 +99,7 @@ jobs:
   leaky:
     queue: system
     targets: [localhost]
-    env: {{TOKEN: env:SOME_VAR}}
+    env: {{TOKEN: env:RUNNER_SECRET_SOME_VAR}}
     steps:
       - {{command: 'echo "token=$TOKEN"; echo "err $TOKEN" >&2;
                     printf "%s\\n" "$TOKEN" > {drop}/s.txt'}}

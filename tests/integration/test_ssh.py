@@ -213,10 +213,10 @@ def test_retries_give_up(sshd: Sshd) -> None:
 
 def test_secrets_are_masked_everywhere(sshd: Sshd, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "s3cr3t-Value-9"
-    monkeypatch.setenv("RUNNER_TEST_TOKEN", secret)
+    monkeypatch.setenv("RUNNER_SECRET_TEST_TOKEN", secret)
     job = make_job([{"command": "echo token=$TOKEN; echo $TOKEN >&2; exit 1"},
                     {"command": "echo ${TOKEN#s3cr3t}", "when": "on_failure"}],
-                   env={"TOKEN": "env:RUNNER_TEST_TOKEN"})
+                   env={"TOKEN": "env:RUNNER_SECRET_TEST_TOKEN"})
     result = run(job, {"t": model.target("t", sshd.target())})
     dumped = json.dumps(result.as_dict())
     assert secret not in dumped
@@ -226,10 +226,10 @@ def test_secrets_are_masked_everywhere(sshd: Sshd, monkeypatch: pytest.MonkeyPat
 
 
 def test_missing_secret_fails_every_target_clearly(sshd: Sshd) -> None:
-    job = make_job([{"command": "true"}], env={"TOKEN": "env:RUNNER_TEST_UNSET_VAR"})
+    job = make_job([{"command": "true"}], env={"TOKEN": "env:RUNNER_SECRET_UNSET"})
     t = run(job, {"t": model.target("t", sshd.target())}).targets["t"]
     assert t.status == "failed"
-    assert t.error == ("t: not run, job j env TOKEN: secret env:RUNNER_TEST_UNSET_VAR is not set "
+    assert t.error == ("t: not run, job j env TOKEN: secret env:RUNNER_SECRET_UNSET is not set "
                        "in the worker's environment")
 
 
@@ -346,7 +346,7 @@ def test_password_authentication_against_an_asyncssh_server(
     """OpenSSH here cannot check a password without a system account's password, so an
     asyncssh server on loopback checks it; commands run locally with /bin/sh."""
     secret = "Pw-for-test-5521"
-    monkeypatch.setenv("RUNNER_TEST_SSH_PASSWORD", secret)
+    monkeypatch.setenv("RUNNER_SECRET_SSH_PASSWORD", secret)
     host_key = asyncssh.generate_private_key("ssh-ed25519")
     port = free_port()
     known = tmp_path / "known_hosts"
@@ -374,7 +374,7 @@ def test_password_authentication_against_an_asyncssh_server(
 
     def target(key_file: str | None) -> model.Target:
         return model.target("p", {"transport": "ssh", "host": "127.0.0.1", "port": port,
-                                  "user": "tester", "password": "env:RUNNER_TEST_SSH_PASSWORD",
+                                  "user": "tester", "password": "env:RUNNER_SECRET_SSH_PASSWORD",
                                   "known_hosts": str(known),
                                   **({"key_file": key_file} if key_file else {})})
 
@@ -384,9 +384,9 @@ def test_password_authentication_against_an_asyncssh_server(
                                               process_factory=shell)
         engine = Engine(Settings(idle_timeout=0))  # no reuse: the second run logs in again
         try:
-            job = make_job([{"command": "echo in; echo $RUNNER_TEST_SSH_PASSWORD"}])
+            job = make_job([{"command": "echo in; echo $RUNNER_SECRET_SSH_PASSWORD"}])
             good = await engine.run(job, {"p": target(key_file)}, {}, run_id="1", revision="v")
-            monkeypatch.setenv("RUNNER_TEST_SSH_PASSWORD", "wrong")
+            monkeypatch.setenv("RUNNER_SECRET_SSH_PASSWORD", "wrong")
             bad = await engine.run(job, {"p": target(key_file)}, {}, run_id="2", revision="v")
             return [good.targets["p"], bad.targets["p"]]
         finally:
@@ -401,7 +401,7 @@ def test_password_authentication_against_an_asyncssh_server(
     assert bad.error == (f"p: authentication to 127.0.0.1:{port} as tester failed: the server "
                          "refused the agent's and ~/.ssh keys and the password")
     (tmp_path / "garbage").write_text("not a key")
-    monkeypatch.setenv("RUNNER_TEST_SSH_PASSWORD", secret)
+    monkeypatch.setenv("RUNNER_SECRET_SSH_PASSWORD", secret)
     broken = asyncio.run(main(str(tmp_path / "garbage")))[0]
     assert broken.status == "failed"
     assert (broken.error or "").startswith(f"p: cannot load key_file {tmp_path}/garbage: ")

@@ -31,13 +31,13 @@ def wsman() -> Iterator[Server]:
 
 @pytest.fixture(autouse=True)
 def password(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RUNNER_TEST_WIN_PASSWORD", PASSWORD)
+    monkeypatch.setenv("RUNNER_SECRET_TEST_WIN_PASSWORD", PASSWORD)
 
 
 def target(port: int, **extra: Any) -> model.Target:
     return model.target("win", {"transport": "winrm", "host": "127.0.0.1", "port": port,
                                 "scheme": "http", "auth": "basic", "user": "Administrator",
-                                "password": "env:RUNNER_TEST_WIN_PASSWORD", **extra})
+                                "password": "env:RUNNER_SECRET_TEST_WIN_PASSWORD", **extra})
 
 
 def one(port: int, steps: list[dict[str, Any]], **extra: Any) -> TargetResult:
@@ -73,7 +73,7 @@ def test_timeout_terminates_the_command(wsman: Server) -> None:
 
 def test_wrong_password_is_an_auth_failure(wsman: Server,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RUNNER_TEST_WIN_PASSWORD", "wrong-password")
+    monkeypatch.setenv("RUNNER_SECRET_TEST_WIN_PASSWORD", "wrong-password")
     t = one(wsman.port, [{"command": "echo never"}])
     assert t.status == "failed"
     assert t.error == (f"win: authentication to http://127.0.0.1:{wsman.port}/wsman as "
