@@ -95,7 +95,7 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
         return save(state="FAILURE", finished=time.time(), error=str(e))
     if here.loop is None:
         here.loop = asyncio.new_event_loop()
-        here.engine = Engine(system.settings)
+        here.engine = Engine(system.settings, state_dir=system.state_dir)
     loop, engine, cancel = here.loop, here.engine, Cancel()
     assert engine is not None
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from runner.config.model import Job, SecretRef, Step, Target
@@ -90,11 +91,13 @@ class Engine:
     def __init__(self, settings: Settings | None = None,
                  connectors: Mapping[str, Connector] | None = None,
                  environ: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 state_dir: Path | None = None) -> None:
         self.settings = settings or Settings()
         self.connectors = dict(connectors or {})
         self.environ = os.environ if environ is None else environ
-        self.known = known_secrets(self.settings, self.environ)  # masked in every job's output
+        # masked in every job's output
+        self.known = known_secrets(self.settings, self.environ, state_dir)
         self.clock = clock
         self.breakers: dict[str, _Breaker] = {}
 

@@ -13,6 +13,7 @@ import contextlib
 import os
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from runner.config.model import SecretRef
@@ -82,12 +83,15 @@ def config_secret(ref: SecretRef, who: str, env: Mapping[str, str], settings: Se
     return value
 
 
-def known_secrets(settings: Settings, env: Mapping[str, str]) -> list[str]:
-    """What this process knows and a job must never show: the API tokens, the JWT key and the
-    Redis password, as far as they resolve here (those shorter than MIN_SECRET are left out:
-    they are never in a job's environment, and masking them would show their shape)."""
+def known_secrets(settings: Settings, env: Mapping[str, str],
+                  state_dir: Path | None = None) -> list[str]:
+    """What this process knows and a job must never show: the API tokens (with the one
+    `runner api` generates into STATE_DIR/api-token), the JWT key and the Redis password, as
+    far as they resolve here (those shorter than MIN_SECRET are left out: they are never in a
+    job's environment, and masking them would show their shape)."""
     refs = [ref for _, _, ref in settings.api_tokens]
     refs += [settings.api_jwt_key] if settings.api_jwt_key else []
+    refs += [f"file:{state_dir / 'api-token'}"] if state_dir else []
     found = []
     for ref in refs:
         with contextlib.suppress(SecretUnavailable):  # the API's; this process may lack it

@@ -217,3 +217,31 @@ jobs:
     assert target["stdout"] == "[... 8 bytes cut ...]\n89********----"
     assert Path(target["downloads"][0]["saved"]).read_bytes() == b"xxxxxxxxxx****"
     assert target["downloads"][0]["truncated"]
+
+
+def test_a_worker_masks_the_api_token_runner_api_generated(
+        demo_repo: Path, commit: Callable[..., str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no RUNNER_API_TOKENS, `runner api` keeps an operator token in .runner/api-token:
+    a job of the same user can read the file, but its output shows it masked."""
+    from runner.celery_app import System
+    from runner.execute import new_run_id
+    from runner.settings import Settings
+    from runner.tasks import _Process, execute
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    state = demo_repo / ".runner"
+    state.mkdir()
+    token = secrets.token_urlsafe(32)
+    (state / "api-token").write_text(token + "\n")
+    revision = commit({"jobs.d/peek.yaml": "jobs:\n  peek: {queue: system, targets: [localhost],"
+                                           f" steps: [{{command: 'cat {state}/api-token'}}]}}\n"})
+    system = System(Settings(), demo_repo, state)
+    run_id = new_run_id()
+    system.store.save_run({"run_id": run_id, "job": "peek", "state": "PENDING",
+                           "created": 1.0, "trigger": "cli", "queue": "system"})
+    assert execute(system, _Process(), "peek", revision, run_id, None, "w", False)[0] == "SUCCESS"
+    record = system.store.run(run_id)
+    assert record is not None
+    assert record["result"]["targets"]["localhost"]["stdout"] == f"{MASK}\n"

@@ -99,6 +99,13 @@ def test_env_values_reach_the_shell_unchanged() -> None:
      Settings(connect_timeout=5, output_cap=2048)),
     ({"RUNNER_BREAKER_COOLDOWN": "2m", "RUNNER_IDLE_TIMEOUT": "0"},
      Settings(breaker_cooldown=120, idle_timeout=0)),
+    ({"RUNNER_LOCAL_ENV": "JAVA_HOME, PROXY_*", "RUNNER_SECRET_ENV": "APP_SECRET_*"},
+     Settings(local_env=("JAVA_HOME", "PROXY_*"), secret_env=("APP_SECRET_*",))),
+    ({"CREDENTIALS_DIRECTORY": "/run/credentials/runner.service"},
+     Settings(secret_dirs=("/run/secrets", "/etc/runner/secrets",
+                           "/run/credentials/runner.service"))),
+    ({"RUNNER_SECRET_DIRS": "/srv/a,/srv/b", "CREDENTIALS_DIRECTORY": "/run/c"},
+     Settings(secret_dirs=("/srv/a", "/srv/b"))),
 ])
 def test_settings_from_env(env: dict[str, str], expected: Settings) -> None:
     assert Settings.from_env(env) == expected
@@ -107,6 +114,8 @@ def test_settings_from_env(env: dict[str, str], expected: Settings) -> None:
 @pytest.mark.parametrize(("env", "message"), [
     ({"RUNNER_OUTPUT_CAP": "big"}, "RUNNER_OUTPUT_CAP='big' is not a number"),
     ({"RUNNER_SSH_MAX_SESSIONS": "0"}, "RUNNER_SSH_MAX_SESSIONS='0' must be at least 1"),
+    ({"RUNNER_SECRET_DIRS": "/run/secrets,secrets"},
+     "RUNNER_SECRET_DIRS: 'secrets' is not an absolute path"),
 ])
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
