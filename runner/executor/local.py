@@ -275,13 +275,15 @@ CLEAN_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_*", "TZ")
 
 
 def clean_environ(settings: Settings, environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
-    """The variables of `environ` a local command gets: CLEAN_ENV and RUNNER_LOCAL_ENV, but
-    never one of runner's own (REDIS_URL, RUNNER_*, the secret scope, what the API settings
-    name)."""
-    wanted = (*CLEAN_ENV, *settings.local_env)
-    return {k: v for k, v in environ.items()
-            if any(fnmatchcase(os.fsdecode(k), glob) for glob in wanted)
-            and not runner_own(os.fsdecode(k), settings)}
+    """The variables of `environ` a local command gets: CLEAN_ENV, and those RUNNER_LOCAL_ENV
+    names that are not runner's own (REDIS_URL, RUNNER_*, the secret scope, what the API
+    settings name)."""
+    def passed(name: str) -> bool:
+        return any(fnmatchcase(name, glob) for glob in CLEAN_ENV) or (
+            any(fnmatchcase(name, glob) for glob in settings.local_env)
+            and not runner_own(name, settings))
+
+    return {k: v for k, v in environ.items() if passed(os.fsdecode(k))}
 
 
 class LocalConnector:
