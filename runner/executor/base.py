@@ -222,21 +222,6 @@ def run_status(statuses: Iterable[str]) -> str:
 
 # POSIX shell snippets, for transports that reach a Unix shell (ssh).
 
-def sh_command(command: str, env: Mapping[str, str], shell: str | None) -> str:
-    """`command` for the remote login shell, with `env` exported and the chosen shell."""
-    exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in env.items())
-    body = command if shell in (None, "sh") else f"{shell} -c {shlex.quote(command)}"
-    return exports + body
-
-
-def sh_script(args: Sequence[str], env: Mapping[str, str], shell: str | None) -> str:
-    """Reads a script from stdin into a private temp file, runs it with `args`, removes it."""
-    run = '"$t"' if shell is None else f'{shell} "$t"'
-    quoted = " ".join(shlex.quote(a) for a in args)
-    return sh_command(f't=$(mktemp) && cat >"$t" && chmod 700 "$t" && '
-                      f'{{ {run} {quoted}; rc=$?; rm -f "$t"; exit $rc; }}', env, None)
-
-
 def sh_put(dest: str, mode: int) -> str:
     """Writes stdin to `dest` atomically (temp file beside it, then rename) with `mode`."""
     d = shlex.quote(dest)

@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 from runner.errors import UsageError
-from runner.executor.base import MASK, Masker, Tail, run_status, sh_command
+from runner.executor.base import MASK, Masker, Tail, run_status
+from runner.executor.posix import env_stdin, sh_command
 from runner.settings import Settings
 
 
@@ -88,9 +89,10 @@ def test_run_status(statuses: list[str], overall: str) -> None:
 
 def test_env_values_reach_the_shell_unchanged() -> None:
     value = "it's \"quoted\" $HOME `date` \\ end"
-    line = sh_command('printf %s "$V"', {"V": value}, None)
-    done = subprocess.run(["/bin/sh", "-c", line], capture_output=True, text=True, check=True)
-    assert done.stdout == value
+    line = sh_command('printf %s "$V"; cat', None)
+    done = subprocess.run(["/bin/sh", "-c", line], input=env_stdin({"V": value}, b"rest\n"),
+                          capture_output=True, check=True)
+    assert done.stdout == value.encode() + b"rest\n"  # the value, then the step's own stdin
 
 
 @pytest.mark.parametrize(("env", "expected"), [
