@@ -67,8 +67,11 @@ def more_files() -> None:
 
 def run_now(config: ConfigSet, source: Readable, name: str, limit: str | None,
             settings: Settings, progress: Progress | None = None, run_id: str | None = None,
-            asked: Callable[[], str | None] = lambda: None) -> RunResult:
-    """Runs job `name`; `asked` (polled) says who requested a cancel, or None."""
+            asked: Callable[[], str | None] = lambda: None,
+            state_dir: Path | None = None) -> RunResult:
+    """Runs job `name`; `asked` (polled) says who requested a cancel, or None; `state_dir`
+    holds the API token `runner api` generated (masked in the output like every secret
+    runner knows)."""
     job = lookup(config, name)
     chosen = select(config, job, limit)
     files = job_files(source, job)
@@ -88,7 +91,7 @@ def run_now(config: ConfigSet, source: Readable, name: str, limit: str | None,
                 timer[0] = loop.call_later(_POLL, watch)
 
         timer = [loop.call_later(_POLL, watch)]
-        engine = Engine(settings)
+        engine = Engine(settings, state_dir=state_dir)
         try:
             return await engine.run(job, {n: config.targets[n] for n in chosen}, files,
                                     run_id=run_id or new_run_id(), revision=config.revision,

@@ -147,7 +147,7 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
             else progress.Plain(len(chosen)))
     with view:
         done = run_now(config, DirSnapshot(repo), job, limit, settings, view, audit.run_id,
-                       audit.asked)
+                       audit.asked, repo / ".runner")
     audit.end(done)
     saved = save_downloads(done, repo / ".runner" / "downloads")
     if fmt == "json":

@@ -245,3 +245,10 @@ def test_a_worker_masks_the_api_token_runner_api_generated(
     record = system.store.run(run_id)
     assert record is not None
     assert record["result"]["targets"]["localhost"]["stdout"] == f"{MASK}\n"
+    # and a direct `runner run` masks it too
+    direct = subprocess.run([sys.executable, "-m", "runner", "run", "peek", "--repo",
+                             str(demo_repo), "--format", "json"], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert direct.returncode == 0, direct.stderr
+    assert json.loads(direct.stdout)["targets"]["localhost"]["stdout"] == f"{MASK}\n"
+    assert token not in direct.stdout + direct.stderr
