@@ -49,7 +49,7 @@ def fetch(source: str, branch: str, mirror: Path) -> str:
         # HEAD, not the directory: the report publisher may be creating the same mirror
         repo = (git.Repo(mirror) if (mirror / "HEAD").exists()
                 else git.Repo.init(mirror, bare=True, mkdir=True))
-        repo.git.fetch("--quiet", "--force", "--no-tags", source,
+        repo.git.fetch("--quiet", "--force", "--no-tags", "--end-of-options", source,
                        f"+refs/heads/{branch}:refs/heads/{branch}")
         return str(repo.commit(f"refs/heads/{branch}").hexsha)
     except (git.GitCommandError, git.InvalidGitRepositoryError, ValueError) as e:
@@ -70,8 +70,8 @@ def unsigned(mirror: Path, revision: str, keyring: Path) -> str | None:
         env["GNUPGHOME"] = str(keyring)
     else:
         options = ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={keyring}"]
-    done = subprocess.run(["git", "-C", str(mirror), *options, "verify-commit", revision],
-                          capture_output=True, text=True, env=env, check=False)
+    argv = ["git", "-C", str(mirror), *options, "verify-commit", "--end-of-options", revision]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if done.returncode == 0:
         return None
     said = [line for line in done.stderr.strip().splitlines() if line.strip()]

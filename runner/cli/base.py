@@ -7,6 +7,7 @@ catches RunnerError; it prints the message (never a traceback) and exits.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,36 @@ REPO: Callable[[F], F] = click.option(
     "--repo", default=".", show_default=True, envvar="RUNNER_REPO",
     type=click.Path(file_okay=False, path_type=Path),
     help="The configuration repository (a directory).")
+
+
+# What git check-ref-format refuses in a branch name (and a leading '-', an option to git).
+_BAD_REF = re.compile(r"^-|^$|[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^/|/$|\.$|^@$|(^|/)\.|"
+                      r"\.lock(/|$)")
+
+
+def git_value(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --source or --push: a value starting with '-' would reach git as an option."""
+    if value is not None and value.startswith("-"):
+        raise UsageError(f"{param.opts[0]} {value!r} starts with '-', which git would read as "
+                         f"an option; give a URL or a path (./{value} for a directory so "
+                         "named)")
+    return value
+
+
+def source_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --source: no option for git; a local path made absolute (git fetch runs in the
+    mirror, where a relative path means something else)."""
+    value = git_value(ctx, param, value)
+    return str(Path(value).resolve()) if value and Path(value).exists() else value
+
+
+def branch_value(_ctx: click.Context, param: click.Parameter,
+                 value: str | None) -> str | None:
+    """A --branch or --report-branch: a name git accepts for a branch, and no option."""
+    if value is not None and _BAD_REF.search(value):
+        raise UsageError(f"{param.opts[0]} {value!r} is not a branch name git accepts (see "
+                         "git check-ref-format); pass a name like main or release/1.x")
+    return value
 
 
 def _fmt(*choices: str) -> Callable[[F], F]:

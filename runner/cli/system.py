@@ -13,13 +13,17 @@ from runner.cli.base import (
     _config,
     _print_problems,
     _system,
+    branch_value,
     cli,
+    git_value,
+    source_value,
 )
 from runner.errors import UsageError
 
-PUSH = click.option("--push", metavar="REMOTE", help="Push the report branch to REMOTE (a remote "
-                    "name of --repo, or a URL); default: to --source when it is not --repo, "
-                    "else nowhere (it stays local).")
+PUSH = click.option("--push", metavar="REMOTE", callback=git_value,
+                    help="Push the report branch to REMOTE (a remote name of --repo, or a "
+                         "URL); default: to --source when it is not --repo, else nowhere (it "
+                         "stays local).")
 
 
 @cli.command()
@@ -100,10 +104,13 @@ def beat(repo: Path) -> None:
 
 @cli.command()
 @REPO
-@click.option("--source", help="What the reconciler watches (default: --repo, when it is a git "
-                              "repository).")
-@click.option("--branch", help="The branch to apply (default: the repository's current one).")
+@click.option("--source", callback=source_value,
+              help="What the reconciler watches (default: --repo, when it is a git "
+                   "repository).")
+@click.option("--branch", callback=branch_value,
+              help="The branch to apply (default: the repository's current one).")
 @click.option("--report-branch", default="reports", show_default=True,
+              callback=branch_value,
               help="The branch each finished run is committed to.")
 @click.option("--api-bind", default="127.0.0.1:8080", show_default=True,
               help="Where `runner api` (dashboard, REST, events, metrics) listens.")
@@ -156,8 +163,10 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
                    "revision is invalid, 2 the source cannot be fetched.")
 @click.option("--watch", "mode", flag_value="watch",
               help="Reconcile every --interval until Ctrl-C.")
-@click.option("--source", help="A git URL or a local repository (default: --repo itself).")
-@click.option("--branch", default="main", show_default=True, help="The branch to apply.")
+@click.option("--source", callback=source_value,
+              help="A git URL or a local repository (default: --repo itself).")
+@click.option("--branch", default="main", show_default=True, callback=branch_value,
+              help="The branch to apply.")
 @click.option("--interval", default="30s", show_default=True,
               help="With --watch: time between fetches (30s, 1m, ...).")
 @click.option("--require-signed", type=click.Path(exists=True, path_type=Path),
@@ -269,10 +278,12 @@ def _refs_dir(source: str) -> Path | None:
               help="Commit every finished run not yet committed, push, exit (the default).")
 @click.option("--watch", "mode", flag_value="watch",
               help="Keep committing runs as they finish until Ctrl-C (what runner up runs).")
-@click.option("--source", help="The configuration's source when it is not --repo (its mirror "
-                              "under .runner/source.git holds the branch; pushed to SOURCE).")
+@click.option("--source", callback=source_value,
+              help="The configuration's source when it is not --repo (its mirror "
+                   "under .runner/source.git holds the branch; pushed to SOURCE).")
 @PUSH
 @click.option("--report-branch", default="reports", show_default=True,
+              callback=branch_value,
               help="The branch runs are committed to.")
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 100000),
               help="Runs taken off the store per checkpoint.")
