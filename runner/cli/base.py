@@ -69,15 +69,23 @@ def _print_json(value: object) -> None:
 def _print_problems(problems: tuple[Problem, ...] | list[Problem], fmt: str) -> None:
     if fmt == "json":
         _print_json({"ok": not problems, "errors": [p.as_dict() for p in problems]})
-    elif fmt == "github":
+    elif fmt == "github":  # a workflow command per problem, escaped as @actions/core does
         for p in problems:
-            message = p.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-            click.echo(f"::error file={p.file},line={p.line},col={p.column}::{message}")
+            click.echo(f"::error file={_property(p.file)},line={p.line},col={p.column}::"
+                       f"{_data(p.message)}")
     else:
         for p in problems:
             click.echo(p.text())
         if problems:
             click.echo(f"{len(problems)} error{'s' if len(problems) != 1 else ''}", err=True)
+
+
+def _data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def _load(repo: Path, cache: bool = True, model_too: bool = True) -> config_load.Loaded:
