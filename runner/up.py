@@ -48,7 +48,9 @@ class Plan:
     push: str | None = None      # --push for the publisher
 
     def commands(self, workers: list[str]) -> dict[str, list[str]]:
-        base = [sys.executable, "-m", "runner"]
+        # -P: nothing of the working directory (often the configuration repository) is
+        # importable; not -I, which would also drop PYTHONPATH, the operator's to set.
+        base = [sys.executable, "-P", "-m", "runner"]
         repo = ["--repo", str(self.repo)]
         out = {}
         if self.source:
