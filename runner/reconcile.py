@@ -93,17 +93,17 @@ def reconcile(store: Store, source: str, branch: str, mirror: Path,
         return Outcome(None, False, False, reason=str(e))
     status.pop("fetch_error", None)
     status["attempted_revision"] = revision
-    if revision == status.get("applied_revision"):
-        status["errors"] = []
-        store.put(STATUS, status)
-        return Outcome(revision, True, False)
     status.pop("refused", None)
-    if require_signed is not None:
+    if require_signed is not None:  # the applied head too: it may predate the keyring
         why = unsigned(mirror, revision, require_signed)
         if why:
             status.update(errors=[], refused=why)
             store.put(STATUS, status)
             return Outcome(revision, False, False, reason=why)
+    if revision == status.get("applied_revision"):
+        status["errors"] = []
+        store.put(STATUS, status)
+        return Outcome(revision, True, False)
     snapshot = GitSnapshot(mirror, revision)
     cache = {} if cache is None else cache
     loaded = load(snapshot, cache, model_too=False)  # validity only: no model to build

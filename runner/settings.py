@@ -33,6 +33,9 @@ class Settings:
     # RUNNER_API_TOKENS: bearer tokens of `runner api`, as (role, name, env:/file: reference)
     api_tokens: tuple[tuple[str, str, str], ...] = ()
     api_jwt_key: str = ""               # RUNNER_API_JWT_KEY: env:/file: reference to a JWT key
+    # RUNNER_REQUIRE_SIGNED: a keyring (allowed_signers file or GnuPG home); set, only signed
+    # revisions the reconciler applied run, never the --repo directory
+    require_signed: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,6 +44,7 @@ class Settings:
                                      "api_tokens": api_tokens(env.get("RUNNER_API_TOKENS", "")),
                                      "api_jwt_key": secret_ref("RUNNER_API_JWT_KEY",
                                                                env.get("RUNNER_API_JWT_KEY", ""))}
+        values["require_signed"] = env.get("RUNNER_REQUIRE_SIGNED", "")
         for f in fields(cls):
             name = f"RUNNER_{f.name.upper()}"
             if f.name in values:

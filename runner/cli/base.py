@@ -154,7 +154,8 @@ def _app(repo: Path, fmt: str = "text") -> tuple[Any, Any, ConfigSet]:
     from runner.celery_app import create_app
 
     system = _system(repo)
-    config = system.applied() or _config(repo, fmt)
+    config = system.applied() or (system.config() if system.settings.require_signed
+                                  else _config(repo, fmt))  # config(): why nothing is signed
     return system, create_app(system, config), config
 
 

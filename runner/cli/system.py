@@ -25,6 +25,12 @@ PUSH = click.option("--push", metavar="REMOTE", callback=git_value,
                          "URL); default: to --source when it is not --repo, else nowhere (it "
                          "stays local).")
 
+SIGNED = click.option(
+    "--require-signed", envvar="RUNNER_REQUIRE_SIGNED",
+    type=click.Path(exists=True, path_type=Path),
+    help="Apply only revisions whose head commit is signed by a key of this keyring: an SSH "
+         "allowed_signers file or a GnuPG home directory (default: $RUNNER_REQUIRE_SIGNED).")
+
 
 @cli.command()
 @click.argument("name")
@@ -115,8 +121,9 @@ def beat(repo: Path) -> None:
 @click.option("--api-bind", default="127.0.0.1:8080", show_default=True,
               help="Where `runner api` (dashboard, REST, events, metrics) listens.")
 @PUSH
+@SIGNED
 def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
-       api_bind: str, push: str | None) -> None:
+       api_bind: str, push: str | None, require_signed: Path | None) -> None:
     """Start the reconciler, beat, every worker of queues.yaml, the report publisher and the
     API, and keep them running (following the configuration); Ctrl-C or SIGTERM stops them
     all."""
@@ -130,8 +137,13 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
 
     # What would make a child fail at start fails here, before any child starts (exit 2).
     host, port = parse_bind(api_bind, "--api-bind")
+    keyring = str(require_signed.resolve()) if require_signed else None
+    if keyring:  # every child (and System) then runs only what the reconciler applied
+        import os
+
+        os.environ["RUNNER_REQUIRE_SIGNED"] = keyring
     system = _system(repo)  # the RUNNER_* settings
-    config = system.applied() or _config(repo, "text")
+    config = system.applied() or (None if keyring else _config(repo, "text"))
     load_auth(system.settings, system.state_dir)  # RUNNER_API_TOKENS, RUNNER_API_JWT_KEY
     check_listen(host, port, "--api-bind")
     watched = source or (str(repo.resolve()) if _refs_dir(str(repo)) else None)
@@ -139,13 +151,17 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     if push and not watched:
         raise UsageError(f"--push {push!r}: {repo} is not a git repository and there is no "
                          "--source, so there is no report branch to push")
+    if keyring and not watched:
+        raise UsageError(f"--require-signed {require_signed}: {repo} is not a git repository "
+                         "and there is no --source, so there are no commits to verify")
     branch = branch or (_current_branch(watched) if watched else "main")
     from runner.settings import masked_url
 
     where = masked_url(system.settings.redis_url) or f"embedded, state in {repo / '.runner'}"
     click.echo(f"runner up ({where}): "
                f"{f'reconciler of {watched} {branch}, ' if watched else ''}"
-               f"beat, api on {api_bind} and workers {', '.join(config.workers)}"
+               f"beat, api on {api_bind} and workers "
+               f"{', '.join(config.workers) if config else '(once a signed commit applies)'}"
                f"{f', report publisher to branch {report_branch}, ' if watched else ''}"
                f"{(f'pushed to {remote}' if remote else 'kept local') if watched else ''}",
                err=True)
@@ -153,7 +169,8 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    serve(system, Plan(repo, watched, branch, report_branch, source, api_bind, push), stop)
+    serve(system, Plan(repo, watched, branch, report_branch, source, api_bind, push, keyring),
+          stop)
 
 
 @cli.command()
@@ -169,9 +186,7 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
               help="The branch to apply.")
 @click.option("--interval", default="30s", show_default=True,
               help="With --watch: time between fetches (30s, 1m, ...).")
-@click.option("--require-signed", type=click.Path(exists=True, path_type=Path),
-              help="Apply only revisions whose head commit is signed by a key of this keyring: "
-                   "an SSH allowed_signers file or a GnuPG home directory.")
+@SIGNED
 def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: str,
               require_signed: Path | None) -> None:
     """Fetch the source, validate its branch and apply it if valid; record the outcome."""
