@@ -23,7 +23,7 @@ from typing import Any
 from celery import Celery
 
 from runner.config.model import ConfigSet, Job
-from runner.errors import ConfigInvalid
+from runner.errors import ConfigInvalid, SourceError
 from runner.execute import job_files, job_paths
 from runner.executor.base import FileBlob
 from runner.settings import Settings
@@ -136,6 +136,10 @@ class System:
         return out
 
     def _load(self) -> ConfigSet:
+        if self.settings.require_signed:  # the directory may hold anything: never run it
+            raise SourceError(f"RUNNER_REQUIRE_SIGNED is set and no signed revision is applied "
+                              f"yet; nothing runs until the reconciler applies a commit signed "
+                              f"by a key of {self.settings.require_signed}")
         from runner.config.cache import DiskCache
         from runner.config.load import load
         from runner.source import DirSnapshot

@@ -340,12 +340,12 @@ class Publisher:
         for _ in range(5):
             head = self.tip()
             assert head is not None
-            done = self.git.run("push", "--quiet", "--porcelain", self.remote,
+            done = self.git.run("push", "--quiet", "--porcelain", "--end-of-options", self.remote,
                                 f"{self.ref}:{self.ref}", check=False)
             if done.returncode == 0:
                 self.git("update-ref", PUSHED, head)
                 return head
-            fetched = self.git.run("fetch", "--quiet", "--no-tags", self.remote,
+            fetched = self.git.run("fetch", "--quiet", "--no-tags", "--end-of-options", self.remote,
                                    f"+{self.ref}:{REMOTE}", check=False)
             theirs = self.git.sha(REMOTE) if fetched.returncode == 0 else None
             if theirs is None or self.git.run("merge-base", "--is-ancestor", theirs, head,
@@ -450,7 +450,7 @@ def locate(repo: Path, state_dir: Path, source: str | None,
         mirror = state_dir / "source.git"
         if not (mirror / "HEAD").exists():  # before the reconciler's first fetch made it
             mirror.mkdir(parents=True, exist_ok=True)
-            Git(mirror).run("init", "--quiet", "--bare", str(mirror))
+            Git(mirror).run("init", "--quiet", "--bare", "--", str(mirror))
         local = Path(source)
         return mirror, (_push_target(push, repo, here, by_url=True) if push
                         else str(local.resolve()) if local.exists() else source)
@@ -470,7 +470,7 @@ def _push_target(push: str, repo: Path, git_dir: Path | None, by_url: bool) -> s
     """`push` as `git push` takes it: a remote of `repo` (its URL when pushed from another
     git directory), a URL, or an existing path (absolute); anything else is a usage error."""
     if git_dir is not None:
-        url = Git(git_dir).run("remote", "get-url", push, check=False)
+        url = Git(git_dir).run("remote", "get-url", "--end-of-options", push, check=False)
         if url.returncode == 0 and not by_url:
             return push
         if url.returncode == 0:  # a relative path is relative to repo's worktree

@@ -49,7 +49,7 @@ def fetch(source: str, branch: str, mirror: Path) -> str:
         # HEAD, not the directory: the report publisher may be creating the same mirror
         repo = (git.Repo(mirror) if (mirror / "HEAD").exists()
                 else git.Repo.init(mirror, bare=True, mkdir=True))
-        repo.git.fetch("--quiet", "--force", "--no-tags", source,
+        repo.git.fetch("--quiet", "--force", "--no-tags", "--end-of-options", source,
                        f"+refs/heads/{branch}:refs/heads/{branch}")
         return str(repo.commit(f"refs/heads/{branch}").hexsha)
     except (git.GitCommandError, git.InvalidGitRepositoryError, ValueError) as e:
@@ -70,8 +70,8 @@ def unsigned(mirror: Path, revision: str, keyring: Path) -> str | None:
         env["GNUPGHOME"] = str(keyring)
     else:
         options = ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={keyring}"]
-    done = subprocess.run(["git", "-C", str(mirror), *options, "verify-commit", revision],
-                          capture_output=True, text=True, env=env, check=False)
+    argv = ["git", "-C", str(mirror), *options, "verify-commit", "--end-of-options", revision]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if done.returncode == 0:
         return None
     said = [line for line in done.stderr.strip().splitlines() if line.strip()]
@@ -93,17 +93,17 @@ def reconcile(store: Store, source: str, branch: str, mirror: Path,
         return Outcome(None, False, False, reason=str(e))
     status.pop("fetch_error", None)
     status["attempted_revision"] = revision
-    if revision == status.get("applied_revision"):
-        status["errors"] = []
-        store.put(STATUS, status)
-        return Outcome(revision, True, False)
     status.pop("refused", None)
-    if require_signed is not None:
+    if require_signed is not None:  # the applied head too: it may predate the keyring
         why = unsigned(mirror, revision, require_signed)
         if why:
             status.update(errors=[], refused=why)
             store.put(STATUS, status)
             return Outcome(revision, False, False, reason=why)
+    if revision == status.get("applied_revision"):
+        status["errors"] = []
+        store.put(STATUS, status)
+        return Outcome(revision, True, False)
     snapshot = GitSnapshot(mirror, revision)
     cache = {} if cache is None else cache
     loaded = load(snapshot, cache, model_too=False)  # validity only: no model to build

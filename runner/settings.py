@@ -46,6 +46,9 @@ class Settings:
     # RUNNER_SECRET_DIRS: directories a file: reference in the repository may read under
     # (symlinks resolved); from_env adds $CREDENTIALS_DIRECTORY (systemd) to the default
     secret_dirs: tuple[str, ...] = ("/run/secrets", "/etc/runner/secrets")
+    # RUNNER_REQUIRE_SIGNED: a keyring (allowed_signers file or GnuPG home); set, only signed
+    # revisions the reconciler applied run, never the --repo directory
+    require_signed: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +61,7 @@ class Settings:
         for text in ("api_jwt_audience", "api_jwt_issuer"):
             values[text] = env.get(f"RUNNER_{text.upper()}", "").strip()
         values["api_allowed_hosts"] = allowed_hosts(env.get("RUNNER_API_ALLOWED_HOSTS", ""))
+        values["require_signed"] = env.get("RUNNER_REQUIRE_SIGNED", "")
         for f in fields(cls):
             name = f"RUNNER_{f.name.upper()}"
             if f.name in values:

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 from runner.config.load import CONFIG_DIRS, QUEUES_FILE, SourceFile, blob_id
+from runner.config.semantic import forbidden_dir, path_error
 from runner.errors import Problem, SourceError
 
 _MAX_LINKS = 8
@@ -26,6 +27,11 @@ def _constant(data: bytes) -> Callable[[], bytes]:
 
 def _config_path(name: str) -> bool:
     return name.endswith((".yaml", ".yml")) and not name.startswith(".")
+
+
+def _forbidden_link(where: str, resolved: str) -> str:
+    return (f"is a symlink leading {where} ({resolved}); files must stay in the repository, "
+            "outside .git and .runner")
 
 
 class DirSnapshot:
@@ -65,6 +71,12 @@ class DirSnapshot:
         return out
 
     def file_error(self, path: str) -> str | None:
+        found = self._resolve(path)
+        return found if isinstance(found, str) else None
+
+    def _resolve(self, path: str) -> Path | str:
+        """The file at `path` with every symlink followed, or why it may not be read: it
+        must stay inside the repository, outside .git and .runner, and be a regular file."""
         full = self.root / path
         if not os.path.lexists(full):
             return "does not exist in the repository"
@@ -74,14 +86,20 @@ class DirSnapshot:
             return "is a symlink loop"
         if not real.is_relative_to(self.real):
             return "is a symlink leading out of the repository; files must stay inside it"
+        rel = real.relative_to(self.real).as_posix()
+        if where := forbidden_dir(rel):
+            return _forbidden_link(where, rel)
         if not real.is_file():
             return "is not a regular file"
-        return None
+        return real
 
     def read(self, path: str) -> tuple[bytes, int]:
-        """A repository file's bytes and permission bits (a file_error-checked path)."""
-        full = self.root / path
-        return full.read_bytes(), full.stat().st_mode & 0o777
+        """A repository file's bytes and permission bits, checked again now (a run reads it
+        long after validation): a SourceError if it may not be read."""
+        found = path_error(path) or self._resolve(path)
+        if isinstance(found, str):
+            raise SourceError(f"repository file {path!r} {found}; it is not read")
+        return found.read_bytes(), found.stat().st_mode & 0o777
 
     @cached_property
     def revision(self) -> str:
@@ -142,7 +160,8 @@ class GitSnapshot:
 
     def _entry(self, path: str) -> tuple[str, tuple[int, str, str]] | str | None:
         """(resolved path, (mode, type, id)) at `path`, following symlinks inside the tree;
-        "outside" for a link leading out; None if absent."""
+        why not, for a link leading out or into .git or .runner; None if absent."""
+        path = os.path.normpath(path)  # ./files/x.sh is files/x.sh, as on disk
         for _ in range(_MAX_LINKS):
             found = self._tree.get(path)
             if found is None:
@@ -153,7 +172,9 @@ class GitSnapshot:
             target = self._data(sha).decode("utf-8", "replace")
             joined = os.path.normpath(os.path.join(os.path.dirname(path), target))
             if target.startswith("/") or joined.startswith(".."):
-                return "outside"
+                return "is a symlink leading out of the repository; files must stay inside it"
+            if where := forbidden_dir(joined):
+                return _forbidden_link(where, joined)
             path = joined
         return None
 
@@ -194,8 +215,8 @@ class GitSnapshot:
         entry = self._entry(path)
         if entry is None:
             return f"does not exist in the repository at {self.revision[:12]}"
-        if entry == "outside":
-            return "is a symlink leading out of the repository; files must stay inside it"
+        if isinstance(entry, str):
+            return entry
         if not isinstance(entry, tuple) or entry[1][1] != "blob":
             return "is not a regular file"
         return None

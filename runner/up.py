@@ -46,18 +46,26 @@ class Plan:
     report_source: str | None  # --source for the publisher, when not the repository itself
     api_bind: str | None = None  # where `runner api` listens (None: no API)
     push: str | None = None      # --push for the publisher
+    require_signed: str | None = None  # --require-signed for the reconciler
 
-    def commands(self, workers: list[str]) -> dict[str, list[str]]:
-        base = [sys.executable, "-m", "runner"]
+    def commands(self, workers: list[str] | None) -> dict[str, list[str]]:
+        """The children to run; beat and the workers only once there is a configuration to
+        run (`workers` not None)."""
+        # -P: nothing of the working directory (often the configuration repository) is
+        # importable; not -I, which would also drop PYTHONPATH, the operator's to set.
+        base = [sys.executable, "-P", "-m", "runner"]
         repo = ["--repo", str(self.repo)]
         out = {}
         if self.source:
             out["reconciler"] = [*base, "reconcile", "--watch", "--source", self.source,
-                                 "--branch", self.branch, *repo]
-        out["beat"] = [*base, "beat", *repo]
+                                 "--branch", self.branch, *repo,
+                                 *(["--require-signed", self.require_signed]
+                                   if self.require_signed else [])]
+        if workers is not None:
+            out["beat"] = [*base, "beat", *repo]
         if self.api_bind:
             out["api"] = [*base, "api", *repo, "--bind", self.api_bind]
-        out |= {f"worker {name}": [*base, "worker", name, *repo] for name in workers}
+        out |= {f"worker {name}": [*base, "worker", name, *repo] for name in workers or ()}
         if self.source:
             out["publisher"] = [*base, "publish", "--watch", *repo, "--report-branch",
                                 self.report_branch, *(["--source", self.report_source]
@@ -170,13 +178,17 @@ def serve(system: System, plan: Plan, stop: threading.Event,
     """Runs the plan's children until `stop` is set, following the configuration; a
     UsageError, all stopped, when a child fails at start (Supervisor.step)."""
     sup = supervisor or Supervisor()
-    workers: list[str] = []
+    workers: list[str] | None = None  # None: no configuration to run yet
+    told = ""
     try:
         while True:
             try:
                 workers = list(system.config().workers)
-            except RunnerError as e:  # an invalid --repo and nothing applied: keep what runs
-                log.warning("runner up: keeps its workers: %s", e)
+            except RunnerError as e:  # an invalid --repo, or nothing signed, and nothing
+                if str(e) != told:    # applied: keep what runs
+                    told = str(e)
+                    log.warning("runner up: %s: %s", "keeps its workers" if workers is not None
+                                else "starts no beat and no worker yet", e)
             sup.step(plan.commands(workers))
             if stop.wait(TICK):
                 return

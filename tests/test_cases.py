@@ -5,7 +5,8 @@
     description: what is wrong
     remove: [base files to delete]                  # optional
     symlinks: {link path: link target}              # optional, created by the test
-    generate: {path: ..., kind: huge|latin1|nul, text: ...}   # optional, not committed as is
+    generate: {path: ..., kind: huge|latin1|nul|text, text: ...}   # optional, not committed as
+                                                    # is (text: e.g. .git/config, no git can hold)
     errors:                                         # exactly these, in runner's order
       - {file: jobs.d/x.yaml, line: 3, column: 5, contains: [words of the message]}
     absent: [substrings that must appear nowhere in the output]   # optional (secrets)
@@ -52,6 +53,8 @@ def _generate(path: Path, kind: str, text: str) -> None:
         path.write_bytes((text + filler * (1024 * 1024 // len(filler) + 1)).encode("utf-8"))
     elif kind == "latin1":
         path.write_bytes(text.encode("latin-1"))
+    elif kind == "text":
+        path.write_text(text, "utf-8")
     elif kind == "nul":
         path.write_bytes(text.encode("utf-8"))  # the text carries the NUL ("\0" in case.yaml)
     else:

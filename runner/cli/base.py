@@ -7,6 +7,7 @@ catches RunnerError; it prints the message (never a traceback) and exits.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,36 @@ REPO: Callable[[F], F] = click.option(
     help="The configuration repository (a directory).")
 
 
+# What git check-ref-format refuses in a branch name (and a leading '-', an option to git).
+_BAD_REF = re.compile(r"^-|^$|[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^/|/$|\.$|^@$|(^|/)\.|"
+                      r"\.lock(/|$)")
+
+
+def git_value(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --source or --push: a value starting with '-' would reach git as an option."""
+    if value is not None and value.startswith("-"):
+        raise UsageError(f"{param.opts[0]} {value!r} starts with '-', which git would read as "
+                         f"an option; give a URL or a path (./{value} for a directory so "
+                         "named)")
+    return value
+
+
+def source_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --source: no option for git; a local path made absolute (git fetch runs in the
+    mirror, where a relative path means something else)."""
+    value = git_value(ctx, param, value)
+    return str(Path(value).resolve()) if value and Path(value).exists() else value
+
+
+def branch_value(_ctx: click.Context, param: click.Parameter,
+                 value: str | None) -> str | None:
+    """A --branch or --report-branch: a name git accepts for a branch, and no option."""
+    if value is not None and _BAD_REF.search(value):
+        raise UsageError(f"{param.opts[0]} {value!r} is not a branch name git accepts (see "
+                         "git check-ref-format); pass a name like main or release/1.x")
+    return value
+
+
 def _fmt(*choices: str) -> Callable[[F], F]:
     return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0],
                         show_default=True, help="Output format.")
@@ -38,15 +69,23 @@ def _print_json(value: object) -> None:
 def _print_problems(problems: tuple[Problem, ...] | list[Problem], fmt: str) -> None:
     if fmt == "json":
         _print_json({"ok": not problems, "errors": [p.as_dict() for p in problems]})
-    elif fmt == "github":
+    elif fmt == "github":  # a workflow command per problem, escaped as @actions/core does
         for p in problems:
-            message = p.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-            click.echo(f"::error file={p.file},line={p.line},col={p.column}::{message}")
+            click.echo(f"::error file={_property(p.file)},line={p.line},col={p.column}::"
+                       f"{_data(p.message)}")
     else:
         for p in problems:
             click.echo(p.text())
         if problems:
             click.echo(f"{len(problems)} error{'s' if len(problems) != 1 else ''}", err=True)
+
+
+def _data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def _load(repo: Path, cache: bool = True, model_too: bool = True) -> config_load.Loaded:
@@ -115,7 +154,8 @@ def _app(repo: Path, fmt: str = "text") -> tuple[Any, Any, ConfigSet]:
     from runner.celery_app import create_app
 
     system = _system(repo)
-    config = system.applied() or _config(repo, fmt)
+    config = system.applied() or (system.config() if system.settings.require_signed
+                                  else _config(repo, fmt))  # config(): why nothing is signed
     return system, create_app(system, config), config
 
 

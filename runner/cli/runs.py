@@ -15,6 +15,7 @@ from runner.cli.base import (
     _print_json,
     _record_lines,
     _system,
+    branch_value,
     cli,
 )
 from runner.config.model import ConfigSet
@@ -105,6 +106,7 @@ def _schedules(system: Any, config: ConfigSet) -> dict[str, dict[str, Any]]:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000),
               help="Newest runs to show.")
 @click.option("--report-branch", default="reports", show_default=True,
+              callback=branch_value,
               help="Where to look for runs the store no longer holds.")
 @_fmt("text", "json")
 def history(job: str | None, repo: Path, limit: int, report_branch: str, fmt: str) -> None:

@@ -13,13 +13,23 @@ from runner.cli.base import (
     _config,
     _print_problems,
     _system,
+    branch_value,
     cli,
+    git_value,
+    source_value,
 )
 from runner.errors import UsageError
 
-PUSH = click.option("--push", metavar="REMOTE", help="Push the report branch to REMOTE (a remote "
-                    "name of --repo, or a URL); default: to --source when it is not --repo, "
-                    "else nowhere (it stays local).")
+PUSH = click.option("--push", metavar="REMOTE", callback=git_value,
+                    help="Push the report branch to REMOTE (a remote name of --repo, or a "
+                         "URL); default: to --source when it is not --repo, else nowhere (it "
+                         "stays local).")
+
+SIGNED = click.option(
+    "--require-signed", envvar="RUNNER_REQUIRE_SIGNED",
+    type=click.Path(exists=True, path_type=Path),
+    help="Apply only revisions whose head commit is signed by a key of this keyring: an SSH "
+         "allowed_signers file or a GnuPG home directory (default: $RUNNER_REQUIRE_SIGNED).")
 
 
 @cli.command()
@@ -100,16 +110,20 @@ def beat(repo: Path) -> None:
 
 @cli.command()
 @REPO
-@click.option("--source", help="What the reconciler watches (default: --repo, when it is a git "
-                              "repository).")
-@click.option("--branch", help="The branch to apply (default: the repository's current one).")
+@click.option("--source", callback=source_value,
+              help="What the reconciler watches (default: --repo, when it is a git "
+                   "repository).")
+@click.option("--branch", callback=branch_value,
+              help="The branch to apply (default: the repository's current one).")
 @click.option("--report-branch", default="reports", show_default=True,
+              callback=branch_value,
               help="The branch each finished run is committed to.")
 @click.option("--api-bind", default="127.0.0.1:8080", show_default=True,
               help="Where `runner api` (dashboard, REST, events, metrics) listens.")
 @PUSH
+@SIGNED
 def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
-       api_bind: str, push: str | None) -> None:
+       api_bind: str, push: str | None, require_signed: Path | None) -> None:
     """Start the reconciler, beat, every worker of queues.yaml, the report publisher and the
     API, and keep them running (following the configuration); Ctrl-C or SIGTERM stops them
     all."""
@@ -123,8 +137,13 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
 
     # What would make a child fail at start fails here, before any child starts (exit 2).
     host, port = parse_bind(api_bind, "--api-bind")
+    keyring = str(require_signed.resolve()) if require_signed else None
+    if keyring:  # every child (and System) then runs only what the reconciler applied
+        import os
+
+        os.environ["RUNNER_REQUIRE_SIGNED"] = keyring
     system = _system(repo)  # the RUNNER_* settings
-    config = system.applied() or _config(repo, "text")
+    config = system.applied() or (None if keyring else _config(repo, "text"))
     load_auth(system.settings, system.state_dir)  # RUNNER_API_TOKENS, RUNNER_API_JWT_KEY
     check_listen(host, port, "--api-bind")
     watched = source or (str(repo.resolve()) if _refs_dir(str(repo)) else None)
@@ -132,13 +151,17 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     if push and not watched:
         raise UsageError(f"--push {push!r}: {repo} is not a git repository and there is no "
                          "--source, so there is no report branch to push")
+    if keyring and not watched:
+        raise UsageError(f"--require-signed {require_signed}: {repo} is not a git repository "
+                         "and there is no --source, so there are no commits to verify")
     branch = branch or (_current_branch(watched) if watched else "main")
     from runner.settings import masked_url
 
     where = masked_url(system.settings.redis_url) or f"embedded, state in {repo / '.runner'}"
     click.echo(f"runner up ({where}): "
                f"{f'reconciler of {watched} {branch}, ' if watched else ''}"
-               f"beat, api on {api_bind} and workers {', '.join(config.workers)}"
+               f"beat, api on {api_bind} and workers "
+               f"{', '.join(config.workers) if config else '(once a signed commit applies)'}"
                f"{f', report publisher to branch {report_branch}, ' if watched else ''}"
                f"{(f'pushed to {remote}' if remote else 'kept local') if watched else ''}",
                err=True)
@@ -146,7 +169,8 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    serve(system, Plan(repo, watched, branch, report_branch, source, api_bind, push), stop)
+    serve(system, Plan(repo, watched, branch, report_branch, source, api_bind, push, keyring),
+          stop)
 
 
 @cli.command()
@@ -156,13 +180,13 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
                    "revision is invalid, 2 the source cannot be fetched.")
 @click.option("--watch", "mode", flag_value="watch",
               help="Reconcile every --interval until Ctrl-C.")
-@click.option("--source", help="A git URL or a local repository (default: --repo itself).")
-@click.option("--branch", default="main", show_default=True, help="The branch to apply.")
+@click.option("--source", callback=source_value,
+              help="A git URL or a local repository (default: --repo itself).")
+@click.option("--branch", default="main", show_default=True, callback=branch_value,
+              help="The branch to apply.")
 @click.option("--interval", default="30s", show_default=True,
               help="With --watch: time between fetches (30s, 1m, ...).")
-@click.option("--require-signed", type=click.Path(exists=True, path_type=Path),
-              help="Apply only revisions whose head commit is signed by a key of this keyring: "
-                   "an SSH allowed_signers file or a GnuPG home directory.")
+@SIGNED
 def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: str,
               require_signed: Path | None) -> None:
     """Fetch the source, validate its branch and apply it if valid; record the outcome."""
@@ -269,10 +293,12 @@ def _refs_dir(source: str) -> Path | None:
               help="Commit every finished run not yet committed, push, exit (the default).")
 @click.option("--watch", "mode", flag_value="watch",
               help="Keep committing runs as they finish until Ctrl-C (what runner up runs).")
-@click.option("--source", help="The configuration's source when it is not --repo (its mirror "
-                              "under .runner/source.git holds the branch; pushed to SOURCE).")
+@click.option("--source", callback=source_value,
+              help="The configuration's source when it is not --repo (its mirror "
+                   "under .runner/source.git holds the branch; pushed to SOURCE).")
 @PUSH
 @click.option("--report-branch", default="reports", show_default=True,
+              callback=branch_value,
               help="The branch runs are committed to.")
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 100000),
               help="Runs taken off the store per checkpoint.")

@@ -53,16 +53,30 @@ def selector_error(selector: str) -> str | None:
 
 
 def path_error(path: str) -> str | None:
-    """A repository path must be relative, stay inside the repository and not go into .git."""
+    """A repository path must be relative and, normalised, stay inside the repository and
+    outside .git and the state directory (.runner)."""
     if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         return "is an absolute path; give a path relative to the repository root, like files/x.sh"
     if "\\" in path:
         return "uses '\\'; write repository paths with '/'"
-    parts = path.split("/")
-    if ".." in parts or normpath(path).startswith(".."):
+    norm = normpath(path)
+    if norm == ".." or norm.startswith("../"):
         return "leaves the repository ('..'); files must stay inside it"
-    if parts[0] == ".git":
-        return "points into .git; reference a file of the repository"
+    if where := forbidden_dir(norm):
+        return f"points {where}; reference a file of the repository"
+    if ".." in path.split("/"):
+        return f"goes through '..'; write it as {norm!r}"
+    return None
+
+
+def forbidden_dir(norm: str) -> str | None:
+    """Where a normalised repository path must never lead, or None: into any .git, or into
+    the state directory .runner (tokens, keys, runs). Compared case-insensitively."""
+    parts = norm.casefold().split("/")
+    if ".git" in parts:
+        return "into .git"
+    if parts[0] == ".runner":
+        return "into the state directory .runner"
     return None
 
 

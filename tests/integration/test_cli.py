@@ -120,6 +120,41 @@ def test_errors_in_every_format(tmp_path: Path) -> None:
     assert done.stdout.startswith("::error file=jobs.d/bad.yaml,line=3,col=12::job 'bad'")
 
 
+def test_github_format_escapes_as_the_actions_toolkit(tmp_path: Path) -> None:
+    """A file name or a message cannot start a second workflow command: data escapes %, CR,
+    LF; properties also ':' and ',' (@actions/core's escapeData and escapeProperty)."""
+    repo = _copy_demo(tmp_path)
+    name = "x\n::warning file=a,line=1::pwned.yaml"
+    (repo / "jobs.d" / name).write_text(
+        'jobs:\n  odd:\n    queue: system\n    targets: ["50%,x"]\n'
+        "    steps: [{command: x}]\n")
+    (repo / "jobs.d" / "y\r\n::warning::z.yaml").symlink_to("/etc/passwd")  # a message
+    done = runner("validate", "--repo", str(repo), "--format", "github", cache=tmp_path / "c")
+    assert done.returncode == 1
+    errors = json.loads(runner("validate", "--repo", str(repo), "--format", "json",
+                               cache=tmp_path / "c").stdout)["errors"]
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(errors) == 2 and all(x.startswith("::error ") for x in lines)
+
+    def unescape(text: str) -> str:  # what the runner of the workflow reads back
+        for code, char in (("%2C", ","), ("%3A", ":"), ("%0A", "\n"), ("%0D", "\r"),
+                           ("%25", "%")):
+            text = text.replace(code, char)
+        return text
+
+    for line, error in zip(lines, errors, strict=True):
+        props, message = line.removeprefix("::error ").split("::", 1)
+        fields = dict(p.split("=", 1) for p in props.split(","))
+        assert set(fields) == {"file", "line", "col"}
+        assert unescape(fields["file"]) == error["file"]
+        assert (int(fields["line"]), int(fields["col"])) == (error["line"], error["column"])
+        assert unescape(message) == error["message"]
+    assert lines[0].startswith("::error file=jobs.d/x%0A%3A%3Awarning file=a%2Cline=1%3A%3A"
+                               "pwned.yaml,line=4,col=15::target selector '50%25,x' of job")
+    assert lines[1].startswith("::error file=jobs.d/y%0D%0A%3A%3Awarning%3A%3Az.yaml,line=1,"
+                               "col=1::jobs.d/y%0D%0A::warning::z.yaml is a symlink leading out")
+
+
 @pytest.mark.parametrize(("args", "words"), [
     (("validate", "--repo", "/nonexistent"), "no such directory"),
     (("validate", "--repo", "/"), "no runner configuration here"),

@@ -58,6 +58,9 @@ def test_plan_names_every_child_and_leaves_out_git_ones_without_a_source() -> No
     assert list(PLAN.commands(["a", "b"])) == ["reconciler", "beat", "worker a", "worker b",
                                               "publisher"]
     assert PLAN.commands(["a"])["worker a"][-4:] == ["worker", "a", "--repo", "/cfg"]
+    # no module of the working directory (a configuration repository) is importable in them
+    assert {tuple(c[:4]) for c in PLAN.commands(["a"]).values()} == {
+        (sys.executable, "-P", "-m", "runner")}
     plain = Plan(Path("/cfg"), None, "main", "reports", None)
     assert list(plain.commands(["a"])) == ["beat", "worker a"]
     assert "--push" not in PLAN.commands([])["publisher"]  # the branch stays local
@@ -68,11 +71,11 @@ def test_plan_names_every_child_and_leaves_out_git_ones_without_a_source() -> No
 def test_follows_the_configuration_and_restarts_crashed_children_with_backoff() -> None:
     sup, spawned, clock = supervisor()
     sup.step(PLAN.commands(["a"]))
-    assert [p.argv[3] for p in spawned] == ["reconcile", "beat", "worker", "publish"]
+    assert [p.argv[4] for p in spawned] == ["reconcile", "beat", "worker", "publish"]
 
     sup.step(PLAN.commands(["a", "b"]))  # a worker added by a commit starts
-    assert spawned[-1].argv[3:5] == ["worker", "b"]
-    worker_a = next(p for p in spawned if p.argv[3:5] == ["worker", "a"])
+    assert spawned[-1].argv[4:6] == ["worker", "b"]
+    worker_a = next(p for p in spawned if p.argv[4:6] == ["worker", "a"])
     sup.step(PLAN.commands(["b"]))  # a removed one is stopped
     assert worker_a.terminated
     assert len(spawned) == 5
@@ -84,7 +87,7 @@ def test_follows_the_configuration_and_restarts_crashed_children_with_backoff() 
     assert len(spawned) == 5
     clock.now += 1.0
     sup.step(PLAN.commands(["b"]))
-    assert spawned[-1].argv[3] == "beat" and len(spawned) == 6
+    assert spawned[-1].argv[4] == "beat" and len(spawned) == 6
     spawned[-1].returncode = 1
     clock.now += 1.9
     sup.step(PLAN.commands(["b"]))
