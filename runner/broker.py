@@ -26,7 +26,10 @@ Celery's events (`celery events`, Flower) that has gone would collect every work
 (every 2 s) and task events as files for ever. An event message still unread EVENTS_EXPIRE
 seconds after it was written (a live receiver reads it within milliseconds) means its receiver
 has gone, as Celery's event_queue_expires means for other brokers: the queue is unbound and
-emptied. Each publisher watches one of its messages per queue at a time (a stat).
+emptied. The same holds for a worker's remote-control queue (`NAME@HOST.celery.pidbox`): a
+worker killed without its shutdown left it bound, and every broadcast (the API asks every few
+seconds) added a file to it for ever. Each publisher watches one of its messages per queue at a
+time (a stat).
 """
 
 from __future__ import annotations
@@ -47,7 +50,15 @@ from kombu.transport import filesystem, virtual
 from kombu.utils.json import dumps, loads
 
 EVENTS = "celeryev"  # Celery's event exchange, and the prefix of its receivers' queues
-EVENTS_EXPIRE = 60.0  # seconds an event may stay unread before its receiver counts as gone
+PIDBOX = "celery.pidbox"  # Celery's broadcast exchange, and the suffix of its workers' queues
+EVENTS_EXPIRE = 60.0  # seconds a message may stay unread before its receiver counts as gone
+
+
+def _expiring(queue: str) -> str | None:
+    """The fanout exchange of `queue` when it is one whose receiver may vanish, else None."""
+    if queue.startswith(f"{EVENTS}."):
+        return EVENTS
+    return PIDBOX if queue.endswith(f".{PIDBOX}") and ".reply." not in queue else None
 
 
 class Channel(filesystem.Channel):
@@ -57,7 +68,8 @@ class Channel(filesystem.Channel):
 
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
-        if queue.startswith(f"{EVENTS}.") and self._abandoned(queue, name):
+        exchange = _expiring(queue)
+        if exchange is not None and self._abandoned(exchange, queue, name):
             return
         final = os.path.join(self.data_folder_out, name)
         partial = os.path.join(self.data_folder_out, f".{name}.partial")
@@ -89,17 +101,17 @@ class Channel(filesystem.Channel):
             return loads(payload)  # type: ignore[no-untyped-call]
         raise Empty()
 
-    def _abandoned(self, queue: str, name: str) -> bool:
-        """Whether the receiver of event queue `queue` has gone (the message this channel
-        watches is unread after EVENTS_EXPIRE): then the queue is unbound and emptied.
-        Otherwise `name` becomes the message watched when the last one was read."""
+    def _abandoned(self, exchange: str, queue: str, name: str) -> bool:
+        """Whether the receiver of `queue` (bound to fanout `exchange`) has gone (the message
+        this channel watches is unread after EVENTS_EXPIRE): then the queue is unbound and
+        emptied. Otherwise `name` becomes the message watched when the last one was read."""
         watched, now = self._watched, monotonic()
         last = watched.get(queue)
         if last is not None and now - last[1] < EVENTS_EXPIRE:
             return False
         if last is not None and os.path.exists(os.path.join(self.data_folder_out, last[0])):
             del watched[queue]
-            self._edit(EVENTS, lambda rows: [r for r in rows if r[2] != queue])
+            self._edit(exchange, lambda rows: [r for r in rows if r[2] != queue])
             self._purge(queue)  # type: ignore[no-untyped-call]
             return True
         watched[queue] = (name, now)

@@ -130,3 +130,36 @@ def test_an_event_queue_whose_receiver_has_gone_is_unbound_and_emptied(
             assert files("celeryev.gone") == [1, 2, 3, 0][n]
             now[0] += 25
         assert [q.queue for q in conn.default_channel.get_table("celeryev")] == ["celeryev.live"]
+
+
+def test_a_dead_workers_remote_control_queue_is_unbound_and_emptied(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed without its shutdown left its pidbox queue bound: every broadcast (the
+    API asks every few seconds) added a file to it for ever."""
+    import runner.broker as broker
+
+    now = [100.0]
+    monkeypatch.setattr(broker, "monotonic", lambda: now[0])
+    for d in ("queue", "processed", "control"):
+        (tmp_path / d).mkdir()
+    folder = tmp_path / "queue"
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
+               "processed_folder": str(tmp_path / "processed"),
+               "control_folder": str(tmp_path / "control")}
+    pidbox = Exchange("celery.pidbox", type="fanout")
+    with Connection(transport="runner.broker:Transport", transport_options=options) as conn:
+        live, gone = (Queue(f"{n}@host.celery.pidbox", pidbox) for n in ("live", "gone"))
+        for q in (live, gone):
+            q(conn.default_channel).declare()
+        producer = conn.Producer(exchange=pidbox)
+
+        def files(queue: str) -> int:
+            return sum(1 for p in folder.iterdir() if p.name.endswith(f".{queue}.msg"))
+
+        for n in range(4):  # a broadcast every 25 s; only `live` reads its queue
+            producer.publish({"method": "ping"})
+            assert live(conn.default_channel).get() is not None
+            assert files("gone@host.celery.pidbox") == [1, 2, 3, 0][n]
+            now[0] += 25
+        assert [q.queue for q in conn.default_channel.get_table("celery.pidbox")] == [
+            "live@host.celery.pidbox"]
