@@ -122,12 +122,14 @@ class Redis:
         self.proc.wait(10)
 
 
-def start_redis(directory: Path) -> Redis:
+def start_redis(directory: Path, port: int | None = None) -> Redis:
+    """A redis-server keeping nothing on disk; `port`: the port of one stopped before (an
+    outage: stop it, start it again on the same port)."""
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(binary):
         raise RuntimeError("redis-server not found: install redis-server (.ci/run does)")
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", str(directory)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
