@@ -1,10 +1,14 @@
 """Faults injected into a running system: a real redis-server stopped and started again on
-the same port (`--save ""`: it comes back empty) under `runner up` with an every-2s schedule."""
+the same port (`--save ""`: it comes back empty) under `runner up` with an every-2s schedule;
+an embedded state directory that fills up."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -13,6 +17,7 @@ from pathlib import Path
 
 from runner.errors import RunnerError
 from runner.state import RedisStore
+from tests.integration.api_servers import Api, make_cluster
 from tests.integration.test_celery import poll
 from tests.servers import runner_up, start_redis
 
@@ -87,7 +92,10 @@ def test_up_rides_out_a_redis_outage(demo_repo: Path, commit: Commit, tmp_path: 
             while time.monotonic() < back_at:  # the outage itself: a timed deadline loop
                 seen.add(health(api))
                 time.sleep(0.2)
-            assert 503 in seen, seen  # the reason is in the body (test_health_...)
+            assert 503 in seen, seen
+            said = status(demo_repo, env)
+            assert said.returncode == 2 and "Traceback" not in said.stderr, said
+            assert "cannot reach Redis" in said.stderr, said.stderr
             server = start_redis(tmp_path / "redis", port)
             back = time.time()
 
@@ -102,3 +110,41 @@ def test_up_rides_out_a_redis_outage(demo_repo: Path, commit: Commit, tmp_path: 
         assert "lost the store" in text and "the store is back" in text
     finally:
         server.stop()
+
+
+def status(repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runner", "status", "--repo", str(repo)],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_full_state_directory_is_503_and_one_sentence(tmp_path: Path) -> None:
+    """The embedded state directory on a real, tiny tmpfs (needs root, as .ci/run is), filled
+    up and emptied again."""
+    cluster = make_cluster(tmp_path, None)
+    state = cluster.repo / ".runner" / "state"  # the store's directory
+    state.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(state)], check=True)
+    try:
+        api = Api(cluster)
+        try:
+            with api.client(None) as anon:
+                poll(lambda: anon.get("/api/health").status_code == 200, 30, "health ok")
+                filler = state / "filler"
+                with open(filler, "wb") as f, contextlib.suppress(OSError):
+                    while True:  # until the disk is full
+                        f.write(b"\0" * 65536)
+                        f.flush()
+                full = poll(lambda: (r := anon.get("/api/health")).status_code == 503 and r,
+                            30, "health 503 on a full disk").json()
+                assert "cannot be written" in full["error"] and str(state) in full["error"]
+                said = status(cluster.repo, cluster.env)
+                assert said.returncode == 2, said
+                assert "Traceback" not in said.stderr
+                assert said.stderr.startswith("error: the state directory")
+                assert len(said.stderr.strip().splitlines()) == 1
+                filler.unlink()
+                poll(lambda: anon.get("/api/health").status_code == 200, 30, "health ok again")
+        finally:
+            api.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(state)], check=True)
