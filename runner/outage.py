@@ -37,3 +37,10 @@ class Outage:
             self.log.warning("%s: the store is back after %.1fs", self.who,
                              self.clock() - self.since)
             self.since = None
+
+
+def connection_error(e: BaseException) -> bool:
+    """Is `e` a broker or Redis connection failure (kombu's, redis-py's, a socket's)?"""
+    from kombu.exceptions import KombuError
+
+    return isinstance(e, OSError | KombuError) or type(e).__module__.startswith("redis.")

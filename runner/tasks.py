@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 from billiard.exceptions import Terminated
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
-from kombu.exceptions import OperationalError
 
 from runner.celery_app import TASK, System, time_limit
 from runner.config.model import ConfigSet
@@ -35,7 +34,7 @@ from runner.dryrun import lookup, select
 from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
 from runner.execute import final, new_run_id
 from runner.executor.engine import Cancel, Engine
-from runner.outage import Outage
+from runner.outage import Outage, connection_error
 from runner.state import ACTIVE, Store
 
 _POLL = 0.25  # seconds between looks at the cancel flag
@@ -194,8 +193,10 @@ def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: st
         app.send_task(TASK, kwargs={"job": name, "revision": config.revision,
                                     "run_id": run_id, "limit": limit}, task_id=run_id,
                       shadow=name, soft_time_limit=hard - 30, time_limit=hard)
-    except OperationalError as e:  # kombu's, after Celery's publish retries
-        raise StoreUnavailable(f"the broker is unavailable: {e}") from None
+    except Exception as e:  # kombu's, after Celery's publish retries, or redis-py's
+        if connection_error(e):
+            raise StoreUnavailable(f"the broker is unavailable: {e}") from None
+        raise
     return run_id
 
 
