@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+import types
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -168,7 +169,7 @@ T = TypeVar("T")
 def _translated(cls: type[T]) -> type[T]:
     """Wraps each public method of a Redis-backed class with _unavailable, in one place."""
     for name, value in list(vars(cls).items()):
-        if callable(value) and not name.startswith("_"):
+        if isinstance(value, types.FunctionType) and not name.startswith("_"):
             setattr(cls, name, _unavailable(value))
     return cls
 

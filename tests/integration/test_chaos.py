@@ -17,7 +17,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from runner.errors import RunnerError
+import pytest
+
+from runner.errors import RunnerError, StoreUnavailable
 from runner.state import RedisStore
 from tests.integration.api_servers import Api, make_cluster
 from tests.integration.test_celery import poll
@@ -220,3 +222,17 @@ def test_beat_stops_at_once_on_sigterm_in_a_long_pass(demo_repo: Path, commit: C
         if beat.poll() is None:
             beat.kill()
             beat.wait()
+
+
+def test_a_store_on_a_stopped_redis_raises_runners_error_only(tmp_path: Path) -> None:
+    server = start_redis(tmp_path / "redis")
+    store = RedisStore(server.url)
+    server.stop()
+    calls: list[Callable[[], object]] = [
+        store.ping, lambda: store.get("k"), lambda: store.put("k", {}),
+        lambda: store.run("r"), lambda: store.lock("beat", "me", 1.0),
+        lambda: store.save_run({"run_id": "r", "state": "PENDING"}),
+        lambda: store.update_run("r", {"state": "SUCCESS"}), lambda: store.runs_page()]
+    for call in calls:
+        with pytest.raises(StoreUnavailable, match="Redis is unavailable"):
+            call()
