@@ -236,3 +236,33 @@ def test_a_store_on_a_stopped_redis_raises_runners_error_only(tmp_path: Path) ->
     for call in calls:
         with pytest.raises(StoreUnavailable, match="Redis is unavailable"):
             call()
+
+
+def test_a_run_that_ends_while_redis_is_away_saves_its_state_when_it_is_back(
+        tmp_path: Path) -> None:
+    """Redis with an append-only file (a restart keeps its data): the run's record is there
+    when it comes back, and the worker completes it."""
+    server = start_redis(tmp_path / "redis", persist=True)
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    cluster = make_cluster(tmp_path, server.url)
+    go = tmp_path / "go"
+    (cluster.repo / "jobs.d" / "gated.yaml").write_text(
+        "jobs:\n  gated: {queue: other, targets: [here], steps: [{command: "
+        f"'while [ ! -e {go} ]; do sleep 0.05; done; echo finished'}}]}}\n")
+    try:
+        worker = cluster.worker("side")
+        run_id = cluster.enqueue("gated")
+        poll(lambda: cluster.state(run_id) == "STARTED", 30, "the run started")
+        server.stop()
+        go.touch()  # the command ends while Redis is away
+        poll(lambda: b"lost the store" in cluster._log(worker), 30, "the worker saw it")
+        server = start_redis(tmp_path / "redis", port, persist=True)
+        cluster.store = RedisStore(server.url)
+        record = cluster.final(run_id, 30)
+        assert record["state"] == "SUCCESS", record
+        assert "finished" in str(record["result"])
+        assert worker.poll() is None
+        assert b"Traceback" not in cluster._log(worker)
+    finally:
+        cluster.stop()
+        server.stop()
