@@ -10,6 +10,9 @@ Several `runner beat` processes may run: the one holding the store's lock (a sho
 renewed every tick) fires; a standby takes over within LOCK_TTL seconds of the active one's
 death. Each schedule's last handled firing is kept in the store, so a takeover neither
 repeats nor skips a firing.
+
+A store or broker that is away is waited for (said once when lost, once when back); SIGTERM
+stops beat at once, even mid-pass, after at most the firing it is handing off.
 """
 
 from __future__ import annotations
