@@ -5,6 +5,7 @@ an embedded state directory that fills up."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -27,18 +28,22 @@ from tests.servers import runner_up, start_redis
 
 Commit = Callable[[dict[str, str | None], str], str]
 OUTAGE = 10.0  # seconds Redis is away
+TOLD = ("runner up", "beat", "publisher")  # each says once lost, once back (workers: Celery)
 FAST = {"schedules.d/fast.yaml": "schedules:\n  fast: {job: quick, every: 2s, overlap: allow}\n",
         "jobs.d/quick.yaml": "jobs:\n  quick: {queue: system, targets: [localhost], "
                              "steps: [{command: echo quick}]}\n",
         "schedules.d/ops.yaml": None}
 
 
-def health(port: int) -> int | None:
-    """The status code of GET /api/health, None when nothing answers."""
+def health(port: int, reasons: list[str] | None = None) -> int | None:
+    """The status code of GET /api/health (its error, if any, added to `reasons`), None when
+    nothing answers."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5) as r:
             return int(r.status)
     except urllib.error.HTTPError as e:
+        if reasons is not None:
+            reasons.append(json.loads(e.read())["error"])
         return e.code
     except OSError:
         return None
@@ -92,11 +97,13 @@ def test_up_rides_out_a_redis_outage(demo_repo: Path, commit: Commit, tmp_path: 
 
             server.stop()
             seen: set[int | None] = set()
+            reasons: list[str] = []
             back_at = time.monotonic() + OUTAGE
             while time.monotonic() < back_at:  # the outage itself: a timed deadline loop
-                seen.add(health(api))
+                seen.add(health(api, reasons))
                 time.sleep(0.2)
             assert 503 in seen, seen
+            assert all(r.startswith("Redis is unavailable: ") for r in reasons), reasons
             said = status(demo_repo, env)
             assert said.returncode == 2 and "Traceback" not in said.stderr, said
             assert "cannot reach Redis" in said.stderr, said.stderr
@@ -107,12 +114,14 @@ def test_up_rides_out_a_redis_outage(demo_repo: Path, commit: Commit, tmp_path: 
                          "a scheduled run after Redis came back")[0]
             print(f"recovery: Redis back -> first new run SUCCESS in {first - back:.1f}s")
             poll(lambda: health(api) == 200, 30, "/api/health ok again")
+            poll(lambda: all(f"{who}: the store is back" in log.read_text() for who in TOLD),
+                 30, "each process told Redis is back (its backoff is at most 5 s)")
             assert up.poll() is None
             gone = [p for p in before if not alive(p)]
             assert not gone, re.findall(r".*exited with status.*", log.read_text())
         text = log.read_text()
         assert "Traceback" not in text, text[text.find("Traceback") - 500:][:4000]
-        for who in ("runner up", "beat", "publisher"):  # told once (workers: Celery tells)
+        for who in TOLD:
             assert text.count(f"{who}: lost the store") == 1, who
             assert text.count(f"{who}: the store is back") == 1, who
         assert text.count("events: lost Redis") <= 1
