@@ -48,7 +48,13 @@ from runner import api_models as m
 from runner import overview
 from runner.celery_app import System, create_app, queue_length
 from runner.config.model import ConfigSet, SecretRef
-from runner.errors import ConfigInvalid, RunnerError, SecretUnavailable, UsageError
+from runner.errors import (
+    ConfigInvalid,
+    RunnerError,
+    SecretUnavailable,
+    StoreUnavailable,
+    UsageError,
+)
 from runner.events import Hub
 from runner.settings import ROLES, Settings
 from runner.state import ACTIVE, Cursor
@@ -330,7 +336,7 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
 
     @api.exception_handler(RunnerError)
     async def runner_error(_r: Request, e: RunnerError) -> JSONResponse:
-        code = 503 if isinstance(e, ConfigInvalid) else 400
+        code = 503 if isinstance(e, ConfigInvalid | StoreUnavailable) else 400
         detail = ("the configuration is invalid and none is applied: "
                   + "; ".join(p.text() for p in e.problems[:5])
                   if isinstance(e, ConfigInvalid) else str(e))

@@ -10,6 +10,9 @@ Several `runner beat` processes may run: the one holding the store's lock (a sho
 renewed every tick) fires; a standby takes over within LOCK_TTL seconds of the active one's
 death. Each schedule's last handled firing is kept in the store, so a takeover neither
 repeats nor skips a firing.
+
+A store or broker that is away is waited for (said once when lost, once when back); SIGTERM
+stops beat at once, even mid-pass, after at most the firing it is handing off.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from celery import Celery
 from runner.celery_app import System
 from runner.config.model import ConfigSet, Schedule
 from runner.desired import next_fires
+from runner.errors import StoreUnavailable
 from runner.execute import new_run_id
+from runner.outage import Outage
 from runner.state import ACTIVE, Store
 from runner.tasks import cancel, enqueue
 
@@ -37,6 +42,11 @@ GRACE = 30.0     # seconds a firing may be late without a starting_deadline
 LOCK_TTL = 5.0   # seconds; the standby takes over after this
 TICK = 0.25      # seconds between looks at the clock
 log = logging.getLogger("runner.beat")
+
+
+class Stopped(BaseException):
+    """Raised by Beat.interrupt, from a signal handler: leave now (not an Exception, so
+    nothing on the way catches it)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,8 @@ class Beat:
         self.store: Store = system.store
         self.first_seen: dict[str, datetime] = {}  # schedules with no state yet
         self.revision: str | None = None
+        self.holding = False  # between marking a firing handled and queueing its run
+        self.stop = threading.Event()  # run's: a pass ends at the next schedule once set
 
     def tick(self) -> bool:
         """One look at the clock; False while another beat holds the lock."""
@@ -93,6 +105,8 @@ class Beat:
         now = self.clock()
         paused = self.store.get(SUSPENDED) or {}
         for s in config.schedules.values():
+            if self.stop.is_set():
+                break
             state = self.store.get(f"schedule:{s.name}") or {}
             # a schedule never handled starts from when this beat first saw it: no firing
             # from before it existed is run or recorded missed
@@ -102,19 +116,28 @@ class Beat:
             if d is None:
                 continue
             state["last_fire"] = d.last.isoformat()
-            self.store.put(f"schedule:{s.name}", state)  # before firing: never twice
-            if paused.get("all") or s.name in paused.get("schedules", {}):
-                continue  # suspended: its firings pass, unrun and unrecorded
-            if d.missed and d.first_missed and d.last_missed:
-                self._record(s, config, "MISSED",
-                             f"{d.missed} firing(s) of schedule {s.name} missed, "
-                             f"{d.first_missed.isoformat()} to {d.last_missed.isoformat()}: "
-                             "beat was not running then, and they are later than the "
-                             "schedule's starting_deadline", d.last_missed)
-            if d.run is not None:
-                state["last_run_id"] = self._fire(s, state.get("last_run_id"), d.run, config)
-                self.store.put(f"schedule:{s.name}", state)
+            self.holding = True  # a stop waits for the end of this schedule's hand-off
+            try:
+                self._handle(s, d, state, paused, config)
+            finally:
+                self.holding = False
         return True
+
+    def _handle(self, s: Schedule, d: Decision, state: dict[str, Any],
+                paused: dict[str, Any], config: ConfigSet) -> None:
+        """Marks the firing handled, then runs it or records it missed or skipped."""
+        self.store.put(f"schedule:{s.name}", state)  # before firing: never twice
+        if paused.get("all") or s.name in paused.get("schedules", {}):
+            return  # suspended: its firings pass, unrun and unrecorded
+        if d.missed and d.first_missed and d.last_missed:
+            self._record(s, config, "MISSED",
+                         f"{d.missed} firing(s) of schedule {s.name} missed, "
+                         f"{d.first_missed.isoformat()} to {d.last_missed.isoformat()}: "
+                         "beat was not running then, and they are later than the "
+                         "schedule's starting_deadline", d.last_missed)
+        if d.run is not None:
+            state["last_run_id"] = self._fire(s, state.get("last_run_id"), d.run, config)
+            self.store.put(f"schedule:{s.name}", state)
 
     def _fire(self, s: Schedule, previous: str | None, at: datetime,
               config: ConfigSet) -> str | None:
@@ -143,7 +166,22 @@ class Beat:
         self.store.save_run(record)
         log.info("schedule %s: %s", s.name, why)
 
+    def interrupt(self) -> None:
+        """For a SIGTERM handler: stop at once, whatever the pass is doing (a long catch-up,
+        a store call), except in a firing's hand-off, which ends first (a few ms)."""
+        self.stop.set()
+        if not self.holding:
+            raise Stopped
+
     def run(self, stop: threading.Event) -> None:
+        """Ticks until `stop`; a store or broker that is away is waited for, with a
+        backoff (said once when lost, once when back)."""
+        outage, self.stop = Outage("beat", log), stop
         while not stop.is_set():
-            self.tick()
+            try:
+                self.tick()
+            except StoreUnavailable as e:
+                stop.wait(outage.lost(e))
+                continue
+            outage.ok()
             stop.wait(TICK)

@@ -201,8 +201,11 @@ def create_app(system: System, config: ConfigSet | None = None) -> Celery:
     app.conf.update(
         broker_url=url or None, broker_transport_options=options,
         # embedded: kombu's filesystem transport, writing messages atomically (broker.py)
-        broker_transport=None if url else "runner.broker:Transport",
+        # Redis: kombu's, riding out an outage with runs in flight (redis_broker.py)
+        broker_transport=("runner.redis_broker:Transport" if url.startswith("redis://")
+                          else None if url else "runner.broker:Transport"),
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a Redis outage is waited out, however long
         task_serializer="json", accept_content=["json"], result_serializer="json",
         task_ignore_result=True, result_backend=None, result_expires=7 * 86400,
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,

@@ -3,6 +3,7 @@
     RunnerError                  everything runner raises on purpose; the CLI turns it into exit 2
     ├── UsageError               a bad option or argument (unknown job, bad --now, ...)
     ├── SourceError              the repository cannot be read (missing dir, bad git revision)
+    │   └── StoreUnavailable     the store (Redis, or the state directory) cannot be used now
     ├── ConfigInvalid            the configuration is wrong; carries every Problem; exit 1
     ├── ReportError              the report branch cannot be written, fetched or pushed
     ├── RunFailed                a run ended FAILURE; raised by the Celery task, for Celery
@@ -52,6 +53,11 @@ class UsageError(RunnerError):
 
 class SourceError(RunnerError):
     """The configuration source (directory or git revision) cannot be read."""
+
+
+class StoreUnavailable(SourceError):
+    """The store cannot be used now: Redis is away, or the embedded state directory is full
+    or read-only. Long-running processes wait and try again; a command exits 2."""
 
 
 class ConfigInvalid(RunnerError):

@@ -126,13 +126,16 @@ async def _redis_changes(url: str, channel: str) -> AsyncIterator[dict[str, Any]
         try:
             async with client.pubsub() as pubsub:
                 await pubsub.subscribe(channel)
+                if delay > 0.1:
+                    log.warning("events: Redis is back; subscribed again")
                 delay = 0.1
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         with contextlib.suppress(ValueError):
                             yield json.loads(message["data"])
         except (RedisError, OSError) as e:
-            log.warning("events: lost Redis (%s); resubscribing in %.1fs", e, delay)
+            if delay == 0.1:  # told once per outage
+                log.warning("events: lost Redis (%s); resubscribing until it is back", e)
             await asyncio.sleep(delay)  # backoff before reconnecting, not a wait for a state
             delay = min(5.0, delay * 2)
 

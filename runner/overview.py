@@ -26,6 +26,7 @@ from kombu.exceptions import KombuError
 from runner.config.model import ConfigSet
 from runner.desired import next_fires, when
 from runner.errors import RunnerError
+from runner.outage import connection_error
 from runner.state import ACTIVE, FINAL, Store
 
 STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED",
@@ -124,7 +125,9 @@ class Workers:
             try:
                 with self.inspect() as i:
                     return dict(getattr(i, method)() or {})
-            except (OSError, KombuError) as e:  # the heartbeats below still show the workers
+            except Exception as e:  # the heartbeats below still show the workers
+                if not connection_error(e):
+                    raise
                 log.warning("workers: remote control (%s) failed: %s", method, e)
                 return {}
 

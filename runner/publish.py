@@ -37,7 +37,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from runner.errors import ReportError, RunnerError, UsageError
+from runner.errors import ReportError, RunnerError, StoreUnavailable, UsageError
+from runner.outage import Outage
 from runner.report import Report, created_of, day, expired, render, safe
 from runner.state import FINAL, Store, download_key, forget_all
 
@@ -536,21 +537,32 @@ def serve(store: Store, publisher: Publisher, stop: threading.Event,
     Run records published more than `keep_runs` seconds ago are deleted from the store (the
     branch keeps them), looked for once a minute."""
     owner = uuid.uuid4().hex[:8]
+    outage = Outage("publisher", log)
     try:
-        _serve(store, publisher, stop, keep_days, batch, poll, once, owner, keep_runs)
+        while True:
+            try:
+                return _serve(store, publisher, stop, keep_days, batch, poll, once, owner,
+                              keep_runs, outage)
+            except StoreUnavailable as e:  # the runs stay on the feed until it is back
+                if once:
+                    raise
+                stop.wait(outage.lost(e))
     finally:
-        store.lock("publisher", owner, 0.001)  # let the next publisher in at once
+        with contextlib.suppress(StoreUnavailable):
+            store.lock("publisher", owner, 0.001)  # let the next publisher in at once
 
 
 def _serve(store: Store, publisher: Publisher, stop: threading.Event,
            keep_days: Callable[[], int | None], batch: int, poll: float, once: bool,
-           owner: str, keep_runs: float | None) -> None:
+           owner: str, keep_runs: float | None, outage: Outage) -> None:
     last_error: str | None = None
     backoff, next_push, shown, swept = 0.0, 0.0, 0.0, 0.0
     to_push = publisher.unpushed() > 0
     waited = time.monotonic() + 2 * LOCK_TTL  # a killed publisher's lease runs out
     while not stop.is_set():
-        if not store.lock("publisher", owner, LOCK_TTL):
+        held = store.lock("publisher", owner, LOCK_TTL)
+        outage.ok()
+        if not held:
             if once and time.monotonic() > waited:
                 raise ReportError(f"another publisher holds the lock of this store (for "
                                   f"{2 * LOCK_TTL:.0f}s); is runner up running?")

@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
+import sys
 import tempfile
 import time
+import types
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
-from runner.errors import SourceError
+from runner.errors import SourceError, StoreUnavailable
 
 ACTIVE = ("PENDING", "RECEIVED", "STARTED", "RETRY")
 FINAL = ("SUCCESS", "FAILURE", "REVOKED", "SKIPPED", "MISSED")
@@ -139,6 +142,39 @@ def _begin(record: dict[str, Any] | None, cancelled: bool, run_id: str, job: str
     return Begin(previous, False, deliveries), record
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _unavailable(f: Callable[P, R]) -> Callable[P, R]:
+    """f, with any error of redis-py raised as StoreUnavailable: callers catch runner's
+    error, never redis's."""
+
+    @functools.wraps(f)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return f(*args, **kwargs)
+        except Exception as e:  # redis is imported by then (RedisStore.__init__)
+            redis = sys.modules.get("redis")
+            if redis is not None and isinstance(e, redis.RedisError):
+                raise StoreUnavailable(f"Redis is unavailable: {e}") from None
+            raise
+
+    return call
+
+
+T = TypeVar("T")
+
+
+def _translated(cls: type[T]) -> type[T]:
+    """Wraps each public method of a Redis-backed class with _unavailable, in one place."""
+    for name, value in list(vars(cls).items()):
+        if isinstance(value, types.FunctionType) and not name.startswith("_"):
+            setattr(cls, name, _unavailable(value))
+    return cls
+
+
+@_translated
 class RedisStore:
     _RENEW = """
     local v = redis.call('GET', KEYS[1])
@@ -279,15 +315,11 @@ class RedisStore:
         return Begin(json.loads(previous) if previous else None, bool(cancelled), int(n))
 
     def mark_received(self, marks: list[tuple[str, float]]) -> None:
-        import redis
-
         args = [self.events]
         for run_id, now in marks:
             args += [repr(now), json.dumps(run_id)]
-        try:  # one script call for the batch (in a pipeline redis-py asks SCRIPT EXISTS first)
-            self._run(self._received, [f"{self.p}run:{run_id}" for run_id, _ in marks], args)
-        except redis.RedisError as e:
-            raise SourceError(f"cannot record received runs in Redis: {e}") from None
+        # one script call for the batch (in a pipeline redis-py asks SCRIPT EXISTS first)
+        self._run(self._received, [f"{self.p}run:{run_id}" for run_id, _ in marks], args)
 
     @staticmethod
     def _decode(raw: Any) -> dict[str, Any] | None:
@@ -337,14 +369,9 @@ class RedisStore:
             self.r.zrem(f"{self.p}publish", *run_ids)
 
     def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
-        import redis
-
-        try:
-            deleted, looked = self._forget(keys=[f"{self.p}runs", f"{self.p}publish"],
-                                           args=[repr(before), limit, self.p, skip])
-            return int(deleted), int(looked)
-        except redis.RedisError as e:
-            raise SourceError(f"cannot delete old run records in Redis: {e}") from None
+        deleted, looked = self._forget(keys=[f"{self.p}runs", f"{self.p}publish"],
+                                       args=[repr(before), limit, self.p, skip])
+        return int(deleted), int(looked)
 
     def holder(self, name: str) -> str | None:
         owner = self.r.get(f"{self.p}lock:{name}")
@@ -393,8 +420,16 @@ class FileStore:
             (root / d).mkdir(parents=True, exist_ok=True)
 
     def ping(self) -> None:
-        if not os.access(self.root, os.W_OK):
-            raise OSError(f"{self.root} is not writable")
+        """StoreUnavailable unless a small file can be written here (not full, not
+        read-only)."""
+        try:
+            with tempfile.TemporaryFile(dir=self.root / "kv", prefix=".ping-") as f:
+                f.write(b"\0" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise StoreUnavailable(f"the state directory {self.root} cannot be written "
+                                   f"({e.strerror}): free space or make it writable") from None
 
     def _write(self, path: Path, value: dict[str, Any]) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from billiard.exceptions import Terminated
 from celery import Celery
@@ -29,12 +31,16 @@ from celery.exceptions import SoftTimeLimitExceeded
 from runner.celery_app import TASK, System, time_limit
 from runner.config.model import ConfigSet
 from runner.dryrun import lookup, select
-from runner.errors import RunFailed, RunnerError, UsageError
+from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
 from runner.execute import final, new_run_id
 from runner.executor.engine import Cancel, Engine
+from runner.outage import Outage, connection_error
 from runner.state import ACTIVE, Store
 
 _POLL = 0.25  # seconds between looks at the cancel flag
+T = TypeVar("T")
+KEEP_FINAL = 600.0  # seconds a finished run keeps trying to save its final state
+log = logging.getLogger("runner.tasks")
 
 
 @dataclass
@@ -91,8 +97,9 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
         job = lookup(config, name)
         targets = select(config, job, limit)
         files = system.files(job, config)
-    except RunnerError as e:
-        return save(state="FAILURE", finished=time.time(), error=str(e))
+    except RunnerError as e:  # the store may be away too: kept until it is back
+        why = str(e)
+        return keep(lambda: save(state="FAILURE", finished=time.time(), error=why), run_id)
     if here.loop is None:
         here.loop = asyncio.new_event_loop()
         here.engine = Engine(system.settings, state_dir=system.state_dir)
@@ -100,10 +107,11 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     assert engine is not None
 
     def watch() -> None:  # a timer, not a task: most runs end before its first look
-        if who := store.cancel_requested(run_id):
-            cancel.set(f"cancelled by {who}")
-        else:
-            timer[0] = loop.call_later(_POLL, watch)
+        with contextlib.suppress(StoreUnavailable):  # the store is away: look again later
+            if who := store.cancel_requested(run_id):
+                cancel.set(f"cancelled by {who}")
+                return
+        timer[0] = loop.call_later(_POLL, watch)
 
     timer = [loop.call_later(_POLL, watch)]
     run = loop.create_task(engine.run(job, {t: config.targets[t] for t in targets}, files,
@@ -115,11 +123,30 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
         cancel.set("time limit")
         with contextlib.suppress(Exception):  # its commands are killed before it returns
             loop.run_until_complete(run)
-        return save(state="FAILURE", finished=time.time(),
-                    error=f"run {run_id} of {name} passed its time limit and was stopped")
+        return keep(lambda: save(state="FAILURE", finished=time.time(),
+                                 error=f"run {run_id} of {name} passed its time limit and "
+                                       "was stopped"), run_id)
     finally:
         timer[0].cancel()
-    return save(**final(store, result))
+    return keep(lambda: save(**final(store, result)), run_id)
+
+
+def keep(write: Callable[[], T], run_id: str, patience: float = KEEP_FINAL,
+         clock: Callable[[], float] = time.monotonic) -> T:
+    """write(), tried again with a backoff while the store is away, for up to `patience`
+    seconds: a run that ended keeps its final state until it can save it."""
+    outage, give_up = Outage(f"run {run_id}", log, clock), clock() + patience
+    while True:
+        try:
+            result = write()
+        except StoreUnavailable as e:
+            delay = outage.lost(e)
+            if clock() + delay > give_up:
+                raise
+            time.sleep(delay)  # the pool process has nothing else to do meanwhile
+            continue
+        outage.ok()
+        return result
 
 
 def sweep_orphans(store: Store, host: str) -> list[str]:
@@ -162,9 +189,14 @@ def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: st
                     "targets": targets, "limit": limit, "created": time.time(),
                     "retry_of": retry_of, "schedule": schedule,
                     "scheduled_for": scheduled_for, **(extra or {})})
-    app.send_task(TASK, kwargs={"job": name, "revision": config.revision, "run_id": run_id,
-                                "limit": limit}, task_id=run_id, shadow=name,
-                  soft_time_limit=hard - 30, time_limit=hard)
+    try:
+        app.send_task(TASK, kwargs={"job": name, "revision": config.revision,
+                                    "run_id": run_id, "limit": limit}, task_id=run_id,
+                      shadow=name, soft_time_limit=hard - 30, time_limit=hard)
+    except Exception as e:  # kombu's, after Celery's publish retries, or redis-py's
+        if connection_error(e):
+            raise StoreUnavailable(f"the broker is unavailable: {e}") from None
+        raise
     return run_id
 
 

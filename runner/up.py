@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import IO
 
 from runner.celery_app import System
-from runner.errors import RunnerError, UsageError
+from runner.errors import RunnerError, StoreUnavailable, UsageError
+from runner.outage import Outage
 
 TICK = 0.5        # seconds between looks at the configuration and the children
 BACKOFF = (1.0, 30.0)
@@ -180,10 +181,15 @@ def serve(system: System, plan: Plan, stop: threading.Event,
     sup = supervisor or Supervisor()
     workers: list[str] | None = None  # None: no configuration to run yet
     told = ""
+    outage, retry_at = Outage("runner up", log), 0.0
     try:
         while True:
             try:
-                workers = list(system.config().workers)
+                if time.monotonic() >= retry_at:
+                    workers = list(system.config().workers)
+                    outage.ok()
+            except StoreUnavailable as e:  # the children ride it out too: keep them
+                retry_at = time.monotonic() + outage.lost(e)
             except RunnerError as e:  # an invalid --repo, or nothing signed, and nothing
                 if str(e) != told:    # applied: keep what runs
                     told = str(e)

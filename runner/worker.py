@@ -13,6 +13,7 @@ for a thread that writes them in batches.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -22,7 +23,8 @@ from typing import Any
 from celery import Celery, bootsteps, signals
 
 from runner.celery_app import RELOAD, TASK, System
-from runner.errors import RunnerError
+from runner.errors import RunnerError, StoreUnavailable
+from runner.outage import Outage
 
 HEARTBEAT = 2.0  # seconds between a worker's heartbeats in its store entry
 _BATCH = 0.05  # at least this many seconds between two RECEIVED writes (batches)
@@ -39,13 +41,15 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
 
         def start(self, c: Any) -> None:
             self.entry: dict[str, Any] = {"name": name}
+            self.outage = Outage(f"worker {name}", log)
             self.beat = 0.0
             self.tref = c.timer.call_repeatedly(RELOAD, self.match, (c,), priority=10)
 
         def stop(self, c: Any) -> None:
             if getattr(self, "tref", None):
                 self.tref.cancel()
-                self.put(c, stopped=time.time())
+                with contextlib.suppress(StoreUnavailable):
+                    self.put(c, stopped=time.time())
 
         def put(self, c: Any, **fields: Any) -> None:
             """The worker's entry (worker:HOST): what it serves and a heartbeat, for status
@@ -56,7 +60,17 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
 
         def match(self, c: Any) -> None:
             try:
+                self.follow(c)
+            except StoreUnavailable as e:  # keep serving what we serve; Celery reconnects
+                self.outage.lost(e)       # its broker connection itself
+            else:
+                self.outage.ok()
+
+        def follow(self, c: Any) -> None:
+            try:
                 config = system.config()
+            except StoreUnavailable:
+                raise
             except RunnerError as e:  # an invalid --repo: keep serving what we serve
                 log.warning("worker %s keeps its queues: %s", name, e)
                 return

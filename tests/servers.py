@@ -122,14 +122,17 @@ class Redis:
         self.proc.wait(10)
 
 
-def start_redis(directory: Path) -> Redis:
+def start_redis(directory: Path, port: int | None = None, persist: bool = False) -> Redis:
+    """A redis-server keeping nothing on disk (with `persist`: an append-only file in
+    `directory`, so a restart keeps the data); `port`: the port of one stopped before (an
+    outage: stop it, start it again on the same port)."""
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(binary):
         raise RuntimeError("redis-server not found: install redis-server (.ci/run does)")
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(directory)],
+                             "--appendonly", "yes" if persist else "no", "--dir", str(directory)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, proc)
     return Redis(f"redis://127.0.0.1:{port}/0", proc)

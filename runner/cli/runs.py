@@ -31,6 +31,7 @@ def status(repo: Path, fmt: str) -> None:
     from runner.state import ACTIVE
 
     system, app, config = _app(repo, fmt)
+    system.store.ping()  # Redis away, or a full or read-only state directory: one sentence
     inspect = app.control.inspect(timeout=1.0)
     queues = inspect.active_queues() or {}
     active = inspect.active() or {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -93,19 +94,19 @@ def api(repo: Path, bind: str) -> None:
 def beat(repo: Path) -> None:
     """Fire the schedules (one active beat at a time; others stand by)."""
     import signal
-    import threading
 
-    from runner.beat import Beat
+    from runner.beat import Beat, Stopped
 
     system, app, _config_set = _app(repo)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     from runner.settings import masked_url
 
-    click.echo(f"beat {masked_url(system.settings.redis_url) or 'embedded'}: firing schedules "
-               f"of {repo}", err=True)
-    Beat(system, app).run(stop)
+    beat = Beat(system, app)
+    with contextlib.suppress(Stopped):
+        for sig in (signal.SIGINT, signal.SIGTERM):  # at once, even mid-pass
+            signal.signal(sig, lambda *_: beat.interrupt())
+        click.echo(f"beat {masked_url(system.settings.redis_url) or 'embedded'}: firing "
+                   f"schedules of {repo}", err=True)
+        beat.run(beat.stop)
 
 
 @cli.command()
@@ -190,11 +191,14 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
 def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: str,
               require_signed: Path | None) -> None:
     """Fetch the source, validate its branch and apply it if valid; record the outcome."""
+    import logging
     import signal
     import threading
 
     from runner.config.cache import DiskCache
     from runner.config.model import seconds
+    from runner.errors import StoreUnavailable
+    from runner.outage import Outage
     from runner.reconcile import reconcile as run_once
 
     try:
@@ -207,9 +211,17 @@ def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: 
     cache = DiskCache(mirror)
 
     told: list[tuple[object, ...]] = []  # --watch: the last outcome told; each is told once
+    outage = Outage("reconciler", logging.getLogger("runner.reconcile"))
 
     def once() -> int:
-        outcome = run_once(system.store, where, branch, mirror, cache, require_signed)
+        try:
+            outcome = run_once(system.store, where, branch, mirror, cache, require_signed)
+        except StoreUnavailable as e:
+            if mode == "once":
+                raise
+            outage.lost(e)  # settle() tries again with its backoff
+            return 2
+        outage.ok()
         cache.save()
         code = 0 if not outcome.reason else 2 if outcome.revision is None else 1
         news = (outcome.revision, outcome.reason)

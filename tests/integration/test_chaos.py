@@ -1,0 +1,280 @@
+"""Faults injected into a running system: a real redis-server stopped and started again on
+the same port (`--save ""`: it comes back empty) under `runner up` with an every-2s schedule;
+an embedded state directory that fills up."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from runner.errors import RunnerError, StoreUnavailable
+from runner.state import RedisStore
+from tests.integration.api_servers import Api, make_cluster
+from tests.integration.test_celery import poll
+from tests.servers import runner_up, start_redis
+
+Commit = Callable[[dict[str, str | None], str], str]
+OUTAGE = 10.0  # seconds Redis is away
+TOLD = ("runner up", "beat", "publisher")  # each says once lost, once back (workers: Celery)
+FAST = {"schedules.d/fast.yaml": "schedules:\n  fast: {job: quick, every: 2s, overlap: allow}\n",
+        "jobs.d/quick.yaml": "jobs:\n  quick: {queue: system, targets: [localhost], "
+                             "steps: [{command: echo quick}]}\n",
+        "schedules.d/ops.yaml": None}
+
+
+def health(port: int, reasons: list[str] | None = None) -> int | None:
+    """The status code of GET /api/health (its error, if any, added to `reasons`), None when
+    nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        if reasons is not None:
+            reasons.append(json.loads(e.read())["error"])
+        return e.code
+    except OSError:
+        return None
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is `pid`."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                out.add(int(entry))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def finished_since(url: str, since: float) -> list[float]:
+    """When each SUCCESS run of `quick` created after `since` finished (Redis may be away)."""
+    try:
+        runs = RedisStore(url).runs(job="quick", limit=500)
+    except RunnerError:  # Redis still starting: nothing yet
+        return []
+    return sorted(float(r["finished"]) for r in runs
+                  if r.get("state") == "SUCCESS" and float(r.get("created", 0)) > since)
+
+
+def test_up_rides_out_a_redis_outage(demo_repo: Path, commit: Commit, tmp_path: Path) -> None:
+    commit(FAST, "an every-2s schedule")
+    server = start_redis(tmp_path / "redis")
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    env = {**os.environ, "REDIS_URL": server.url, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
+    log = tmp_path / "up.log"
+    try:
+        with runner_up(demo_repo, log, env=env) as up:
+            api = int(poll(lambda: re.findall(r"api on 127\.0\.0\.1:(\d+)", log.read_text()),
+                           30, "runner up started")[0])
+            poll(lambda: health(api) == 200, 60, "/api/health ok")
+            poll(lambda: len(finished_since(server.url, 0)) >= 2, 90, "scheduled runs")
+            before = children(up.pid)
+            assert len(before) >= 5  # reconciler, beat, api, two workers, publisher
+
+            server.stop()
+            seen: set[int | None] = set()
+            reasons: list[str] = []
+            back_at = time.monotonic() + OUTAGE
+            while time.monotonic() < back_at:  # the outage itself: a timed deadline loop
+                seen.add(health(api, reasons))
+                time.sleep(0.2)
+            assert 503 in seen, seen
+            assert all(r.startswith("Redis is unavailable: ") for r in reasons), reasons
+            said = status(demo_repo, env)
+            assert said.returncode == 2 and "Traceback" not in said.stderr, said
+            assert "cannot reach Redis" in said.stderr, said.stderr
+            server = start_redis(tmp_path / "redis", port)
+            back = time.time()
+
+            first = poll(lambda: finished_since(server.url, back), 60,
+                         "a scheduled run after Redis came back")[0]
+            print(f"recovery: Redis back -> first new run SUCCESS in {first - back:.1f}s")
+            poll(lambda: health(api) == 200, 30, "/api/health ok again")
+            poll(lambda: all(f"{who}: the store is back" in log.read_text() for who in TOLD),
+                 30, "each process told Redis is back (its backoff is at most 5 s)")
+            assert up.poll() is None
+            gone = [p for p in before if not alive(p)]
+            assert not gone, re.findall(r".*exited with status.*", log.read_text())
+        text = log.read_text()
+        assert "Traceback" not in text, text[text.find("Traceback") - 500:][:4000]
+        for who in TOLD:
+            assert text.count(f"{who}: lost the store") == 1, who
+            assert text.count(f"{who}: the store is back") == 1, who
+        assert text.count("events: lost Redis") <= 1
+    finally:
+        server.stop()
+
+
+def status(repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runner", "status", "--repo", str(repo)],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_full_state_directory_is_503_and_one_sentence(tmp_path: Path) -> None:
+    """The embedded state directory on a real, tiny tmpfs (needs root, as .ci/run is), filled
+    up and emptied again."""
+    cluster = make_cluster(tmp_path, None)
+    state = cluster.repo / ".runner" / "state"  # the store's directory
+    state.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(state)], check=True)
+    try:
+        api = Api(cluster)
+        try:
+            with api.client(None) as anon:
+                poll(lambda: anon.get("/api/health").status_code == 200, 30, "health ok")
+                filler = state / "filler"
+                with open(filler, "wb") as f, contextlib.suppress(OSError):
+                    while True:  # until the disk is full
+                        f.write(b"\0" * 65536)
+                        f.flush()
+                full = poll(lambda: (r := anon.get("/api/health")).status_code == 503 and r,
+                            30, "health 503 on a full disk").json()
+                assert "cannot be written" in full["error"] and str(state) in full["error"]
+                said = status(cluster.repo, cluster.env)
+                assert said.returncode == 2, said
+                assert "Traceback" not in said.stderr
+                assert said.stderr.startswith("error: the state directory")
+                assert len(said.stderr.strip().splitlines()) == 1
+                filler.unlink()
+                poll(lambda: anon.get("/api/health").status_code == 200, 30, "health ok again")
+        finally:
+            api.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(state)], check=True)
+
+
+def test_beat_publisher_and_reconciler_ride_out_a_redis_restart(
+        demo_repo: Path, commit: Commit, tmp_path: Path) -> None:
+    """Each standalone, on Redis: still running after it, each says once that it lost the
+    store and once that it is back, no traceback; beat fires again."""
+    commit(FAST, "an every-2s schedule")
+    server = start_redis(tmp_path / "redis")
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    env = {**os.environ, "REDIS_URL": server.url, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
+    repo = ["--repo", str(demo_repo)]
+    commands = {"beat": ["beat", *repo], "publisher": ["publish", "--watch", *repo],
+                "reconciler": ["reconcile", "--watch", *repo, "--interval", "2s"]}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, args in commands.items():
+            with open(tmp_path / f"{name}.log", "wb") as out:
+                procs[name] = subprocess.Popen([sys.executable, "-m", "runner", *args], env=env,
+                                               stdout=out, stderr=out)
+        store = RedisStore(server.url)
+        poll(lambda: store.get("schedule:fast") and store.holder("publisher"), 60, "all up")
+        server.stop()
+        logs = {n: tmp_path / f"{n}.log" for n in commands}
+        poll(lambda: all("lost the store" in p.read_text() for p in logs.values()), 30,
+             "each process saw the outage")
+        server = start_redis(tmp_path / "redis", port)  # empty: --save ""
+        store = RedisStore(server.url)
+        poll(lambda: all("the store is back" in p.read_text() for p in logs.values()), 30,
+             "each process saw Redis back")
+        poll(lambda: store.get("schedule:fast"), 30, "beat fires again")
+        for name, proc in procs.items():
+            assert proc.poll() is None, f"{name} exited"
+            text = logs[name].read_text()
+            assert "Traceback" not in text, text
+            assert text.count("lost the store") == 1 and text.count("the store is back") == 1
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(30)
+        server.stop()
+
+
+def test_beat_stops_at_once_on_sigterm_in_a_long_pass(demo_repo: Path, commit: Commit,
+                                                      tmp_path: Path) -> None:
+    """A pass catching up a year of every-1s firings (minutes of work) ends on SIGTERM."""
+    from runner.state import FileStore
+
+    commit({**FAST, "schedules.d/fast.yaml": "schedules:\n  fast: {job: quick, every: 1s}\n"},
+           "an every-1s schedule")
+    store = FileStore(demo_repo / ".runner" / "state")
+    year_ago = datetime.now(UTC) - timedelta(days=365)
+    store.put("schedule:fast", {"last_fire": year_ago.isoformat()})
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["RUNNER_CACHE_DIR"] = str(tmp_path / "cache")
+    with open(tmp_path / "beat.log", "wb") as out:
+        beat = subprocess.Popen([sys.executable, "-m", "runner", "beat", "--repo",
+                                 str(demo_repo)], env=env, stdout=out, stderr=out)
+    try:
+        poll(lambda: store.holder("beat"), 30, "beat holds its lock (its pass begins)")
+        beat.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        beat.wait(10)
+        assert time.monotonic() - sent < 1.0
+        assert beat.returncode == 0
+        assert "Traceback" not in (tmp_path / "beat.log").read_text()
+    finally:
+        if beat.poll() is None:
+            beat.kill()
+            beat.wait()
+
+
+def test_a_store_on_a_stopped_redis_raises_runners_error_only(tmp_path: Path) -> None:
+    server = start_redis(tmp_path / "redis")
+    store = RedisStore(server.url)
+    server.stop()
+    calls: list[Callable[[], object]] = [
+        store.ping, lambda: store.get("k"), lambda: store.put("k", {}),
+        lambda: store.run("r"), lambda: store.lock("beat", "me", 1.0),
+        lambda: store.save_run({"run_id": "r", "state": "PENDING"}),
+        lambda: store.update_run("r", {"state": "SUCCESS"}), lambda: store.runs_page()]
+    for call in calls:
+        with pytest.raises(StoreUnavailable, match="Redis is unavailable"):
+            call()
+
+
+def test_a_run_that_ends_while_redis_is_away_saves_its_state_when_it_is_back(
+        tmp_path: Path) -> None:
+    """Redis with an append-only file (a restart keeps its data): the run's record is there
+    when it comes back, and the worker completes it."""
+    server = start_redis(tmp_path / "redis", persist=True)
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    cluster = make_cluster(tmp_path, server.url)
+    go = tmp_path / "go"
+    (cluster.repo / "jobs.d" / "gated.yaml").write_text(
+        "jobs:\n  gated: {queue: other, targets: [here], steps: [{command: "
+        f"'while [ ! -e {go} ]; do sleep 0.05; done; echo finished'}}]}}\n")
+    try:
+        worker = cluster.worker("side")
+        run_id = cluster.enqueue("gated")
+        poll(lambda: cluster.state(run_id) == "STARTED", 30, "the run started")
+        server.stop()
+        go.touch()  # the command ends while Redis is away
+        poll(lambda: b"lost the store" in cluster._log(worker), 30, "the worker saw it")
+        server = start_redis(tmp_path / "redis", port, persist=True)
+        cluster.store = RedisStore(server.url)
+        record = cluster.final(run_id, 30)
+        assert record["state"] == "SUCCESS", record
+        assert "finished" in str(record["result"])
+        assert worker.poll() is None
+        assert b"Traceback" not in cluster._log(worker)
+    finally:
+        cluster.stop()
+        server.stop()
