@@ -23,6 +23,7 @@ from runner.errors import Problem
 MAX_FILE_BYTES = 1024 * 1024
 MAX_ALIAS_NODES = 10_000  # nodes reachable through aliases, per file
 MAX_DEPTH = 64
+MAX_INT_DIGITS, MAX_INT_BITS = 4000, 13_000  # 13,000 bits: about 3,900 decimal digits
 
 _T = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = _T + "str", _T + "int", _T + "float", _T + "bool", _T + "null"
@@ -123,6 +124,11 @@ def _tag_message(tag: str) -> str:
             "booleans and null are")
 
 
+def _short(text: str) -> str:
+    """A scalar as written, quoted and cut to fit in a message."""
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
 def _problem(file: str, node: Node, message: str) -> Problem:
     return Problem(file, node.start_mark.line + 1, node.start_mark.column + 1, message)
 
@@ -176,7 +182,13 @@ class _Builder:
             return node.value
         try:
             if tag == _INT:
-                return _SCALARS.construct_yaml_int(node)
+                # Python refuses int() and str() past 4,300 digits: refuse earlier, plainly
+                number = 0 if len(node.value) > MAX_INT_DIGITS else \
+                    _SCALARS.construct_yaml_int(node)
+                if len(node.value) > MAX_INT_DIGITS or number.bit_length() > MAX_INT_BITS:
+                    return self.refuse(node, f"the number {_short(node.value)} is too large; "
+                                             "quote it to make it a string")
+                return number
             if tag == _FLOAT:
                 return _SCALARS.construct_yaml_float(node)
             if tag == _BOOL:
@@ -184,7 +196,7 @@ class _Builder:
             if tag == _NULL:
                 return None
         except (ConstructorError, ValueError) as e:
-            return self.refuse(node, f"cannot read {node.value!r} as {tag[len(_T):]}: {e}")
+            return self.refuse(node, f"cannot read {_short(node.value)} as {tag[len(_T):]}: {e}")
         return self.refuse(node, _tag_message(tag))
 
     def pairs(self, node: MappingNode, depth: int) -> Iterator[tuple[str, Any]]:
