@@ -11,7 +11,7 @@ later check can point at the offending key or value.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -51,14 +51,16 @@ class Parsed:
     refused: frozenset[tuple[int, int]] = frozenset()  # (line, column) of nodes read as null
     incomplete: frozenset[tuple[int, int]] = frozenset()  # mappings whose merge was refused
 
+    index: dict[int, Children] = field(default_factory=dict, compare=False, repr=False)
+
     def written(self, path: Path) -> str | None:
         """The text of the scalar at `path` as the user wrote it, or None."""
-        node = _node(self.root, path)
+        node = _node(self.root, path, self.index)
         return node.value if isinstance(node, ScalarNode) else None
 
     def locate(self, path: Path, key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of the node at `path` (or of its key), else its nearest parent."""
-        return locate(self.root, path, key)
+        return locate(self.root, path, key, self.index)
 
 
 def parse(file: str, data: bytes) -> Parsed:
@@ -238,43 +240,61 @@ class _Builder:
         return out
 
 
-def _child(node: Node, step: str | int) -> tuple[Node, Node] | None:
+Children = dict[str, tuple[Node, Node]]  # a mapping's keys, merges followed: (key, value)
+
+
+def _keys(node: Node, index: dict[int, Children]) -> Children:
+    """(key node, value node) of each key of mapping `node`, following merge keys; computed once
+    per node, so locating N errors costs N lookups, not N scans of the document."""
+    found = index.get(id(node))
+    if found is not None:
+        return found
+    out: Children = {}
+    index[id(node)] = out  # before the merges: a recursive alias ends here
+    if not isinstance(node, MappingNode):
+        return out
+    merges = []
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE:
+            merges.append(value_node)
+        elif isinstance(key_node, ScalarNode):
+            out.setdefault(key_node.value, (key_node, value_node))
+    for merge in merges:
+        for source in merge.value if isinstance(merge, SequenceNode) else [merge]:
+            for name, pair in _keys(source, index).items():
+                out.setdefault(name, pair)
+    return out
+
+
+def _child(node: Node, step: str | int, index: dict[int, Children]) -> tuple[Node, Node] | None:
     """(key node, value node) of `step` inside `node`, following merge keys."""
     if isinstance(node, SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
         item = node.value[step]
         return item, item
-    if isinstance(node, MappingNode):
-        merges = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                merges.append(value_node)
-            elif isinstance(key_node, ScalarNode) and key_node.value == step:
-                return key_node, value_node
-        for merge in merges:
-            for source in merge.value if isinstance(merge, SequenceNode) else [merge]:
-                found = _child(source, step)
-                if found:
-                    return found
+    if isinstance(node, MappingNode) and isinstance(step, str):
+        return _keys(node, index).get(step)
     return None
 
 
-def _node(root: Node | None, path: Path) -> Node | None:
+def _node(root: Node | None, path: Path, index: dict[int, Children]) -> Node | None:
     node = root
     for step in path:
-        found = _child(node, step) if node is not None else None
+        found = _child(node, step, index) if node is not None else None
         if found is None:
             return None
         node = found[1]
     return node
 
 
-def locate(root: Node | None, path: Path, key: bool = False) -> tuple[int, int]:
+def locate(root: Node | None, path: Path, key: bool = False,
+           index: dict[int, Children] | None = None) -> tuple[int, int]:
     """1-based (line, column) of the value (or key) at `path`; falls back to the deepest parent."""
     if root is None:
         return 1, 1
+    index = {} if index is None else index
     node, key_node = root, root
     for step in path:
-        found = _child(node, step)
+        found = _child(node, step, index)
         if found is None:
             break
         key_node, node = found
