@@ -26,6 +26,7 @@ from runner.config.model import ConfigSet, Job
 from runner.errors import ConfigInvalid, SourceError
 from runner.execute import job_files, job_paths
 from runner.executor.base import FileBlob
+from runner.redis_url import broker_url
 from runner.settings import Settings
 from runner.state import Store, open_store
 
@@ -169,7 +170,7 @@ def broker_options(system: System, config: ConfigSet) -> tuple[str, dict[str, An
     longest = max((time_limit(j, len(config.targets)) for j in config.jobs.values()),
                   default=3600)
     if system.settings.redis_url:
-        return system.settings.redis_url, {
+        return broker_url(system.settings.redis_url), {
             "visibility_timeout": 2 * longest,  # never redeliver a run that is still going
             "priority_steps": list(range(MAX_PRIORITY + 1)),
             "queue_order_strategy": "priority"}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 
 from runner.config.model import seconds
 from runner.errors import UsageError
+from runner.redis_url import store_url
 
 MiB = 1024 * 1024
 
@@ -53,7 +54,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        values: dict[str, object] = {"redis_url": env.get("REDIS_URL", ""),
+        values: dict[str, object] = {"redis_url": store_url(env.get("REDIS_URL", "")),
                                      "api_tokens": api_tokens(env.get("RUNNER_API_TOKENS", "")),
                                      "api_jwt_key": secret_ref("RUNNER_API_JWT_KEY",
                                                                env.get("RUNNER_API_JWT_KEY", "")),

@@ -11,7 +11,7 @@ later check can point at the offending key or value.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -23,6 +23,7 @@ from runner.errors import Problem
 MAX_FILE_BYTES = 1024 * 1024
 MAX_ALIAS_NODES = 10_000  # nodes reachable through aliases, per file
 MAX_DEPTH = 64
+MAX_INT_DIGITS, MAX_INT_BITS = 4000, 13_000  # 13,000 bits: about 3,900 decimal digits
 
 _T = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = _T + "str", _T + "int", _T + "float", _T + "bool", _T + "null"
@@ -50,14 +51,16 @@ class Parsed:
     refused: frozenset[tuple[int, int]] = frozenset()  # (line, column) of nodes read as null
     incomplete: frozenset[tuple[int, int]] = frozenset()  # mappings whose merge was refused
 
+    index: dict[int, Children] = field(default_factory=dict, compare=False, repr=False)
+
     def written(self, path: Path) -> str | None:
         """The text of the scalar at `path` as the user wrote it, or None."""
-        node = _node(self.root, path)
+        node = _node(self.root, path, self.index)
         return node.value if isinstance(node, ScalarNode) else None
 
     def locate(self, path: Path, key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of the node at `path` (or of its key), else its nearest parent."""
-        return locate(self.root, path, key)
+        return locate(self.root, path, key, self.index)
 
 
 def parse(file: str, data: bytes) -> Parsed:
@@ -123,6 +126,11 @@ def _tag_message(tag: str) -> str:
             "booleans and null are")
 
 
+def _short(text: str) -> str:
+    """A scalar as written, quoted and cut to fit in a message."""
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
 def _problem(file: str, node: Node, message: str) -> Problem:
     return Problem(file, node.start_mark.line + 1, node.start_mark.column + 1, message)
 
@@ -176,7 +184,13 @@ class _Builder:
             return node.value
         try:
             if tag == _INT:
-                return _SCALARS.construct_yaml_int(node)
+                # Python refuses int() and str() past 4,300 digits: refuse earlier, plainly
+                number = 0 if len(node.value) > MAX_INT_DIGITS else \
+                    _SCALARS.construct_yaml_int(node)
+                if len(node.value) > MAX_INT_DIGITS or number.bit_length() > MAX_INT_BITS:
+                    return self.refuse(node, f"the number {_short(node.value)} is too large; "
+                                             "quote it to make it a string")
+                return number
             if tag == _FLOAT:
                 return _SCALARS.construct_yaml_float(node)
             if tag == _BOOL:
@@ -184,7 +198,7 @@ class _Builder:
             if tag == _NULL:
                 return None
         except (ConstructorError, ValueError) as e:
-            return self.refuse(node, f"cannot read {node.value!r} as {tag[len(_T):]}: {e}")
+            return self.refuse(node, f"cannot read {_short(node.value)} as {tag[len(_T):]}: {e}")
         return self.refuse(node, _tag_message(tag))
 
     def pairs(self, node: MappingNode, depth: int) -> Iterator[tuple[str, Any]]:
@@ -226,43 +240,61 @@ class _Builder:
         return out
 
 
-def _child(node: Node, step: str | int) -> tuple[Node, Node] | None:
+Children = dict[str, tuple[Node, Node]]  # a mapping's keys, merges followed: (key, value)
+
+
+def _keys(node: Node, index: dict[int, Children]) -> Children:
+    """(key node, value node) of each key of mapping `node`, following merge keys; computed once
+    per node, so locating N errors costs N lookups, not N scans of the document."""
+    found = index.get(id(node))
+    if found is not None:
+        return found
+    out: Children = {}
+    index[id(node)] = out  # before the merges: a recursive alias ends here
+    if not isinstance(node, MappingNode):
+        return out
+    merges = []
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE:
+            merges.append(value_node)
+        elif isinstance(key_node, ScalarNode):
+            out.setdefault(key_node.value, (key_node, value_node))
+    for merge in merges:
+        for source in merge.value if isinstance(merge, SequenceNode) else [merge]:
+            for name, pair in _keys(source, index).items():
+                out.setdefault(name, pair)
+    return out
+
+
+def _child(node: Node, step: str | int, index: dict[int, Children]) -> tuple[Node, Node] | None:
     """(key node, value node) of `step` inside `node`, following merge keys."""
     if isinstance(node, SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
         item = node.value[step]
         return item, item
-    if isinstance(node, MappingNode):
-        merges = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                merges.append(value_node)
-            elif isinstance(key_node, ScalarNode) and key_node.value == step:
-                return key_node, value_node
-        for merge in merges:
-            for source in merge.value if isinstance(merge, SequenceNode) else [merge]:
-                found = _child(source, step)
-                if found:
-                    return found
+    if isinstance(node, MappingNode) and isinstance(step, str):
+        return _keys(node, index).get(step)
     return None
 
 
-def _node(root: Node | None, path: Path) -> Node | None:
+def _node(root: Node | None, path: Path, index: dict[int, Children]) -> Node | None:
     node = root
     for step in path:
-        found = _child(node, step) if node is not None else None
+        found = _child(node, step, index) if node is not None else None
         if found is None:
             return None
         node = found[1]
     return node
 
 
-def locate(root: Node | None, path: Path, key: bool = False) -> tuple[int, int]:
+def locate(root: Node | None, path: Path, key: bool = False,
+           index: dict[int, Children] | None = None) -> tuple[int, int]:
     """1-based (line, column) of the value (or key) at `path`; falls back to the deepest parent."""
     if root is None:
         return 1, 1
+    index = {} if index is None else index
     node, key_node = root, root
     for step in path:
-        found = _child(node, step)
+        found = _child(node, step, index)
         if found is None:
             break
         key_node, node = found

@@ -303,7 +303,7 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
     targets (any shape), `names` every declared name; `file_error` checks a repository file."""
     queues, jobs = names.get("queues"), names.get("jobs", set())
     workers = objects.get("workers", {})
-    served = {q for w in workers.values() for q in _l(w, "queues")}
+    served = {q for w in workers.values() for q in _l(w, "queues") if isinstance(q, str)}
     index = TargetIndex(objects.get("targets", {}), names.get("targets", set()))
     selectors: dict[str, list[str]] = {}  # job -> its selectors, for schedule limits
     limits: list[Ref] = []

@@ -232,5 +232,7 @@ def sh_put(dest: str, mode: int) -> str:
 def sh_get(src: str, max_bytes: int) -> str:
     """Prints at most max_bytes + 1 bytes of `src` (one more tells it was cut)."""
     s = shlex.quote(src)
-    return (f'f={s}; if [ ! -f "$f" ]; then echo "no such file: $f" >&2; exit 2; fi; '
+    return (f'f={s}; if [ ! -e "$f" ]; then echo "no such file: $f" >&2; exit 2; fi; '
+            f'if [ ! -f "$f" ]; then echo "not a regular file (downloads read regular files '
+            f'only): $f" >&2; exit 2; fi; '
             f'head -c {max_bytes + 1} "$f"')

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import re
 import select
 import signal
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
@@ -232,11 +234,10 @@ class LocalTransport:
 
     async def get(self, src: str, max_bytes: int) -> tuple[bytes, bool]:
         try:
-            data = await asyncio.to_thread(_read_head, src, max_bytes + 1)
+            return await asyncio.to_thread(_read_head, src, max_bytes)
         except OSError as e:
             raise TransferFailed(self.name, f"{self.name}: download of {src} failed: "
                                             f"{e.strerror or e}") from None
-        return data[:max_bytes], len(data) > max_bytes
 
 
 def _write_atomic(dest: str, data: bytes, mode: int) -> None:
@@ -265,9 +266,15 @@ def _feed(fd: int, data: bytes) -> None:
         os.close(fd)
 
 
-def _read_head(src: str, size: int) -> bytes:
-    with open(src, "rb") as f:
-        return f.read(size)
+def _read_head(src: str, size: int) -> tuple[bytes, bool]:
+    """At most `size` bytes of the regular file `src`, and whether it has more. Opened without
+    blocking and refused unless regular: a FIFO would wait for a writer for ever (past the
+    timeout: a thread cannot be cancelled), and a device like /dev/zero never ends."""
+    fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (downloads read regular files only)")
+        return f.read(size), f.read(1) != b""
 
 
 # What cron and systemd give a job; RUNNER_LOCAL_ENV adds names or globs.

@@ -21,6 +21,7 @@ BRANCH = "is not a branch name git accepts"
     (("reconcile", "--once", "--source", "--upload-pack=touch {pwned}"), OPTION),
     (("reconcile", "--once", "--branch", "--upload-pack=touch {pwned}"), BRANCH),
     (("reconcile", "--once", "--branch", "main:refs/heads/x"), BRANCH),
+    (("reconcile", "--once", "--branch", "*"), BRANCH),  # a traceback once (fuzzed)
     (("publish", "--once", "--source", "--upload-pack=touch {pwned}"), OPTION),
     (("publish", "--once", "--push", "--receive-pack=touch {pwned}"), OPTION),
     (("publish", "--once", "--report-branch", "-x"), BRANCH),
@@ -40,6 +41,7 @@ def test_an_option_for_git_is_a_usage_error(demo_repo: Path, tmp_path: Path,
 @pytest.mark.parametrize("args", [
     ("--source", "--upload-pack=touch {pwned}"),
     ("--branch", "--upload-pack=touch {pwned}"),
+    ("--branch", "*"),
     ("--push", "--receive-pack=touch {pwned} x:y"),  # ':' passes as a URL
     ("--report-branch", "--exec=touch {pwned}"),
 ])

@@ -1,0 +1,62 @@
+"""Downloads read regular files only: a FIFO hung `runner run` for ever (past its timeout and
+SIGTERM), and /dev/zero with a large max_bytes held twice max_bytes in memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from tests.integration.conftest import copy_demo
+from tests.integration.test_run import add_job, runner
+from tests.integration.test_ssh import one
+from tests.servers import Sshd
+
+
+def test_a_download_of_a_fifo_or_a_device_fails_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    repo = copy_demo(tmp_path / "config")
+    add_job(repo, f"""jobs:
+  fetch:
+    queue: system
+    targets: [localhost]
+    timeout: 5s
+    steps:
+      - {{download: {{src: {fifo}}}, when: always}}
+      - {{download: {{src: /dev/zero, max_bytes: 104857600}}, when: always}}
+      - {{download: {{src: {tmp_path}}}, when: always}}
+""")
+    start = time.monotonic()
+    done = runner(repo, "run", "fetch", "--format", "json")
+    assert time.monotonic() - start < 30  # it hung for ever
+    assert done.returncode == 1, done.stderr
+    t = json.loads(done.stdout)["targets"]["localhost"]
+    assert t["status"] == "failed"
+    assert t["error"] == (f"localhost: download of {fifo} failed: not a regular file "
+                          "(downloads read regular files only)")
+    assert t["downloads"] == []
+
+
+def test_max_bytes_has_a_maximum(tmp_path: Path) -> None:
+    repo = copy_demo(tmp_path / "config")
+    add_job(repo, """jobs:
+  fetch:
+    queue: system
+    targets: [localhost]
+    steps:
+      - {download: {src: /dev/zero, max_bytes: 104857601}}
+""")
+    done = runner(repo, "validate")
+    assert done.returncode == 1
+    assert "must be from 1 to 104857600; found an integer 104857601" in done.stdout
+
+
+def test_ssh_download_of_a_fifo_fails_clearly(sshd: Sshd, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    t = one(sshd, [{"download": {"src": str(fifo)}}])
+    assert t.status == "failed"
+    assert t.error == (f"t: download of {fifo} failed: not a regular file (downloads read "
+                       f"regular files only): {fifo}")
