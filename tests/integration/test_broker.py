@@ -7,6 +7,7 @@ from queue import Empty
 
 import pytest
 from kombu import Connection, Exchange, Queue
+from kombu.transport import virtual
 
 
 def test_a_consumer_never_sees_a_message_being_written(tmp_path: Path) -> None:
@@ -107,6 +108,9 @@ def test_an_event_queue_whose_receiver_has_gone_is_unbound_and_emptied(
 
     now = [100.0]
     monkeypatch.setattr(broker, "monotonic", lambda: now[0])
+    # kombu keeps declared exchanges per process (global_state): ours must not meet the
+    # ones Celery declares in later tests of this process (same name, other arguments)
+    monkeypatch.setattr(broker.Transport, "global_state", virtual.BrokerState())
     for d in ("queue", "processed", "control"):
         (tmp_path / d).mkdir()
     folder = tmp_path / "queue"
@@ -140,6 +144,9 @@ def test_a_dead_workers_remote_control_queue_is_unbound_and_emptied(
 
     now = [100.0]
     monkeypatch.setattr(broker, "monotonic", lambda: now[0])
+    # kombu keeps declared exchanges per process (global_state): ours must not meet the
+    # ones Celery declares in later tests of this process (same name, other arguments)
+    monkeypatch.setattr(broker.Transport, "global_state", virtual.BrokerState())
     for d in ("queue", "processed", "control"):
         (tmp_path / d).mkdir()
     folder = tmp_path / "queue"
