@@ -40,6 +40,7 @@ from runner.state import ACTIVE, Store
 _POLL = 0.25  # seconds between looks at the cancel flag
 T = TypeVar("T")
 KEEP_FINAL = 600.0  # seconds a finished run keeps trying to save its final state
+AFTER_SOFT = 20.0  # ... once its soft time limit passed (the hard limit comes 30 s after it)
 log = logging.getLogger("runner.tasks")
 
 
@@ -125,10 +126,13 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
             loop.run_until_complete(run)
         return keep(lambda: save(state="FAILURE", finished=time.time(),
                                  error=f"run {run_id} of {name} passed its time limit and "
-                                       "was stopped"), run_id)
+                                       "was stopped"), run_id, AFTER_SOFT)
     finally:
         timer[0].cancel()
-    return keep(lambda: save(**final(store, result)), run_id)
+    try:
+        return keep(lambda: save(**final(store, result)), run_id)
+    except SoftTimeLimitExceeded:  # the store stayed away until the time limit: last tries
+        return keep(lambda: save(**final(store, result)), run_id, AFTER_SOFT)
 
 
 def keep(write: Callable[[], T], run_id: str, patience: float = KEEP_FINAL,
@@ -149,16 +153,18 @@ def keep(write: Callable[[], T], run_id: str, patience: float = KEEP_FINAL,
         return result
 
 
-def sweep_orphans(store: Store, host: str) -> list[str]:
-    """Runs STARTED by a worker process of this host that no longer exists end FAILURE with
-    the reason. (Redis hands their messages to another worker after the visibility timeout;
-    the embedded broker keeps unacknowledged messages in the dead process's memory.)"""
+def sweep_orphans(store: Store, host: str, cli_only: bool = False) -> list[str]:
+    """Runs STARTED by a worker process (or a `runner run`) of this host that no longer
+    exists end FAILURE with the reason. (Redis hands a worker's messages to another worker
+    after the visibility timeout, so there `cli_only`: a direct run has no message; the
+    embedded broker keeps unacknowledged messages in the dead process's memory.)"""
     ended = []
     for r in store.runs(limit=1000):
         worker = str(r.get("worker") or "")
         name, _, where = worker.rpartition("@")
         pid = name.rpartition("-")[2]
-        if r.get("state") != "STARTED" or where != host or not pid.isdigit():
+        if r.get("state") != "STARTED" or where != host or not pid.isdigit() or (
+                cli_only and not name.startswith("cli-")):
             continue
         try:
             os.kill(int(pid), 0)

@@ -47,9 +47,12 @@ def worker(name: str, repo: Path, concurrency: int | None) -> None:
     from runner.worker import install
 
     system, app, config = _app(repo)
-    if not system.settings.redis_url:
-        for run_id in sweep_orphans(system.store, socket.gethostname()):
-            click.echo(f"run {run_id}: its worker died mid-run; marked FAILURE", err=True)
+    # a direct `runner run` killed mid-run, and on the embedded broker a worker (Redis hands
+    # a dead worker's runs to another one)
+    for run_id in sweep_orphans(system.store, socket.gethostname(),
+                                cli_only=bool(system.settings.redis_url)):
+        click.echo(f"run {run_id}: the process running it died mid-run; marked FAILURE",
+                   err=True)
     w = config.workers.get(name)
     if w is None:
         from runner.config.schema import did_you_mean

@@ -271,9 +271,10 @@ def _read_head(src: str, size: int) -> tuple[bytes, bool]:
     blocking and refused unless regular: a FIFO would wait for a writer for ever (past the
     timeout: a thread cannot be cancelled), and a device like /dev/zero never ends."""
     fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # before open(): it refuses a directory
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file (downloads read regular files only)")
     with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file (downloads read regular files only)")
         return f.read(size), f.read(1) != b""
 
 

@@ -60,3 +60,15 @@ def test_ssh_download_of_a_fifo_fails_clearly(sshd: Sshd, tmp_path: Path) -> Non
     assert t.status == "failed"
     assert t.error == (f"t: download of {fifo} failed: not a regular file (downloads read "
                        f"regular files only): {fifo}")
+
+
+def test_a_directory_is_refused_as_not_regular_and_leaks_no_descriptor(tmp_path: Path) -> None:
+    import pytest
+
+    from runner.executor.local import _read_head
+
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with pytest.raises(OSError, match="not a regular file"):
+            _read_head(str(tmp_path), 10)
+    assert len(os.listdir("/proc/self/fd")) == before

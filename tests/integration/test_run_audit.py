@@ -143,3 +143,36 @@ def test_a_killed_direct_run_ends_failed_with_the_reason(demo_repo: Path) -> Non
     assert record["state"] == "FAILURE"
     assert record["error"] == (f"`runner run` (process {proc.pid}) died during the run (run it "
                                "again with runner retry)")
+
+
+def test_on_redis_the_sweep_ends_a_killed_direct_run_but_leaves_workers_runs(
+        demo_repo: Path, redis_server: Redis) -> None:
+    """On Redis a dead worker's run comes back to another worker (its message), so only a
+    direct run, which has no message, is ended by the sweep at a worker's start."""
+    import signal
+    import socket
+
+    from runner.state import RedisStore
+    from runner.tasks import sweep_orphans
+
+    env = isolated(redis_server)
+    store = RedisStore(env["REDIS_URL"])
+    host = socket.gethostname()
+    store.save_run({"run_id": "01a000000000-00000001", "job": "long", "state": "STARTED",
+                    "created": 1.0, "worker": f"w-999999@{host}", "trigger": "schedule s"})
+    add_job(demo_repo, "jobs:\n  long:\n    queue: system\n    targets: [localhost]\n"
+                       "    steps: [{command: 'sleep 46.3'}]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "run", "long", "--repo",
+                             str(demo_repo)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, **env},
+                            start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not [r for r in store.runs("long") if r["worker"].startswith("cli-")]:
+        assert time.monotonic() < deadline, "the run was never recorded"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    direct = next(r["run_id"] for r in store.runs("long") if r["worker"].startswith("cli-"))
+    assert sweep_orphans(store, host, cli_only=True) == [direct]
+    assert (store.run(direct) or {})["state"] == "FAILURE"
+    assert (store.run("01a000000000-00000001") or {})["state"] == "STARTED"
