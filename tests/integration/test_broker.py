@@ -104,19 +104,7 @@ def test_an_event_queue_whose_receiver_has_gone_is_unbound_and_emptied(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """kombu's file transport never deletes a queue: a `celery events` or Flower that had gone
     collected every worker's heartbeat as a file for ever."""
-    import runner.broker as broker
-
-    now = [100.0]
-    monkeypatch.setattr(broker, "monotonic", lambda: now[0])
-    # kombu keeps declared exchanges per process (global_state): ours must not meet the
-    # ones Celery declares in later tests of this process (same name, other arguments)
-    monkeypatch.setattr(broker.Transport, "global_state", virtual.BrokerState())
-    for d in ("queue", "processed", "control"):
-        (tmp_path / d).mkdir()
-    folder = tmp_path / "queue"
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
-               "processed_folder": str(tmp_path / "processed"),
-               "control_folder": str(tmp_path / "control")}
+    now, folder, options = _expiry_world(tmp_path, monkeypatch)
     events = Exchange("celeryev", type="topic")
     with Connection(transport="runner.broker:Transport", transport_options=options) as conn:
         live, gone = (Queue(f"celeryev.{n}", events, routing_key="#") for n in ("live", "gone"))
@@ -140,19 +128,7 @@ def test_a_dead_workers_remote_control_queue_is_unbound_and_emptied(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker killed without its shutdown left its pidbox queue bound: every broadcast (the
     API asks every few seconds) added a file to it for ever."""
-    import runner.broker as broker
-
-    now = [100.0]
-    monkeypatch.setattr(broker, "monotonic", lambda: now[0])
-    # kombu keeps declared exchanges per process (global_state): ours must not meet the
-    # ones Celery declares in later tests of this process (same name, other arguments)
-    monkeypatch.setattr(broker.Transport, "global_state", virtual.BrokerState())
-    for d in ("queue", "processed", "control"):
-        (tmp_path / d).mkdir()
-    folder = tmp_path / "queue"
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
-               "processed_folder": str(tmp_path / "processed"),
-               "control_folder": str(tmp_path / "control")}
+    now, folder, options = _expiry_world(tmp_path, monkeypatch)
     pidbox = Exchange("celery.pidbox", type="fanout")
     with Connection(transport="runner.broker:Transport", transport_options=options) as conn:
         live, gone = (Queue(f"{n}@host.celery.pidbox", pidbox) for n in ("live", "gone"))
@@ -170,3 +146,21 @@ def test_a_dead_workers_remote_control_queue_is_unbound_and_emptied(
             now[0] += 25
         assert [q.queue for q in conn.default_channel.get_table("celery.pidbox")] == [
             "live@host.celery.pidbox"]
+
+
+def _expiry_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                  ) -> tuple[list[float], Path, dict[str, str]]:
+    """A fake clock for the broker, its folders, and a BrokerState of the test's own (kombu
+    keeps declared exchanges per process: ours must not meet the ones Celery declares in
+    later tests of this process, same names with other arguments)."""
+    import runner.broker as broker
+
+    now = [100.0]
+    monkeypatch.setattr(broker, "monotonic", lambda: now[0])
+    monkeypatch.setattr(broker.Transport, "global_state", virtual.BrokerState())
+    for d in ("queue", "processed", "control"):
+        (tmp_path / d).mkdir()
+    folder = tmp_path / "queue"
+    return now, folder, {"data_folder_in": str(folder), "data_folder_out": str(folder),
+                         "processed_folder": str(tmp_path / "processed"),
+                         "control_folder": str(tmp_path / "control")}
