@@ -12,6 +12,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,29 +120,17 @@ def test_runner_cancel_stops_a_direct_run(demo_repo: Path) -> None:
 def test_a_killed_direct_run_ends_failed_with_the_reason(demo_repo: Path) -> None:
     """The next worker to start on this machine (its orphan sweep) ends the record of a
     `runner run` killed mid-run, saying so, instead of leaving it STARTED."""
-    import signal
     import socket
 
     from runner.state import FileStore
     from runner.tasks import sweep_orphans
 
-    add_job(demo_repo, "jobs:\n  long:\n    queue: system\n    targets: [localhost]\n"
-                       "    steps: [{command: 'sleep 46.2'}]\n")
-    proc = subprocess.Popen([sys.executable, "-m", "runner", "run", "long", "--repo",
-                             str(demo_repo)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, **NO_REDIS},
-                            start_new_session=True)
     store = FileStore(demo_repo / ".runner" / "state")
-    deadline = time.monotonic() + 20
-    while not store.runs("long"):
-        assert time.monotonic() < deadline, "the run was never recorded"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
+    pid = kill_direct_run(demo_repo, NO_REDIS, store, "46.2")
     assert sweep_orphans(store, socket.gethostname()) == [store.runs("long")[0]["run_id"]]
     record = store.runs("long")[0]
     assert record["state"] == "FAILURE"
-    assert record["error"] == (f"`runner run` (process {proc.pid}) died during the run (run it "
+    assert record["error"] == (f"`runner run` (process {pid}) died during the run (run it "
                                "again with runner retry)")
 
 
@@ -149,7 +138,6 @@ def test_on_redis_the_sweep_ends_a_killed_direct_run_but_leaves_workers_runs(
         demo_repo: Path, redis_server: Redis) -> None:
     """On Redis a dead worker's run comes back to another worker (its message), so only a
     direct run, which has no message, is ended by the sweep at a worker's start."""
-    import signal
     import socket
 
     from runner.state import RedisStore
@@ -160,19 +148,27 @@ def test_on_redis_the_sweep_ends_a_killed_direct_run_but_leaves_workers_runs(
     host = socket.gethostname()
     store.save_run({"run_id": "01a000000000-00000001", "job": "long", "state": "STARTED",
                     "created": 1.0, "worker": f"w-999999@{host}", "trigger": "schedule s"})
-    add_job(demo_repo, "jobs:\n  long:\n    queue: system\n    targets: [localhost]\n"
-                       "    steps: [{command: 'sleep 46.3'}]\n")
-    proc = subprocess.Popen([sys.executable, "-m", "runner", "run", "long", "--repo",
-                             str(demo_repo)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, **env},
-                            start_new_session=True)
-    deadline = time.monotonic() + 20
-    while not [r for r in store.runs("long") if r["worker"].startswith("cli-")]:
-        assert time.monotonic() < deadline, "the run was never recorded"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
+    kill_direct_run(demo_repo, env, store, "46.3")
     direct = next(r["run_id"] for r in store.runs("long") if r["worker"].startswith("cli-"))
     assert sweep_orphans(store, host, cli_only=True) == [direct]
     assert (store.run(direct) or {})["state"] == "FAILURE"
     assert (store.run("01a000000000-00000001") or {})["state"] == "STARTED"
+
+
+def kill_direct_run(repo: Path, env: dict[str, str], store: Any, seconds: str) -> int:
+    """Starts `runner run long` (a `sleep SECONDS`), waits until the store has its record,
+    kills it with its commands (kill -9) and returns its pid."""
+    import signal
+
+    add_job(repo, "jobs:\n  long:\n    queue: system\n    targets: [localhost]\n"
+                  f"    steps: [{{command: 'sleep {seconds}'}}]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "run", "long", "--repo",
+                             str(repo)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **env}, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not [r for r in store.runs("long") if str(r.get("worker")).startswith("cli-")]:
+        assert time.monotonic() < deadline, "the run was never recorded"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    return proc.pid
