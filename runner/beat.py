@@ -90,6 +90,7 @@ class Beat:
         self.revision: str | None = None
         self.holding = False  # between marking a firing handled and queueing its run
         self.stop = threading.Event()  # run's: a pass ends at the next schedule once set
+        self.running = False  # inside run(): only there may a signal raise Stopped
 
     def tick(self) -> bool:
         """One look at the clock; False while another beat holds the lock."""
@@ -168,20 +169,25 @@ class Beat:
 
     def interrupt(self) -> None:
         """For a SIGTERM handler: stop at once, whatever the pass is doing (a long catch-up,
-        a store call), except in a firing's hand-off, which ends first (a few ms)."""
+        a store call), except in a firing's hand-off, which ends first (a few ms). Outside
+        run() (a second signal while the interpreter shuts down) it only sets `stop`."""
         self.stop.set()
-        if not self.holding:
+        if self.running and not self.holding:
             raise Stopped
 
     def run(self, stop: threading.Event) -> None:
         """Ticks until `stop`; a store or broker that is away is waited for, with a
         backoff (said once when lost, once when back)."""
         outage, self.stop = Outage("beat", log), stop
-        while not stop.is_set():
-            try:
-                self.tick()
-            except StoreUnavailable as e:
-                stop.wait(outage.lost(e))
-                continue
-            outage.ok()
-            stop.wait(TICK)
+        self.running = True
+        try:
+            while not stop.is_set():
+                try:
+                    self.tick()
+                except StoreUnavailable as e:
+                    stop.wait(outage.lost(e))
+                    continue
+                outage.ok()
+                stop.wait(TICK)
+        finally:
+            self.running = False
