@@ -60,6 +60,10 @@ class Store(Protocol):
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
         """Sets `fields` of an existing run record."""
 
+    def end_run(self, run_id: str, fields: dict[str, Any], expect: tuple[str, ...]) -> bool:
+        """update_run, only while the record's state is one of `expect`, in one step (two
+        reapers, or a reaper and the worker, never both end a run): whether it did."""
+
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
         """Unless the run has ended or its cancel was requested: count the delivery and mark
         it STARTED by `worker` (creating and indexing the record if there is none)."""
@@ -199,12 +203,17 @@ class RedisStore:
     redis.call('PUBLISH', ARGV[6], '{"kind":"run","run_id":' .. ARGV[4] .. ',"state":"STARTED"}')
     return {previous, 0, n}"""
     # KEYS: record, publish feed; ARGV: events channel, event, feed score ('' = not final),
-    # run id, then field, value, ... (one call: a pipeline of three costs the client more)
+    # run id, the states it must be in ('' = any; JSON strings, comma-separated), then field,
+    # value, ... (one call: a pipeline of three costs the client more)
     _UPDATE = """
-    redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+    if ARGV[5] ~= '' then
+      local state = redis.call('HGET', KEYS[1], 'state')
+      if not state or not string.find(ARGV[5], state, 1, true) then return 0 end
+    end
+    redis.call('HSET', KEYS[1], unpack(ARGV, 6))
     if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4]) end
     redis.call('PUBLISH', ARGV[1], ARGV[2])
-    return 0"""
+    return 1"""
     # KEYS: index, publish feed; ARGV: created before, limit, key prefix, skip
     _FORGET = """
     local active = {['"PENDING"'] = 1, ['"RECEIVED"'] = 1, ['"STARTED"'] = 1, ['"RETRY"'] = 1}
@@ -299,12 +308,17 @@ class RedisStore:
         pipe.execute()
 
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
+        self.end_run(run_id, fields, ())
+
+    def end_run(self, run_id: str, fields: dict[str, Any], expect: tuple[str, ...]) -> bool:
         final = fields.get("state") in FINAL  # joins the report publisher's feed, same call
         args = [self.events, _event(run_id, fields.get("state")),
-                repr(_finished(fields)) if final else "", run_id]
+                repr(_finished(fields)) if final else "", run_id,
+                ",".join(json.dumps(s) for s in expect)]
         for k, v in fields.items():
             args += [k, json.dumps(v)]
-        self._run(self._update, [f"{self.p}run:{run_id}", f"{self.p}publish"], args)
+        return bool(self._run(self._update, [f"{self.p}run:{run_id}", f"{self.p}publish"],
+                              args))
 
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
         previous, cancelled, n = self._run(
@@ -455,10 +469,17 @@ class FileStore:
         return self._exclusive(f"runs-{zlib.crc32(run_id.encode()) % 64}")
 
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
+        self.end_run(run_id, fields, ())
+
+    def end_run(self, run_id: str, fields: dict[str, Any], expect: tuple[str, ...]) -> bool:
         with self._record_lock(run_id):
-            record = self.run(run_id) or {"run_id": run_id}
+            record = self.run(run_id)
+            if expect and (record is None or record.get("state") not in expect):
+                return False
+            record = record or {"run_id": run_id}
             record.update(fields)
             self.save_run(record)
+            return True
 
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
         with self._record_lock(run_id):

@@ -181,6 +181,25 @@ def sweep_orphans(store: Store, host: str, cli_only: bool = False) -> list[str]:
     return ended
 
 
+def bury(app: Celery, store: Store, config: ConfigSet, run_id: str, why: str) -> str | None:
+    """A run whose process died (its worker, its pool process, its `runner run`) ends FAILURE
+    with `why`, unless it ended meanwhile; then, if its job has `retries.attempts` left
+    (counted along the retry_of chain by the record's `attempt`), a new run is queued with
+    trigger `retry-of RUN_ID`: its id, or None. Its message, if it is delivered again,
+    finds the record final and runs nothing, so the command never runs twice at once."""
+    if not store.end_run(run_id, {"state": "FAILURE", "finished": time.time(), "error": why},
+                         ACTIVE):
+        return None
+    record = store.run(run_id) or {}
+    job = config.jobs.get(str(record.get("job")))
+    attempt = int(record.get("attempt") or 1)
+    if job is None or attempt > job.retries.attempts:
+        return None
+    return enqueue(app, store, config, job.name, f"retry-of {run_id}", record.get("limit"),
+                   retry_of=run_id, schedule=record.get("schedule"),
+                   scheduled_for=record.get("scheduled_for"), extra={"attempt": attempt + 1})
+
+
 def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: str,
             limit: str | None = None, retry_of: str | None = None,
             schedule: str | None = None, scheduled_for: str | None = None,

@@ -81,6 +81,23 @@ def test_update_run_keeps_the_other_fields_and_their_types(store: Store) -> None
     assert store.run("nope") is None
 
 
+@pytest.mark.parametrize(("before", "ended"), [("PENDING", True), ("STARTED", True),
+                                               ("SUCCESS", False), ("FAILURE", False),
+                                               (None, False)])
+def test_end_run_ends_only_a_run_in_the_expected_states(store: Store, before: str | None,
+                                                        ended: bool) -> None:
+    if before is not None:
+        store.save_run({"run_id": "r4", "job": "j", "state": before, "created": 1.0})
+    fields = {"state": "FAILURE", "finished": 2.0, "error": "worker w died"}
+    assert store.end_run("r4", fields, ("PENDING", "RECEIVED", "STARTED")) is ended
+    got = store.run("r4")
+    assert (got or {}).get("state") == ("FAILURE" if ended else before)
+    assert ("r4" in store.to_publish(10)) is ended or before in ("SUCCESS", "FAILURE")
+    if ended:  # a second reaper, or the worker's own final save racing it, changes nothing
+        assert not store.end_run("r4", {"state": "FAILURE", "error": "again"}, ("STARTED",))
+        assert (store.run("r4") or {})["error"] == "worker w died"
+
+
 def test_entries_by_prefix(store: Store) -> None:
     store.put("worker:a@h", {"heartbeat": 1.0})
     store.put("worker:b@h", {"heartbeat": 2.0})

@@ -52,3 +52,38 @@ def test_a_soft_time_limit_kills_the_command_and_records_the_failure(
     assert record["state"] == "FAILURE" and "passed its time limit" in record["error"]
     alive = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True)
     assert alive.returncode == 1, alive.stdout  # the command was killed, not left running
+
+
+@pytest.mark.parametrize(("attempts", "attempt", "retried"), [(0, 1, False), (2, 1, True),
+                                                              (2, 2, True), (2, 3, False)])
+def test_bury_ends_a_dead_run_and_queues_a_retry_while_attempts_remain(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attempts: int, attempt: int,
+        retried: bool) -> None:
+    from runner.celery_app import create_app
+    from runner.tasks import bury
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    repo = tmp_path / "repo"
+    for d in ("targets.d", "jobs.d"):
+        (repo / d).mkdir(parents=True)
+    (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers: {w: {queues: [q]}}\n")
+    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
+    (repo / "jobs.d" / "j.yaml").write_text(
+        f"jobs:\n  j: {{queue: q, targets: [here], retries: {{attempts: {attempts}}}, "
+        "steps: [{command: 'true'}]}\n")
+    system = System(Settings(), repo, repo / ".runner")
+    config = system.config()
+    system.store.save_run({"run_id": "r1", "job": "j", "state": "STARTED", "created": 1.0,
+                           "attempt": attempt, "schedule": "s", "scheduled_for": "T"})
+    app = create_app(system, config)
+    retry = bury(app, system.store, config, "r1", "worker w@h died during the run")
+    record = system.store.run("r1") or {}
+    assert (record["state"], record["error"]) == ("FAILURE", "worker w@h died during the run")
+    assert (retry is not None) is retried
+    if retry is not None:
+        again = system.store.run(retry) or {}
+        assert (again["state"], again["retry_of"], again["attempt"], again["trigger"],
+                again["schedule"]) == ("PENDING", "r1", attempt + 1, "retry-of r1", "s")
+    assert bury(app, system.store, config, "r1", "again") is None  # ended: never twice
+    assert (system.store.run("r1") or {})["error"] == "worker w@h died during the run"
