@@ -81,7 +81,8 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
         store.update_run(run_id, fields)
         return str(fields["state"]), fields.get("error")
 
-    begin = store.begin_run(run_id, name, worker or "", time.time())
+    # the store away at the start: wait for it (the message stays unacknowledged meanwhile)
+    begin = keep(lambda: store.begin_run(run_id, name, worker or "", time.time()), run_id)
     if begin.cancelled:
         return save(state="REVOKED", finished=time.time(), error="cancelled before it started")
     if not begin.started:  # a duplicate delivery of a finished run: never twice
@@ -89,7 +90,7 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     if begin.deliveries > 1 or redelivered:
         store.update_run(run_id, {"note": "redelivered after its worker process died"})
     try:
-        current = system.config()
+        current = keep(system.config, run_id)
         if name not in current.jobs:
             return save(state="REVOKED", finished=time.time(),
                         error=f"job {name} was removed from the configuration (revision "

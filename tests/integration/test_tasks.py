@@ -87,3 +87,35 @@ def test_bury_ends_a_dead_run_and_queues_a_retry_while_attempts_remain(
                 again["schedule"]) == ("PENDING", "r1", attempt + 1, "retry-of r1", "s")
     assert bury(app, system.store, config, "r1", "again") is None  # ended: never twice
     assert (system.store.run("r1") or {})["error"] == "worker w@h died during the run"
+
+
+def test_a_store_away_when_the_run_starts_is_waited_for_not_a_lost_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runner.errors import StoreUnavailable
+    from runner.state import FileStore
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("runner.outage.Outage.lost", lambda self, e: 0.01)  # quick backoff
+    repo = tmp_path / "repo"
+    for d in ("targets.d", "jobs.d"):
+        (repo / d).mkdir(parents=True)
+    (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers: {w: {queues: [q]}}\n")
+    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
+    (repo / "jobs.d" / "j.yaml").write_text(
+        "jobs:\n  j: {queue: q, targets: [here], steps: [{command: echo done}]}\n")
+    system = System(Settings(), repo, repo / ".runner")
+    revision = system.config().revision
+    system.store.save_run({"run_id": "r1", "job": "j", "state": "RECEIVED", "created": 1.0})
+    failures = [StoreUnavailable("Redis is away")] * 3
+    real = FileStore.begin_run
+
+    def flaky(self: FileStore, *args: object) -> object:
+        if failures:
+            raise failures.pop()
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FileStore, "begin_run", flaky)
+    state, _ = execute(system, _Process(), "j", revision, "r1", None, "w-1@here", False)
+    assert (state, failures) == ("SUCCESS", [])
+    assert "done" in str((system.store.run("r1") or {})["result"])
