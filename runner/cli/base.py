@@ -110,16 +110,16 @@ def _config(repo: Path, fmt: str) -> ConfigSet:
     return loaded.config
 
 
-def _parse_now(value: str | None) -> datetime:
+def _parse_now(value: str | None, option: str = "--now") -> datetime:
     if value is None:
         return datetime.now(UTC)
     try:
         now = datetime.fromisoformat(value)
     except ValueError:
-        raise UsageError(f"--now {value!r} is not an ISO 8601 time like "
+        raise UsageError(f"{option} {value!r} is not an ISO 8601 time like "
                          "2026-03-29T00:00:00+01:00") from None
     if now.tzinfo is None:
-        raise UsageError(f"--now {value!r} has no UTC offset; add one, like +01:00 or Z")
+        raise UsageError(f"{option} {value!r} has no UTC offset; add one, like +01:00 or Z")
     return now
 
 

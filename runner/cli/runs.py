@@ -12,6 +12,7 @@ from runner.cli.base import (
     _app,
     _config,
     _fmt,
+    _parse_now,
     _print_json,
     _record_lines,
     _system,
@@ -223,6 +224,47 @@ def cancel_run(run_id: str, repo: Path, fmt: str) -> None:
         _print_json(record)
     else:
         click.echo(f"run {run_id}: cancel requested (was {record.get('state')})")
+
+
+@cli.command()
+@click.argument("schedule")
+@click.option("--from", "start", required=True, help="First instant (ISO 8601, with offset).")
+@click.option("--to", "end", required=True, help="Last instant (ISO 8601, with offset).")
+@click.option("--dry-run", is_flag=True, help="List the firings; queue nothing.")
+@click.option("--yes", is_flag=True, help="Queue more than 1000 firings (up to 100,000).")
+@REPO
+@_fmt("text", "json")
+def backfill(schedule: str, start: str, end: str, dry_run: bool, yes: bool, repo: Path,
+             fmt: str) -> None:
+    """Queue one run per firing of SCHEDULE from --from to --to (trigger `backfill`)."""
+    from runner import tasks
+    from runner.backfill import firings
+
+    system, app, config = _app(repo, fmt)
+    s = config.schedules.get(schedule)
+    if s is None:
+        raise UsageError(f"there is no schedule {schedule!r}; runner plan lists them")
+    due = firings(s, _parse_now(start, "--from"), _parse_now(end, "--to"), yes)
+    if s.overlap == "replace":
+        due = due[-1:]  # each run would cancel the one before it: only the latest runs
+    runs: list[str] = []
+    for at in [] if dry_run else due:
+        if s.overlap == "forbid" and runs:
+            tasks.wait(system.store, runs[-1])  # one at a time
+        runs.append(tasks.enqueue(app, system.store, config, s.job, "backfill", s.limit,
+                                  schedule=s.name, scheduled_for=at.isoformat()))
+        if fmt == "text":
+            click.echo(f"{at.isoformat()}  {runs[-1]}")
+    if fmt == "json":
+        _print_json({"schedule": s.name, "job": s.job, "overlap": s.overlap,
+                     "dry_run": dry_run, "firings": [f.isoformat() for f in due],
+                     "runs": runs})
+    elif dry_run:
+        for at in due:
+            click.echo(at.isoformat())
+        click.echo(f"{len(due)} firing(s) of {s.name} (overlap {s.overlap}); none queued")
+    else:
+        click.echo(f"{len(runs)} run(s) of {s.job} queued for schedule {s.name}")
 
 
 @cli.command(name="retry")
