@@ -77,7 +77,9 @@ class Channel(filesystem.Channel):
             with open(partial, "wb") as f:
                 f.write(dumps(payload).encode("utf-8"))  # type: ignore[no-untyped-call]
             os.replace(partial, final)
-        except OSError as e:
+        except OSError as e:  # a full or read-only disk: no partial file left behind
+            with contextlib.suppress(OSError):
+                os.remove(partial)
             raise ChannelError(f"cannot add message file {final!r}: {e}") from e
 
     def _get(self, queue: Any, timeout: Any = None) -> Any:
@@ -158,9 +160,14 @@ class Channel(filesystem.Channel):
                 new = change(rows)
                 if new != rows:
                     partial = f"{file.parent}/.{file.name}.{uuid.uuid4()}.partial"
-                    with open(partial, "w") as f:
-                        f.write(json.dumps(new))
-                    os.replace(partial, file)
+                    try:
+                        with open(partial, "w") as f:
+                            f.write(json.dumps(new))
+                        os.replace(partial, file)
+                    except OSError:
+                        with contextlib.suppress(OSError):
+                            os.remove(partial)
+                        raise
         except OSError as e:
             raise ChannelError(f"cannot update exchange table {str(file)!r}: {e}") from e
 

@@ -167,9 +167,11 @@ def keep_downloads(store: Store, result: RunResult) -> dict[str, Any]:
     out = result.as_dict()
     for name, t in result.targets.items():
         for d, entry in zip(t.downloads, out["targets"][name]["downloads"], strict=True):
-            sha = hashlib.sha256(d.data).hexdigest()
+            data = d.data()  # a store value is whole: in memory here, once
+            sha = hashlib.sha256(data).hexdigest()
             store.put(download_key(result.run_id, sha),
-                      {"data": base64.b64encode(d.data).decode()})
+                      {"data": base64.b64encode(data).decode()})
+            del data
             entry["sha256"] = sha
     return out
 
@@ -182,7 +184,8 @@ def save_downloads(result: RunResult, under: Path) -> dict[tuple[str, str], Path
             path = under / result.run_id / target / re.sub(r"[^A-Za-z0-9._-]", "_",
                                                              d.src.lstrip("/"))
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(d.data)
+            with open(path, "wb") as f:
+                f.writelines(d.chunks())
             saved[(target, d.src)] = path
     return saved
 

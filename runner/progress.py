@@ -113,7 +113,7 @@ def report(result: RunResult, saved: dict[tuple[str, str], Any]) -> list[str]:
         lines += [f"    ! {line}" for line in t.stderr.splitlines()]
         for d in t.downloads:
             cut = " (cut at the size cap)" if d.truncated else ""
-            lines.append(f"    downloaded {d.src}: {len(d.data)} bytes -> "
+            lines.append(f"    downloaded {d.src}: {d.size} bytes -> "
                          f"{saved[(name, d.src)]}{cut}")
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     lines.append(f"run {result.run_id} of {result.job} at {result.revision[:12]}: "

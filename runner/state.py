@@ -14,6 +14,7 @@ mark it STARTED) is one round trip.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import json
@@ -38,6 +39,9 @@ SUMMARY = ("run_id", "job", "state", "queue", "trigger", "revision", "worker", "
            "received", "started", "finished", "error", "retry_of", "schedule",
            "scheduled_for", "limit", "deliveries", "targets", "note")
 Cursor = tuple[float, str]  # (created, run_id) of the last run of a page
+# a full or read-only state directory (EACCES: made read-only by chmod, for a non-root user)
+UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+STALE = 600.0  # seconds after which a temporary file left by a killed write is removed
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,9 @@ class Store(Protocol):
     def end_run(self, run_id: str, fields: dict[str, Any], expect: tuple[str, ...]) -> bool:
         """update_run, only while the record's state is one of `expect`, in one step (two
         reapers, or a reaper and the worker, never both end a run): whether it did."""
+
+    def withdraw(self, run_id: str) -> None:
+        """Removes the record of a run that was never queued (its message failed)."""
 
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
         """Unless the run has ended or its cancel was requested: count the delivery and mark
@@ -151,13 +158,18 @@ R = TypeVar("R")
 
 
 def _unavailable(f: Callable[P, R]) -> Callable[P, R]:
-    """f, with any error of redis-py raised as StoreUnavailable: callers catch runner's
-    error, never redis's."""
+    """f, with any error of redis-py, or an OSError of a full or read-only state directory,
+    raised as StoreUnavailable: callers catch runner's error, never redis's or a raw OSError."""
 
     @functools.wraps(f)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return f(*args, **kwargs)
+        except OSError as e:  # FileStore's: a full or read-only disk is an outage too
+            root = getattr(args[0], "root", None) if args else None
+            if root is None or e.errno not in UNWRITABLE:
+                raise
+            raise unwritable(root, e) from None
         except Exception as e:  # redis is imported by then (RedisStore.__init__)
             redis = sys.modules.get("redis")
             if redis is not None and isinstance(e, redis.RedisError):
@@ -170,8 +182,28 @@ def _unavailable(f: Callable[P, R]) -> Callable[P, R]:
 T = TypeVar("T")
 
 
+def unwritable(root: Path, e: OSError) -> StoreUnavailable:
+    return StoreUnavailable(f"the state directory {root} cannot be written ({e.strerror}): "
+                            "free space or make it writable")
+
+
+def clean_stale(folders: list[Path], age: float = STALE) -> int:
+    """Removes the temporary files (`.tmp-*` of FileStore, `*.partial` of the embedded
+    broker) older than `age` seconds in `folders` that a killed process left: how many."""
+    n, before = 0, time.time() - age
+    for folder in folders:
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(folder):
+                if (entry.name.startswith(".tmp-") or entry.name.endswith(".partial")) \
+                        and entry.stat().st_mtime < before:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        n += 1
+    return n
+
+
 def _translated(cls: type[T]) -> type[T]:
-    """Wraps each public method of a Redis-backed class with _unavailable, in one place."""
+    """Wraps each public method of a store with _unavailable, in one place."""
     for name, value in list(vars(cls).items()):
         if isinstance(value, types.FunctionType) and not name.startswith("_"):
             setattr(cls, name, _unavailable(value))
@@ -320,6 +352,15 @@ class RedisStore:
         return bool(self._run(self._update, [f"{self.p}run:{run_id}", f"{self.p}publish"],
                               args))
 
+    def withdraw(self, run_id: str) -> None:
+        job = self.r.hget(f"{self.p}run:{run_id}", "job")
+        pipe = self.r.pipeline(transaction=False)
+        pipe.delete(f"{self.p}run:{run_id}")
+        pipe.zrem(f"{self.p}runs", run_id)
+        if job:
+            pipe.zrem(f"{self.p}runs:{json.loads(job)}", run_id)
+        pipe.execute()
+
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
         previous, cancelled, n = self._run(
             self._begin, [f"{self.p}run:{run_id}", f"{self.p}cancel:{run_id}", f"{self.p}runs",
@@ -425,13 +466,22 @@ class RedisStore:
         return out, last
 
 
+@_translated
 class FileStore:
-    """Files under `root`, written atomically; safe for several processes of one machine."""
+    """Files under `root`, written atomically; safe for several processes of one machine.
+    A full or read-only disk raises StoreUnavailable (as Redis being away does)."""
+
+    FOLDERS = ("runs", "cancel", "kv", "locks", "publish")
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        for d in ("runs", "cancel", "kv", "locks", "publish"):
-            (root / d).mkdir(parents=True, exist_ok=True)
+        try:
+            for d in self.FOLDERS:
+                (root / d).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            if e.errno not in UNWRITABLE:
+                raise
+            raise unwritable(root, e) from None
 
     def ping(self) -> None:
         """StoreUnavailable unless a small file can be written here (not full, not
@@ -442,14 +492,18 @@ class FileStore:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
-            raise StoreUnavailable(f"the state directory {self.root} cannot be written "
-                                   f"({e.strerror}): free space or make it writable") from None
+            raise unwritable(self.root, e) from None
 
     def _write(self, path: Path, value: dict[str, Any]) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(value, f)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(value, f)
+            os.replace(tmp, path)
+        except BaseException:  # a full disk: no half-written file left behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def _read(self, path: Path) -> dict[str, Any] | None:
         try:
@@ -480,6 +534,11 @@ class FileStore:
             record.update(fields)
             self.save_run(record)
             return True
+
+    def withdraw(self, run_id: str) -> None:
+        if self.run(run_id) is not None:  # the run id names a record file
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / "runs" / f"{run_id}.json").unlink()
 
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
         with self._record_lock(run_id):

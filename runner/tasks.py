@@ -81,10 +81,12 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
         store.update_run(run_id, fields)
         return str(fields["state"]), fields.get("error")
 
-    # the store away at the start: wait for it (the message stays unacknowledged meanwhile)
+    # the store away (Redis, a full or read-only disk): the run waits to start, as it would
+    # wait to save its end, rather than its message being spent on a record left PENDING
     begin = keep(lambda: store.begin_run(run_id, name, worker or "", time.time()), run_id)
     if begin.cancelled:
-        return save(state="REVOKED", finished=time.time(), error="cancelled before it started")
+        return keep(lambda: save(state="REVOKED", finished=time.time(),
+                                 error="cancelled before it started"), run_id)
     if not begin.started:  # a duplicate delivery of a finished run: never twice
         return str(begin.previous), f"run {run_id} had already ended {begin.previous}"
     if begin.deliveries > 1 or redelivered:
@@ -221,9 +223,28 @@ def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: st
                       shadow=name, soft_time_limit=hard - 30, time_limit=hard)
     except Exception as e:  # kombu's, after Celery's publish retries, or redis-py's
         if connection_error(e):
-            raise StoreUnavailable(f"the broker is unavailable: {e}") from None
+            raise StoreUnavailable(f"the broker is unavailable: {e}; run {run_id} of {name} "
+                                   f"was not queued ({unqueued(store, run_id, str(e))})"
+                                   ) from None
         raise
     return run_id
+
+
+def unqueued(store: Store, run_id: str, why: str) -> str:
+    """The PENDING record of a run whose message could not be sent ends FAILURE, or, when
+    that cannot be written either (a full disk), is taken back: what became of it."""
+    try:
+        store.end_run(run_id, {"state": "FAILURE", "finished": time.time(),
+                               "error": f"its message could not be queued: {why}"},
+                      ("PENDING",))
+        return "recorded FAILURE"
+    except StoreUnavailable:
+        pass
+    try:
+        store.withdraw(run_id)
+        return "its record was removed"
+    except StoreUnavailable:
+        return "its record stays PENDING until the store can be written"
 
 
 def cancel(app: Celery, store: Store, run_id: str, by: str) -> dict[str, Any]:

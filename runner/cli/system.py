@@ -53,6 +53,11 @@ def worker(name: str, repo: Path, concurrency: int | None) -> None:
                                 cli_only=bool(system.settings.redis_url)):
         click.echo(f"run {run_id}: the process running it died mid-run; marked FAILURE",
                    err=True)
+    if not system.settings.redis_url:  # what a write killed mid-way (power loss) left
+        from runner.state import FileStore, clean_stale
+
+        clean_stale([system.state_dir / "state" / d for d in FileStore.FOLDERS]
+                    + [system.broker_dir / d for d in ("queue", "control")])
     w = config.workers.get(name)
     if w is None:
         from runner.config.schema import did_you_mean

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 MASK = "********"
 _RUN = 65536  # bytes of overlapping secrets a stream holds back at most, to mask them as one
@@ -58,6 +58,45 @@ class Tail:
             self._rest, self._carry = b"", 0
         text = bytes(self.buf).decode("utf-8", "replace")
         return f"[... {self.dropped} bytes cut ...]\n{text}" if self.dropped else text
+
+
+class Spool(Tail):
+    """A download: the first `cap` bytes written, masked as they arrive (as a Tail's), in
+    `file` (a temporary file), so memory stays bounded whatever the size; `dropped` counts
+    the rest."""
+
+    def __init__(self, cap: int, masker: Masker | None, file: BinaryIO) -> None:
+        super().__init__(cap, masker)
+        self.file, self.size = file, 0
+
+    def _keep(self, data: bytes) -> None:
+        room = self.cap - self.size
+        if room > 0:
+            self.file.write(data[:room] if len(data) > room else data)
+            self.size += min(room, len(data))
+        self.dropped += max(0, len(data) - max(room, 0))
+
+    def end(self, cut: bool) -> None:
+        """Ends the stream; `cut`: the source went on, so an end that begins a secret is
+        masked too."""
+        if self.masker is not None and self._rest:
+            self._keep(self.masker.mask(self._rest, cut=cut, carry=self._carry))
+            self._rest, self._carry = b"", 0
+        self.file.flush()
+
+
+class Head:
+    """Passes the first `limit` bytes written on to `into`; `more`: some came after."""
+
+    def __init__(self, into: Tail, limit: int) -> None:
+        self.into, self.limit, self.n, self.more = into, limit, 0, False
+
+    def write(self, data: bytes) -> None:
+        room = self.limit - self.n
+        if room > 0:
+            self.into.write(data[:room] if len(data) > room else data)
+            self.n += min(room, len(data))
+        self.more = self.more or len(data) > room
 
 
 class Masker:
@@ -145,7 +184,9 @@ class Transport(Protocol):
 
     async def put(self, data: bytes, dest: str, mode: int) -> None: ...
 
-    async def get(self, src: str, max_bytes: int) -> tuple[bytes, bool]: ...
+    async def get(self, src: str, max_bytes: int, into: Tail) -> bool:
+        """Writes at most `max_bytes` of the file `src` into `into` as they arrive: whether
+        the file has more."""
 
     async def close(self) -> None: ...
 
@@ -163,8 +204,17 @@ class StepResult:
 @dataclass(frozen=True)
 class Download:
     src: str
-    data: bytes
+    file: BinaryIO  # its (masked) bytes, in a temporary file
+    size: int
     truncated: bool
+
+    def chunks(self, size: int = 1 << 20) -> Iterable[bytes]:
+        self.file.seek(0)
+        while chunk := self.file.read(size):
+            yield chunk
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks())
 
 
 @dataclass(frozen=True)
@@ -186,7 +236,7 @@ class TargetResult:
                 "steps": [{"name": s.name, "kind": s.kind, "status": s.status, "rc": s.rc,
                            "duration": round(s.duration, 3), "error": s.error}
                           for s in self.steps],
-                "downloads": [{"src": d.src, "bytes": len(d.data), "truncated": d.truncated}
+                "downloads": [{"src": d.src, "bytes": d.size, "truncated": d.truncated}
                               for d in self.downloads]}
 
 

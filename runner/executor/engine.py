@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import random
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +26,7 @@ from runner.executor.base import (
     FileBlob,
     Masker,
     RunResult,
+    Spool,
     StepResult,
     Tail,
     TargetResult,
@@ -277,11 +279,15 @@ class Engine:
             blob = files[step.src]
             await transport.put(blob.data, step.dest, step.mode or blob.mode)
             return 0
-        # read a secret's length more, mask, then cut: a secret at the cut is masked whole
+        # read a secret's length more, mask, then cut: a secret at the cut is masked whole;
+        # streamed into a temporary file (memory stays bounded whatever the size)
         cap = step.max_bytes or self.settings.download_cap
-        data, cut = await transport.get(step.src, cap + run.masker.hold + 1 if run.masker else cap)
-        data = run.masker.mask(data, cut=cut)
-        run.downloads.append(Download(step.src, data[:cap], cut or len(data) > cap))
+        spool = Spool(cap, run.masker, tempfile.TemporaryFile())  # noqa: SIM115 (Download's)
+        cut = await transport.get(step.src, cap + run.masker.hold + 1 if run.masker else cap,
+                                  spool)
+        spool.end(cut)
+        run.downloads.append(Download(step.src, spool.file, spool.size,
+                                      cut or spool.dropped > 0))
         return 0
 
     def _breaker_open(self, name: str) -> str | None:

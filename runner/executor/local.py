@@ -232,9 +232,9 @@ class LocalTransport:
             raise TransferFailed(self.name, f"{self.name}: upload to {dest} failed: "
                                             f"{e.strerror or e}") from None
 
-    async def get(self, src: str, max_bytes: int) -> tuple[bytes, bool]:
+    async def get(self, src: str, max_bytes: int, into: Tail) -> bool:
         try:
-            return await asyncio.to_thread(_read_head, src, max_bytes)
+            return await asyncio.to_thread(_read_head, src, max_bytes, into)
         except OSError as e:
             raise TransferFailed(self.name, f"{self.name}: download of {src} failed: "
                                             f"{e.strerror or e}") from None
@@ -266,16 +266,20 @@ def _feed(fd: int, data: bytes) -> None:
         os.close(fd)
 
 
-def _read_head(src: str, size: int) -> tuple[bytes, bool]:
-    """At most `size` bytes of the regular file `src`, and whether it has more. Opened without
+def _read_head(src: str, size: int, into: Tail) -> bool:
+    """At most `size` bytes of the regular file `src` into `into`, a chunk at a time (memory
+    stays bounded), and whether it has more. Opened without
     blocking and refused unless regular: a FIFO would wait for a writer for ever (past the
     timeout: a thread cannot be cancelled), and a device like /dev/zero never ends."""
     fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     if not stat.S_ISREG(os.fstat(fd).st_mode):  # before open(): it refuses a directory
         os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file (downloads read regular files only)")
-    with open(fd, "rb") as f:
-        return f.read(size), f.read(1) != b""
+    with open(fd, "rb", buffering=0) as f:
+        while size > 0 and (chunk := f.read(min(size, _CHUNK))):
+            into.write(chunk)
+            size -= len(chunk)
+        return f.read(1) != b""
 
 
 # What cron and systemd give a job; RUNNER_LOCAL_ENV adds names or globs.

@@ -33,7 +33,7 @@ import asyncssh
 
 from runner.config.model import Target
 from runner.errors import AuthFailed, HostKeyRejected, TargetError, TransferFailed, Unreachable
-from runner.executor.base import Tail, last_line, sh_get, sh_put
+from runner.executor.base import Head, Tail, last_line, sh_get, sh_put
 from runner.executor.hostkeys import HostKeyCheck, KnownHosts, read
 from runner.executor.posix import env_stdin, sh_command, sh_script
 from runner.settings import Settings
@@ -228,7 +228,8 @@ class SshTransport:
             conn, self._conn = self._conn, None
             await self.pool.release(conn)
 
-    async def _exec(self, command: str, stdin: bytes | None, out: Tail, err: Tail) -> int:
+    async def _exec(self, command: str, stdin: bytes | None, out: Tail | Head,
+                    err: Tail) -> int:
         assert self._conn is not None, "connect() first"
         conn = self._conn.ready.result()
         try:
@@ -272,13 +273,12 @@ class SshTransport:
             raise TransferFailed(self.name, f"{self.name}: upload to {dest} failed: "
                                             f"{last_line(err)}")
 
-    async def get(self, src: str, max_bytes: int) -> tuple[bytes, bool]:
-        out, err = Tail(max_bytes + 1), Tail(4096)
+    async def get(self, src: str, max_bytes: int, into: Tail) -> bool:
+        out, err = Head(into, max_bytes), Tail(4096)  # streamed: memory stays bounded
         if await self._exec(sh_get(src, max_bytes), None, out, err):
             raise TransferFailed(self.name, f"{self.name}: download of {src} failed: "
                                             f"{last_line(err)}")
-        data = bytes(out.buf)
-        return data[:max_bytes], len(data) > max_bytes
+        return out.more
 
 
 async def _open(conn: asyncssh.SSHClientConnection,
@@ -323,6 +323,6 @@ class _PidSink:
             self.head = None
 
 
-async def _pump(stream: asyncssh.SSHReader[bytes], sink: Tail | _PidSink) -> None:
+async def _pump(stream: asyncssh.SSHReader[bytes], sink: Tail | Head | _PidSink) -> None:
     while chunk := await stream.read(_CHUNK):
         sink.write(chunk)

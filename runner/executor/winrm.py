@@ -180,13 +180,17 @@ class WinrmTransport:
             raise TransferFailed(self.name, f"{self.name}: upload to {dest} failed: "
                                             f"{last_line(err)}")
 
-    async def get(self, src: str, max_bytes: int) -> tuple[bytes, bool]:
+    async def get(self, src: str, max_bytes: int, into: Tail) -> bool:
+        # WS-Management returns a command's output whole: base64, then the bytes (2.4 times
+        # max_bytes at most, as pywinrm holds it anyway)
         out, err = Tail(2 * max_bytes + 1024), Tail(4096)
         if await self._exec(encoded(_head(src, max_bytes + 1)), out, err):
             raise TransferFailed(self.name, f"{self.name}: download of {src} failed: "
                                             f"{last_line(err)}")
         data = base64.b64decode(bytes(out.buf).strip() or b"")
-        return data[:max_bytes], len(data) > max_bytes
+        out.buf.clear()
+        into.write(data[:max_bytes] if len(data) > max_bytes else data)
+        return len(data) > max_bytes
 
 
 def _root_cause(e: BaseException) -> str:

@@ -162,8 +162,8 @@ def test_upload_download_round_trip_binary(sshd: Sshd, tmp_path: Path) -> None:
     assert dest.read_bytes() == payload
     assert dest.stat().st_mode & 0o777 == 0o751
     assert list(dest.parent.iterdir()) == [dest]  # no temp file left beside it
-    assert (t.downloads[0].data, t.downloads[0].truncated) == (payload, False)
-    assert (t.downloads[1].data, t.downloads[1].truncated) == (payload[:100], True)
+    assert (t.downloads[0].data(), t.downloads[0].truncated) == (payload, False)
+    assert (t.downloads[1].data(), t.downloads[1].truncated) == (payload[:100], True)
 
 
 def test_upload_keeps_the_repository_mode(sshd: Sshd, tmp_path: Path) -> None:
