@@ -15,7 +15,7 @@
         ├── TransferFailed       an upload or download did not complete
         └── TargetTimeout        the target's time ran out; its command was killed
 
-Adapters translate their library's errors (yaml, git, croniter) into these at the boundary,
+Adapters translate their library's errors (yaml, git) into these at the boundary,
 so no dependency exception reaches the user.
 """
 

@@ -18,7 +18,7 @@ from typing import Any
 from runner.config.documents import Path
 from runner.config.model import NAME_RE, is_secret_ref, seconds
 from runner.config.schema import did_you_mean
-from runner.schedule import cron_error as _cron_error
+from runner.cron import cron_error as _cron_error
 
 Finding = tuple[Path, str, bool]
 ACTIONS = ("command", "script", "upload", "download")
