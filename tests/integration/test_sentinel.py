@@ -1,0 +1,91 @@
+"""Redis Sentinel: REDIS_URL's sentinel:// form (a table), and runner's store over real
+Sentinels (tests/servers.py start_sentinel) riding out a failover."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from runner.errors import StoreUnavailable, UsageError
+from runner.redis_url import broker_url, passwords, sentinel, transport_options
+from runner.settings import Settings, masked_url
+from runner.state import RedisStore
+from tests.integration.test_celery import poll
+from tests.servers import free_port, redis_port, start_sentinel
+
+URL = "sentinel://:pw@h1:26379/2;sentinel://:pw@h2:26380/2?master_name=mm&sentinel_password=sp"
+
+BAD = [("sentinel://h1:26379", "no master: add ?master_name=NAME"),
+       ("sentinel://h1;redis://h2?master_name=m", "'redis://h2?master_name=m' is not a sentinel"),
+       ("sentinel://h1/x?master_name=m", "the database 'x' is not a number"),
+       ("sentinel://h1?master_name=m&db=1", "unknown Sentinel option 'db'"),
+       ("sentinel://h1:99999?master_name=m", "is not HOST:PORT"),
+       ("sentinel://h1/1;sentinel://h2/2?master_name=m", "different databases [1, 2]")]
+
+
+def test_a_sentinel_url_for_the_store_and_the_broker() -> None:
+    s = sentinel(URL)
+    assert s is not None
+    assert (s.hosts, s.master_name, s.db, s.password) == (
+        (("h1", 26379), ("h2", 26380)), "mm", 2, "pw")
+    assert broker_url(URL) == "sentinel://:pw@h1:26379/2;sentinel://:pw@h2:26380/2"
+    assert transport_options(URL) == {"master_name": "mm", "sentinel_kwargs": {"password": "sp"}}
+    assert transport_options("redis://h/0") == {} and sentinel("redis://h/0") is None
+    assert masked_url(URL) == ("sentinel://:**@h1:26379/2;sentinel://:**@h2:26380/2"
+                               "?master_name=mm&sentinel_password=**")
+    assert set(passwords(URL)) == {"pw", "sp"}
+    assert Settings.from_env({"REDIS_URL": URL}).redis_url == URL
+
+
+@pytest.mark.parametrize(("url", "said"), BAD)
+def test_a_bad_sentinel_url_is_one_sentence(url: str, said: str) -> None:
+    with pytest.raises(UsageError, match="REDIS_URL") as e:
+        Settings.from_env({"REDIS_URL": url})
+    assert said in str(e.value), str(e.value)
+
+
+def test_unreachable_sentinels_exit_2_in_one_sentence(tmp_path: Path) -> None:
+    url = f"sentinel://127.0.0.1:{free_port()}?master_name=mymaster"
+    done = subprocess.run([sys.executable, "-m", "runner", "status", "--repo", str(tmp_path)],
+                          env={"REDIS_URL": url, "PATH": "/usr/bin:/bin"}, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "no Sentinel at REDIS_URL=" in done.stderr, done.stderr
+
+
+def test_the_store_follows_a_failover_and_loses_no_replicated_record(tmp_path: Path) -> None:
+    """Records written (and replicated: WAIT) before the master is killed with -9 are all on
+    the promoted replica; the store keeps writing there by itself."""
+    cluster = start_sentinel(tmp_path / "sentinel")
+    try:
+        store = RedisStore(cluster.url)
+        old = cluster.master_port()
+        for i in range(50):
+            store.save_run({"run_id": f"r{i}", "job": "j", "state": "SUCCESS", "created": i})
+        assert redis.Redis(port=old).wait(1, 5000) == 1  # replicated before the failover
+        cluster.kill(old)
+        killed = time.monotonic()
+
+        def write(i: int) -> bool:
+            try:
+                store.save_run({"run_id": f"r{i}", "job": "j", "state": "SUCCESS", "created": i})
+            except StoreUnavailable:
+                return False
+            return True
+
+        poll(lambda: write(50), 60, "a write on the promoted replica")
+        print(f"store writes again {time.monotonic() - killed:.1f}s after kill -9 of the master")
+        assert cluster.master_port() != old
+        for i in range(51, 60):
+            assert write(i)
+        kept = {r["run_id"] for r in store.runs(limit=500)}
+        assert kept == {f"r{i}" for i in range(60)}
+        assert redis_port(cluster.servers[1].url) == cluster.master_port()
+    finally:
+        cluster.stop()
