@@ -124,3 +124,35 @@ def test_a_worker_takes_runs_through_the_sentinels(tmp_path: Path) -> None:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(30)
         cluster.stop()
+
+
+def test_the_store_leaves_a_former_master_that_is_still_up(tmp_path: Path) -> None:
+    """SENTINEL FAILOVER keeps the former master up, taking writes until the Sentinels make
+    it a replica (~10 s, wiping them); the store moves to the new master within a few seconds
+    (redis-py alone stays until that conversion disconnects it)."""
+    cluster = start_sentinel(tmp_path / "sentinel")
+    try:
+        store = RedisStore(cluster.url)
+        old = cluster.master_port()
+        cluster.sentinel(cluster.ports[0]).execute_command("SENTINEL", "FAILOVER", "mymaster")
+        start = time.monotonic()
+        acked: list[tuple[int, float]] = []
+        former = redis.Redis(port=old)
+        i = 0
+        while former.info("replication")["role"] == "master":  # until converted (deadline:)
+            assert time.monotonic() - start < 60, "the former master was never converted"
+            try:
+                store.put(f"k{i}", i)
+                acked.append((i, time.monotonic() - start))
+            except StoreUnavailable:
+                pass
+            i += 1
+            time.sleep(0.05)  # a steady trickle of writes, not a wait for a state
+        new = redis.Redis(port=cluster.master_port())
+        lost = [at for n, at in acked if not new.exists(f"runner:kv:k{n}")]
+        print(f"{len(lost)} of {len(acked)} writes lost, the last {max(lost, default=0):.1f}s "
+              "after SENTINEL FAILOVER")
+        assert acked[-1][1] > 5  # the former master stayed up long enough to tell
+        assert max(lost, default=0) < 4, lost
+    finally:
+        cluster.stop()
