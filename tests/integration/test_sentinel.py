@@ -3,9 +3,13 @@ Sentinels (tests/servers.py start_sentinel) riding out a failover."""
 
 from __future__ import annotations
 
+import itertools
+import os
+import re
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,9 +18,10 @@ import redis
 from runner.errors import StoreUnavailable, UsageError
 from runner.redis_url import broker_url, passwords, sentinel, transport_options
 from runner.settings import Settings, masked_url
-from runner.state import RedisStore
+from runner.state import FINAL, RedisStore
 from tests.integration.test_celery import poll
-from tests.servers import free_port, redis_port, start_sentinel
+from tests.integration.test_chaos import FAST, Commit, finished_since
+from tests.servers import free_port, redis_port, runner_up, start_sentinel
 
 URL = "sentinel://:pw@h1:26379/2;sentinel://:pw@h2:26380/2?master_name=mm&sentinel_password=sp"
 
@@ -93,7 +98,6 @@ def test_the_store_follows_a_failover_and_loses_no_replicated_record(tmp_path: P
 
 def test_a_worker_takes_runs_through_the_sentinels(tmp_path: Path) -> None:
     """The broker (kombu's Sentinel transport, runner's QoS) and the store on one REDIS_URL."""
-    import os
     import signal
 
     from tests.integration.test_redis_url import JOBS
@@ -154,5 +158,71 @@ def test_the_store_leaves_a_former_master_that_is_still_up(tmp_path: Path) -> No
               "after SENTINEL FAILOVER")
         assert acked[-1][1] > 5  # the former master stayed up long enough to tell
         assert max(lost, default=0) < 4, lost
+    finally:
+        cluster.stop()
+
+
+def firings(records: list[dict[str, object]]) -> list[str]:
+    """Each firing of `fast` the records account for: a run's scheduled_for, or each 2 s
+    instant of a MISSED record's range."""
+    from datetime import datetime, timedelta
+
+    out = []
+    for r in records:
+        if r.get("schedule") != "fast" or not r.get("scheduled_for"):
+            continue
+        if r.get("state") != "MISSED":
+            out.append(str(r["scheduled_for"]))
+            continue
+        first, last = re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?[+-]\d\d:\d\d",
+                                 str(r["error"]))[:2]
+        at, end = datetime.fromisoformat(first), datetime.fromisoformat(last)
+        while at <= end:
+            out.append(at.isoformat())
+            at += timedelta(seconds=2)
+    return out
+
+
+def test_up_rides_out_a_sentinel_failover_and_a_killed_master(
+        demo_repo: Path, commit: Commit, tmp_path: Path) -> None:
+    """`runner up` on Sentinel with an every-2s schedule: SENTINEL FAILOVER, then kill -9 of
+    the new master; runner up keeps running, firings resume by themselves, each firing is run
+    or recorded MISSED exactly once, and every run ends."""
+    commit(FAST, "an every-2s schedule")
+    cluster = start_sentinel(tmp_path / "sentinel")
+    env = {**os.environ, "REDIS_URL": cluster.url, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
+    log = tmp_path / "up.log"
+    try:
+        with runner_up(demo_repo, log, env=env) as up:
+            poll(lambda: len(finished_since(cluster.url, 0)) >= 2, 90, "scheduled runs")
+            cluster.sentinel(cluster.ports[0]).execute_command("SENTINEL", "FAILOVER",
+                                                               "mymaster")
+            failed_over = time.time()
+            first = poll(lambda: finished_since(cluster.url, failed_over + 1), 60,
+                         "a run after SENTINEL FAILOVER")[0]
+            print(f"SENTINEL FAILOVER -> next run SUCCESS {first - failed_over:.1f}s")
+            poll(cluster.ready, 60, "the former master is a replica in sync")
+            cluster.kill(cluster.master_port())
+            killed = time.time()
+            first = poll(lambda: finished_since(cluster.url, killed + 1), 60,
+                         "a run after kill -9 of the master")[0]
+            print(f"kill -9 of the master -> next run SUCCESS {first - killed:.1f}s")
+            assert up.poll() is None
+            end = time.time()
+            store = RedisStore(cluster.url)
+
+            def ended() -> list[dict[str, object]] | None:
+                runs = [r for r in store.runs(job="quick", limit=1000)
+                        if float(r.get("created", 0)) < end]  # type: ignore[arg-type]
+                return runs if all(r.get("state") in FINAL for r in runs) else None
+
+            runs = poll(ended, 60, "every run created before the end finished")
+        seen = firings(runs)
+        assert len(seen) == len(set(seen)), sorted(x for x in seen if seen.count(x) > 1)
+        instants = sorted(datetime.fromisoformat(x) for x in seen)
+        gaps = [b - a for a, b in itertools.pairwise(instants)]
+        assert all(g == timedelta(seconds=2) for g in gaps), [str(g) for g in gaps]
+        text = log.read_text()
+        assert "Traceback" not in text, text[text.find("Traceback") - 500:][:4000]
     finally:
         cluster.stop()
