@@ -26,7 +26,7 @@ from runner.config.model import ConfigSet, Job
 from runner.errors import ConfigInvalid, SourceError
 from runner.execute import job_files, job_paths
 from runner.executor.base import FileBlob
-from runner.redis_url import broker_url
+from runner.redis_url import broker_url, client, transport_options
 from runner.settings import Settings
 from runner.state import Store, open_store
 
@@ -173,7 +173,8 @@ def broker_options(system: System, config: ConfigSet) -> tuple[str, dict[str, An
         return broker_url(system.settings.redis_url), {
             "visibility_timeout": 2 * longest,  # never redeliver a run that is still going
             "priority_steps": list(range(MAX_PRIORITY + 1)),
-            "queue_order_strategy": "priority"}
+            "queue_order_strategy": "priority",
+            **transport_options(system.settings.redis_url)}  # Sentinel: master_name
     for d in ("queue", "processed", "control"):
         (system.broker_dir / d).mkdir(parents=True, exist_ok=True)
     q = str(system.broker_dir / "queue")
@@ -204,6 +205,8 @@ def create_app(system: System, config: ConfigSet | None = None) -> Celery:
         # embedded: kombu's filesystem transport, writing messages atomically (broker.py)
         # Redis: kombu's, riding out an outage with runs in flight (redis_broker.py)
         broker_transport=("runner.redis_broker:Transport" if url.startswith("redis://")
+                          else "runner.redis_broker:SentinelTransport"
+                          if url.startswith("sentinel://")
                           else None if url else "runner.broker:Transport"),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a Redis outage is waited out, however long
@@ -230,9 +233,7 @@ def worker_hostname(name: str) -> str:
 def queue_length(system: System, queue: str) -> int:
     """Messages waiting in `queue` (all priorities)."""
     if system.settings.redis_url:
-        import redis
-
-        r = redis.Redis.from_url(system.settings.redis_url)
+        r = client(system.settings.redis_url)
         keys = [queue] + [f"{queue}\x06\x16{p}" for p in range(1, MAX_PRIORITY + 1)]
         return sum(int(r.llen(k)) for k in keys)
     folder = system.broker_dir / "queue"

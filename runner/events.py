@@ -117,10 +117,11 @@ class Hub:
 
 
 async def _redis_changes(url: str, channel: str) -> AsyncIterator[dict[str, Any]]:
-    import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
-    client = aioredis.Redis.from_url(url, decode_responses=True)
+    from runner.redis_url import async_client
+
+    client = async_client(url, decode_responses=True)
     delay = 0.1
     while True:
         try:

@@ -30,3 +30,19 @@ class Channel(redis.Channel):
 
 class Transport(redis.Transport):
     Channel = Channel
+
+
+class SentinelChannel(redis.SentinelChannel):
+    QoS = QoS
+
+    def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
+        """kombu's pool, following a failover within a second (sentinel_pool.py)."""
+        from runner.sentinel_pool import FollowingPool
+
+        pool = super()._sentinel_managed_pool(asynchronous)  # type: ignore[no-untyped-call]
+        pool.__class__ = FollowingPool
+        return pool
+
+
+class SentinelTransport(redis.SentinelTransport):
+    Channel = SentinelChannel

@@ -107,20 +107,24 @@ def _scopes(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
 
 
 def masked_url(url: str) -> str:
-    """`url` with its password (if any) as `**`, as Celery prints broker URLs: for logs,
-    errors and status, which must never show a secret."""
+    """`url` with its passwords (if any) as `**`, as Celery prints broker URLs: for logs,
+    errors and status, which must never show a secret. Sentinel URLs: each `;`-separated
+    URL's, and sentinel_password."""
+    import re
     from urllib.parse import urlsplit, urlunsplit
 
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<a URL that cannot be parsed>"
-    if not password:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:**@{host}"))
+    out = []
+    for part in url.split(";"):
+        try:
+            parts = urlsplit(part)
+            password = parts.password
+        except ValueError:
+            return "<a URL that cannot be parsed>"
+        if password:
+            host = parts.netloc.rpartition("@")[2]
+            part = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:**@{host}"))
+        out.append(re.sub(r"(?<=[?&]sentinel_password=)[^&#]*", "**", part))
+    return ";".join(out)
 
 
 def secret_ref(variable: str, raw: str) -> str:

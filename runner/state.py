@@ -294,15 +294,21 @@ class RedisStore:
 
     def __init__(self, url: str, prefix: str = "runner:") -> None:
         import redis
+        from redis.sentinel import MasterNotFoundError
 
+        from runner.redis_url import client
         from runner.settings import masked_url
 
         try:
-            self.r = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
+            self.r = client(url, decode_responses=True, socket_connect_timeout=5)
             self.r.ping()
         except ValueError:  # its message may quote the URL, password and all
             raise SourceError(f"REDIS_URL={masked_url(url)!r} is not a Redis URL; for example "
                               "redis://localhost:6379/0") from None
+        except MasterNotFoundError:  # its message lists every Sentinel client: not a sentence
+            raise SourceError(f"no Sentinel at REDIS_URL={masked_url(url)!r} answers with a "
+                              "master of that master_name; start the Sentinels, or check "
+                              "master_name and the Sentinels' addresses") from None
         except redis.RedisError as e:
             raise SourceError(f"cannot reach Redis at REDIS_URL={masked_url(url)!r}: {e}; "
                               "start it, or unset REDIS_URL for the embedded default") from None

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -122,20 +123,110 @@ class Redis:
         self.proc.wait(10)
 
 
-def start_redis(directory: Path, port: int | None = None, persist: bool = False) -> Redis:
+def start_redis(directory: Path, port: int | None = None, persist: bool = False,
+                args: tuple[str, ...] = ()) -> Redis:
     """A redis-server keeping nothing on disk (with `persist`: an append-only file in
     `directory`, so a restart keeps the data); `port`: the port of one stopped before (an
-    outage: stop it, start it again on the same port)."""
+    outage: stop it, start it again on the same port); `args`: more options."""
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(binary):
         raise RuntimeError("redis-server not found: install redis-server (.ci/run does)")
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "yes" if persist else "no", "--dir", str(directory)],
+                             "--appendonly", "yes" if persist else "no", "--dir", str(directory),
+                             *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, proc)
     return Redis(f"redis://127.0.0.1:{port}/0", proc)
+
+
+def redis_port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+@dataclass
+class Sentinels:
+    """A master, its replica and three Sentinels (quorum 2) watching them as `mymaster`,
+    failing over about a second after the master stops answering."""
+
+    servers: list[Redis]
+    sentinels: list[subprocess.Popen[bytes]]
+    ports: list[int]
+    url: str  # REDIS_URL naming the Sentinels
+
+    def sentinel(self, port: int) -> Any:
+        import redis
+
+        return redis.Redis(port=port, decode_responses=True, socket_timeout=5)
+
+    def master_port(self) -> int:
+        """The master's port as the first Sentinel that answers names it."""
+        import redis
+
+        for port in self.ports:
+            with contextlib.suppress(redis.RedisError):
+                return int(self.sentinel(port).sentinel_get_master_addr_by_name("mymaster")[1])
+        raise RuntimeError("no Sentinel answers")
+
+    def ready(self) -> bool:
+        """Every Sentinel sees the master and a replica up and knows the two other Sentinels:
+        a failover can be agreed."""
+        for port in self.ports:
+            s = self.sentinel(port)
+            master = s.sentinel_master("mymaster")
+            replicas = [r for r in s.sentinel_slaves("mymaster")
+                        if not (r["is_sdown"] or r["is_odown"] or r["is_disconnected"])
+                        and r["master-link-status"] == "ok"]  # synced, replicating
+            if master["is_sdown"] or not replicas or len(s.sentinel_sentinels("mymaster")) < 2:
+                return False
+        return True
+
+    def kill(self, port: int) -> None:
+        """kill -9 of the server on `port`."""
+        for server in self.servers:
+            if redis_port(server.url) == port:
+                server.proc.kill()
+                server.proc.wait(10)
+
+    def stop(self) -> None:
+        for proc in self.sentinels + [s.proc for s in self.servers]:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+
+
+def start_sentinel(directory: Path) -> Sentinels:
+    """A master and a replica (start_redis) watched by three Sentinels (redis-server
+    --sentinel), all on free loopback ports; returns when the Sentinels know the replica (in
+    sync) and each other."""
+    fast = ("--repl-diskless-sync-delay", "0")  # a replica syncs at once, not after 5 s
+    master = start_redis(directory / "master", args=fast)
+    replica = start_redis(directory / "replica", args=(
+        *fast, "--replicaof", "127.0.0.1", str(redis_port(master.url))))
+    sentinels, ports = [], []
+    for i in range(3):
+        port = free_port()
+        conf = directory / f"sentinel-{i}.conf"  # Sentinel rewrites it: its own file
+        conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+                        f"sentinel monitor mymaster 127.0.0.1 {redis_port(master.url)} 2\n"
+                        "sentinel down-after-milliseconds mymaster 1000\n"
+                        "sentinel failover-timeout mymaster 3000\n")
+        proc = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server",
+                                 str(conf), "--sentinel"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, proc)
+        sentinels.append(proc)
+        ports.append(port)
+    url = ";".join(f"sentinel://127.0.0.1:{p}" for p in ports) + "/0?master_name=mymaster"
+    found = Sentinels([master, replica], sentinels, ports, url)
+    end = time.monotonic() + 60
+    while not found.ready():
+        if time.monotonic() > end:
+            found.stop()
+            raise TimeoutError("the Sentinels did not find the replica and each other in 60s")
+        time.sleep(0.2)  # polling with a deadline
+    return found
 
 
 @contextlib.contextmanager

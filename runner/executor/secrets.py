@@ -14,10 +14,11 @@ import os
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from runner.config.model import SecretRef
 from runner.errors import SecretUnavailable
+from runner.redis_url import passwords
 from runner.settings import Settings
 
 MIN_SECRET = 4  # bytes
@@ -96,11 +97,8 @@ def known_secrets(settings: Settings, env: Mapping[str, str],
     for ref in refs:
         with contextlib.suppress(SecretUnavailable):  # the API's; this process may lack it
             found.append(resolve(SecretRef(ref), "settings", env))
-    try:
-        password = urlsplit(settings.redis_url).password or ""
-    except ValueError:
-        password = ""
-    found += [password, unquote(password)]
+    for password in passwords(settings.redis_url):  # the master's and the Sentinels'
+        found += [password, unquote(password)]
     return [s for s in found if len(s.encode("utf-8", "surrogateescape")) >= MIN_SECRET]
 
 
