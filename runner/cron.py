@@ -12,10 +12,15 @@ src/cron.c ``find_jobs``):
   match both fields, otherwise a day matching either one fires.
 - a wildcard job, for the daylight-saving rule, is one whose minute or hour field starts with
   ``*`` (cronie's MIN_STAR | HR_STAR); see runner.schedule.
+
+Jenkins' hash spread (``H``, ``H/S``, ``H(N-M)``, ``H(N-M)/S``) is not cron: ``hashed`` turns it
+into plain numbers chosen by a SHA-256 of the schedule's name before ``parse`` reads the
+expression, so an ``H`` counts as a number, never as a ``*``, for both rules above.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from bisect import bisect_left, bisect_right
 from calendar import monthrange
@@ -42,6 +47,10 @@ _FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
 )
 _PART = re.compile(r"(\*|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/([0-9]{1,9}))?")
 _SYNTAX = "use *, N, N-M, */S, N-M/S or a comma list of them"
+_H_PART = re.compile(r"h(?:\(([0-9a-z]+)-([0-9a-z]+)\))?(?:/([0-9]{1,9}))?")
+_H_WORD = re.compile(r"(?<![a-z])h(?![a-z])")  # an H token, not the h of 'thu'
+_H_SYNTAX = "use H, H/S, H(N-M) or H(N-M)/S as a whole comma-separated part, e.g. H(0-29)/10"
+_H_RANGE = {2: (1, 28), 4: (0, 6)}  # Jenkins: day-of-month H spreads over 1-28, weekday 0-6
 # The Gregorian calendar repeats, weekdays included, every 400 years: a cron that matches no
 # minute in 400 years from any start never matches.
 _SCANNED_MONTHS = 400 * 12 + 1
@@ -117,6 +126,53 @@ def _values(text: str, field: int) -> set[int]:
                                  f"write {start}-{high}{by},{low}-{end}{by}")
         out.update(range(start, end + 1, step or 1))
     return out
+
+
+def spread(name: str, field: str) -> int:
+    """The stable hash of a schedule's name for one field: the same on every machine."""
+    digest = hashlib.sha256(f"{name}\0{field}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _hashed_part(part: str, field: int, name: str, text: str) -> str:
+    """One ``H`` part as cron text: ``H`` a number, ``H/S`` and ``H(N-M)/S`` ``F-M/S``."""
+    fname, low, high, _ = _FIELDS[field]
+    match = _H_PART.fullmatch(part.lower())
+    if match is None:
+        raise ValueError(f"{fname} field {text!r} is not valid; {_H_SYNTAX}")
+    first, last, step_text = match.groups()
+    if first is None:
+        start, end = _H_RANGE.get(field, (low, high))
+    else:
+        start, end = _number(first, field, text), _number(last, field, text)
+        if start > end:
+            raise ValueError(f"{fname} range in {part!r} runs backwards; write H({end}-{start})"
+                             f" or split it: H({start}-{high}),H({low}-{end})")
+    value = spread(name, fname)
+    if step_text is None:
+        return str(start + value % (end - start + 1))
+    step = int(step_text)
+    if not 0 < step <= end - start + 1:
+        raise ValueError(f"{fname} step {step} in {part!r} must be 1 to {end - start + 1}, "
+                         f"the size of the range {start}-{end}")
+    return f"{start + value % step}-{end}/{step}"
+
+
+def hashed(expr: str, name: str) -> str:
+    """``expr`` with Jenkins' ``H`` parts replaced by the values the hash of ``name`` picks
+    (``expr`` itself when it has none); ValueError with the fix for a malformed ``H``."""
+    fields = _fields(expr)
+    if not any(_H_WORD.search(text.lower()) for text in fields):
+        return expr
+    out = []
+    for i, text in enumerate(fields):
+        parts = text.split(",")
+        for part in parts:
+            if _H_WORD.search(part.lower()) and not part.lower().startswith("h"):
+                raise ValueError(f"{_FIELDS[i][0]} field {text!r} is not valid; {_H_SYNTAX}")
+        out.append(",".join(_hashed_part(p, i, name, text) if p.lower().startswith("h") else p
+                            for p in parts))
+    return " ".join(out)
 
 
 @lru_cache(maxsize=4096)  # a repository repeats a few expressions many times

@@ -5,7 +5,7 @@ Pure: the clock is an argument. `plan` is what `runner plan --format json` print
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runner.config.model import ConfigSet, Schedule
@@ -14,21 +14,30 @@ from runner.schedule import at_fires, cron_fires, every_fires
 
 
 def next_fires(s: Schedule, now: datetime, count: int) -> list[datetime]:
-    """The next `count` fire instants of `s` strictly after `now`, in its own time zone."""
+    """The next `count` fire instants of `s` strictly after `now`, in its own time zone: the
+    times its cron (H resolved), every or at gives, each delayed by its jitter offset."""
     tz = zone(s.timezone)
     if tz is None:
         raise ValueError(f"unknown time zone {s.timezone!r}")
-    if s.cron is not None:
-        return cron_fires(s.cron, tz, now, count)
-    if s.every is not None:
-        return every_fires(s.every, tz, now, count)
-    assert s.at is not None
-    return at_fires(datetime.fromisoformat(s.at), tz, now, count)
+    # shifted in UTC: an aware datetime plus a timedelta would move the zone's wall clock
+    shift = timedelta(seconds=s.jitter_offset)
+    after = now.astimezone(UTC) - shift if now.utcoffset() is not None else now
+    if s.hashed_cron is not None:
+        fires = cron_fires(s.hashed_cron, tz, after, count)
+    elif s.every is not None:
+        fires = every_fires(s.every, tz, after, count)
+    else:
+        assert s.at is not None
+        fires = at_fires(datetime.fromisoformat(s.at), tz, after, count)
+    return [(f.astimezone(UTC) + shift).astimezone(tz) for f in fires] if shift else fires
 
 
 def when(s: Schedule) -> str:
-    """How a schedule fires, in the user's words: 'cron 30 2 * * *', 'every 5m', 'at ...'."""
+    """How a schedule fires, in the user's words: 'cron 30 2 * * *', 'every 5m', 'at ...',
+    with what an H resolved to: 'cron H 2 * * * (= 37 2 * * *)'."""
     if s.cron is not None:
+        if s.hashed_cron != s.cron:
+            return f"cron {s.cron} (= {s.hashed_cron})"
         return f"cron {s.cron}"
     if s.every is not None:
         return f"every {duration_text(s.every)}"
@@ -60,6 +69,7 @@ def plan(config: ConfigSet, now: datetime, count: int) -> dict[str, Any]:
         "routes": {j.name: j.queue for j in config.jobs.values()},
         "schedules": {s.name: {"job": s.job, "queue": config.jobs[s.job].queue,
                                "when": when(s), "timezone": s.timezone, "overlap": s.overlap,
+                               "jitter": s.jitter, "jitter_offset": s.jitter_offset,
                                "next": [t.isoformat() for t in next_fires(s, now, count)]}
                       for s in config.schedules.values()},
     }

@@ -17,6 +17,7 @@ wall time, moments apart, at the jump).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -93,6 +94,15 @@ def every_fires(seconds: int, tz: ZoneInfo, after: datetime, count: int) -> list
     step = timedelta(seconds=seconds)
     first = (after_utc - _EPOCH) // step + 1
     return [(_EPOCH + (first + k) * step).astimezone(tz) for k in range(max(count, 0))]
+
+
+def jitter_offset(name: str, jitter: int) -> int:
+    """The whole seconds in [0, jitter) by which the schedule ``name`` delays each firing: a
+    SHA-256 of the name, the same on every machine and every run (0 without jitter)."""
+    if jitter <= 0:
+        return 0
+    digest = hashlib.sha256(f"jitter\0{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % jitter
 
 
 def at_fires(when: datetime, tz: ZoneInfo, after: datetime, count: int) -> list[datetime]:

@@ -68,8 +68,10 @@ def plan(repo: Path, fmt: str, now: str | None, count: int) -> None:
         click.echo(f"  {job:<32} -> {queue}")
     click.echo(f"schedules (next {count} after {moment.isoformat()}):")
     for name, s in result["schedules"].items():
+        jitter = (f", jitter {desired.duration_text(s['jitter'])} "
+                  f"(+{desired.duration_text(s['jitter_offset'])})" if s["jitter"] else "")
         click.echo(f"  {name}: job {s['job']} on {s['queue']}, {s['when']} ({s['timezone']}), "
-                   f"overlap {s['overlap']}")
+                   f"overlap {s['overlap']}{jitter}")
         click.echo(f"      {', '.join(s['next']) or 'no future firing'}")
 
 

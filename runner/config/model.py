@@ -9,6 +9,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runner.cron import hashed
+from runner.schedule import jitter_offset
+
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UNITS = (86400, 3600, 60, 1)
@@ -132,6 +135,15 @@ class Schedule:
     starting_deadline: int | None = None
     limit: str | None = None
     description: str = ""
+    jitter: int = 0  # seconds; each firing is delayed by jitter_offset, in [0, jitter)
+    # Set from the fields above when the schedule is built: what beat and plan fire by.
+    hashed_cron: str | None = field(init=False, default=None)  # cron with H resolved
+    jitter_offset: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        if self.cron is not None:
+            object.__setattr__(self, "hashed_cron", hashed(self.cron, self.name))
+        object.__setattr__(self, "jitter_offset", jitter_offset(self.name, self.jitter))
 
 
 @dataclass(frozen=True)
@@ -213,4 +225,5 @@ def schedule(name: str, v: dict[str, Any]) -> Schedule:
         every=seconds(v["every"]) if "every" in v else None, at=v.get("at"),
         timezone=v.get("timezone", "UTC"), overlap=v.get("overlap", "forbid"),
         starting_deadline=seconds(v["starting_deadline"]) if "starting_deadline" in v else None,
-        limit=v.get("limit"), description=v.get("description", ""))
+        limit=v.get("limit"), description=v.get("description", ""),
+        jitter=seconds(v.get("jitter", 0)))

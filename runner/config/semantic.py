@@ -19,6 +19,7 @@ from runner.config.documents import Path
 from runner.config.model import NAME_RE, is_secret_ref, seconds
 from runner.config.schema import did_you_mean
 from runner.cron import cron_error as _cron_error
+from runner.cron import hashed
 
 Finding = tuple[Path, str, bool]
 ACTIONS = ("command", "script", "upload", "download")
@@ -35,6 +36,7 @@ def zone(name: str) -> zoneinfo.ZoneInfo | None:
 
 
 cron_error = cache(_cron_error)  # a repository repeats a few expressions many times
+MAX_JITTER = 3600  # seconds, for cron and at schedules (every: below its interval)
 
 
 def selector_error(selector: str) -> str | None:
@@ -188,9 +190,10 @@ def _schedule(name: str, v: dict[str, Any]) -> list[Finding]:
         out.append((base, f"schedule {name!r} {found}; a schedule has exactly one of cron, "
                           "every, at", True))
     if _s(v, "cron") is not None:
-        problem = cron_error(v["cron"])
+        problem = _hashed_cron_error(v["cron"], name)
         if problem:
             out.append(((*base, "cron"), f"cron of schedule {name!r}: {problem}", False))
+    out.extend(_jitter(name, v))
     if _zero(v, "every"):
         out.append(((*base, "every"), f"every of schedule {name!r} must be more than 0", False))
     if _s(v, "at") is not None:
@@ -208,6 +211,40 @@ def _schedule(name: str, v: dict[str, Any]) -> list[Finding]:
             out.append(((*base, "limit"), f"limit of schedule {name!r}: {v['limit']!r} {problem}",
                         False))
     return out
+
+
+def _hashed_cron_error(expr: str, name: str) -> str | None:
+    try:
+        concrete = hashed(expr, name)
+    except ValueError as exc:
+        return str(exc)
+    problem = cron_error(concrete)
+    if problem and concrete != expr:
+        return f"{problem} (H picked {concrete!r} for this schedule's name; narrow the H range)"
+    return problem
+
+
+def _seconds(v: dict[str, Any], key: str) -> int | None:
+    try:
+        return seconds(v[key]) if key in v else None
+    except (ValueError, TypeError):
+        return None
+
+
+def _jitter(name: str, v: dict[str, Any]) -> list[Finding]:
+    jitter, every = _seconds(v, "jitter"), _seconds(v, "every")
+    if jitter is None:
+        return []
+    text = v["jitter"]
+    if every is not None and jitter >= every > 0:
+        return [(("schedules", name, "jitter"), f"jitter {text!r} of schedule {name!r} must be "
+                 f"smaller than its interval (every: {v['every']!r}); lower it, e.g. to "
+                 f"{every // 2}s", False)]
+    if every is None and jitter > MAX_JITTER:
+        return [(("schedules", name, "jitter"), f"jitter {text!r} of schedule {name!r} is more "
+                 "than 1h, the most a cron or at schedule may be delayed; lower it to 1h or "
+                 "less", False)]
+    return []
 
 
 def _at_error(text: str) -> str | None:
