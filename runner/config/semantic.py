@@ -220,7 +220,8 @@ def _hashed_cron_error(expr: str, name: str) -> str | None:
         return str(exc)
     problem = cron_error(concrete)
     if problem and concrete != expr:
-        return f"{problem} (H picked {concrete!r} for this schedule's name; narrow the H range)"
+        return (f"{problem}; H resolves {expr!r} to that for this schedule's name: give H a "
+                "range in which the other fields match")
     return problem
 
 
