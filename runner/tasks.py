@@ -9,7 +9,8 @@ a queued run is also revoked through Celery's remote control and checks the flag
 
 Celery sees what the record says: a run that ends FAILURE raises RunFailed with its reason
 (task-failed), one that ends REVOKED raises billiard's Terminated, which the worker announces
-as task-revoked. Both are acknowledged, never delivered again. Each message carries the job's
+as task-revoked. Both are acknowledged, never delivered again; so is the message of a run
+whose pool process died (RunRequest). Each message carries the job's
 name as its `shadow` name, so Flower, `celery events` and the worker's log name the job.
 """
 
