@@ -382,11 +382,22 @@ def test_password_authentication_against_an_asyncssh_server(
             return password == secret
 
     async def shell(process: asyncssh.SSHServerProcess[bytes]) -> None:
-        stdin = await process.stdin.read()
+        # as sshd: a session of its own, stdin streamed (runner does not end it)
         proc = await asyncio.create_subprocess_shell(
             process.command or "true", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate(stdin)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True)
+        pipe = proc.stdin
+        assert pipe and proc.stdout and proc.stderr
+
+        async def feed() -> None:
+            while data := await process.stdin.read(65536):
+                pipe.write(data)
+
+        feeding = asyncio.ensure_future(feed())
+        out, err = await asyncio.gather(proc.stdout.read(), proc.stderr.read())
+        await proc.wait()
+        feeding.cancel()
         process.stdout.write(out)
         process.stderr.write(err)
         process.exit(proc.returncode or 0)
