@@ -212,7 +212,7 @@ def create_app(system: System, config: ConfigSet | None = None) -> Celery:
         broker_connection_max_retries=None,  # a Redis outage is waited out, however long
         task_serializer="json", accept_content=["json"], result_serializer="json",
         task_ignore_result=True, result_backend=None, result_expires=7 * 86400,
-        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+        task_acks_late=True, task_reject_on_worker_lost=False, worker_prefetch_multiplier=1,
         task_routes=(route,), task_default_queue="runner-default",
         # task events cost a publish per state change: off, as in Celery; Flower turns them on
         # at run time (`celery -A runner.app control enable_events`)

@@ -72,8 +72,9 @@ class Store(Protocol):
         """Removes the record of a run that was never queued (its message failed)."""
 
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
-        """Unless the run has ended or its cancel was requested: count the delivery and mark
-        it STARTED by `worker` (creating and indexing the record if there is none)."""
+        """Unless the run has started already (a second delivery of its message: it runs
+        nothing), has ended or its cancel was requested: count the delivery and mark it
+        STARTED by `worker` (creating and indexing the record if there is none)."""
 
     def mark_received(self, marks: list[tuple[str, float]]) -> None:
         """Each (run id, when) a worker took the run's message: PENDING -> RECEIVED, and the
@@ -145,8 +146,8 @@ def _begin(record: dict[str, Any] | None, cancelled: bool, run_id: str, job: str
            worker: str, now: float) -> tuple[Begin, dict[str, Any] | None]:
     """begin_run on a whole record: the verdict and the record to write (None: none)."""
     previous = record.get("state") if record else None
-    if previous in ENDED or cancelled:
-        return Begin(previous, cancelled and previous not in ENDED, 0), None
+    if previous in ENDED or previous == "STARTED" or cancelled:
+        return Begin(previous, cancelled and previous not in (*ENDED, "STARTED"), 0), None
     record = record or {"run_id": run_id, "job": job, "created": now}
     deliveries = int(record.get("deliveries", 0)) + 1
     record.update(state="STARTED", started=now, worker=worker, deliveries=deliveries)
@@ -221,7 +222,8 @@ class RedisStore:
     # KEYS: record, cancel flag, index, job index; ARGV: worker, now, job, run id (JSON), run id
     _BEGIN = """
     local previous = redis.call('HGET', KEYS[1], 'state')
-    if previous == '"SUCCESS"' or previous == '"FAILURE"' or previous == '"REVOKED"' then
+    if previous == '"SUCCESS"' or previous == '"FAILURE"' or previous == '"REVOKED"'
+        or previous == '"STARTED"' then
       return {previous, 0, 0}
     end
     if redis.call('EXISTS', KEYS[2]) == 1 then return {previous, 1, 0} end

@@ -9,7 +9,8 @@ a queued run is also revoked through Celery's remote control and checks the flag
 
 Celery sees what the record says: a run that ends FAILURE raises RunFailed with its reason
 (task-failed), one that ends REVOKED raises billiard's Terminated, which the worker announces
-as task-revoked. Both are acknowledged, never delivered again. Each message carries the job's
+as task-revoked. Both are acknowledged, never delivered again; so is the message of a run
+whose pool process died (RunRequest). Each message carries the job's
 name as its `shadow` name, so Flower, `celery events` and the worker's log name the job.
 """
 
@@ -24,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from billiard.exceptions import Terminated
+from billiard.exceptions import Terminated, WorkerLostError
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.worker.request import Request
 
 from runner.celery_app import TASK, System, time_limit
 from runner.config.model import ConfigSet
@@ -53,13 +55,39 @@ class _Process:
     engine: Engine | None = None
 
 
+class RunRequest(Request):  # type: ignore[misc]
+    """A run's request in the worker's main process: when the pool process running it dies
+    (kill -9, the OOM killer), the run ends FAILURE with the reason and is retried per its
+    job's `retries` (bury), once Celery has acknowledged its message."""
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True,
+                   return_ok: bool = False) -> None:
+        super().on_failure(exc_info, send_failed_event, return_ok)
+        exc = getattr(exc_info.exception, "exc", exc_info.exception)
+        if not isinstance(exc, WorkerLostError):
+            return
+        pid = self.worker_pid or "?"
+        why = f"worker process {pid} of {self.hostname} died during the run ({exc})"
+        system: System = self.task.app.conf.runner_system
+        try:
+            retry_id = bury(self.task.app, system.store, system.config(), self.id, why)
+        except RunnerError as e:  # the store is away: the reaper ends it later
+            log.warning("run %s: %s; could not record it: %s", self.id, why, e)
+            return
+        log.warning("run %s: %s%s", self.id, why,
+                    f"; retried as run {retry_id}" if retry_id else "")
+
+
 def register(app: Celery, system: System) -> None:
     here = _Process()
 
     # throws: expected outcomes, which Celery logs (when its INFO lines are on) without a
     # traceback; acks_on_failure (the default) acknowledges them
+    # a pool process that dies mid-run (kill -9, OOM): its message is acknowledged, never run
+    # again as it is; RunRequest ends the run FAILURE and queues its retry (bury)
     @app.task(name=TASK, bind=True, acks_late=True,  # type: ignore[untyped-decorator]
-              reject_on_worker_lost=True, throws=(RunFailed, Terminated))
+              reject_on_worker_lost=False, throws=(RunFailed, Terminated),
+              Request=RunRequest)
     def run_job(self: Any, job: str, revision: str, run_id: str,
                 limit: str | None = None) -> None:
         # returns nothing: the outcome is in the run's record, and Celery would still
@@ -67,7 +95,9 @@ def register(app: Celery, system: System) -> None:
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
         state, error = execute(system, here, job, revision, run_id, limit,
                                self.request.hostname, redelivered)
-        if state != "SUCCESS":
+        if state == "STARTED":  # another delivery runs it (or ran it until it died)
+            log.warning("%s: not run twice", error)
+        elif state != "SUCCESS":
             raise (Terminated if state == "REVOKED" else RunFailed)(error or state)
 
 
@@ -87,10 +117,11 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     if begin.cancelled:
         return keep(lambda: save(state="REVOKED", finished=time.time(),
                                  error="cancelled before it started"), run_id)
-    if not begin.started:  # a duplicate delivery of a finished run: never twice
-        return str(begin.previous), f"run {run_id} had already ended {begin.previous}"
-    if begin.deliveries > 1 or redelivered:
-        store.update_run(run_id, {"note": "redelivered after its worker process died"})
+    if not begin.started:  # a second delivery of a started or finished run: never twice
+        return str(begin.previous), f"run {run_id} had already {begin.previous}"
+    if redelivered:  # its first worker died after taking it, before starting it
+        store.update_run(run_id, {"note": "delivered again: the worker that took it first "
+                                          "died before starting it"})
     try:
         current = keep(system.config, run_id)
         if name not in current.jobs:

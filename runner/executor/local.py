@@ -1,6 +1,7 @@
 """The `local` transport: commands run as subprocesses of the worker, files written in place.
 
-Each command gets its own process group, so a timeout or cancel kills it and its children.
+Each command gets its own process group, so a timeout or cancel kills it and its children,
+and a Guard (guard.py) kills it when the process that started it dies, even by SIGKILL.
 A command ends when its process exits. It is started with posix_spawn, and its pipes and its
 exit (a pidfd) are watched by the event loop directly: asyncio's subprocess streams cost a
 worker about 0.3 ms of CPU more per command, and subprocess.Popen 0.06 ms more
@@ -25,6 +26,7 @@ from typing import Any
 from runner.config.model import Target
 from runner.errors import TargetError, TransferFailed
 from runner.executor.base import Tail
+from runner.executor.guard import Guard
 from runner.executor.secrets import runner_own
 from runner.settings import Settings
 
@@ -146,11 +148,14 @@ def _no_inherited() -> None:
 
 
 class LocalTransport:
-    def __init__(self, name: str, environ: dict[bytes, bytes] | None = None) -> None:
+    def __init__(self, name: str, environ: dict[bytes, bytes] | None = None,
+                 guard: Guard | None = None) -> None:
         """`environ`: what commands inherit, as bytes (posix_spawn reads os.environ through
-        the Mapping ABC, 0.06 ms per command); by default the clean part of this process's."""
+        the Mapping ABC, 0.06 ms per command); by default the clean part of this process's.
+        `guard`: the process's (LocalConnector's), else one of its own."""
         self.name = name
         self.environ = clean_environ(Settings(), os.environb) if environ is None else environ
+        self.guard = guard or Guard()
 
     async def connect(self) -> None:
         return None
@@ -196,6 +201,7 @@ class LocalTransport:
         watched = False
         rc: int | None = None
         try:
+            self.guard.add(pid)
             for fd, _ in sinks:
                 os.set_blocking(fd, False)
             if feed is None and pidfd is not None and _gone(pidfd, _QUICK_MS):
@@ -219,6 +225,7 @@ class LocalTransport:
                     os.waitpid(pid, 0)
             raise
         finally:
+            self.guard.remove(pid)  # reaped: its id may be another process's next
             if watched:
                 for fd, _ in sinks:
                     loop.remove_reader(fd)
@@ -305,10 +312,11 @@ class LocalConnector:
     def __init__(self, settings: Settings | None = None) -> None:
         _no_inherited()
         self.environ = clean_environ(settings or Settings(), os.environb)
+        self.guard = Guard()
 
     def open(self, target: Target, secrets: Mapping[str, str],
              env: Mapping[str, str]) -> LocalTransport:
-        return LocalTransport(target.name, self.environ)
+        return LocalTransport(target.name, self.environ, self.guard)
 
     async def close(self) -> None:
         return None

@@ -14,23 +14,34 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 
-# Reads the line count, then that many lines, and evals them; the step follows.
+# Reads the line count, then that many lines, and evals them; then the size of the step's own
+# stdin, which it copies to a private temp file (fd 3; /dev/null if empty). A watcher blocks
+# reading stdin, which the client never ends: end of file means the connection dropped or the
+# session closed, and it kills the session's process group (sshd makes one per session; the
+# shell leads it), the step's command with it. Without a pty sshd would leave it running.
+# The watcher is stopped when the shell exits, so what a step leaves behind lives on.
 _READ_ENV = ('IFS= read -r _rn || exit 125; _re=; while [ "$_rn" -gt 0 ] && '
              'IFS= read -r _rl; do _re="$_re$_rl\n"; _rn=$((_rn - 1)); done; '
-             'eval "$_re"; unset _rn _re _rl; ')
+             'eval "$_re"; unset _rn _re _rl; IFS= read -r _rs || exit 125; '
+             'if [ "$_rs" -gt 0 ]; then _rt=$(mktemp) && head -c "$_rs" >"$_rt" && '
+             'exec 3<"$_rt" && rm -f "$_rt" || exit 125; else exec 3</dev/null; fi; '
+             'exec 4<&0; (while IFS= read -r _rl; do :; done; kill -KILL 0) <&4 >/dev/null '
+             '2>&1 & _rw=$!; trap \'kill $_rw 2>/dev/null\' EXIT; unset _rs _rt; ')
 
 
 def env_stdin(env: Mapping[str, str], stdin: bytes | None = None) -> bytes:
-    """What the command's stdin starts with (the env for _READ_ENV), then its own stdin."""
+    """What the command's stdin starts with (the env for _READ_ENV), then its own stdin,
+    preceded by its size. The client sends no end of file after it (see _READ_ENV)."""
     text = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
-    head = f"{text.count(chr(10))}\n{text}".encode("utf-8", "surrogateescape")
+    head = f"{text.count(chr(10))}\n{text}{len(stdin or b'')}\n".encode(
+        "utf-8", "surrogateescape")
     return head + (stdin or b"")
 
 
 def sh_command(command: str, shell: str | None) -> str:
-    """`command` for the remote login shell, with the env read from stdin first."""
+    """`command` for the remote login shell, with the env and stdin read first."""
     body = command if shell in (None, "sh") else f"{shell} -c {shlex.quote(command)}"
-    return _READ_ENV + body
+    return f"{_READ_ENV}{{ {body}\n}} <&3 3<&- 4<&-"
 
 
 def sh_script(args: Sequence[str], shell: str | None) -> str:

@@ -228,8 +228,10 @@ class SshTransport:
             conn, self._conn = self._conn, None
             await self.pool.release(conn)
 
-    async def _exec(self, command: str, stdin: bytes | None, out: Tail | Head,
-                    err: Tail) -> int:
+    async def _exec(self, command: str, stdin: bytes | None, out: Tail | Head, err: Tail,
+                    eof: bool = True) -> int:
+        """`eof`: end stdin after `stdin`; a step's command does not get it (posix.py's
+        watcher kills the command when its stdin ends: the connection dropped)."""
         assert self._conn is not None, "connect() first"
         conn = self._conn.ready.result()
         try:
@@ -242,7 +244,8 @@ class SshTransport:
         try:
             if stdin:
                 proc.stdin.write(stdin)
-            proc.stdin.write_eof()
+            if eof:
+                proc.stdin.write_eof()
             await asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, errors))
             errors.flush()
             done = await proc.wait()
@@ -261,11 +264,13 @@ class SshTransport:
 
     async def run(self, command: str, env: Mapping[str, str], out: Tail, err: Tail,
                   shell: str | None = None, stdin: bytes | None = None) -> int:
-        return await self._exec(sh_command(command, shell), env_stdin(env, stdin), out, err)
+        return await self._exec(sh_command(command, shell), env_stdin(env, stdin), out, err,
+                                eof=False)
 
     async def script(self, content: bytes, args: Sequence[str], env: Mapping[str, str],
                      out: Tail, err: Tail, shell: str | None = None) -> int:
-        return await self._exec(sh_script(args, shell), env_stdin(env, content), out, err)
+        return await self._exec(sh_script(args, shell), env_stdin(env, content), out, err,
+                                eof=False)
 
     async def put(self, data: bytes, dest: str, mode: int) -> None:
         err = Tail(4096)

@@ -36,7 +36,6 @@ jobs:
   side-job: {queue: other, targets: [here], steps: [{command: echo side}]}
   slow: {queue: other, targets: [here], steps: [{command: sleep 47.3}]}
   fails: {queue: other, targets: [here], steps: [{command: exit 3}]}
-  crashy: {queue: other, targets: [here], steps: [{command: sleep 5; echo survived}]}
   nap: {queue: other, targets: [here], steps: [{command: sleep 4}]}
 """
 
@@ -236,25 +235,45 @@ def test_a_worker_takes_the_higher_priority_queue_first(cluster: Cluster) -> Non
         assert sorted(order) == ["quick-high"] * 3 + ["quick-low"] * 3
 
 
-def test_kill_9_of_the_worker_process_mid_run_redelivers(cluster: Cluster) -> None:
+def alive(pid: int) -> bool:
+    """`pid` runs (not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_kill_9_of_a_pool_process_mid_run_kills_its_command_and_retries_once(
+        cluster: Cluster) -> None:
+    """The killed pool process's command dies with it and never completes; the run ends
+    FAILURE with the reason and its job's one retry runs it once (not the message again)."""
+    done = cluster.repo / "done"
+    (cluster.repo / "jobs.d" / "m.yaml").write_text(
+        "jobs:\n  mortal: {queue: other, targets: [here], retries: {attempts: 1, backoff: 1s},"
+        f" steps: [{{command: 'sleep 4.71 && echo once >>{done}'}}]}}\n")
     worker = cluster.worker("side")
-    run_id = cluster.enqueue("crashy")
-    poll(lambda: cluster.state(run_id) == "STARTED", 30, "crashy starts")
+    run_id = cluster.enqueue("mortal")
 
-    def busy() -> list[str]:  # the pool process running the job has the shell as its child
-        children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
-                                  text=True).stdout.split()
-        return [c for c in children
-                if subprocess.run(["pgrep", "-P", c], capture_output=True).returncode == 0]
+    def command() -> list[tuple[int, int]]:  # (sleep, the pool process it runs under)
+        found = subprocess.run(["pgrep", "-fx", "sleep 4[.]71"], capture_output=True,
+                               text=True).stdout.split()
+        return [(int(p), up[up.index(worker.pid) - 1]) for p in found
+                if worker.pid in (up := ancestors(int(p)))]
 
-    running = poll(lambda: (found := busy()) and len(found) == 1 and found, 20,
-                   "the job's shell runs under one pool process")
-    os.kill(int(running[0]), signal.SIGKILL)
-    record = cluster.final(run_id, 60)
-    assert record["state"] == "SUCCESS"
-    assert record["deliveries"] == 2
-    assert record["note"] == "redelivered after its worker process died"
-    assert record["result"]["targets"]["here"]["stdout"] == "survived\n"
+    [(sleep, pool)] = poll(command, 30, "the job's sleep runs under a pool process")
+    os.kill(pool, signal.SIGKILL)
+    poll(lambda: not alive(sleep), 10, "the killed pool process's command dies")
+    record = cluster.final(run_id, 30)
+    assert record["state"] == "FAILURE"
+    assert record["error"].startswith(f"worker process {pool} of {record['worker']} died "
+                                      "during the run"), record["error"]
+    retries = poll(lambda: [r for r in cluster.store.runs("mortal", 10) if r["run_id"] != run_id],
+                   30, "its retry is queued")
+    assert [(r["retry_of"], r["attempt"]) for r in retries] == [(run_id, 2)]
+    assert cluster.final(retries[0]["run_id"], 60)["state"] == "SUCCESS"
+    assert done.read_text() == "once\n"  # the retry's: the killed command never completed
+    assert len(cluster.store.runs("mortal", 10)) == 2 and cluster.state(run_id) == "FAILURE"
+    assert worker.poll() is None
 
 
 def schedule(cluster: Cluster, text: str) -> None:

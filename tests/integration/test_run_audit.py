@@ -134,6 +134,29 @@ def test_a_killed_direct_run_ends_failed_with_the_reason(demo_repo: Path) -> Non
                                "again with runner retry)")
 
 
+def test_kill_9_of_a_direct_run_kills_its_command(demo_repo: Path) -> None:
+    """`runner run` killed with SIGKILL (its process alone) takes its command with it."""
+    import signal
+
+    from tests.integration.test_celery import alive, ancestors, poll
+
+    add_job(demo_repo, "jobs:\n  long:\n    queue: system\n    targets: [localhost]\n"
+                       "    steps: [{command: 'sleep 46.4'}]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "run", "long", "--repo",
+                             str(demo_repo)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, **NO_REDIS})
+
+    def command() -> list[int]:
+        found = subprocess.run(["pgrep", "-fx", "sleep 46[.]4"], capture_output=True,
+                               text=True).stdout.split()
+        return [int(p) for p in found if proc.pid in ancestors(int(p))]
+
+    [sleep] = poll(command, 30, "the job's sleep runs")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    poll(lambda: not alive(sleep), 10, "the killed run's command dies")
+
+
 def test_on_redis_the_sweep_ends_a_killed_direct_run_but_leaves_workers_runs(
         demo_repo: Path, redis_server: Redis) -> None:
     """On Redis a dead worker's run comes back to another worker (its message), so only a

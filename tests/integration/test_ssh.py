@@ -96,6 +96,25 @@ def test_timeout_kills_the_remote_command_and_its_children(sshd: Sshd) -> None:
     assert gone("sleep 41[.]3"), "the remote command survived its timeout"
 
 
+def test_the_remote_command_dies_when_its_connection_drops(sshd: Sshd) -> None:
+    """kill -9 of the process holding the connection: sshd closes the session, and the
+    remote command (no pty) is killed with its children instead of running on."""
+    import multiprocessing
+    import signal
+
+    holder = multiprocessing.get_context("fork").Process(
+        target=one, args=(sshd, [{"command": "sleep 62.3 & sleep 62.4; echo done"}]))
+    holder.start()
+    end = time.monotonic() + 30
+    while subprocess.run(["pgrep", "-fx", "sleep 62[.]4"], capture_output=True).returncode:
+        assert time.monotonic() < end, "the remote command never started"
+        time.sleep(0.05)
+    assert holder.pid is not None
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join(10)
+    assert gone("sleep 62[.][34]", 10)
+
+
 def test_step_timeout_then_on_failure_step_runs(sshd: Sshd) -> None:
     t = one(sshd, [{"name": "slow", "command": "sleep 42.1", "timeout": "1s"},
                    {"command": "echo cleanup", "when": "on_failure"}])
@@ -363,11 +382,22 @@ def test_password_authentication_against_an_asyncssh_server(
             return password == secret
 
     async def shell(process: asyncssh.SSHServerProcess[bytes]) -> None:
-        stdin = await process.stdin.read()
+        # as sshd: a session of its own, stdin streamed (runner does not end it)
         proc = await asyncio.create_subprocess_shell(
             process.command or "true", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate(stdin)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True)
+        pipe = proc.stdin
+        assert pipe and proc.stdout and proc.stderr
+
+        async def feed() -> None:
+            while data := await process.stdin.read(65536):
+                pipe.write(data)
+
+        feeding = asyncio.ensure_future(feed())
+        out, err = await asyncio.gather(proc.stdout.read(), proc.stderr.read())
+        await proc.wait()
+        feeding.cancel()
         process.stdout.write(out)
         process.stderr.write(err)
         process.exit(proc.returncode or 0)

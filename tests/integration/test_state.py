@@ -24,7 +24,8 @@ BEGIN = [
     (None, False, Begin(None, False, 1), "STARTED"),
     ("PENDING", False, Begin("PENDING", False, 1), "STARTED"),
     ("RECEIVED", False, Begin("RECEIVED", False, 1), "STARTED"),
-    ("STARTED", False, Begin("STARTED", False, 2), "STARTED"),  # redelivered
+    ("STARTED", False, Begin("STARTED", False, 0), "STARTED"),  # delivered again: runs nothing
+    ("STARTED", True, Begin("STARTED", False, 0), "STARTED"),  # ... its first delivery stops it
     ("SUCCESS", False, Begin("SUCCESS", False, 0), "SUCCESS"),  # duplicate: never twice
     ("FAILURE", True, Begin("FAILURE", False, 0), "FAILURE"),
     ("REVOKED", False, Begin("REVOKED", False, 0), "REVOKED"),

@@ -54,6 +54,32 @@ def test_a_soft_time_limit_kills_the_command_and_records_the_failure(
     assert alive.returncode == 1, alive.stdout  # the command was killed, not left running
 
 
+def test_a_second_delivery_of_a_started_run_runs_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redelivered (visibility timeout) or sent again: the first delivery runs it, or ran it
+    until it died (then it is buried): the command never runs a second time meanwhile."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    repo, ran = tmp_path / "repo", tmp_path / "ran"
+    for d in ("targets.d", "jobs.d"):
+        (repo / d).mkdir(parents=True)
+    (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers: {w: {queues: [q]}}\n")
+    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
+    (repo / "jobs.d" / "j.yaml").write_text(
+        f"jobs:\n  once: {{queue: q, targets: [here], steps: [{{command: touch {ran}}}]}}\n")
+    system = System(Settings(), repo, repo / ".runner")
+    run_id = new_run_id()
+    system.store.save_run({"run_id": run_id, "job": "once", "state": "STARTED",
+                           "created": time.time(), "worker": "w-1@there", "deliveries": 1})
+    state, error = execute(system, _Process(), "once", system.config().revision, run_id,
+                           None, "w-2@here", True)
+    assert (state, error) == ("STARTED", f"run {run_id} had already STARTED")
+    assert not ran.exists()
+    record = system.store.run(run_id) or {}
+    assert (record["state"], record["worker"], record["deliveries"]) == ("STARTED",
+                                                                        "w-1@there", 1)
+
+
 @pytest.mark.parametrize(("attempts", "attempt", "retried"), [(0, 1, False), (2, 1, True),
                                                               (2, 2, True), (2, 3, False)])
 def test_bury_ends_a_dead_run_and_queues_a_retry_while_attempts_remain(

@@ -87,12 +87,32 @@ def test_run_status(statuses: list[str], overall: str) -> None:
     assert run_status(statuses) == overall
 
 
-def test_env_values_reach_the_shell_unchanged() -> None:
+def remote(line: str, stdin: bytes) -> subprocess.Popen[bytes]:
+    """`line` as sshd runs it (a session of its own), fed `stdin` without an end of file."""
+    proc = subprocess.Popen(["/bin/sh", "-c", line], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, start_new_session=True)
+    assert proc.stdin is not None
+    proc.stdin.write(stdin)
+    proc.stdin.flush()
+    return proc
+
+
+def test_env_values_and_stdin_reach_the_shell_unchanged() -> None:
     value = "it's \"quoted\" $HOME `date` \\ end"
-    line = sh_command('printf %s "$V"; cat', None)
-    done = subprocess.run(["/bin/sh", "-c", line], input=env_stdin({"V": value}, b"rest\n"),
-                          capture_output=True, check=True)
-    assert done.stdout == value.encode() + b"rest\n"  # the value, then the step's own stdin
+    proc = remote(sh_command('printf %s "$V"; cat; cat', None), env_stdin({"V": value}, b"rest\n"))
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.read() == value.encode() + b"rest\n"  # the value, then the step's stdin
+    assert proc.wait(10) == 0
+    proc.stdin.close()
+
+
+def test_the_remote_command_dies_when_its_stdin_ends() -> None:
+    """The connection dropped (sshd closes the session's stdin): its process group is killed."""
+    proc = remote(sh_command("sleep 61.7; echo survived", None), env_stdin({}))
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.close()
+    assert proc.stdout.read() == b""  # killed (SIGKILL), never reached echo
+    assert proc.wait(10) == -9
 
 
 @pytest.mark.parametrize(("env", "expected"), [
