@@ -9,7 +9,10 @@ a long outage never causes a burst: at most the latest firing runs.
 Several `runner beat` processes may run: the one holding the store's lock (a short TTL,
 renewed every tick) fires; a standby takes over within LOCK_TTL seconds of the active one's
 death. Each schedule's last handled firing is kept in the store, so a takeover neither
-repeats nor skips a firing.
+repeats nor skips a firing; the write that marks a firing handled also holds what it hands
+off (an outbox: records to save, the run to send), which the next tick completes if beat died
+in between. The active beat also runs the reaper (reaper.py), and writes back the schedule
+states a wiped store lost (generation.py says it was wiped).
 
 A store or broker that is away is waited for (said once when lost, once when back); SIGTERM
 stops beat at once, even mid-pass, after at most the firing it is handing off.
@@ -130,13 +133,7 @@ class Beat:
         for s in config.schedules.values():
             if self.stop.is_set():
                 break
-            found = self.store.get(f"schedule:{s.name}")
-            if found is None and self.known.get(s.name):  # the store lost it (wiped): ours
-                found = dict(self.known[s.name])
-                log.warning("schedule %s: its state was gone from the store; beat wrote back "
-                            "the one it holds (last firing %s)", s.name, found.get("last_fire"))
-                self._put(s.name, found)
-            state = found or {}
+            state = self._state(s.name)
             self.known[s.name] = dict(state)
             if "outbox" in state:
                 self._complete(s.name, state, config)
@@ -160,6 +157,21 @@ class Beat:
             finally:
                 self.holding = False
         return True
+
+    def _state(self, name: str) -> dict[str, Any]:
+        """The schedule's state in the store; or, when the store lost it or holds an older
+        one (wiped, or restarted from an older snapshot), the one this beat holds, written
+        back: no firing it handled runs again, none after is skipped unrecorded."""
+        found = self.store.get(f"schedule:{name}") or {}
+        held = self.known.get(name) or {}
+        if "last_fire" in held and ("last_fire" not in found or datetime.fromisoformat(
+                held["last_fire"]) > datetime.fromisoformat(found["last_fire"])):
+            log.warning("schedule %s: the store lost its state (last firing %s); beat wrote "
+                        "back the one it holds (last firing %s)", name,
+                        found.get("last_fire"), held.get("last_fire"))
+            found = dict(held)
+            self._put(name, found)
+        return found
 
     def _put(self, name: str, state: dict[str, Any]) -> None:
         self.store.put(f"schedule:{name}", state)
