@@ -56,6 +56,8 @@ from runner.errors import (
     UsageError,
 )
 from runner.events import Hub
+from runner.generation import KEY as GENERATION
+from runner.generation import Generation, wiped
 from runner.settings import ROLES, Settings
 from runner.state import ACTIVE, Cursor
 
@@ -378,14 +380,21 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
 
     # ---- reading ------------------------------------------------------------------------
 
+    generation = Generation("api", log)
+
     def health_view() -> tuple[int, bytes]:
         try:
             store.ping()
             rec = store.get("reconcile") or {}
             beat = store.holder("beat") is not None
+            generation.check(store)
+            warning = wiped(store.get(GENERATION))
         except (RedisError, OSError, RunnerError) as e:
             return 503, json.dumps({"ok": False, "store": False, "error": str(e)}).encode()
-        return 200, json.dumps({"ok": True, "store": True, "broker": "redis" if
+        # a wiped store is reported, not 503: the system works again, and a restart of
+        # the API (what a failing probe leads to) would not bring the data back
+        return 200, json.dumps({"ok": True, "store": True, "warning": warning,
+                                "broker": "redis" if
                                 system.settings.redis_url else "embedded",
                                 "last_reconcile": rec.get("last_reconcile"),
                                 "applied_revision": rec.get("applied_revision"),

@@ -30,6 +30,8 @@ class Health(BaseModel):
     applied_revision: str | None = None
     beat_alive: bool | None = None
     error: str | None = Field(None, description="when the store cannot be reached (503)")
+    warning: str | None = Field(None, description="the store was wiped in the last day "
+                                "(runs queued or running then have no record)")
 
 
 class Who(BaseModel):

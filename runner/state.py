@@ -99,6 +99,9 @@ class Store(Protocol):
 
     def put(self, key: str, value: dict[str, Any]) -> None: ...
 
+    def put_new(self, key: str, value: dict[str, Any]) -> dict[str, Any]:
+        """put, only if `key` is absent (one step): the value stored now."""
+
     def entries(self, prefix: str) -> dict[str, dict[str, Any]]:
         """Every entry whose key starts with `prefix`, by key (for a few, e.g. worker:)."""
 
@@ -424,6 +427,12 @@ class RedisStore:
         pipe.publish(self.events, json.dumps({"kind": "entry", "key": key}))
         pipe.execute()
 
+    def put_new(self, key: str, value: dict[str, Any]) -> dict[str, Any]:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.set(f"{self.p}kv:{key}", json.dumps(value), nx=True)
+        pipe.get(f"{self.p}kv:{key}")
+        return dict(json.loads(pipe.execute()[1]))
+
     def to_publish(self, limit: int) -> list[str]:
         return [str(i) for i in self.r.zrange(f"{self.p}publish", 0, limit - 1)]
 
@@ -617,6 +626,13 @@ class FileStore:
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         self._write(self.root / "kv" / f"{key}.json", value)
+
+    def put_new(self, key: str, value: dict[str, Any]) -> dict[str, Any]:
+        with self._exclusive(f"kv-{key}"):
+            current = self.get(key)
+            if current is None:
+                self.put(key, value)
+            return current or value
 
     def entries(self, prefix: str) -> dict[str, dict[str, Any]]:
         out = {}

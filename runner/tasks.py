@@ -237,28 +237,46 @@ def bury(app: Celery, store: Store, config: ConfigSet, run_id: str, why: str) ->
 def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: str,
             limit: str | None = None, retry_of: str | None = None,
             schedule: str | None = None, scheduled_for: str | None = None,
-            extra: dict[str, Any] | None = None) -> str:
-    """Queues a run; `extra` fields join its first record (e.g. the API's `actions`)."""
+            extra: dict[str, Any] | None = None, run_id: str | None = None) -> str:
+    """Queues a run (its record, then its message); `extra` fields join its first record
+    (e.g. the API's `actions`); `run_id`: one chosen before (beat's hand-off)."""
+    record = pending(config, name, trigger, limit, retry_of, schedule, scheduled_for, extra,
+                     run_id)
+    store.save_run(record)
+    send(app, config, record)
+    return str(record["run_id"])
+
+
+def pending(config: ConfigSet, name: str, trigger: str, limit: str | None = None,
+            retry_of: str | None = None, schedule: str | None = None,
+            scheduled_for: str | None = None, extra: dict[str, Any] | None = None,
+            run_id: str | None = None) -> dict[str, Any]:
+    """The first record of a run to queue (state PENDING)."""
     job = lookup(config, name)
-    targets = select(config, job, limit)
-    run_id = new_run_id()
-    hard = time_limit(job, len(targets))
-    store.save_run({"run_id": run_id, "job": name, "revision": config.revision,
-                    "trigger": trigger, "state": "PENDING", "queue": job.queue,
-                    "targets": targets, "limit": limit, "created": time.time(),
-                    "retry_of": retry_of, "schedule": schedule,
-                    "scheduled_for": scheduled_for, **(extra or {})})
+    return {"run_id": run_id or new_run_id(), "job": name, "revision": config.revision,
+            "trigger": trigger, "state": "PENDING", "queue": job.queue,
+            "targets": select(config, job, limit), "limit": limit, "created": time.time(),
+            "retry_of": retry_of, "schedule": schedule, "scheduled_for": scheduled_for,
+            **(extra or {})}
+
+
+def send(app: Celery, config: ConfigSet, record: dict[str, Any]) -> None:
+    """Sends the message of the PENDING run `record` (again: the same task id; a worker
+    never starts a run twice)."""
+    name, run_id = str(record["job"]), str(record["run_id"])
+    job = config.jobs.get(name)  # removed since: the worker ends it with the reason
+    hard = time_limit(job, len(record.get("targets") or ())) if job else None
     try:
-        app.send_task(TASK, kwargs={"job": name, "revision": config.revision,
-                                    "run_id": run_id, "limit": limit}, task_id=run_id,
-                      shadow=name, soft_time_limit=hard - 30, time_limit=hard)
+        app.send_task(TASK, kwargs={"job": name, "revision": record["revision"],
+                                    "run_id": run_id, "limit": record.get("limit")},
+                      task_id=run_id, shadow=name, soft_time_limit=hard and hard - 30,
+                      time_limit=hard)
     except Exception as e:  # kombu's, after Celery's publish retries, or redis-py's
         if connection_error(e):
             raise StoreUnavailable(f"the broker is unavailable: {e}; run {run_id} of {name} "
                                    f"was not queued ({unqueued(store, run_id, str(e))})"
                                    ) from None
         raise
-    return run_id
 
 
 def unqueued(store: Store, run_id: str, why: str) -> str:

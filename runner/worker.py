@@ -50,6 +50,17 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
                 self.tref.cancel()
                 with contextlib.suppress(StoreUnavailable):
                     self.put(c, stopped=time.time())
+                if not getattr(self, "draining", None):  # a warm shutdown lets runs finish:
+                    self.draining = threading.Thread(  # heart-beat until the process exits,
+                        target=self.drain, args=(c,), name="runner-heartbeat",  # so the
+                        daemon=True)                     # reaper does not bury them
+                    self.draining.start()
+
+        def drain(self, c: Any) -> None:
+            while True:
+                time.sleep(HEARTBEAT)
+                with contextlib.suppress(RunnerError, OSError):
+                    self.put(c)
 
         def put(self, c: Any, **fields: Any) -> None:
             """The worker's entry (worker:HOST): what it serves and a heartbeat, for status

@@ -29,6 +29,8 @@ from runner.errors import Problem, RunnerError, UsageError
 def status(repo: Path, fmt: str) -> None:
     """Workers alive and their queues, queue lengths, active runs."""
     from runner.celery_app import queue_length
+    from runner.generation import KEY as GENERATION
+    from runner.generation import wiped
     from runner.state import ACTIVE
 
     system, app, config = _app(repo, fmt)
@@ -55,6 +57,7 @@ def status(repo: Path, fmt: str) -> None:
         "schedules": _schedules(system, config),
         "reports": {k: v for k, v in (system.store.get("reports") or {}).items()
                     if k in ("branch", "head", "unpushed", "last_error", "remote")},
+        "wiped": wiped(system.store.get(GENERATION)),
     }
     if fmt == "json":
         _print_json(out)
@@ -70,6 +73,8 @@ def status(repo: Path, fmt: str) -> None:
     if paused.get("all") or paused.get("schedules"):
         click.echo("suspended: " + ("all schedules" if paused.get("all") else
                                     ", ".join(sorted(paused["schedules"]))))
+    if out["wiped"]:
+        click.echo(f"warning: {out['wiped']}")
     click.echo(f"broker: {out['broker']}")
     click.echo("workers:" if out["workers"] else "workers: none answering")
     for host, w in out["workers"].items():

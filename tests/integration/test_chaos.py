@@ -147,7 +147,7 @@ def test_a_full_state_directory_is_503_and_one_sentence(tmp_path: Path) -> None:
             with api.client(None) as anon:
                 poll(lambda: anon.get("/api/health").status_code == 200, 30, "health ok")
                 filler = state / "filler"
-                with open(filler, "wb") as f, contextlib.suppress(OSError):
+                with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):
                     while True:  # until the disk is full
                         f.write(b"\0" * 65536)
                         f.flush()

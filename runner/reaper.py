@@ -1,0 +1,124 @@
+"""The reaper, run by the active beat: records that no process will ever move end with the
+reason.
+
+- A run STARTED by a worker that stopped heart-beating (its `worker:HOST` entry, written every
+  worker.HEARTBEAT seconds, unchanged for DEAD seconds) ends FAILURE "worker X died during the
+  run" and is retried per its job's `retries` (tasks.bury). Staleness is the reaper's own
+  observation: how long, by its monotonic clock, it has seen the same heartbeat value — and
+  that observation starts again after the reaper could not reach the store or did not look
+  (a Redis outage stops every heartbeat; nobody is buried for it). Runs are looked up only
+  for a dead worker, once.
+- A run PENDING for more than RESEND seconds that no worker has taken (its message may never
+  have been sent) gets its message sent again, once: a duplicate message runs nothing.
+
+`runner run` processes (`cli-PID@HOST`) do not heart-beat: tasks.sweep_orphans ends theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Celery
+
+from runner.config.model import ConfigSet
+from runner.state import Store
+from runner.tasks import bury, send
+
+PERIOD = 2.0    # seconds between two looks at the workers
+DEAD = 10.0     # seconds a heartbeat may stand still before its worker counts as dead
+RESEND = 60.0   # seconds a run may stay PENDING, unreceived, before its message is resent
+WINDOW = 3600.0  # PENDING runs created longer ago than this are not looked at again
+SCAN = 200_000  # the most run records one look for a dead worker's runs reads
+log = logging.getLogger("runner.reaper")
+
+
+@dataclass
+class Reaper:
+    """Not frozen: the heartbeats it has seen, per worker hostname."""
+
+    app: Celery
+    store: Store
+    clock: Callable[[], float] = time.monotonic
+    seen: dict[str, tuple[Any, float]] = field(default_factory=dict)  # (heartbeat, since)
+    last: float | None = None  # when it last looked
+    checked: float | None = None  # when it last looked at PENDING runs
+
+    def lost(self) -> None:
+        """The store was away (or beat's lock lost): silence is measured afresh."""
+        self.seen.clear()
+        self.last = None
+
+    def tick(self, config: ConfigSet) -> None:
+        now = self.clock()
+        if self.last is not None and now - self.last < PERIOD:
+            return
+        if self.last is None or now - self.last > 3 * PERIOD:  # it did not look meanwhile
+            self.seen.clear()
+        self.last = now
+        self.workers(config, now)
+        if self.checked is None:
+            self.checked = now
+        elif now - self.checked >= RESEND:
+            self.checked = now
+            self.pending(config)
+
+    def workers(self, config: ConfigSet, now: float) -> list[str]:
+        """Buries the runs of workers whose heartbeat stood still for DEAD seconds: the ids
+        of the runs buried."""
+        entries = {k.removeprefix("worker:"): e for k, e in self.store.entries("worker:").items()}
+        dead = []
+        for host, entry in entries.items():
+            if entry.get("reaped") or host.startswith("cli-"):
+                continue
+            beat = entry.get("heartbeat")
+            if host not in self.seen or self.seen[host][0] != beat:
+                self.seen[host] = (beat, now)
+            elif now - self.seen[host][1] >= DEAD:
+                dead.append(host)
+        for host in set(self.seen) - set(entries):
+            del self.seen[host]
+        if not dead:
+            return []
+        started, _ = self.store.runs_page(state="STARTED", limit=10_000, scan=SCAN)
+        buried = []
+        for host in dead:
+            entry = entries[host]
+            last = datetime.fromtimestamp(float(entry.get("heartbeat") or 0), UTC)
+            why = (f"worker {host} died during the run (last heartbeat "
+                   f"{last.isoformat(timespec='seconds')})")
+            for run in started:
+                if run.get("worker") == host:
+                    retry = bury(self.app, self.store, config, str(run["run_id"]), why)
+                    log.warning("run %s: %s%s", run["run_id"], why,
+                                f"; retried as run {retry}" if retry else "")
+                    buried.append(str(run["run_id"]))
+            self.store.put(f"worker:{host}", {**entry, "reaped": time.time()})
+            del self.seen[host]
+        return buried
+
+    def pending(self, config: ConfigSet) -> list[str]:
+        """Sends again, once, the message of each run PENDING for RESEND seconds and never
+        received: the ids."""
+        now = time.time()
+        runs, _ = self.store.runs_page(state="PENDING", limit=1000, since=now - WINDOW)
+        again = []
+        for run in runs:
+            if float(run.get("created") or now) > now - RESEND or run.get("received"):
+                continue
+            record = self.store.run(str(run["run_id"]))
+            if record is None or record.get("resent") or record.get("state") != "PENDING":
+                continue
+            send(self.app, config, record)
+            self.store.end_run(str(run["run_id"]), {
+                "resent": now, "note": f"message sent again by the reaper: no worker took "
+                                       f"it within {RESEND:.0f}s (a duplicate runs nothing)"},
+                ("PENDING",))
+            log.warning("run %s: PENDING for %.0fs, not received: message sent again",
+                        run["run_id"], now - float(run.get("created") or now))
+            again.append(str(run["run_id"]))
+        return again

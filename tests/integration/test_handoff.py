@@ -1,0 +1,159 @@
+"""Beat's firing hand-off is an outbox a restart completes, and beat writes back what a wiped
+store lost: in-process beats with an injected clock, on the embedded store and a real Redis."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import runner.beat
+from runner.beat import Beat
+from runner.celery_app import System, create_app, queue_length
+from runner.settings import Settings
+from tests.integration.conftest import copy_demo
+from tests.integration.test_celery import poll
+from tests.servers import Redis, start_redis
+
+FIVE = "schedules:\n  five: {job: health-check, every: 5m, overlap: allow}\n"
+
+
+class Killed(BaseException):
+    """The beat process dies here (nothing on the way catches it)."""
+
+
+def die(*_: Any) -> None:
+    raise Killed
+
+
+def dies_on_second(put: Callable[[str, dict[str, Any]], None]
+                   ) -> Callable[[str, dict[str, Any]], None]:
+    calls = []
+
+    def second(name: str, state: dict[str, Any]) -> None:
+        calls.append(name)
+        if len(calls) == 2:
+            raise Killed
+        put(name, state)
+
+    return second
+
+
+def system_on(tmp_path: Path, url: str) -> System:
+    repo = tmp_path / "config"
+    if not repo.exists():
+        copy_demo(repo)
+        (repo / "schedules.d" / "ops.yaml").write_text(FIVE)
+    return System(Settings(redis_url=url), repo, repo / ".runner")
+
+
+def fired(system: System) -> list[tuple[str, str]]:
+    return sorted((r["scheduled_for"], r["state"]) for r in system.store.runs(limit=100)
+                  if r.get("schedule") == "five")
+
+
+@pytest.mark.parametrize("where", ["embedded", "redis"])
+def test_a_beat_killed_mid_hand_off_is_completed_once_by_the_next(
+        where: str, tmp_path: Path, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url = ""
+    if where == "redis":
+        server: Redis = request.getfixturevalue("redis_server")
+        import redis
+
+        redis.Redis.from_url(server.url).flushall()
+        url = server.url
+    now = [datetime(2026, 11, 25, 12, 1, tzinfo=UTC)]
+
+    def beat() -> Beat:  # a new beat process over the same store
+        system = system_on(tmp_path, url)
+        return Beat(system, create_app(system), clock=lambda: now[0])
+
+    first = beat()
+    assert first.tick()
+    system = first.system
+    queue = system.config().jobs["health-check"].queue
+    real_send = runner.beat.send
+    # where each beat dies: before the run's record, before its message, after its message
+    for n, (where_, minute) in enumerate([("save_run", "12:05"), ("send", "12:10"),
+                                          ("clear", "12:15")]):
+        dying = beat()
+        poll(dying.tick, 30, "the beat takes the lock (the last one's lease ran out)")
+        now[0] = datetime.fromisoformat(f"2026-11-25T{minute}:01+00:00")
+        if where_ == "save_run":
+            monkeypatch.setattr(dying.store, "save_run", die)
+        elif where_ == "send":
+            monkeypatch.setattr(runner.beat, "send", die)
+        else:  # the message is sent; the write that clears the outbox never happens
+            monkeypatch.setattr(dying, "_put", dies_on_second(dying._put))
+        with pytest.raises(Killed):
+            dying.tick()
+        monkeypatch.undo()
+        assert runner.beat.send is real_send
+        assert [f for f in fired(system) if f[0].endswith(f"{minute}:00+00:00")] == (
+            [] if where_ == "save_run" else [(f"2026-11-25T{minute}:00+00:00", "PENDING")])
+        before = queue_length(system, queue)
+        poll(beat().tick, 30, "the next beat takes the lock")
+        runs = fired(system)
+        assert runs.count((f"2026-11-25T{minute}:00+00:00", "PENDING")) == 1, runs
+        assert len(runs) == n + 1  # 12:05 ... this one: one run each, none lost
+        sent = queue_length(system, queue) - before
+        assert sent == 1, f"{where_}: {sent} message(s) sent"  # after send: a duplicate
+        assert "outbox" not in (system.store.get("schedule:five") or {})
+
+
+def test_beat_writes_back_what_a_wiped_redis_lost(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A real redis-server restarted with no persistence: every firing since is run or
+    recorded MISSED, none handled before runs again; status and health say it."""
+    from fastapi.testclient import TestClient
+
+    from runner.api import Auth, create_api
+
+    server = start_redis(tmp_path / "redis")
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    try:
+        system = system_on(tmp_path, server.url)
+        now = [datetime(2026, 11, 25, 12, 1, tzinfo=UTC)]
+        beat = Beat(system, create_app(system), clock=lambda: now[0])
+        beat.tick()
+        now[0] = datetime(2026, 11, 25, 12, 5, 1, tzinfo=UTC)
+        beat.tick()
+        assert fired(system) == [("2026-11-25T12:05:00+00:00", "PENDING")]
+        server.stop()
+        server = start_redis(tmp_path / "redis", port)  # empty
+        with caplog.at_level(logging.WARNING, "runner.beat"):
+            now[0] = datetime(2026, 11, 25, 12, 5, 20, tzinfo=UTC)  # 12:05 is still due
+            beat.looked = -1e9  # a generation check is due
+            beat.tick()
+            assert fired(system) == []  # handled before the wipe: not run again
+            now[0] = datetime(2026, 11, 25, 12, 20, 2, tzinfo=UTC)  # 12:10, 12:15 late
+            beat.looked = -1e9
+            beat.tick()
+        assert fired(system) == [("2026-11-25T12:15:00+00:00", "MISSED"),
+                                 ("2026-11-25T12:20:00+00:00", "PENDING")]
+        missed = next(r for r in system.store.runs(limit=10) if r["state"] == "MISSED")
+        assert missed["error"].startswith("2 firing(s) of schedule five missed, "
+                                          "2026-11-25T12:10:00+00:00 to 2026-11-25T12:15:00")
+        said = [r.getMessage() for r in caplog.records if "was wiped" in r.getMessage()]
+        assert len(said) == 1, said
+        env = {**os.environ, "REDIS_URL": server.url,
+               "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
+        status = subprocess.run([sys.executable, "-m", "runner", "status", "--repo",
+                                 str(system.repo)], env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert status.returncode == 0, status.stderr
+        assert "warning: the store was wiped (noticed by beat at " in status.stdout
+        with TestClient(create_api(system, Auth())) as client:
+            health = client.get("/api/health")
+        assert health.status_code == 200
+        assert health.json()["warning"].startswith("the store was wiped (noticed by beat")
+    finally:
+        server.stop()
