@@ -243,7 +243,12 @@ def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: st
     record = pending(config, name, trigger, limit, retry_of, schedule, scheduled_for, extra,
                      run_id)
     store.save_run(record)
-    send(app, config, record)
+    try:
+        send(app, config, record)
+    except StoreUnavailable as e:  # beat's hand-off sends again; a caller here is told
+        rid = record["run_id"]
+        raise StoreUnavailable(f"{e}; run {rid} of {name} was not queued "
+                               f"({unqueued(store, rid, str(e))})") from None
     return str(record["run_id"])
 
 
@@ -273,9 +278,7 @@ def send(app: Celery, config: ConfigSet, record: dict[str, Any]) -> None:
                       time_limit=hard)
     except Exception as e:  # kombu's, after Celery's publish retries, or redis-py's
         if connection_error(e):
-            raise StoreUnavailable(f"the broker is unavailable: {e}; run {run_id} of {name} "
-                                   f"was not queued ({unqueued(store, run_id, str(e))})"
-                                   ) from None
+            raise StoreUnavailable(f"the broker is unavailable: {e}") from None
         raise
 
 
