@@ -38,6 +38,8 @@ bench: install             ## benchmarks, figures side by side with their floors
 	$(BIN)/python bench/report_branch.py
 	$(BIN)/python bench/commit_to_effect.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/idle.py
+	$(BIN)/python bench/idle.py
 
 clean:
 	rm -rf $(VENV) .runner .pytest_cache .mypy_cache .ruff_cache *.egg-info
