@@ -1,9 +1,10 @@
-"""Waiting for a file to appear in a folder without looking again and again: Linux inotify.
+"""Waiting for files to appear in folders without looking again and again: Linux inotify.
 
-A Folder watch is opened once; wait(timeout) returns as soon as a file was created or moved
-into the folder since the last wait (events that came meanwhile are not lost), else after
-timeout. libc's three inotify calls through ctypes: no dependency and no thread
-(watchfiles' own loop wakes every step). Where inotify is missing (not Linux, or the
+A Folder watch is opened once; wait(timeout) returns as soon as a file was written or moved
+into a folder since the last wait (events that came meanwhile are not lost), else after
+timeout; or, readable in an event loop (its fd), arrived() says which files.
+libc's three inotify calls through ctypes: no dependency and no thread (watchfiles' own
+loop wakes every step). Where inotify is missing (not Linux, or the
 user's inotify limits are reached) open_folder returns None and the caller polls.
 """
 
@@ -13,6 +14,7 @@ import ctypes
 import ctypes.util
 import os
 import select
+import struct
 from pathlib import Path
 
 IN_CLOSE_WRITE = 0x008
@@ -21,11 +23,14 @@ IN_CLOEXEC = 0o2000000
 IN_NONBLOCK = 0o4000
 
 
-class Folder:
-    """An inotify watch of one folder for files written or moved into it."""
+EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+
+class Folder:
+    """An inotify watch of folders for files written or moved into them."""
+
+    def __init__(self, fd: int, folders: dict[int, Path]) -> None:
+        self.fd, self.folders = fd, folders
 
     def wait(self, timeout: float) -> bool:
         """Whether a file arrived (since the last wait) within `timeout` seconds."""
@@ -39,12 +44,29 @@ class Folder:
             pass
         return True
 
+    def arrived(self) -> set[Path]:
+        """The files written or moved in since the last call (none when there were none)."""
+        out, data = set(), b""
+        try:
+            while chunk := os.read(self.fd, 65536):
+                data += chunk
+        except BlockingIOError:
+            pass
+        at = 0
+        while at < len(data):
+            wd, _mask, _cookie, size = EVENT.unpack_from(data, at)
+            name = data[at + EVENT.size:at + EVENT.size + size].rstrip(b"\0")
+            at += EVENT.size + size
+            if name and wd in self.folders:
+                out.add(self.folders[wd] / os.fsdecode(name))
+        return out
+
     def close(self) -> None:
         os.close(self.fd)
 
 
-def open_folder(path: Path | str) -> Folder | None:
-    """A watch of `path`, or None where inotify cannot be had (then poll)."""
+def open_folder(*paths: Path | str) -> Folder | None:
+    """A watch of the folders `paths`, or None where inotify cannot be had (then poll)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
@@ -52,7 +74,11 @@ def open_folder(path: Path | str) -> Folder | None:
         return None
     if fd < 0:
         return None
-    if libc.inotify_add_watch(fd, os.fsencode(path), IN_MOVED_TO | IN_CLOSE_WRITE) < 0:
-        os.close(fd)
-        return None
-    return Folder(fd)
+    folders = {}
+    for path in paths:
+        wd = libc.inotify_add_watch(fd, os.fsencode(path), IN_MOVED_TO | IN_CLOSE_WRITE)
+        if wd < 0:
+            os.close(fd)
+            return None
+        folders[wd] = Path(path)
+    return Folder(fd, folders)
