@@ -309,6 +309,8 @@ class Publisher:
     def publish(self, store: Store, limit: int = 500, keep_days: int | None = None) -> Written:
         """One batch: up to `limit` runs off the store's feed onto the branch."""
         ids = store.to_publish(limit)
+        if not ids and (not keep_days or self._checked == self._today()):
+            return Written(None, [], [])  # nothing to write: no git process started
         reports, gone = [], []
         for run_id in ids:
             record = store.run(run_id)
