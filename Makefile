@@ -38,6 +38,7 @@ bench: install             ## benchmarks, figures side by side with their floors
 	$(BIN)/python bench/report_branch.py
 	$(BIN)/python bench/commit_to_effect.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/idle.py
 	$(BIN)/python bench/beat_scale.py
 
 clean:

@@ -277,7 +277,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
 
     workers = overview.Workers(inspector, store, workers_every,
                                on_change=lambda view: hub.broadcast_threadsafe(
-                                   {"kind": "workers", "workers": view}))
+                                   {"kind": "workers", "workers": view}),
+                               watched=lambda: bool(hub.clients))
     cache: dict[Any, tuple[float, Any]] = {}
     cache_lock = threading.Lock()
     pages = RunPages(hub, auth)

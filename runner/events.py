@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,19 +142,42 @@ async def _redis_changes(url: str, channel: str) -> AsyncIterator[dict[str, Any]
 
 
 async def _file_changes(root: Path) -> AsyncIterator[dict[str, Any]]:
+    """What is written under the file store's runs/ and kv/: inotify on the event loop
+    (nothing runs while nothing changes), else watchfiles (polling every 5 ms)."""
+    from runner import inotify
+
+    watch = inotify.open_folder(root / "runs", root / "kv")
+    if watch is None:
+        async for paths in _watchfiles(root):
+            for event in _file_events(paths):
+                yield event
+        return
+    loop, ready = asyncio.get_running_loop(), asyncio.Event()
+    loop.add_reader(watch.fd, ready.set)
+    try:
+        while True:
+            await ready.wait()
+            ready.clear()
+            for event in _file_events(watch.arrived()):
+                yield event
+    finally:
+        loop.remove_reader(watch.fd)
+        watch.close()
+
+
+async def _watchfiles(root: Path) -> AsyncIterator[set[Path]]:
     import watchfiles
 
-    def wanted(_change: watchfiles.Change, path: str) -> bool:
-        name = Path(path).name
-        return name.endswith(".json") and not name.startswith(".")
+    async for changes in watchfiles.awatch(root / "runs", root / "kv", debounce=20, step=5,
+                                           recursive=False):
+        yield {Path(p) for change, p in changes if change != watchfiles.Change.deleted}
 
-    async for changes in watchfiles.awatch(root / "runs", root / "kv", watch_filter=wanted,
-                                           debounce=20, step=5, recursive=False):
-        for change, path in sorted(changes):
-            if change == watchfiles.Change.deleted:
-                continue
-            p = Path(path)
-            if p.parent.name == "runs":
-                yield {"kind": "run", "run_id": p.stem}
-            else:
-                yield {"kind": "entry", "key": p.stem}
+
+def _file_events(paths: set[Path]) -> Iterator[dict[str, Any]]:
+    for p in sorted(paths):
+        if not p.name.endswith(".json") or p.name.startswith("."):
+            continue
+        if p.parent.name == "runs":
+            yield {"kind": "run", "run_id": p.stem}
+        else:
+            yield {"kind": "entry", "key": p.stem}

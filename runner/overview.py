@@ -34,6 +34,7 @@ STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVO
 BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 log = logging.getLogger("runner.api")
 STALE = 10.0  # seconds without a heartbeat after which a worker entry is not shown
+WATCHED = 60.0  # seconds after a read of the workers view during which it stays fresh
 BEAT_ALIVE = 30.0  # seconds: beat writes its entry on a new revision; its lock lease is 5 s
 REPORT_FIELDS = ("branch", "head", "unpushed", "last_error", "remote")  # of publish's status
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s]*@")
@@ -105,19 +106,30 @@ def queues(config: ConfigSet, length: Callable[[str], int],
 @dataclass
 class Workers:
     """The live workers, from Celery remote control (stats, active, active_queues) and their
-    store entries (worker:HOST), refreshed by one background thread every `every` seconds,
-    so readers never wait for a broadcast and never multiply them."""
+    store entries (worker:HOST), refreshed by one background thread every `every` seconds
+    while someone looks (a read of the view in the last WATCHED seconds, or `watched()`: live
+    event clients), else every `idle_every` seconds — three broadcasts every 2 s were most of
+    an idle system's CPU. Readers never wait for a broadcast and never multiply them; the
+    first read after a quiet spell wakes the thread."""
 
     inspect: Callable[[], AbstractContextManager[Any]]  # a celery Inspect on its own connection
     store: Store
     every: float = 2.0
     on_change: Callable[[dict[str, Any]], None] | None = None
+    watched: Callable[[], bool] = lambda: False
+    idle_every: float = 60.0
     _view: dict[str, dict[str, Any]] = field(default_factory=dict)
     _at: float = 0.0
+    _read: float = -WATCHED
     _stop: threading.Event = field(default_factory=threading.Event)
+    _wake: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def view(self) -> dict[str, dict[str, Any]]:
+        now = time.monotonic()
+        if now - self._read > WATCHED:
+            self._wake.set()
+        self._read = now
         return self._view
 
     def refresh(self) -> dict[str, dict[str, Any]]:
@@ -173,13 +185,16 @@ class Workers:
                     log.warning("workers: remote control failed: %s", e)
                 except Exception:  # a bug must not freeze the view for good: logged, retried
                     log.exception("workers: refreshing the view failed; trying again")
-                self._stop.wait(self.every)
+                looked = time.monotonic() - self._read <= WATCHED or self.watched()
+                self._wake.wait(self.every if looked else self.idle_every)
+                self._wake.clear()
 
         self._thread = threading.Thread(target=loop, name="runner-api-workers", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
 
 def _shape(view: Mapping[str, Mapping[str, Any]]) -> list[Any]:

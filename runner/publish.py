@@ -46,6 +46,7 @@ BUILD = "refs/runner/report-build"     # fast-import's scratch ref; never pushed
 PUSHED = "refs/runner/reports-pushed"  # the last tip the remote accepted
 REMOTE = "refs/runner/reports-remote"  # the remote's branch, as last fetched
 STATUS = "reports"                     # store key: what `runner status` shows
+RENEW = 2.5  # seconds between renewals of an idle publisher's lease (a write each)
 LOCK_TTL = 10.0  # seconds; renewed every batch. Two writers would still be safe (CAS, ids)
 FORGET_EVERY = 60.0  # seconds between looks for run records past RUNNER_KEEP_RUNS
 FORGET_BATCH = 1000
@@ -309,6 +310,8 @@ class Publisher:
     def publish(self, store: Store, limit: int = 500, keep_days: int | None = None) -> Written:
         """One batch: up to `limit` runs off the store's feed onto the branch."""
         ids = store.to_publish(limit)
+        if not ids and (not keep_days or self._checked == self._today()):
+            return Written(None, [], [])  # nothing to write: no git process started
         reports, gone = [], []
         for run_id in ids:
             record = store.run(run_id)
@@ -559,8 +562,10 @@ def _serve(store: Store, publisher: Publisher, stop: threading.Event,
     backoff, next_push, shown, swept = 0.0, 0.0, 0.0, 0.0
     to_push = publisher.unpushed() > 0
     waited = time.monotonic() + 2 * LOCK_TTL  # a killed publisher's lease runs out
+    renewed, idle = -LOCK_TTL, False  # an idle publisher renews its lease every RENEW s
     while not stop.is_set():
-        held = store.lock("publisher", owner, LOCK_TTL)
+        if not (idle and time.monotonic() - renewed < RENEW):
+            held, renewed = store.lock("publisher", owner, LOCK_TTL), time.monotonic()
         outage.ok()
         if not held:
             if once and time.monotonic() > waited:
@@ -578,6 +583,7 @@ def _serve(store: Store, publisher: Publisher, stop: threading.Event,
             stop.wait(5.0)
             continue
         changed = bool(written.committed)
+        idle = not (written.committed or written.present)
         if written.committed:
             log.info("report branch %s at %s: %d run(s) committed", publisher.branch,
                      (written.head or "")[:12], len(written.committed))

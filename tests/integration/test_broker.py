@@ -30,10 +30,11 @@ def test_a_consumer_never_sees_a_message_being_written(tmp_path: Path) -> None:
             channel._get("jobs")
 
 
-def test_a_consumer_looks_often_for_a_second_after_a_message_then_backs_off(
+def test_without_inotify_a_consumer_polls_often_for_a_second_after_a_message_then_less(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import runner.broker as broker
 
+    monkeypatch.setattr(broker.inotify, "open_folder", lambda path: None)  # not Linux
     now = [100.0]
     pauses: list[float] = []
 
@@ -68,6 +69,69 @@ def test_a_consumer_looks_often_for_a_second_after_a_message_then_backs_off(
             with pytest.raises(TimeoutError):
                 conn.drain_events(timeout=0.2)
             assert set(pauses) == {0.05}  # a second later: idle again
+
+
+def _consumer_latency(tmp_path: Path) -> tuple[list[float], int]:
+    """Seconds from put to delivery of 5 messages put by another thread into an idle
+    consumer's queue, and how often the consumer listed the folder while idle for 1 s."""
+    import threading
+    import time
+
+    import runner.broker as broker
+
+    folder, processed = tmp_path / "queue", tmp_path / "processed"
+    folder.mkdir()
+    processed.mkdir()
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
+               "processed_folder": str(processed), "polling_interval": 0.05}
+    looks = [0]
+    get = broker.Channel._get
+
+    def counted(self: broker.Channel, queue: object, timeout: object = None) -> object:
+        looks[0] += 1
+        return get(self, queue, timeout)
+
+    latencies: list[float] = []
+    with Connection(transport="runner.broker:Transport", transport_options=options) as conn, \
+            Connection(transport="runner.broker:Transport", transport_options=options) as out:
+        broker.Channel._get = counted  # type: ignore[method-assign]
+        try:
+            queue = conn.SimpleQueue("jobs")
+            sender = out.SimpleQueue("jobs")
+            got: list[float] = []
+            with conn.Consumer(queue.queue, callbacks=[lambda body, m: (
+                    got.append(time.monotonic() - body["at"]), m.ack())]):
+                with pytest.raises(TimeoutError):
+                    conn.drain_events(timeout=1.0 + broker.Transport.BUSY_FOR)  # idle
+                idle_looks = looks[0]
+                for _ in range(5):
+                    conn.transport._last = -broker.Transport.BUSY_FOR  # idle, not busy
+                    put = threading.Timer(0.2, lambda: sender.put({"at": time.monotonic()}))
+                    put.start()
+                    conn.drain_events(timeout=5)
+                    put.join()
+                latencies = got
+        finally:
+            broker.Channel._get = get  # type: ignore[method-assign]
+    return latencies, idle_looks
+
+
+def test_an_idle_consumer_takes_a_message_at_once_without_polling(tmp_path: Path) -> None:
+    latencies, idle_looks = _consumer_latency(tmp_path)
+    assert len(latencies) == 5
+    assert max(latencies) < 0.02, latencies  # polling every 50 ms: 25 ms on average
+    assert idle_looks <= 4, idle_looks  # inotify: one look a second, not 20
+
+
+def test_without_inotify_an_idle_consumer_still_takes_messages(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import runner.broker as broker
+
+    monkeypatch.setattr(broker.inotify, "open_folder", lambda path: None)
+    latencies, idle_looks = _consumer_latency(tmp_path)
+    assert len(latencies) == 5
+    assert max(latencies) < 0.5, latencies  # the 50 ms polling interval
+    assert idle_looks > 10  # it polled
 
 
 
