@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 import types
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
 
 from tests.integration.conftest import copy_demo
-from tests.integration.test_celery import Cluster
-from tests.integration.test_celery import cluster  # noqa: F401 - fixture
+from tests.integration.test_celery import (
+    Cluster,
+    cluster,  # noqa: F401 - fixture
+)
 from tests.integration.test_cli import runner
 
 NOW = "2027-05-10T10:17:23+00:00"  # no zone below changes its offset within 10 days
@@ -55,7 +56,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, A
 
 def _load(source: str) -> tuple[types.ModuleType, Celery]:
     mod = types.ModuleType("runner_celery_config")
-    exec(compile(source, "runner_celery_config.py", "exec"), mod.__dict__)  # noqa: S102
+    exec(compile(source, "runner_celery_config.py", "exec"), mod.__dict__)
     app = Celery("export-test", set_as_current=False)
     app.config_from_object(mod)
     return mod, app
@@ -103,7 +104,8 @@ def test_celery_fires_when_runner_plans(exported: tuple[str, dict[str, Any]],
     assert fired == expected
 
 
-def test_an_entry_sent_by_celerys_beat_runs_on_a_runner_worker(cluster: Cluster) -> None:
+def test_an_entry_sent_by_celerys_beat_runs_on_a_runner_worker(
+        cluster: Cluster) -> None:  # noqa: F811
     from celery.beat import Scheduler
 
     from runner.celery_app import System, create_app
