@@ -45,7 +45,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runner import api_models as m
-from runner import overview
+from runner import lateness, overview
 from runner.celery_app import System, create_app, queue_length
 from runner.config.model import ConfigSet, SecretRef
 from runner.errors import (
@@ -377,7 +377,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
     def stats_view(minutes: int) -> dict[str, Any]:
         now = time.time()
         runs, more = store.runs_page(since=now - minutes * 60, limit=10_000, scan=10_000)
-        return {**overview.stats(runs, now, minutes), "truncated": more is not None}
+        return {**overview.stats(runs, now, minutes), "truncated": more is not None,
+                "lateness": lateness.summary(store.tallies(lateness.KEY))}
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -628,7 +629,8 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
         except RunnerError:
             lengths = {}
         return overview.metrics_text(metrics, active, lengths, len(workers.view()),
-                                     overview.revisions(store), time.time())
+                                     overview.revisions(store), time.time(),
+                                     store.tallies(lateness.KEY))
 
     @api.get("/metrics", tags=["read"], response_class=PlainTextResponse)
     def prometheus() -> PlainTextResponse:

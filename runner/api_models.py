@@ -72,6 +72,18 @@ class Durations(BaseModel):
     points: list[list[float]] = Field(description="[finished, seconds], oldest first")
 
 
+class Lateness(BaseModel):
+    """Of every schedule firing queued (the store's histogram; p50/p99 estimated from it)."""
+
+    count: int
+    sum: float
+    p50: float | None
+    p99: float | None
+    last: float | None = Field(description="seconds late, the last firing queued")
+    last_at: float | None = Field(description="when the last firing was queued (UNIX time)")
+    buckets: dict[str, int] = Field(description='{"0.1": n, …, "+Inf": n}: cumulative')
+
+
 class Stats(BaseModel):
     window_minutes: int
     runs: int
@@ -81,6 +93,7 @@ class Stats(BaseModel):
     per_minute: list[dict[str, int]] = Field(description='{"minute": UNIX_TIME, STATE: n, …}')
     durations: dict[str, Durations]
     truncated: bool
+    lateness: Lateness
 
 
 class ActiveRun(BaseModel):

@@ -26,6 +26,7 @@ from kombu.exceptions import KombuError
 from runner.config.model import ConfigSet
 from runner.desired import next_fires, when
 from runner.errors import RunnerError
+from runner.lateness import metric_lines
 from runner.outage import connection_error
 from runner.state import ACTIVE, FINAL, Store
 
@@ -272,7 +273,8 @@ class RunMetrics:
 
 
 def metrics_text(m: RunMetrics, active: Mapping[str, int], queue_lengths: Mapping[str, int],
-                 workers: int, status: Mapping[str, Any], now: float) -> str:
+                 workers: int, status: Mapping[str, Any], now: float,
+                 lateness: Mapping[str, float]) -> str:
     """The Prometheus text exposition format (version 0.0.4)."""
     out: list[str] = []
 
@@ -290,6 +292,7 @@ def metrics_text(m: RunMetrics, active: Mapping[str, int], queue_lengths: Mappin
             out.append(f'runner_run_duration_seconds_bucket{{job="{_esc(job)}",le="{le}"}} {n}')
         out.append(f'runner_run_duration_seconds_sum{{job="{_esc(job)}"}} {m.sums[job]:.6f}')
         out.append(f'runner_run_duration_seconds_count{{job="{_esc(job)}"}} {counts[-1]}')
+    out.extend(metric_lines(lateness))
     family("runner_runs_active", "gauge", "Runs queued or running, by state (newest 10,000).")
     for state in ACTIVE:
         out.append(f'runner_runs_active{{state="{state}"}} {active.get(state, 0)}')

@@ -127,6 +127,13 @@ class Store(Protocol):
         (and at or after `since`), newest first, of `job` and in `state` if given, looking at
         no more than `scan` runs; and the cursor of the next page (None: no more)."""
 
+    def tally(self, key: str, add: dict[str, float], latest: dict[str, float]) -> None:
+        """Adds `add` to the counters of tally `key` and sets its `latest` fields, at once
+        (every process sees the same cumulative counts)."""
+
+    def tallies(self, key: str) -> dict[str, float]:
+        """The counters and fields of tally `key` ({} before the first `tally`)."""
+
     def holder(self, name: str) -> str | None:
         """Who holds the lock `name` now (its lease has not run out), or None."""
 
@@ -445,6 +452,17 @@ class RedisStore:
                                        args=[repr(before), limit, self.p, skip])
         return int(deleted), int(looked)
 
+    def tally(self, key: str, add: dict[str, float], latest: dict[str, float]) -> None:
+        pipe = self.r.pipeline(transaction=True)  # MULTI: no reader sees half a batch
+        for field_, n in add.items():
+            pipe.hincrbyfloat(f"{self.p}tally:{key}", field_, n)
+        if latest:
+            pipe.hset(f"{self.p}tally:{key}", mapping=latest)  # type: ignore[arg-type]
+        pipe.execute()
+
+    def tallies(self, key: str) -> dict[str, float]:
+        return {str(k): float(v) for k, v in self.r.hgetall(f"{self.p}tally:{key}").items()}
+
     def holder(self, name: str) -> str | None:
         owner = self.r.get(f"{self.p}lock:{name}")
         return str(owner) if owner else None
@@ -620,6 +638,17 @@ class FileStore:
     def holder(self, name: str) -> str | None:
         held = self._read(self.root / "locks" / f"{name}.json")
         return str(held["owner"]) if held and held["until"] > time.time() else None
+
+    def tally(self, key: str, add: dict[str, float], latest: dict[str, float]) -> None:
+        with self._exclusive(f"tally-{key}"):
+            current = self.tallies(key)
+            for field_, n in add.items():
+                current[field_] = current.get(field_, 0.0) + n
+            self._write(self.root / "kv" / f"tally:{key}.json", {**current, **latest})
+
+    def tallies(self, key: str) -> dict[str, float]:
+        return {k: float(v) for k, v in
+                (self._read(self.root / "kv" / f"tally:{key}.json") or {}).items()}
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self._read(self.root / "kv" / f"{key}.json")

@@ -88,10 +88,12 @@ def register(app: Celery, system: System) -> None:
     @app.task(name=TASK, bind=True, acks_late=True,  # type: ignore[untyped-decorator]
               reject_on_worker_lost=False, throws=(RunFailed, Terminated),
               Request=RunRequest)
-    def run_job(self: Any, job: str, revision: str, run_id: str,
+    def run_job(self: Any, job: str, revision: str, run_id: str | None = None,
                 limit: str | None = None) -> None:
         # returns nothing: the outcome is in the run's record, and Celery would still
         # serialize and repr a return value it does not keep (task_ignore_result)
+        # no run_id: sent by Celery's own beat (runner plan --format celery): its task id
+        run_id = run_id or str(self.request.id)
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
         state, error = execute(system, here, job, revision, run_id, limit,
                                self.request.hostname, redelivered)

@@ -43,14 +43,22 @@ def validate(repo: Path, fmt: str, no_cache: bool) -> None:
 
 @cli.command()
 @REPO
-@_fmt("text", "json")
+@_fmt("text", "json", "celery")
 @click.option("--now", help="Compute fire times after this ISO 8601 time (default: now).")
 @click.option("--count", default=3, show_default=True, type=click.IntRange(1, 1000),
               help="Fire times per schedule.")
 def plan(repo: Path, fmt: str, now: str | None, count: int) -> None:
-    """Show queues, workers, job routes and each schedule's next fire times."""
+    """Show queues, workers, job routes and each schedule's next fire times; `--format
+    celery`: the same as a Celery configuration module (task_queues, task_routes,
+    beat_schedule)."""
     moment = _parse_now(now)
-    result = desired.plan(_config(repo, fmt), moment, count)
+    config = _config(repo, fmt)
+    if fmt == "celery":
+        from runner.celery_export import module
+
+        click.echo(module(config), nl=False)
+        return
+    result = desired.plan(config, moment, count)
     if fmt == "json":
         _print_json(result)
         return

@@ -28,6 +28,7 @@ from runner.errors import Problem, RunnerError, UsageError
 @_fmt("text", "json")
 def status(repo: Path, fmt: str) -> None:
     """Workers alive and their queues, queue lengths, active runs."""
+    from runner import lateness
     from runner.celery_app import queue_length
     from runner.generation import KEY as GENERATION
     from runner.generation import wiped
@@ -58,6 +59,7 @@ def status(repo: Path, fmt: str) -> None:
         "reports": {k: v for k, v in (system.store.get("reports") or {}).items()
                     if k in ("branch", "head", "unpushed", "last_error", "remote")},
         "wiped": wiped(system.store.get(GENERATION)),
+        "lateness": lateness.summary(system.store.tallies(lateness.KEY)),
     }
     if fmt == "json":
         _print_json(out)
@@ -86,6 +88,7 @@ def status(repo: Path, fmt: str) -> None:
     for name, sch in out["schedules"].items():
         click.echo(f"  {name:<24} next {sch['next_fire'] or '-'}  last {sch['last_fire'] or '-'}"
                    f"  run {sch['last_run_id'] or '-'}")
+    click.echo(f"lateness: {_lateness_text(out['lateness'])}")
     rep = out["reports"]
     if rep:
         pushed = (f"{rep.get('unpushed')} unpushed to {rep['remote']}" if rep.get("remote")
@@ -97,6 +100,14 @@ def status(repo: Path, fmt: str) -> None:
     for r in out["active_runs"]:
         for line in _record_lines(r):
             click.echo(f"  {line}")
+
+
+def _lateness_text(late: dict[str, Any]) -> str:
+    """One line of the firing-lateness histogram: count, estimated p50/p99, the last."""
+    if not late["count"]:
+        return "no firing queued yet"
+    return (f"{late['count']} firings, p50 {late['p50']}s, p99 {late['p99']}s (estimated), "
+            f"last {late['last']:.3f}s late")
 
 
 def _schedules(system: Any, config: ConfigSet) -> dict[str, dict[str, Any]]:

@@ -307,3 +307,28 @@ def test_docs_and_dashboard_load_only_same_origin_files(embedded_cluster: Cluste
             assert icon.content.startswith(b"<svg")
     finally:
         server.stop()
+
+
+def test_firing_lateness_in_metrics_stats_and_status(api: Api) -> None:
+    from runner.lateness import observe_lateness
+
+    cluster = api.cluster
+    quiet = cluster.runner("status")
+    assert "lateness: no firing queued yet" in quiet.stdout, quiet.stderr
+    observe_lateness(cluster.store, [0.05, 0.3, 0.4, 7.0], time.time())  # what beat calls
+    with api.client(VIEW) as viewer:
+        metrics = viewer.get("/metrics").text
+        for line in ('# TYPE runner_schedule_lateness_seconds histogram',
+                     'runner_schedule_lateness_seconds_bucket{le="0.1"} 1',
+                     'runner_schedule_lateness_seconds_bucket{le="0.5"} 3',
+                     'runner_schedule_lateness_seconds_bucket{le="10.0"} 4',
+                     'runner_schedule_lateness_seconds_bucket{le="+Inf"} 4',
+                     'runner_schedule_lateness_seconds_sum 7.750000',
+                     'runner_schedule_lateness_seconds_count 4'):
+            assert line in metrics.splitlines(), line
+        late = viewer.get("/api/stats").json()["lateness"]
+        assert (late["count"], late["p50"], late["last"]) == (4, 0.375, 7.0)
+    shown = json.loads(cluster.runner("status", "--format", "json").stdout)["lateness"]
+    assert shown == late
+    assert "lateness: 4 firings, p50 0.375s, p99 9.8s (estimated), last 7.000s late" in \
+        cluster.runner("status").stdout

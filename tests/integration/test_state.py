@@ -177,3 +177,21 @@ def test_scripts_are_loaded_again_after_redis_lost_them(redis_server: Redis,
     store.r.script_flush()
     store.mark_received([("r9", 3.0)])
     assert (store.run("r9") or {})["state"] == "SUCCESS"
+
+
+def test_lateness_tally_is_shared_and_cumulative(store: Store, tmp_path: Path,
+                                                 request: pytest.FixtureRequest) -> None:
+    from runner.lateness import KEY, observe_lateness, summary
+
+    assert store.tallies(KEY) == {}
+    observe_lateness(store, [], 1.0)  # an empty batch writes nothing
+    assert store.tallies(KEY) == {}
+    observe_lateness(store, [0.05, 2.0], 10.0)
+    # another process's store (another API, a standby beat): the same counts, added to
+    other: Store = (RedisStore(request.getfixturevalue("redis_server").url, prefix=store.p)
+                    if isinstance(store, RedisStore) else FileStore(tmp_path / "state"))
+    observe_lateness(other, [400.0], 20.0)
+    got = summary(store.tallies(KEY))
+    assert (got["count"], got["sum"], got["last"], got["last_at"]) == (3, 402.05, 400.0, 20.0)
+    assert (got["buckets"]["0.1"], got["buckets"]["2.5"], got["buckets"]["300.0"],
+            got["buckets"]["+Inf"]) == (1, 2, 2, 3)
