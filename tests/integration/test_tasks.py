@@ -19,19 +19,24 @@ from runner.settings import Settings
 from runner.tasks import _Process, execute
 
 
-def test_a_soft_time_limit_kills_the_command_and_records_the_failure(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str) -> System:
+    """The embedded system of a repository with one local target, queue q and `jobs`."""
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
-    marker = f"{random.randint(100, 999)}.{random.randint(1000, 9999)}"  # this test's sleep
     repo = tmp_path / "repo"
     for d in ("targets.d", "jobs.d"):
         (repo / d).mkdir(parents=True)
     (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers: {w: {queues: [q]}}\n")
     (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
-    (repo / "jobs.d" / "j.yaml").write_text(
+    (repo / "jobs.d" / "j.yaml").write_text(jobs)
+    return System(Settings(), repo, repo / ".runner")
+
+
+def test_a_soft_time_limit_kills_the_command_and_records_the_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = f"{random.randint(100, 999)}.{random.randint(1000, 9999)}"  # this test's sleep
+    system = _system(tmp_path, monkeypatch,
         f"jobs:\n  long: {{queue: q, targets: [here], steps: [{{command: sleep {marker}}}]}}\n")
-    system = System(Settings(), repo, repo / ".runner")
     run_id = new_run_id()
     system.store.save_run({"run_id": run_id, "job": "long", "state": "PENDING",
                            "created": time.time(), "trigger": "cli", "queue": "q"})
@@ -58,16 +63,9 @@ def test_a_second_delivery_of_a_started_run_runs_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Redelivered (visibility timeout) or sent again: the first delivery runs it, or ran it
     until it died (then it is buried): the command never runs a second time meanwhile."""
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
-    repo, ran = tmp_path / "repo", tmp_path / "ran"
-    for d in ("targets.d", "jobs.d"):
-        (repo / d).mkdir(parents=True)
-    (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers: {w: {queues: [q]}}\n")
-    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
-    (repo / "jobs.d" / "j.yaml").write_text(
+    ran = tmp_path / "ran"
+    system = _system(tmp_path, monkeypatch,
         f"jobs:\n  once: {{queue: q, targets: [here], steps: [{{command: touch {ran}}}]}}\n")
-    system = System(Settings(), repo, repo / ".runner")
     run_id = new_run_id()
     system.store.save_run({"run_id": run_id, "job": "once", "state": "STARTED",
                            "created": time.time(), "worker": "w-1@there", "deliveries": 1})
@@ -88,17 +86,9 @@ def test_bury_ends_a_dead_run_and_queues_a_retry_while_attempts_remain(
     from runner.celery_app import create_app
     from runner.tasks import bury
 
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
-    repo = tmp_path / "repo"
-    for d in ("targets.d", "jobs.d"):
-        (repo / d).mkdir(parents=True)
-    (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers: {w: {queues: [q]}}\n")
-    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
-    (repo / "jobs.d" / "j.yaml").write_text(
+    system = _system(tmp_path, monkeypatch,
         f"jobs:\n  j: {{queue: q, targets: [here], retries: {{attempts: {attempts}}}, "
         "steps: [{command: 'true'}]}\n")
-    system = System(Settings(), repo, repo / ".runner")
     config = system.config()
     system.store.save_run({"run_id": "r1", "job": "j", "state": "STARTED", "created": 1.0,
                            "attempt": attempt, "schedule": "s", "scheduled_for": "T"})
@@ -120,17 +110,9 @@ def test_a_store_away_when_the_run_starts_is_waited_for_not_a_lost_run(
     from runner.errors import StoreUnavailable
     from runner.state import FileStore
 
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr("runner.outage.Outage.lost", lambda self, e: 0.01)  # quick backoff
-    repo = tmp_path / "repo"
-    for d in ("targets.d", "jobs.d"):
-        (repo / d).mkdir(parents=True)
-    (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers: {w: {queues: [q]}}\n")
-    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
-    (repo / "jobs.d" / "j.yaml").write_text(
+    system = _system(tmp_path, monkeypatch,
         "jobs:\n  j: {queue: q, targets: [here], steps: [{command: echo done}]}\n")
-    system = System(Settings(), repo, repo / ".runner")
     revision = system.config().revision
     system.store.save_run({"run_id": "r1", "job": "j", "state": "RECEIVED", "created": 1.0})
     failures = [StoreUnavailable("Redis is away")] * 3
