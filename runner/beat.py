@@ -191,7 +191,9 @@ class Beat:
                     f"{d.missed} firing(s) of schedule {s.name} missed, "
                     f"{d.first_missed.isoformat()} to {d.last_missed.isoformat()}: beat was "
                     "not running then, and they are later than the schedule's "
-                    "starting_deadline", d.last_missed))
+                    "starting_deadline", d.last_missed)
+                    | {"missed_from": d.first_missed.isoformat(), "missed_count": d.missed,
+                       "missed_to": d.last_missed.isoformat()})  # the range, for machines
             if d.run is not None:
                 self._fire(s, state, d.run, config, box)
         if records:

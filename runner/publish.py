@@ -315,8 +315,10 @@ class Publisher:
         reports, gone = [], []
         for run_id in ids:
             record = store.run(run_id)
-            if record is None or record.get("state") not in FINAL:
-                gone.append(run_id)  # expired from the store, or not final: nothing to write
+            if record is None or record.get("state") not in FINAL or "job" not in record:
+                # expired from the store, not final, or the final state a run saved into a
+                # store wiped meanwhile (no record around it): nothing to write
+                gone.append(run_id)
                 continue
             reports.append(render(record, _downloads(store, record)))
         written = self.write(reports, keep_days)
