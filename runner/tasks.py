@@ -62,9 +62,12 @@ class RunRequest(Request):  # type: ignore[misc]
 
     def on_failure(self, exc_info: Any, send_failed_event: bool = True,
                    return_ok: bool = False) -> None:
-        super().on_failure(exc_info, send_failed_event, return_ok)
         exc = getattr(exc_info.exception, "exc", exc_info.exception)
-        if not isinstance(exc, WorkerLostError):
+        lost = isinstance(exc, WorkerLostError)
+        # lost: Celery still acknowledges it, marks it failed and sends task-failed; the
+        # line below says what happened instead of its "Task handler raised error" traceback
+        super().on_failure(exc_info, send_failed_event, return_ok or lost)
+        if not lost:
             return
         pid = self.worker_pid or "?"
         why = f"worker process {pid} of {self.hostname} died during the run ({exc})"
