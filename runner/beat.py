@@ -82,7 +82,6 @@ class Beat:
         self.owner = f"{uuid.uuid4().hex[:8]}"
         self.store: Store = system.store
         self.lease = Lease(self.store, "beat", self.owner, LOCK_TTL)
-        self.first_seen: dict[str, datetime] = {}  # schedules with no state yet
         self.known: dict[str, dict[str, Any]] = {}  # each schedule's state (active only)
         self.after: dict[str, datetime] = {}  # where each schedule's next decision starts
         self.schedules: dict[str, Schedule] = {}  # the definitions planned
@@ -160,37 +159,29 @@ class Beat:
 
     def _plan(self, config: ConfigSet) -> None:
         """Plans the schedules whose definition is new or changed since the last plan (all,
-        the first time); forgets the removed ones."""
+        the first time); forgets the removed ones. A new schedule starts from now (no firing
+        from before it existed is run or recorded missed), and so does one whose instants
+        moved (jitter, zone, cron): a firing handled before is not run again at its new
+        instant. That start is written with its state, for the beat that takes over."""
         now, old, moved = self.clock(), self.schedules, {}
         for name in old.keys() - config.schedules.keys():
             self.table.remove(name)
             self.after.pop(name, None)
         for name, s in config.schedules.items():
             previous = old.get(name)
-            if previous is not None and (previous is s or previous == s):
+            if previous is s or previous == s:
                 continue
             state = self.known.get(name) or {}
-            if {timing(previous or s), state.get("timing", timing(s))} != {timing(s)}:
-                # its instants moved: a firing handled before is not run again at its new
-                # instant; the new definition fires from now on
-                self.first_seen[name] = now
-                if "last_fire" in state:
-                    moved[name] = {**state, "timing": timing(s), "since": now.isoformat()}
-            self.after[name] = self._start(name, moved.get(name, state), now)
+            if not ("last_fire" in state or "since" in state) or \
+                    {timing(previous or s), state.get("timing", timing(s))} != {timing(s)}:
+                state = moved[name] = {**state, "timing": timing(s), "since": now.isoformat()}
+            self.after[name] = max(_instant(state[k]) for k in ("last_fire", "since")
+                                   if k in state)
             fires = next_fires(s, self.after[name], 1)
             self.table.plan(name, fires[0] if fires else None)
         if moved:
             self._put(moved)
         self.schedules, self.config = dict(config.schedules), config
-
-    def _start(self, name: str, state: dict[str, Any], now: datetime) -> datetime:
-        """Where a schedule's next decision starts: after its last handled firing (and the
-        moment its timing last changed); a schedule never handled starts from when this beat
-        first saw it: no firing from before it existed is run or recorded missed."""
-        if "last_fire" not in state:
-            return self.first_seen.setdefault(name, now)
-        last = _instant(state["last_fire"])
-        return max(last, _instant(state["since"])) if "since" in state else last
 
     def _fire_due(self, config: ConfigSet) -> None:
         now = self.clock()
@@ -220,7 +211,7 @@ class Beat:
                 continue
             self.after[name] = d.last
             self.table.plan(name, d.next)
-            state = {k: v for k, v in (self.known.get(name) or {}).items() if k != "since"}
+            state = dict(self.known.get(name) or {})
             state.update(last_fire=d.last.isoformat(), timing=timing(s))
             box = self._box(s, d, state, paused, config)
             if box["records"]:
