@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import celery.beat
@@ -73,6 +73,17 @@ class Stopped(BaseException):
 
 def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def _start(s: Schedule, state: dict[str, Any]) -> datetime:
+    """Where the schedule's next decision starts: after its last handled firing, as its
+    current jitter moves it (the same firing never runs again at a new instant), and after
+    the moment its timing last changed."""
+    starts = [_instant(state["since"])] if "since" in state else []
+    if "last_fire" in state:
+        moved = s.jitter_offset - int(state.get("offset", s.jitter_offset))
+        starts.append(_instant(state["last_fire"]) + timedelta(seconds=moved))
+    return max(starts)
 
 
 class Beat:
@@ -175,8 +186,7 @@ class Beat:
             if not ("last_fire" in state or "since" in state) or \
                     {timing(previous or s), state.get("timing", timing(s))} != {timing(s)}:
                 state = moved[name] = {**state, "timing": timing(s), "since": now.isoformat()}
-            self.after[name] = max(_instant(state[k]) for k in ("last_fire", "since")
-                                   if k in state)
+            self.after[name] = _start(s, state)
             fires = next_fires(s, self.after[name], 1)
             self.table.plan(name, fires[0] if fires else None)
         if moved:
@@ -212,7 +222,8 @@ class Beat:
             self.after[name] = d.last
             self.table.plan(name, d.next)
             state = dict(self.known.get(name) or {})
-            state.update(last_fire=d.last.isoformat(), timing=timing(s))
+            state.update(last_fire=d.last.isoformat(), timing=timing(s),
+                         offset=s.jitter_offset)
             box = self._box(s, d, state, paused, config)
             if box["records"]:
                 state["outbox"] = box
