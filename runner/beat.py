@@ -48,8 +48,8 @@ from runner.celery_app import System
 from runner.config.model import ConfigSet, Schedule
 from runner.desired import next_fires
 from runner.errors import StoreUnavailable, UsageError
-from runner.execute import new_run_id
 from runner.generation import Generation
+from runner.handoff import complete, final_record
 from runner.lease import Lease
 from runner.outage import Outage
 from runner.reaper import Reaper
@@ -153,7 +153,8 @@ class Beat:
                       for k, v in self.store.entries("schedule:").items()}
         for name, state in self.known.items():
             if "outbox" in state:
-                self._complete(name, state, config)
+                complete(self.app, self.store, name, state, config)
+                self._put({name: state})
         self.schedules, self.config = {}, None
         self.table.clear()
         self._plan(config)
@@ -274,7 +275,7 @@ class Beat:
         if paused.get("all") or s.name in paused.get("schedules", {}):
             return box
         if d.missed and d.first_missed and d.last_missed:
-            box["records"].append(self._record(
+            box["records"].append(final_record(
                 s, config, "MISSED",
                 f"{d.missed} firing(s) of schedule {s.name} missed, "
                 f"{d.first_missed.isoformat()} to {d.last_missed.isoformat()}: beat was "
@@ -286,44 +287,16 @@ class Beat:
         active = self.store.run(previous) if previous and s.overlap != "allow" else None
         if active and active.get("state") in ACTIVE:
             if s.overlap == "forbid":
-                box["records"].append(self._record(
+                box["records"].append(final_record(
                     s, config, "SKIPPED", f"previous run {previous} of schedule {s.name} is "
                     f"still {active['state']} (overlap: forbid)", d.run))
                 return box
             box["cancel"] = previous  # overlap: replace
-        record = pending(config, s.job, f"schedule {s.name}", s.limit, schedule=s.name,
-                         scheduled_for=d.run.isoformat())
-        box["records"].append(record)
-        box["send"] = state["last_run_id"] = record["run_id"]
+        run = pending(config, s.job, f"schedule {s.name}", s.limit, schedule=s.name,
+                      scheduled_for=d.run.isoformat())
+        box["records"].append(run)
+        box["send"] = state["last_run_id"] = run["run_id"]
         return box
-
-    def _complete(self, name: str, state: dict[str, Any], config: ConfigSet) -> None:
-        """Does what an outbox left by a beat that died says, each step only if not done
-        yet: its records saved, the run it replaces cancelled, its run's message sent
-        (again, while the run is PENDING: a duplicate runs nothing); then clears it."""
-        box = state["outbox"]
-        if box.get("cancel"):
-            with contextlib.suppress(UsageError):  # it ended meanwhile
-                cancel(self.app, self.store, str(box["cancel"]),
-                       f"schedule {name} (overlap: replace)")
-        for record in box.get("records", []):
-            current = self.store.run(record["run_id"])
-            if current is None:
-                self.store.save_run(record)
-                current = record
-            if record["run_id"] == box.get("send") and current.get("state") == "PENDING":
-                send(self.app, config, record)
-                log.info("schedule %s fired %s: run %s (completing a hand-off)", name,
-                         record["scheduled_for"], record["run_id"])
-        del state["outbox"]
-        self._put({name: state})
-
-    def _record(self, s: Schedule, config: ConfigSet, state: str, why: str,
-                at: datetime) -> dict[str, Any]:
-        now = time.time()
-        return {"run_id": new_run_id(), "job": s.job, "trigger": f"schedule {s.name}",
-                "schedule": s.name, "state": state, "created": now, "finished": now,
-                "error": why, "scheduled_for": at.isoformat(), "revision": config.revision}
 
     def interrupt(self) -> None:
         """For a SIGTERM handler: stop at once, whatever the pass is doing (a long catch-up,
