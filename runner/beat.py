@@ -55,7 +55,7 @@ from runner.outage import Outage
 from runner.reaper import Reaper
 from runner.state import ACTIVE, Store
 from runner.tasks import cancel, pending, send
-from runner.timetable import GRACE, Decision, Timetable, decide, timing
+from runner.timetable import GRACE, Decision, Timetable, decide, timing, window
 
 __all__ = ["GRACE", "Beat", "Decision", "Scheduler", "Stopped", "decide"]
 SUSPENDED = "suspended"  # store key: {"all": {...} | absent, "schedules": {NAME: {...}}}
@@ -174,7 +174,8 @@ class Beat:
         the first time); forgets the removed ones. A new schedule starts from now (no firing
         from before it existed is run or recorded missed), and so does one whose instants
         moved (jitter, zone, cron): a firing handled before is not run again at its new
-        instant. That start is written with its state, for the beat that takes over."""
+        instant (_start). That start is written with its state, for the beat that takes
+        over."""
         now, old, moved = self.clock(), self.schedules, {}
         for name in old.keys() - config.schedules.keys():
             self.table.remove(name)
@@ -184,9 +185,14 @@ class Beat:
             if previous is s or previous == s:
                 continue
             state = self.known.get(name) or {}
-            if not ("last_fire" in state or "since" in state) or \
-                    {timing(previous or s), state.get("timing", timing(s))} != {timing(s)}:
-                state = moved[name] = {**state, "timing": timing(s), "since": now.isoformat()}
+            new = not ("last_fire" in state or "since" in state)
+            if new or {timing(previous or s), state.get("timing", timing(s))} != {timing(s)}:
+                # new: it owes nothing from before; its instants moved: it fires by the new
+                # ones from now, and the latest due within its deadline before (the change
+                # took a moment to reach beat), none recorded missed
+                late = None if new else decide(s, now - timedelta(seconds=window(s)), now)
+                since = late.run - timedelta(microseconds=1) if late and late.run else now
+                state = moved[name] = {**state, "timing": timing(s), "since": since.isoformat()}
             self.after[name] = _start(s, state)
             fires = next_fires(s, self.after[name], 1)
             self.table.plan(name, fires[0] if fires else None)

@@ -51,11 +51,15 @@ def decide(s: Schedule, after: datetime, now: datetime) -> Decision | None:
         size = WALK  # beat was away: walk the missed ones in batches
     if latest is None:
         return None
-    window = s.starting_deadline if s.starting_deadline is not None else GRACE
-    if (now - latest).total_seconds() <= window:
+    if (now - latest).total_seconds() <= window(s):
         return Decision(latest, count - 1, first if count > 1 else None, previous, latest,
                         upcoming)
     return Decision(None, count, first, latest, latest, upcoming)
+
+
+def window(s: Schedule) -> float:
+    """Seconds a firing may be late and still run."""
+    return s.starting_deadline if s.starting_deadline is not None else GRACE
 
 
 def timing(s: Schedule) -> str:
