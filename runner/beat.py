@@ -1,33 +1,21 @@
 """`runner beat`: fires the configuration's schedules, once each, from one active process.
 
-The decision for one schedule is pure (timetable.decide): given the last firing it handled
-and the time now, which firing runs and how many were missed — with the same next-fire
-function as `runner plan`. A firing late by more than the schedule's starting_deadline
-(default GRACE) is recorded MISSED, never run, and a long outage never causes a burst: at most
-the latest firing runs.
+Which firing of a schedule runs is pure (timetable.decide: the latest within its
+starting_deadline, default GRACE; the others recorded MISSED in one record, never a burst). Cost
+follows what is due: each schedule's next firing is computed once per firing and kept in a
+heap (timetable.Timetable); beat sleeps until the earliest (at most MAX_SLEEP). Schedule states
+are read in bulk when beat becomes active and kept in memory (the active beat is their only
+writer); due firings are handed off CHUNK at a time, one round trip per step. A new revision
+replans only the schedules whose definition changed.
 
-What beat does follows what is due, not how many schedules exist: each schedule's next firing
-is computed once per firing and kept in a heap (timetable.Timetable); beat sleeps until the
-earliest (at most MAX_SLEEP, to notice a new revision or a stop). The schedule states are read
-in bulk when beat becomes active and then kept in memory (the active beat is their only
-writer); a firing writes only the states of the schedules that fired, in one round trip per
-CHUNK of them. A new revision recomputes only the schedules whose definition changed.
-
-Several beats may run: the one holding the store's lock fires; the lease (a short TTL) is
-renewed by a thread of its own (lease.py), so it is held while beat lives however long a batch
-takes, and lost at once when a renewal fails (beat stops firing and stands by). A standby takes
-over within LOCK_TTL seconds of the active one's death. The write that marks a firing handled
-also holds what it hands off (an outbox: records to save, the run to send, the run to cancel),
-which the beat taking over completes: no firing is repeated or lost. The remembered firing is
-kept with the schedule's timing: a definition that moves its instants (jitter, zone, cron)
-starts after the moment beat saw it, so no firing runs twice at two instants. The active beat
-also runs the reaper (reaper.py), and writes back the schedule states a wiped store lost
-(generation.py says it was wiped).
-
-A store or broker that is away is waited for (said once when lost, once when back); SIGTERM
-stops beat at once, even mid-pass, after at most the CHUNK of firings it is handing off.
-`runner beat` runs `Beat.run`; Celery's beat service runs the same tick through `Scheduler`
-(`celery -A runner.app beat -S runner.beat:Scheduler`).
+The beat holding the store's lock fires; its lease is renewed by a thread (lease.py), so it is
+held however long a batch takes, and a failed renewal stops the firing at once. A standby takes
+over within LOCK_TTL. The write marking a firing handled holds what it hands off (an outbox,
+handoff.py), which the beat taking over completes: no firing repeated or lost. The active beat
+also runs the reaper and writes back the states a wiped store lost (generation.py). A store
+that is away is waited for; SIGTERM stops beat at once, after at most the chunk it is handing
+off. `Scheduler` runs the same tick as Celery's beat service (`celery -A runner.app beat -S
+runner.beat:Scheduler`).
 """
 
 from __future__ import annotations
