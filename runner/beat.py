@@ -1,21 +1,21 @@
 """`runner beat`: fires the configuration's schedules, once each, from one active process.
 
-The decision for one schedule is pure (`decide`): given the last firing it handled and the
-time now, which firing runs and how many were missed — with the same next-fire function as
-`runner plan` (cron in the schedule's own zone, Vixie DST rule; every; at). A firing late by
-more than the schedule's starting_deadline (default GRACE) is recorded MISSED, never run, and
-a long outage never causes a burst: at most the latest firing runs.
+Which firing of a schedule runs is pure (timetable.decide: the latest within its
+starting_deadline, default GRACE; the others recorded MISSED in one record, never a burst). Cost
+follows what is due: each schedule's next firing is computed once per firing and kept in a
+heap (timetable.Timetable); beat sleeps until the earliest (at most MAX_SLEEP). Schedule states
+are read in bulk when beat becomes active and kept in memory (the active beat is their only
+writer); due firings are handed off CHUNK at a time, one round trip per step. A new revision
+replans only the schedules whose definition changed.
 
-Several `runner beat` processes may run: the one holding the store's lock (a short TTL,
-renewed every tick) fires; a standby takes over within LOCK_TTL seconds of the active one's
-death. Each schedule's last handled firing is kept in the store, so a takeover neither
-repeats nor skips a firing; the write that marks a firing handled also holds what it hands
-off (an outbox: records to save, the run to send), which the next tick completes if beat died
-in between. The active beat also runs the reaper (reaper.py), and writes back the schedule
-states a wiped store lost (generation.py says it was wiped).
-
-A store or broker that is away is waited for (said once when lost, once when back); SIGTERM
-stops beat at once, even mid-pass, after at most the firing it is handing off.
+The beat holding the store's lock fires; its lease is renewed by a thread (lease.py), so it is
+held however long a batch takes, and a failed renewal stops the firing at once. A standby takes
+over within LOCK_TTL. The write marking a firing handled holds what it hands off (an outbox,
+handoff.py), which the beat taking over completes: no firing repeated or lost. The active beat
+also runs the reaper and writes back the states a wiped store lost (generation.py). A store
+that is away is waited for; SIGTERM stops beat at once, after at most the chunk it is handing
+off. `Scheduler` runs the same tick as Celery's beat service (`celery -A runner.app beat -S
+runner.beat:Scheduler`).
 """
 
 from __future__ import annotations
@@ -26,27 +26,31 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import celery.beat
 from celery import Celery
 
 from runner.celery_app import System
 from runner.config.model import ConfigSet, Schedule
 from runner.desired import next_fires
 from runner.errors import StoreUnavailable, UsageError
-from runner.execute import new_run_id
 from runner.generation import Generation
+from runner.handoff import complete, final_record
+from runner.lateness import lateness_of, observe_lateness
+from runner.lease import Lease
 from runner.outage import Outage
 from runner.reaper import Reaper
 from runner.state import ACTIVE, Store
 from runner.tasks import cancel, pending, send
+from runner.timetable import GRACE, Decision, Timetable, decide, timing, window
 
+__all__ = ["GRACE", "Beat", "Decision", "Scheduler", "Stopped", "decide"]
 SUSPENDED = "suspended"  # store key: {"all": {...} | absent, "schedules": {NAME: {...}}}
-GRACE = 30.0     # seconds a firing may be late without a starting_deadline
 LOCK_TTL = 5.0   # seconds; the standby takes over after this
-TICK = 0.25      # seconds between looks at the clock
+MAX_SLEEP = 0.5  # seconds beat sleeps at most (a new revision, a stop, the lease)
+CHUNK = 500      # firings handed off per round trip (a stop waits for at most one chunk)
 GENERATION_EVERY = 2.0  # seconds between looks at the store's generation (wiped?)
 log = logging.getLogger("runner.beat")
 
@@ -56,35 +60,19 @@ class Stopped(BaseException):
     nothing on the way catches it)."""
 
 
-@dataclass(frozen=True)
-class Decision:
-    run: datetime | None     # the firing to run now, if any
-    missed: int              # firings not run
-    first_missed: datetime | None
-    last_missed: datetime | None
-    last: datetime           # the newest firing handled (the next decision starts after it)
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
-def decide(s: Schedule, after: datetime, now: datetime) -> Decision | None:
-    """Firings of `s` in (after, now]; None when there is none."""
-    count, first, previous, latest = 0, None, None, None
-    cursor = after
-    while True:
-        batch = [f for f in next_fires(s, cursor, 256) if f <= now]
-        if batch:
-            count += len(batch)
-            first = first or batch[0]
-            previous = batch[-2] if len(batch) > 1 else latest
-            latest = batch[-1]
-            cursor = latest
-        if len(batch) < 256:
-            break
-    if latest is None:
-        return None
-    window = s.starting_deadline if s.starting_deadline is not None else GRACE
-    if (now - latest).total_seconds() <= window:
-        return Decision(latest, count - 1, first if count > 1 else None, previous, latest)
-    return Decision(None, count, first, latest, latest)
+def _start(s: Schedule, state: dict[str, Any]) -> datetime:
+    """Where the schedule's next decision starts: after its last handled firing, as its
+    current jitter moves it (the same firing never runs again at a new instant), and after
+    the moment its timing last changed."""
+    starts = [_instant(state["since"])] if "since" in state else []
+    if "last_fire" in state:
+        moved = s.jitter_offset - int(state.get("offset", s.jitter_offset))
+        starts.append(_instant(state["last_fire"]) + timedelta(seconds=moved))
+    return max(starts)
 
 
 class Beat:
@@ -93,63 +81,45 @@ class Beat:
         self.system, self.app, self.clock = system, app, clock
         self.owner = f"{uuid.uuid4().hex[:8]}"
         self.store: Store = system.store
-        self.first_seen: dict[str, datetime] = {}  # schedules with no state yet
-        self.known: dict[str, dict[str, Any]] = {}  # each schedule's state, as last seen
+        self.lease = Lease(self.store, "beat", self.owner, LOCK_TTL)
+        self.known: dict[str, dict[str, Any]] = {}  # each schedule's state (active only)
+        self.after: dict[str, datetime] = {}  # where each schedule's next decision starts
+        self.schedules: dict[str, Schedule] = {}  # the definitions planned
+        self.table = Timetable()
+        self.config: ConfigSet | None = None  # the configuration planned
         self.active = False  # holds the lock
         self.revision: str | None = None
-        self.holding = False  # between marking a firing handled and queueing its run
-        self.stop = threading.Event()  # run's: a pass ends at the next schedule once set
+        self.holding = False  # handing off firings: a stop waits for the end of it
+        self.stop = threading.Event()  # run's: a pass ends at the next chunk once set
         self.running = False  # inside run(): only there may a signal raise Stopped
         self.reaper = Reaper(app, self.store)
         self.generation = Generation("beat", log)
         self.looked = -GENERATION_EVERY  # monotonic time of the last generation check
 
     def tick(self) -> bool:
-        """One look at the clock; False while another beat holds the lock."""
+        """One look at the clock: fires what is due; False while another beat holds the
+        lock."""
         if time.monotonic() - self.looked >= GENERATION_EVERY:
             self.looked = time.monotonic()
             if self.generation.check(self.store):
                 self.revision = None  # the store lost the beat entry too: write it again
-        if not self.store.lock("beat", self.owner, LOCK_TTL):
+                self._write_back()
+        if not self.lease.holds():
             if self.active:
-                self.active = False
-                self.known.clear()  # the next active beat's states are newer
-                self.reaper.lost()
+                self._standby()
             return False
         config = self.system.config()  # re-read at most every celery_app.RELOAD seconds
         self.app.conf.runner_config = config  # what the router reads
-        if not self.active:  # start or takeover: finish every hand-off left half done
-            for key, state in self.store.entries("schedule:").items():
-                if "outbox" in state:
-                    self._complete(key.removeprefix("schedule:"), state, config)
-            self.active = True
+        if not self.active:
+            self._activate(config)
+        elif config is not self.config:
+            self._plan(config)
         if config.revision != self.revision:  # the schedules it fires, for status
             self.revision = config.revision
             self.store.put("beat", {"owner": self.owner, "revision": config.revision,
                                     "schedules": sorted(config.schedules),
                                     "loaded_at": time.time()})
-        now = self.clock()
-        paused = self.store.get(SUSPENDED) or {}
-        for s in config.schedules.values():
-            if self.stop.is_set():
-                break
-            state = self._state(s.name)
-            self.known[s.name] = dict(state)
-            if "outbox" in state:
-                self._complete(s.name, state, config)
-            # a schedule never handled starts from when this beat first saw it: no firing
-            # from before it existed is run or recorded missed
-            after = (datetime.fromisoformat(state["last_fire"]) if "last_fire" in state
-                     else self.first_seen.setdefault(s.name, now))
-            d = decide(s, after, now)
-            if d is None:
-                continue
-            state["last_fire"] = d.last.isoformat()
-            self.holding = True  # a stop waits for the end of this schedule's hand-off
-            try:
-                self._handle(s, d, state, paused, config)
-            finally:
-                self.holding = False
+        self._fire_due(config)
         if not self.stop.is_set():
             self.holding = True  # a run buried is retried before a stop
             try:
@@ -158,110 +128,192 @@ class Beat:
                 self.holding = False
         return True
 
-    def _state(self, name: str) -> dict[str, Any]:
-        """The schedule's state in the store; or, when the store lost it or holds an older
-        one (wiped, or restarted from an older snapshot), the one this beat holds, written
-        back: no firing it handled runs again, none after is skipped unrecorded."""
-        found = self.store.get(f"schedule:{name}") or {}
-        held = self.known.get(name) or {}
-        if "last_fire" in held and ("last_fire" not in found or datetime.fromisoformat(
-                held["last_fire"]) > datetime.fromisoformat(found["last_fire"])):
-            log.warning("schedule %s: the store lost its state (last firing %s); beat wrote "
-                        "back the one it holds (last firing %s)", name,
-                        found.get("last_fire"), held.get("last_fire"))
-            found = dict(held)
-            self._put(name, found)
-        return found
+    def idle(self) -> float:
+        """Seconds until the next schedule is due (at most MAX_SLEEP)."""
+        upcoming = self.table.next() if self.active else None
+        if upcoming is None:
+            return MAX_SLEEP
+        return max(0.0, min(MAX_SLEEP, (upcoming - self.clock()).total_seconds()))
 
-    def _put(self, name: str, state: dict[str, Any]) -> None:
-        self.store.put(f"schedule:{name}", state)
-        self.known[name] = dict(state)
+    def _activate(self, config: ConfigSet) -> None:
+        """Start or takeover: every schedule state read in one go, every hand-off left half
+        done completed, every schedule planned."""
+        self.known = {k.removeprefix("schedule:"): v
+                      for k, v in self.store.entries("schedule:").items()}
+        for name, state in self.known.items():
+            if "outbox" in state:
+                complete(self.app, self.store, name, state, config)
+                self._put({name: state})
+        self.schedules, self.config = {}, None
+        self.table.clear()
+        self._plan(config)
+        self.active = True
 
-    def _handle(self, s: Schedule, d: Decision, state: dict[str, Any],
-                paused: dict[str, Any], config: ConfigSet) -> None:
-        """Marks the firing handled and, in the same write, what it hands off (an outbox:
-        the records to save, the run to send, the run to cancel); then completes that. A
-        beat that dies in between leaves the outbox, which the next tick completes."""
-        records: list[dict[str, Any]] = []
-        box: dict[str, Any] = {"records": records}
-        if not (paused.get("all") or s.name in paused.get("schedules", {})):
-            if d.missed and d.first_missed and d.last_missed:  # suspended: they pass, unrun
-                records.append(self._record(
-                    s, config, "MISSED",
-                    f"{d.missed} firing(s) of schedule {s.name} missed, "
-                    f"{d.first_missed.isoformat()} to {d.last_missed.isoformat()}: beat was "
-                    "not running then, and they are later than the schedule's "
-                    "starting_deadline", d.last_missed)
-                    | {"missed_from": d.first_missed.isoformat(), "missed_count": d.missed,
-                       "missed_to": d.last_missed.isoformat()})  # the range, for machines
-            if d.run is not None:
-                self._fire(s, state, d.run, config, box)
-        if records:
-            state["outbox"] = box
-        self._put(s.name, state)  # before anything is queued: never twice
-        if records:
-            self._complete(s.name, state, config)
+    def _standby(self) -> None:
+        log.warning("beat: lost the lock; standing by")
+        self.active = False
+        self.known.clear()  # the next active beat's states are newer
+        self.schedules, self.config = {}, None
+        self.after.clear()
+        self.table.clear()
+        self.reaper.lost()
 
-    def _fire(self, s: Schedule, state: dict[str, Any], at: datetime, config: ConfigSet,
-              box: dict[str, Any]) -> None:
-        previous = state.get("last_run_id")
-        active = self.store.run(previous) if previous else None
-        if active and active.get("state") in ACTIVE:
-            if s.overlap == "forbid":
-                box["records"].append(self._record(
-                    s, config, "SKIPPED", f"previous run {previous} of schedule {s.name} is "
-                    f"still {active['state']} (overlap: forbid)", at))
+    def _plan(self, config: ConfigSet) -> None:
+        """Plans the schedules whose definition is new or changed since the last plan (all,
+        the first time); forgets the removed ones. A new schedule starts from now (no firing
+        from before it existed is run or recorded missed), and so does one whose instants
+        moved (jitter, zone, cron): a firing handled before is not run again at its new
+        instant (_start). That start is written with its state, for the beat that takes
+        over."""
+        now, old, moved = self.clock(), self.schedules, {}
+        for name in old.keys() - config.schedules.keys():
+            self.table.remove(name)
+            self.after.pop(name, None)
+        for name, s in config.schedules.items():
+            previous = old.get(name)
+            if previous is s or previous == s:
+                continue
+            state = self.known.get(name) or {}
+            new = not ("last_fire" in state or "since" in state)
+            if new or {timing(previous or s), state.get("timing", timing(s))} != {timing(s)}:
+                # new: it owes nothing from before; its instants moved: it fires by the new
+                # ones from now, and the latest due within its deadline before (the change
+                # took a moment to reach beat), none recorded missed
+                late = None if new else decide(s, now - timedelta(seconds=window(s)), now)
+                since = late.run - timedelta(microseconds=1) if late and late.run else now
+                state = moved[name] = {**state, "timing": timing(s), "since": since.isoformat()}
+            self.after[name] = _start(s, state)
+            fires = next_fires(s, self.after[name], 1)
+            self.table.plan(name, fires[0] if fires else None)
+        if moved:
+            self._put(moved)
+        self.schedules, self.config = dict(config.schedules), config
+
+    def _fire_due(self, config: ConfigSet) -> None:
+        now = self.clock()
+        due = self.table.pop_due(now)
+        if not due:
+            return
+        paused = self.store.get(SUSPENDED) or {}
+        for k in range(0, len(due), CHUNK):
+            if self.stop.is_set() or self.lease.lapsed:
+                for name, at in due[k:]:  # not handled: due again at the next tick
+                    self.table.plan(name, at)
                 return
-            if s.overlap == "replace":
-                box["cancel"] = previous
-        record = pending(config, s.job, f"schedule {s.name}", s.limit, schedule=s.name,
-                         scheduled_for=at.isoformat())
-        box["records"].append(record)
-        box["send"] = state["last_run_id"] = record["run_id"]
+            self._fire(due[k:k + CHUNK], now, paused, config)
 
-    def _complete(self, name: str, state: dict[str, Any], config: ConfigSet) -> None:
-        """Does what the schedule's outbox says, each step only if not done yet: its
-        records saved, the run it replaces cancelled, its run's message sent (again, while
-        the run is PENDING: a duplicate runs nothing); then clears it."""
-        box = state["outbox"]
+    def _fire(self, due: list[tuple[str, datetime]], now: datetime, paused: dict[str, Any],
+              config: ConfigSet) -> None:
+        """Decides each due schedule; marks the firings handled with their outboxes (one
+        write), then completes the outboxes: the records saved and the messages sent (one
+        round trip each), the outboxes cleared (one write)."""
+        handled: dict[str, dict[str, Any]] = {}
+        for name, _at in due:
+            s = self.schedules[name]
+            d = decide(s, self.after[name], now)
+            if d is None:  # not due after all (a clock step back): look again then
+                fires = next_fires(s, self.after[name], 1)
+                self.table.plan(name, fires[0] if fires else None)
+                continue
+            self.after[name] = d.last
+            self.table.plan(name, d.next)
+            state = dict(self.known.get(name) or {})
+            state.update(last_fire=d.last.isoformat(), timing=timing(s),
+                         offset=s.jitter_offset)
+            box = self._box(s, d, state, paused, config)
+            if box["records"]:
+                state["outbox"] = box
+            handled[name] = state
+        self.holding = True  # a stop waits for the end of this chunk's hand-off
+        try:
+            self._put(handled)  # before anything is queued: never twice
+            boxes = {n: st for n, st in handled.items() if "outbox" in st}
+            records = [r for st in boxes.values() for r in st["outbox"]["records"]]
+            self.store.save_runs(records)
+            queued = {st["outbox"].get("send") for st in boxes.values()}
+            late = [lateness_of(r) for r in records if r["run_id"] in queued]
+            for name, state in boxes.items():
+                self._hand_off(name, state["outbox"], config)
+                del state["outbox"]
+            self._put(boxes)
+            observe_lateness(self.store, [x for x in late if x is not None], time.time())
+        finally:
+            self.holding = False
+
+    def _hand_off(self, name: str, box: dict[str, Any], config: ConfigSet) -> None:
         if box.get("cancel"):
             with contextlib.suppress(UsageError):  # it ended meanwhile
                 cancel(self.app, self.store, str(box["cancel"]),
                        f"schedule {name} (overlap: replace)")
-        for record in box.get("records", []):
-            current = self.store.run(record["run_id"])
-            if current is None:
-                self.store.save_run(record)
-                current = record
-                if record["state"] != "PENDING":
-                    log.info("schedule %s: %s", name, record["error"])
-            if record["run_id"] == box.get("send") and current.get("state") == "PENDING":
+        for record in box["records"]:
+            if record["run_id"] == box.get("send"):
                 send(self.app, config, record)
                 log.info("schedule %s fired %s: run %s", name, record["scheduled_for"],
                          record["run_id"])
-        del state["outbox"]
-        self._put(name, state)
+            else:
+                log.info("schedule %s: %s", name, record["error"])
 
-    def _record(self, s: Schedule, config: ConfigSet, state: str, why: str,
-                at: datetime) -> dict[str, Any]:
-        now = time.time()
-        return {"run_id": new_run_id(), "job": s.job, "trigger": f"schedule {s.name}",
-                "schedule": s.name, "state": state, "created": now, "finished": now,
-                "error": why, "scheduled_for": at.isoformat(), "revision": config.revision}
+    def _put(self, states: dict[str, dict[str, Any]]) -> None:
+        self.store.put_many({f"schedule:{n}": st for n, st in states.items()})
+        self.known.update((n, dict(st)) for n, st in states.items())
+
+    def _write_back(self) -> None:
+        """The store was wiped: the states this beat holds are written back, so no firing it
+        handled runs again and none after is skipped unrecorded."""
+        held = {n: st for n, st in self.known.items() if "last_fire" in st}
+        if self.active and held:
+            log.warning("beat: wrote back the state of %d schedule(s) the wiped store lost",
+                        len(held))
+            self._put(held)
+
+    def _box(self, s: Schedule, d: Decision, state: dict[str, Any],
+             paused: dict[str, Any], config: ConfigSet) -> dict[str, Any]:
+        """What the firing hands off: the records to save, the run to send, the run to
+        cancel. A suspended schedule's firings pass, unrun and unrecorded."""
+        box: dict[str, Any] = {"records": []}
+        if paused.get("all") or s.name in paused.get("schedules", {}):
+            return box
+        if d.missed and d.first_missed and d.last_missed:
+            box["records"].append(final_record(
+                s, config, "MISSED",
+                f"{d.missed} firing(s) of schedule {s.name} missed, "
+                f"{d.first_missed.isoformat()} to {d.last_missed.isoformat()}: beat was "
+                "not running then, and they are later than the schedule's "
+                "starting_deadline", d.last_missed)
+                | {"missed_from": d.first_missed.isoformat(), "missed_count": d.missed,
+                   "missed_to": d.last_missed.isoformat()})  # the range, for machines
+        if d.run is None:
+            return box
+        previous = state.get("last_run_id")
+        active = self.store.run(previous) if previous and s.overlap != "allow" else None
+        if active and active.get("state") in ACTIVE:
+            if s.overlap == "forbid":
+                box["records"].append(final_record(
+                    s, config, "SKIPPED", f"previous run {previous} of schedule {s.name} is "
+                    f"still {active['state']} (overlap: forbid)", d.run))
+                return box
+            box["cancel"] = previous  # overlap: replace
+        run = pending(config, s.job, f"schedule {s.name}", s.limit, schedule=s.name,
+                      scheduled_for=d.run.isoformat())
+        box["records"].append(run)
+        box["send"] = state["last_run_id"] = run["run_id"]
+        return box
 
     def interrupt(self) -> None:
         """For a SIGTERM handler: stop at once, whatever the pass is doing (a long catch-up,
-        a store call), except in a firing's hand-off, which ends first (a few ms). Outside
-        run() (a second signal while the interpreter shuts down) it only sets `stop`."""
+        a store call), except in a hand-off, which ends first (a chunk: well under a second).
+        Outside run() (a second signal while the interpreter shuts down) it only sets
+        `stop`."""
         self.stop.set()
         if self.running and not self.holding:
             raise Stopped
 
     def run(self, stop: threading.Event) -> None:
-        """Ticks until `stop`; a store or broker that is away is waited for, with a
-        backoff (said once when lost, once when back)."""
+        """Ticks until `stop`, sleeping until the next due instant; a store or broker that
+        is away is waited for, with a backoff (said once when lost, once when back)."""
         outage, self.stop = Outage("beat", log), stop
         self.running = True
+        self.lease.start()
         try:
             while not stop.is_set():
                 try:
@@ -271,6 +323,45 @@ class Beat:
                     stop.wait(outage.lost(e))
                     continue
                 outage.ok()
-                stop.wait(TICK)
+                if self.lease.changed.wait(self.idle()):  # woken early: the lease flipped
+                    self.lease.changed.clear()
         finally:
             self.running = False
+            self.lease.stop()
+
+
+class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]
+    """Runner's beat as Celery's beat service: `celery -A runner.app beat -S
+    runner.beat:Scheduler`. Its tick is Beat's; it returns the seconds until the next due
+    instant, which Celery's service sleeps. The schedules are the configuration's (Celery's
+    beat_schedule is not read)."""
+
+    def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
+        self.beat: Beat | None = None
+        self.outage = Outage("beat", log)
+        super().__init__(app, *args, **kwargs)
+
+    def setup_schedule(self) -> None:
+        self.beat = Beat(self.app.conf.runner_system, self.app)
+        self.beat.lease.start()
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        assert self.beat is not None
+        try:
+            self.beat.tick()
+        except StoreUnavailable as e:
+            self.beat.reaper.lost()
+            return self.outage.lost(e)
+        self.outage.ok()
+        return min(self.beat.idle(), float(self.max_interval))
+
+    def sync(self) -> None:
+        """Nothing to save: every firing is in the store as it happens."""
+
+    def close(self) -> None:
+        if self.beat is not None:
+            self.beat.lease.stop()
+
+    @property
+    def info(self) -> str:
+        return "runner: the configuration's schedules; one active beat (the store's lock)"

@@ -99,6 +99,13 @@ class Store(Protocol):
 
     def put(self, key: str, value: dict[str, Any]) -> None: ...
 
+    def put_many(self, values: dict[str, dict[str, Any]]) -> None:
+        """put of each (key, value), in one round trip where the store has them; each key is
+        written whole or not at all."""
+
+    def save_runs(self, records: list[dict[str, Any]]) -> None:
+        """save_run of each record, in one round trip where the store has them."""
+
     def put_new(self, key: str, value: dict[str, Any]) -> dict[str, Any]:
         """put, only if `key` is absent (one step): the value stored now."""
 
@@ -347,15 +354,22 @@ class RedisStore:
             return script(keys=keys, args=args)
 
     def save_run(self, record: dict[str, Any]) -> None:
-        rid = record["run_id"]
+        self.save_runs([record])
+
+    def save_runs(self, records: list[dict[str, Any]]) -> None:
         pipe = self.r.pipeline(transaction=False)
+        for record in records:
+            self._save(pipe, record)
+        pipe.execute()
+
+    def _save(self, pipe: Any, record: dict[str, Any]) -> None:
+        rid = record["run_id"]
         pipe.hset(f"{self.p}run:{rid}", mapping={k: json.dumps(v) for k, v in record.items()})
         pipe.zadd(f"{self.p}runs", {rid: record.get("created", 0)})
         pipe.zadd(f"{self.p}runs:{record.get('job', '')}", {rid: record.get("created", 0)})
         if record.get("state") in FINAL:  # the report publisher's feed, in the same round trip
             pipe.zadd(f"{self.p}publish", {rid: _finished(record)})
         pipe.publish(self.events, _event(rid, record.get("state")))
-        pipe.execute()
 
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
         self.end_run(run_id, fields, ())
@@ -429,9 +443,13 @@ class RedisStore:
                 if v}
 
     def put(self, key: str, value: dict[str, Any]) -> None:
+        self.put_many({key: value})
+
+    def put_many(self, values: dict[str, dict[str, Any]]) -> None:
         pipe = self.r.pipeline(transaction=False)
-        pipe.set(f"{self.p}kv:{key}", json.dumps(value))
-        pipe.publish(self.events, json.dumps({"kind": "entry", "key": key}))
+        for key, value in values.items():
+            pipe.set(f"{self.p}kv:{key}", json.dumps(value))
+            pipe.publish(self.events, json.dumps({"kind": "entry", "key": key}))
         pipe.execute()
 
     def put_new(self, key: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -655,6 +673,14 @@ class FileStore:
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         self._write(self.root / "kv" / f"{key}.json", value)
+
+    def put_many(self, values: dict[str, dict[str, Any]]) -> None:
+        for key, value in values.items():
+            self.put(key, value)
+
+    def save_runs(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            self.save_run(record)
 
     def put_new(self, key: str, value: dict[str, Any]) -> dict[str, Any]:
         with self._exclusive(f"kv-{key}"):

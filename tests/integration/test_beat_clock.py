@@ -122,3 +122,36 @@ def test_removed_schedules_stop_and_changed_ones_move(tmp_path: Path) -> None:
     at(13, 0)
     at(13, 30)
     assert fired() == ["2026-11-25T12:00:00+00:00", "2026-11-25T12:30:00+00:00"]
+
+
+def test_a_jitter_change_never_runs_a_firing_again_at_its_new_instant(tmp_path: Path) -> None:
+    repo, system, now, beat = beat_on(
+        tmp_path, "schedules:\n  moved: {job: health-check, every: 5m, overlap: allow}\n",
+        datetime(2026, 11, 25, 12, 1, tzinfo=UTC))
+    beat.tick()
+    now[0] = datetime(2026, 11, 25, 12, 5, 1, tzinfo=UTC)
+    beat.tick()  # 12:05 runs
+    (repo / "schedules.d" / "ops.yaml").write_text(  # jitter 4m: `moved` is delayed 34 s
+        "schedules:\n  moved: {job: health-check, every: 5m, overlap: allow, jitter: 4m}\n")
+    system._config = None
+    for second in (10, 35, 40):  # 12:05's new instant, 12:05:34, passes: not run again
+        now[0] = datetime(2026, 11, 25, 12, 5, second, tzinfo=UTC)
+        beat.tick()
+    now[0] = datetime(2026, 11, 25, 12, 10, 35, tzinfo=UTC)
+    beat.tick()
+    assert sorted(r["scheduled_for"] for r in system.store.runs(limit=10)) == [
+        "2026-11-25T12:05:00+00:00", "2026-11-25T12:10:34+00:00"]
+
+
+def test_each_queued_firing_adds_its_lateness_to_the_histogram(tmp_path: Path) -> None:
+    from runner.lateness import KEY, lateness_of
+
+    _repo, system, now, beat = beat_on(tmp_path, FIVE, datetime(2026, 11, 25, 12, 1, tzinfo=UTC))
+    beat.tick()
+    assert system.store.tallies(KEY).get("count", 0) == 0  # nothing fired yet
+    now[0] = datetime(2026, 11, 25, 12, 5, 3, tzinfo=UTC)
+    beat.tick()
+    beat.tick()
+    (run,) = system.store.runs(limit=10)
+    tally = system.store.tallies(KEY)
+    assert (tally["count"], tally["last"]) == (1, lateness_of(run))  # once, as recorded

@@ -33,15 +33,15 @@ def die(*_: Any) -> None:
     raise Killed
 
 
-def dies_on_second(put: Callable[[str, dict[str, Any]], None]
-                   ) -> Callable[[str, dict[str, Any]], None]:
+def dies_on_second(put: Callable[[dict[str, dict[str, Any]]], None]
+                   ) -> Callable[[dict[str, dict[str, Any]]], None]:
     calls = []
 
-    def second(name: str, state: dict[str, Any]) -> None:
-        calls.append(name)
+    def second(states: dict[str, dict[str, Any]]) -> None:
+        calls.append(states)
         if len(calls) == 2:
             raise Killed
-        put(name, state)
+        put(states)
 
     return second
 
@@ -81,14 +81,15 @@ def test_a_beat_killed_mid_hand_off_is_completed_once_by_the_next(
     system = first.system
     queue = system.config().jobs["health-check"].queue
     real_send = runner.beat.send
-    # where each beat dies: before the run's record, before its message, after its message
+    # where each beat dies (its writes are batched: save_runs, _put): before the run's
+    # record, before its message, after its message
     for n, (where_, minute) in enumerate([("save_run", "12:05"), ("send", "12:10"),
                                           ("clear", "12:15")]):
         dying = beat()
         poll(dying.tick, 30, "the beat takes the lock (the last one's lease ran out)")
         now[0] = datetime.fromisoformat(f"2026-11-25T{minute}:01+00:00")
         if where_ == "save_run":
-            monkeypatch.setattr(dying.store, "save_run", die)
+            monkeypatch.setattr(dying.store, "save_runs", die)
         elif where_ == "send":
             monkeypatch.setattr(runner.beat, "send", die)
         else:  # the message is sent; the write that clears the outbox never happens

@@ -108,6 +108,20 @@ def test_entries_by_prefix(store: Store) -> None:
     assert store.entries("nothing:") == {}
 
 
+@pytest.mark.parametrize("n", [0, 1, 3000])  # beat hands off a chunk of fired schedules
+def test_put_many_and_save_runs_write_each_as_put_and_save_run_do(store: Store,
+                                                                  n: int) -> None:
+    store.put("schedule:s0", {"old": True})
+    store.put_many({f"schedule:s{i}": {"last_fire": str(i)} for i in range(n)})
+    expected = {f"schedule:s{i}": {"last_fire": str(i)} for i in range(n)}
+    assert store.entries("schedule:") == (expected or {"schedule:s0": {"old": True}})
+    store.save_runs([{"run_id": f"r{i:05d}", "job": "j", "state": "MISSED" if i % 2 else
+                      "PENDING", "created": float(i), "finished": float(i)} for i in range(n)])
+    assert [r["run_id"] for r in store.runs("j", limit=n + 1)] == [
+        f"r{i:05d}" for i in reversed(range(n))]  # indexed, newest first
+    assert store.to_publish(n + 1) == [f"r{i:05d}" for i in range(1, n, 2)]  # final: on the feed
+
+
 # (state, created, published) -> forgotten; forget(before=100.0)
 FORGET = [
     ("SUCCESS", 50.0, True, True),
