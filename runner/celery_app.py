@@ -49,6 +49,7 @@ class System:
     _looked: float = 0.0  # when the applied revision was last looked up
     _read: float = 0.0    # when --repo was last read
     _applied: str | None = None  # the digest of the applied revision, when there is one
+    _seen: tuple[tuple[str, int, int, int], ...] = ()  # --repo's files when last read
     _built: dict[str, tuple[ConfigSet, dict[str, Any]]] = field(default_factory=dict)
     _blobs: dict[str, bytes] = field(default_factory=dict)
     _definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -70,7 +71,7 @@ class System:
                 self._config = applied
             elif self._config is None or was_applied or now - self._read > DIR_RELOAD:
                 self._read = now
-                self._config = self._load()
+                self._config = self._load(self._config if not was_applied else None)
         return self._config
 
     def applied(self) -> ConfigSet | None:
@@ -136,7 +137,9 @@ class System:
             out[path] = FileBlob(self._blobs[entry["blob"]], entry["mode"])
         return out
 
-    def _load(self) -> ConfigSet:
+    def _load(self, current: ConfigSet | None = None) -> ConfigSet:
+        """The configuration in --repo; `current` again when no file changed since it was
+        read (a stat per file, not a parse of 100,000 schedules every DIR_RELOAD)."""
         if self.settings.require_signed:  # the directory may hold anything: never run it
             raise SourceError(f"RUNNER_REQUIRE_SIGNED is set and no signed revision is applied "
                               f"yet; nothing runs until the reconciler applies a commit signed "
@@ -145,11 +148,16 @@ class System:
         from runner.config.load import load
         from runner.source import DirSnapshot
 
+        snapshot = DirSnapshot(self.repo)
+        seen = snapshot.fingerprint()
+        if current is not None and seen == self._seen:
+            return current
         disk = DiskCache(self.repo)
-        loaded = load(DirSnapshot(self.repo), disk)
+        loaded = load(snapshot, disk)
         disk.save()
         if loaded.config is None:
             raise ConfigInvalid(list(loaded.problems))
+        self._seen = seen
         return loaded.config
 
     @property

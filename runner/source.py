@@ -6,6 +6,7 @@ referenced by jobs exist and stay inside the repository. Reading a commit never 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import stat
@@ -69,6 +70,23 @@ class DirSnapshot:
             out.append(SourceFile(p, blob_id(data), _constant(data)))
         self.problems = tuple(refused)
         return out
+
+    def fingerprint(self) -> tuple[tuple[str, int, int, int], ...]:
+        """What changes when a configuration file or directory does (name, inode, size,
+        modification time of each): equal fingerprints, no need to read the files again."""
+        out = []
+        for name in (QUEUES_FILE, *CONFIG_DIRS):
+            top = self.root / name
+            try:
+                names = [name] + ([f"{name}/{n}" for n in sorted(os.listdir(top))]
+                                  if top.is_dir() else [])
+            except OSError:
+                continue
+            for n in names:
+                with contextlib.suppress(OSError):
+                    st = os.lstat(self.root / n)
+                    out.append((n, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(out)
 
     def file_error(self, path: str) -> str | None:
         found = self._resolve(path)

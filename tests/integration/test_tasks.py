@@ -127,3 +127,31 @@ def test_a_store_away_when_the_run_starts_is_waited_for_not_a_lost_run(
     state, _ = execute(system, _Process(), "j", revision, "r1", None, "w-1@here", False)
     assert (state, failures) == ("SUCCESS", [])
     assert "done" in str((system.store.run("r1") or {})["result"])
+
+
+def test_the_directory_is_parsed_again_only_when_a_file_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import runner.celery_app as celery_app
+    import runner.config.load as config_load
+
+    system = _system(tmp_path, monkeypatch,
+                     "jobs:\n  j: {queue: q, targets: [here], steps: [{command: 'true'}]}\n")
+    loads = [0]
+    real = config_load.load
+
+    def counted(*args: object, **kwargs: object) -> object:
+        loads[0] += 1
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(config_load, "load", counted)
+    monkeypatch.setattr(celery_app, "DIR_RELOAD", 0.0)  # look every time
+    monkeypatch.setattr(celery_app, "RELOAD", 0.0)
+    first = system.config()
+    assert system.config() is first and system.config() is first
+    assert loads[0] == 1  # unchanged files: a stat each, no parse
+    (system.repo / "jobs.d" / "j.yaml").write_text(
+        "jobs:\n  k: {queue: q, targets: [here], steps: [{command: 'true'}]}\n")  # same size
+    assert set(system.config().jobs) == {"k"} and loads[0] == 2
+    (system.repo / "jobs.d" / "more.yaml").write_text(
+        "jobs:\n  m: {queue: q, targets: [here], steps: [{command: 'true'}]}\n")
+    assert set(system.config().jobs) == {"k", "m"} and loads[0] == 3
