@@ -32,7 +32,7 @@ from runner.state import Store, open_store
 
 TASK = "runner.run_job"
 RELOAD = 0.25  # seconds between looks at which revision is applied (one small store read)
-DIR_RELOAD = 2.0  # seconds between reads of --repo when no revision was applied
+DIR_RELOAD = 0.5  # seconds between looks at --repo (a stat per file) when nothing was applied
 KEEP = 4  # published configurations a process keeps built (runs queued before a change)
 MAX_PRIORITY = 9
 

@@ -93,7 +93,7 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
             worker = config.workers.get(name)
             wanted = set(worker.queues) if worker else set()
             size = fixed_concurrency or (worker.concurrency if worker else None)
-            # a configuration read again (the --repo directory, every 2 s) or changed elsewhere
+            # a configuration read again (--repo, looked at every 0.5 s) or changed elsewhere
             # leaves the consumers alone: one added by hand (celery control) stays
             if (wanted, size) != getattr(self, "assigned", None):
                 self.assigned = (wanted, size)
