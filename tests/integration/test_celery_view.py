@@ -104,7 +104,8 @@ def test_the_celery_cli_reaches_the_workers(cluster: Cluster, tmp_path: Path) ->
         assert on.returncode == 0 and "task events enabled" in on.stdout, on.stderr
         add = celery("control", "add_consumer", "low", "-d", host, env=env, cwd=tmp_path)
         assert add.returncode == 0 and "add consumer low" in add.stdout, add.stderr
-        added = time.time()  # the worker reads its --repo again (every 2 s): low stays
+        added = time.time()  # the worker reads its --repo again (a file touched): low stays
+        os.utime(cluster.repo / "queues.yaml")
         poll(lambda: (cluster.store.get(f"worker:{host}") or {}).get("matched_at", 0) > added,
              30, "the worker reads its configuration again")
         queues = celery("inspect", "active_queues", "--json", env=env, cwd=tmp_path)
