@@ -68,17 +68,16 @@ def test_celerys_cert_reqs_spelling_reaches_redis_py() -> None:
         assert connection.cert_reqs == ssl.CERT_REQUIRED  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("scheme", ["unix", "redis+socket"])
-def test_a_unix_socket_serves_store_and_broker(socket_redis: Path, tmp_path: Path,
-                                               scheme: str) -> None:
+def a_worker_runs_a_job(redis_url: str, tmp_path: Path) -> None:
+    """A `runner worker` on `redis_url` takes a run that `runner run --enqueue --wait`
+    queues through the same URL, with no traceback."""
     repo = tmp_path / "config"
     for d in ("targets.d", "jobs.d"):
         (repo / d).mkdir(parents=True)
     (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers:\n  w: {queues: [q]}\n")
     (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
     (repo / "jobs.d" / "j.yaml").write_text(JOBS)
-    env = {**os.environ, "REDIS_URL": f"{scheme}://{socket_redis}",
-           "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**os.environ, "REDIS_URL": redis_url, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log:
         worker = subprocess.Popen([sys.executable, "-m", "runner", "worker", "w", "--repo",
@@ -97,3 +96,9 @@ def test_a_unix_socket_serves_store_and_broker(socket_redis: Path, tmp_path: Pat
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(30)
+
+
+@pytest.mark.parametrize("scheme", ["unix", "redis+socket"])
+def test_a_unix_socket_serves_store_and_broker(socket_redis: Path, tmp_path: Path,
+                                               scheme: str) -> None:
+    a_worker_runs_a_job(f"{scheme}://{socket_redis}", tmp_path)

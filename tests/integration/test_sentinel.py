@@ -98,35 +98,12 @@ def test_the_store_follows_a_failover_and_loses_no_replicated_record(tmp_path: P
 
 def test_a_worker_takes_runs_through_the_sentinels(tmp_path: Path) -> None:
     """The broker (kombu's Sentinel transport, runner's QoS) and the store on one REDIS_URL."""
-    import signal
-
-    from tests.integration.test_redis_url import JOBS
+    from tests.integration.test_redis_url import a_worker_runs_a_job
 
     cluster = start_sentinel(tmp_path / "sentinel")
-    repo = tmp_path / "config"
-    for d in ("targets.d", "jobs.d"):
-        (repo / d).mkdir(parents=True)
-    (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers:\n  w: {queues: [q]}\n")
-    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
-    (repo / "jobs.d" / "j.yaml").write_text(JOBS)
-    env = {**os.environ, "REDIS_URL": cluster.url, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
-    log = tmp_path / "worker.log"
-    with open(log, "wb") as out:
-        worker = subprocess.Popen([sys.executable, "-m", "runner", "worker", "w", "--repo",
-                                   str(repo)], env=env, stdout=out, stderr=out,
-                                  start_new_session=True)
     try:
-        poll(lambda: b" ready." in log.read_bytes() or worker.poll() is not None, 60, "ready")
-        assert worker.poll() is None, log.read_text()
-        done = subprocess.run([sys.executable, "-m", "runner", "run", "hello", "--enqueue",
-                               "--wait", "--repo", str(repo)], env=env, capture_output=True,
-                              text=True, timeout=60)
-        assert done.returncode == 0, done.stdout + done.stderr + log.read_text()
-        assert "Traceback" not in log.read_text()
+        a_worker_runs_a_job(cluster.url, tmp_path)
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(30)
         cluster.stop()
 
 
