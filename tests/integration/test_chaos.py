@@ -24,8 +24,8 @@ from runner.errors import RunnerError, StoreUnavailable
 from runner.state import RedisStore
 from tests.integration.api_servers import Api, make_cluster
 from tests.integration.chaos import first_firing, settled, slow_job, window_end
-from tests.integration.test_celery import poll
-from tests.servers import runner_up, start_redis
+from tests.integration.test_celery import Cluster, poll
+from tests.servers import Redis, runner_up, start_redis
 
 Commit = Callable[[dict[str, str | None], str], str]
 OUTAGE = 10.0  # seconds Redis is away
@@ -256,10 +256,9 @@ def test_a_store_on_a_stopped_redis_raises_runners_error_only(tmp_path: Path) ->
             call()
 
 
-def test_a_run_that_ends_while_redis_is_away_saves_its_state_when_it_is_back(
-        tmp_path: Path) -> None:
-    """Redis with an append-only file (a restart keeps its data): the run's record is there
-    when it comes back, and the worker completes it."""
+def gated_cluster(tmp_path: Path) -> tuple[Redis, int, Cluster, Path]:
+    """A Redis that keeps its data (append-only file), its port, a cluster on it, and the
+    path whose creation ends the cluster's `gated` job (it runs until then)."""
     server = start_redis(tmp_path / "redis", persist=True)
     port = int(server.url.rsplit(":", 1)[1].split("/")[0])
     cluster = make_cluster(tmp_path, server.url)
@@ -267,6 +266,14 @@ def test_a_run_that_ends_while_redis_is_away_saves_its_state_when_it_is_back(
     (cluster.repo / "jobs.d" / "gated.yaml").write_text(
         "jobs:\n  gated: {queue: other, targets: [here], steps: [{command: "
         f"'while [ ! -e {go} ]; do sleep 0.05; done; echo finished'}}]}}\n")
+    return server, port, cluster, go
+
+
+def test_a_run_that_ends_while_redis_is_away_saves_its_state_when_it_is_back(
+        tmp_path: Path) -> None:
+    """Redis with an append-only file (a restart keeps its data): the run's record is there
+    when it comes back, and the worker completes it."""
+    server, port, cluster, go = gated_cluster(tmp_path)
     try:
         worker = cluster.worker("side")
         run_id = cluster.enqueue("gated")

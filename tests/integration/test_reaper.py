@@ -16,6 +16,7 @@ from runner.state import RedisStore
 from runner.tasks import pending
 from tests.integration.api_servers import make_cluster
 from tests.integration.test_celery import Cluster, poll
+from tests.integration.test_chaos import gated_cluster
 from tests.servers import Redis, start_redis
 
 
@@ -62,13 +63,7 @@ def test_a_killed_worker_is_buried_and_its_run_retried_once(tmp_path: Path,
 def test_a_redis_outage_buries_nobody(tmp_path: Path) -> None:
     """Every heartbeat stops while Redis is away (longer than the reaper's DEAD), and the
     worker is slower than beat to come back (stopped meanwhile): its run goes on."""
-    server = start_redis(tmp_path / "redis", persist=True)
-    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
-    cluster = make_cluster(tmp_path, server.url)
-    go = tmp_path / "go"
-    (cluster.repo / "jobs.d" / "gated.yaml").write_text(
-        "jobs:\n  gated: {queue: other, targets: [here], steps: [{command: "
-        f"'while [ ! -e {go} ]; do sleep 0.05; done; echo finished'}}]}}\n")
+    server, port, cluster, go = gated_cluster(tmp_path)
     try:
         beat = cluster.start("beat")
         worker = cluster.worker("side")
