@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,7 +37,7 @@ from runner.config.model import ConfigSet, Schedule
 from runner.desired import next_fires
 from runner.errors import StoreUnavailable, UsageError
 from runner.generation import Generation
-from runner.handoff import complete, final_record
+from runner.handoff import Recent, complete, final_record
 from runner.lateness import lateness_of, observe_lateness
 from runner.lease import Lease
 from runner.outage import Outage
@@ -94,6 +94,8 @@ class Beat:
         self.running = False  # inside run(): only there may a signal raise Stopped
         self.reaper = Reaper(app, self.store)
         self.generation = Generation("beat", log)
+        self.recent = Recent()  # hand-offs a failover may lose
+        self.unfinished: set[str] = set()  # schedules whose outbox a store failure interrupted
         self.looked = -GENERATION_EVERY  # monotonic time of the last generation check
 
     def tick(self) -> bool:
@@ -104,6 +106,9 @@ class Beat:
             if self.generation.check(self.store):
                 self.revision = None  # the store lost the beat entry too: write it again
                 self._write_back()
+            if self.recent.moved(self.store) and self.active and self.config is not None:
+                lost = self.recent.restore(self.app, self.store, self.config)
+                self._put({n: self.known[n] for n in lost if n in self.known})
         if not self.lease.holds():
             if self.active:
                 self._standby()
@@ -119,6 +124,8 @@ class Beat:
             self.store.put("beat", {"owner": self.owner, "revision": config.revision,
                                     "schedules": sorted(config.schedules),
                                     "loaded_at": time.time()})
+        if self.unfinished:
+            self._finish(self.unfinished, config)
         self._fire_due(config)
         if not self.stop.is_set():
             self.holding = True  # a run buried is retried before a stop
@@ -140,10 +147,7 @@ class Beat:
         done completed, every schedule planned."""
         self.known = {k.removeprefix("schedule:"): v
                       for k, v in self.store.entries("schedule:").items()}
-        for name, state in self.known.items():
-            if "outbox" in state:
-                complete(self.app, self.store, name, state, config)
-                self._put({name: state})
+        self._finish([n for n, st in self.known.items() if "outbox" in st], config)
         self.schedules, self.config = {}, None
         self.table.clear()
         self._plan(config)
@@ -153,6 +157,7 @@ class Beat:
         log.warning("beat: lost the lock; standing by")
         self.active = False
         self.known.clear()  # the next active beat's states are newer
+        self.unfinished.clear()  # its outboxes, too
         self.schedules, self.config = {}, None
         self.after.clear()
         self.table.clear()
@@ -190,24 +195,30 @@ class Beat:
         self.schedules, self.config = dict(config.schedules), config
 
     def _fire_due(self, config: ConfigSet) -> None:
+        """Fires what is due, a chunk at a time. What a stop, a lost lease or a store failure
+        leaves unhandled is due again at the next tick."""
         now = self.clock()
         due = self.table.pop_due(now)
         if not due:
             return
-        paused = self.store.get(SUSPENDED) or {}
-        for k in range(0, len(due), CHUNK):
-            if self.stop.is_set() or self.lease.lapsed:
-                for name, at in due[k:]:  # not handled: due again at the next tick
-                    self.table.plan(name, at)
-                return
-            self._fire(due[k:k + CHUNK], now, paused, config)
+        done = 0
+        try:
+            paused = self.store.get(SUSPENDED) or {}
+            for k in range(0, len(due), CHUNK):
+                if self.stop.is_set() or self.lease.lapsed:
+                    return
+                self._fire(due[k:k + CHUNK], now, paused, config)
+                done = k + CHUNK
+        finally:
+            for name, at in due[done:]:  # a handled one decides nothing new at `at`
+                self.table.plan(name, at)
 
     def _fire(self, due: list[tuple[str, datetime]], now: datetime, paused: dict[str, Any],
               config: ConfigSet) -> None:
         """Decides each due schedule; marks the firings handled with their outboxes (one
-        write), then completes the outboxes: the records saved and the messages sent (one
-        round trip each), the outboxes cleared (one write)."""
+        write: if it fails, nothing is handled), then completes the outboxes."""
         handled: dict[str, dict[str, Any]] = {}
+        decided: dict[str, Decision] = {}
         for name, _at in due:
             s = self.schedules[name]
             d = decide(s, self.after[name], now)
@@ -215,8 +226,7 @@ class Beat:
                 fires = next_fires(s, self.after[name], 1)
                 self.table.plan(name, fires[0] if fires else None)
                 continue
-            self.after[name] = d.last
-            self.table.plan(name, d.next)
+            decided[name] = d
             state = dict(self.known.get(name) or {})
             state.update(last_fire=d.last.isoformat(), timing=timing(s),
                          offset=s.jitter_offset)
@@ -227,18 +237,40 @@ class Beat:
         self.holding = True  # a stop waits for the end of this chunk's hand-off
         try:
             self._put(handled)  # before anything is queued: never twice
-            boxes = {n: st for n, st in handled.items() if "outbox" in st}
-            records = [r for st in boxes.values() for r in st["outbox"]["records"]]
-            self.store.save_runs(records)
-            queued = {st["outbox"].get("send") for st in boxes.values()}
-            late = [lateness_of(r) for r in records if r["run_id"] in queued]
-            for name, state in boxes.items():
-                self._hand_off(name, state["outbox"], config)
-                del state["outbox"]
-            self._put(boxes)
-            observe_lateness(self.store, [x for x in late if x is not None], time.time())
+            for name, d in decided.items():
+                self.after[name] = d.last
+                self.table.plan(name, d.next)
+            self._complete({n: st for n, st in handled.items() if "outbox" in st}, config)
         finally:
             self.holding = False
+
+    def _complete(self, boxes: dict[str, dict[str, Any]], config: ConfigSet) -> None:
+        """Saves the outboxes' records and sends their runs (one round trip each), then
+        clears the outboxes (one write). Those a store failure interrupts are completed at
+        the next tick (_finish)."""
+        self.unfinished.update(boxes)
+        records = [r for st in boxes.values() for r in st["outbox"]["records"]]
+        self.store.save_runs(records)
+        for name, state in boxes.items():
+            self.recent.add(name, state["outbox"]["records"], time.monotonic())
+        queued = {st["outbox"].get("send") for st in boxes.values()}
+        late = [lateness_of(r) for r in records if r["run_id"] in queued]
+        for name, state in boxes.items():
+            self._hand_off(name, state["outbox"], config)
+            del state["outbox"], self.known[name]["outbox"]  # done: _finish only writes it
+        self._put(boxes)
+        self.unfinished.difference_update(boxes)
+        observe_lateness(self.store, [x for x in late if x is not None], time.time())
+
+    def _finish(self, names: Iterable[str], config: ConfigSet) -> None:
+        """Completes the outboxes of `names` left half done (by a beat that died, or by a
+        store failure), each step only if not done yet."""
+        for name in list(names):
+            state = self.known.get(name) or {}
+            if "outbox" in state:
+                complete(self.app, self.store, name, state, config)
+            self._put({name: state})
+            self.unfinished.discard(name)
 
     def _hand_off(self, name: str, box: dict[str, Any], config: ConfigSet) -> None:
         if box.get("cancel"):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,9 +17,10 @@ from runner.config.model import ConfigSet, Schedule
 from runner.errors import UsageError
 from runner.execute import new_run_id
 from runner.state import Store
-from runner.tasks import cancel, send
+from runner.tasks import bury, cancel, send
 
 log = logging.getLogger("runner.beat")
+KEEP = 30.0  # seconds of hand-offs remembered: a failover loses the last few seconds' writes
 
 
 def final_record(s: Schedule, config: ConfigSet, state: str, why: str,
@@ -47,3 +50,44 @@ def complete(app: Celery, store: Store, name: str, state: dict[str, Any],
             send(app, config, r)
             log.info("schedule %s fired %s: run %s (completing a hand-off)", name,
                      r["scheduled_for"], r["run_id"])
+
+
+@dataclass
+class Recent:
+    """Not frozen: the records beat handed off in the last KEEP seconds. Redis replicates
+    asynchronously, so a failover (or a restart from an AOF written every second) loses the
+    writes of its last moments. When the store's server changes, each of these records that
+    is gone is written again; a lost run ends FAILURE (it may have run on the former master,
+    or never: it is not run again as it is) and is retried as its job's retries allow."""
+
+    server: str | None = None
+    handed: deque[tuple[float, str, list[dict[str, Any]]]] = field(default_factory=deque)
+
+    def add(self, name: str, records: list[dict[str, Any]], now: float) -> None:
+        """Remembers a schedule's hand-off, forgetting those older than KEEP seconds."""
+        self.handed.append((now, name, records))
+        while self.handed and now - self.handed[0][0] > KEEP:
+            self.handed.popleft()
+
+    def moved(self, store: Store) -> bool:
+        """Whether the store's server changed since the last look."""
+        server, self.server = self.server, store.server()
+        return server is not None and server != self.server
+
+    def restore(self, app: Celery, store: Store, config: ConfigSet) -> set[str]:
+        """Writes again each remembered record the store lost: the schedules concerned."""
+        names = set()
+        for _at, name, records in self.handed:
+            for r in records:
+                if store.run(r["run_id"]) is not None:
+                    continue
+                names.add(name)
+                store.save_run(r)
+                if r.get("state") == "PENDING":
+                    bury(app, store, config, r["run_id"], "the store lost this run's record "
+                         "in a Redis failover or restart (asynchronous replication): it may "
+                         "have run on the former server, or never; it is not run again as "
+                         "it is")
+                log.warning("schedule %s: wrote again the %s record of run %s that the store "
+                            "lost (its server changed)", name, r.get("state"), r["run_id"])
+        return names

@@ -144,6 +144,10 @@ class Store(Protocol):
     def holder(self, name: str) -> str | None:
         """Who holds the lock `name` now (its lease has not run out), or None."""
 
+    def server(self) -> str:
+        """Which server holds the data now: it changes when Redis restarts or fails over
+        (writes of its last moments may be lost then)."""
+
 
 def forget_all(store: Store, before: float, batch: int = 1000,
                stop: Callable[[], bool] = lambda: False) -> int:
@@ -341,6 +345,9 @@ class RedisStore:
 
     def ping(self) -> None:
         self.r.ping()
+
+    def server(self) -> str:
+        return str(self.r.info("server")["run_id"])
 
     def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """EVALSHA of a registered script: 0.02 ms of CPU less per call than calling the
@@ -546,6 +553,9 @@ class FileStore:
                 os.fsync(f.fileno())
         except OSError as e:
             raise unwritable(self.root, e) from None
+
+    def server(self) -> str:
+        return str(self.root)  # the same files whatever restarts
 
     def _write(self, path: Path, value: dict[str, Any]) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")

@@ -17,10 +17,11 @@ import pytest
 import runner.beat
 from runner.beat import Beat
 from runner.celery_app import System, create_app, queue_length
+from runner.errors import StoreUnavailable
 from runner.settings import Settings
 from tests.integration.conftest import copy_demo
 from tests.integration.test_celery import poll
-from tests.servers import Redis, start_redis
+from tests.servers import Redis, redis_port, start_redis
 
 FIVE = "schedules:\n  five: {job: health-check, every: 5m, overlap: allow}\n"
 
@@ -33,14 +34,15 @@ def die(*_: Any) -> None:
     raise Killed
 
 
-def dies_on_second(put: Callable[[dict[str, dict[str, Any]]], None]
+def dies_on_second(put: Callable[[dict[str, dict[str, Any]]], None],
+                   death: Callable[..., None] = die
                    ) -> Callable[[dict[str, dict[str, Any]]], None]:
     calls = []
 
     def second(states: dict[str, dict[str, Any]]) -> None:
         calls.append(states)
         if len(calls) == 2:
-            raise Killed
+            death()
         put(states)
 
     return second
@@ -113,7 +115,8 @@ def test_a_beat_killed_mid_hand_off_is_completed_once_by_the_next(
 def test_beat_writes_back_what_a_wiped_redis_lost(tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     """A real redis-server restarted with no persistence: every firing since is run or
-    recorded MISSED, none handled before runs again; status and health say it."""
+    recorded MISSED, none handled before runs again (the one of the last seconds is recorded
+    FAILURE, retried as its job allows); status and health say it."""
     from fastapi.testclient import TestClient
 
     from runner.api import Auth, create_api
@@ -134,11 +137,13 @@ def test_beat_writes_back_what_a_wiped_redis_lost(tmp_path: Path,
             now[0] = datetime(2026, 11, 25, 12, 5, 20, tzinfo=UTC)  # 12:05 is still due
             beat.looked = -1e9  # a generation check is due
             beat.tick()
-            assert fired(system) == []  # handled before the wipe: not run again
+            lost = [("2026-11-25T12:05:00+00:00", "FAILURE"),  # not run again as it is
+                    ("2026-11-25T12:05:00+00:00", "PENDING")]  # its retry (attempts: 2)
+            assert fired(system) == lost
             now[0] = datetime(2026, 11, 25, 12, 20, 2, tzinfo=UTC)  # 12:10, 12:15 late
             beat.looked = -1e9
             beat.tick()
-        assert fired(system) == [("2026-11-25T12:15:00+00:00", "MISSED"),
+        assert fired(system) == [*lost, ("2026-11-25T12:15:00+00:00", "MISSED"),
                                  ("2026-11-25T12:20:00+00:00", "PENDING")]
         missed = next(r for r in system.store.runs(limit=10) if r["state"] == "MISSED")
         assert missed["error"].startswith("2 firing(s) of schedule five missed, "
@@ -158,3 +163,81 @@ def test_beat_writes_back_what_a_wiped_redis_lost(tmp_path: Path,
         assert health.json()["warning"].startswith("the store was wiped (noticed by beat")
     finally:
         server.stop()
+
+
+def test_beat_records_a_firing_whose_record_a_restart_lost(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Redis restarted from a snapshot taken before a firing (as a failover or an AOF written
+    every second loses the last moments): the firing's run is recorded FAILURE with the
+    reason, once, and not run again; the schedule's state is written back."""
+    import redis
+
+    server = start_redis(tmp_path / "redis")
+    port = redis_port(server.url)
+    try:
+        system = system_on(tmp_path, server.url)
+        now = [datetime(2026, 11, 25, 12, 1, tzinfo=UTC)]
+        beat = Beat(system, create_app(system), clock=lambda: now[0])
+        beat.tick()
+        redis.Redis.from_url(server.url).save()  # what the restart comes back with
+        now[0] = datetime(2026, 11, 25, 12, 5, 1, tzinfo=UTC)
+        beat.tick()
+        assert fired(system) == [("2026-11-25T12:05:00+00:00", "PENDING")]
+        server.stop()
+        server = start_redis(tmp_path / "redis", port)  # loads the snapshot
+        assert fired(system) == []
+        with caplog.at_level(logging.WARNING, "runner.beat"):
+            beat.looked = -1e9  # a look at the store is due
+            beat.tick()
+        lost = [("2026-11-25T12:05:00+00:00", "FAILURE"),  # not run again as it is
+                ("2026-11-25T12:05:00+00:00", "PENDING")]  # its retry (attempts: 2)
+        assert fired(system) == lost
+        failed = next(r for r in system.store.runs(limit=10) if r["state"] == "FAILURE")
+        assert "the store lost this run's record in a Redis failover" in failed["error"]
+        state = system.store.get("schedule:five") or {}
+        assert state.get("last_fire") == "2026-11-25T12:05:00+00:00"
+        said = [r.getMessage() for r in caplog.records]
+        assert not any("was wiped" in m for m in said), said
+        assert any("wrote again the PENDING record" in m for m in said), said
+        now[0] = datetime(2026, 11, 25, 12, 10, 1, tzinfo=UTC)
+        beat.looked = -1e9
+        beat.tick()  # the next firing as usual, the lost one not again
+        assert fired(system) == [*lost, ("2026-11-25T12:10:00+00:00", "PENDING")]
+    finally:
+        server.stop()
+
+
+def unavailable(*_: Any) -> None:
+    raise StoreUnavailable("Redis is unavailable: connection refused (the test's)")
+
+
+def test_a_store_failure_mid_pass_loses_no_firing_and_runs_none_twice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same beat, the store failing once at each step of a firing (reading the
+    suspensions, marking it handled, saving its record, sending it, clearing its outbox):
+    at the next tick, each firing has exactly one run and one message."""
+    system = system_on(tmp_path, "")
+    now = [datetime(2026, 11, 25, 12, 1, tzinfo=UTC)]
+    beat = Beat(system, create_app(system), clock=lambda: now[0])
+    assert beat.tick()
+    queue = system.config().jobs["health-check"].queue
+    steps = [("get", "12:05"), ("put_many", "12:10"), ("save_runs", "12:15"),
+             ("send", "12:20"), ("clear", "12:25")]
+    for n, (step, minute) in enumerate(steps):
+        now[0] = datetime.fromisoformat(f"2026-11-25T{minute}:01+00:00")
+        if step == "send":
+            monkeypatch.setattr(runner.beat, "send", unavailable)
+        elif step == "clear":  # the second write of the pass: the outbox cleared
+            monkeypatch.setattr(beat, "_put", dies_on_second(beat._put, unavailable))
+        else:
+            monkeypatch.setattr(beat.store, step, unavailable)
+        before = queue_length(system, queue)
+        with pytest.raises(StoreUnavailable):
+            beat.tick()
+        monkeypatch.undo()
+        beat.tick()  # the store is back
+        runs = fired(system)
+        assert runs.count((f"2026-11-25T{minute}:00+00:00", "PENDING")) == 1, (step, runs)
+        assert len(runs) == n + 1, (step, runs)  # none lost, none twice
+        assert queue_length(system, queue) - before == 1, step
+        assert "outbox" not in (system.store.get("schedule:five") or {}), step
