@@ -28,8 +28,9 @@ from runner.generation import Generation
 log = logging.getLogger("runner.api")
 
 
-def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAPI:
-    """The app of `runner api` on `system`, letting in the tokens of `auth`."""
+def build_context(system: System, auth: Auth, workers_every: float = 2.0) -> Context:
+    """What the routes share: the events hub, the workers' poller (every `workers_every`
+    seconds while someone watches), the Celery app and the caches of `system`."""
     run_metrics = overview.RunMetrics()
     hub = Hub(system.store, system.settings.redis_url, on_run=run_metrics.observe)
     control_ = Control(system)
@@ -37,8 +38,13 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
                                on_change=lambda view: hub.broadcast_threadsafe(
                                    {"kind": "workers", "workers": view}),
                                watched=lambda: bool(hub.clients))
-    ctx = Context(system, auth, control_, hub, workers, run_metrics,
-                  pages.RunPages(hub, auth), Generation("api", log))
+    return Context(system, auth, control_, hub, workers, run_metrics,
+                   pages.RunPages(hub, auth), Generation("api", log))
+
+
+def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAPI:
+    """The app of `runner api` on `system`, letting in the tokens of `auth`."""
+    ctx = build_context(system, auth, workers_every)
     # /docs: Swagger UI from the files fastapi-offline ships, under /docs/static, so the page
     # loads nothing from other hosts (no CDN, no online validator badge); the page is ours
     # (dashboard/docs.html), started by a script file: no inline script for the CSP to allow.
