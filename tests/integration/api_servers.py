@@ -117,7 +117,7 @@ def conforms(client: httpx.Client) -> None:
     worker) read back through the models of the OpenAPI document, strictly (no coercion)."""
     from pydantic import TypeAdapter
 
-    from runner import api_models as m
+    from runner.api import models as m
 
     def check(path: str, model: Any) -> Any:
         r = client.get(path)

@@ -8,10 +8,12 @@ have yet are optional; more fields may appear (additional properties are allowed
 
 from __future__ import annotations
 
+import http
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"  # a job's name, as a path or query parameter
 State = Literal["PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED",
                 "SKIPPED", "MISSED"]
 
@@ -238,3 +240,13 @@ class Started(BaseModel):
     run_id: str
     job: str
     state: State
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI description of refusals: {"detail": why}."""
+    return {code: {"model": Detail, "description": http.HTTPStatus(code).phrase}
+            for code in codes}
+
+
+READ = errors(400, 401, 503)  # 400: a RunnerError; 503: the configuration or store
+CONTROL = errors(400, 401, 403, 503)

@@ -1,0 +1,90 @@
+"""The operator's routes of `runner api`: cancel a run, retry one, run a job. Every action
+is appended to the run record's `actions` (who, what, when, via), so it lands in the run's
+report commit."""
+
+import logging
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+
+from runner.api import models as m
+from runner.api.auth import Principal
+from runner.api.context import Ctx, Operator
+from runner.api.models import CONTROL, NAME, errors
+from runner.errors import UsageError
+from runner.state import ACTIVE
+
+log = logging.getLogger("runner.api")
+router = APIRouter(tags=["control"])
+
+
+def action(who: Principal, what: str, **more: Any) -> dict[str, Any]:
+    """An entry of a run record's `actions`."""
+    return {"action": what, "by": who.name, "role": who.role, "at": time.time(),
+            "via": "api", **more}
+
+
+@router.post("/api/runs/{run_id}/cancel", response_model=m.Cancelled,
+             responses={**CONTROL, **errors(404, 409)})
+def cancel_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_length=100)]
+               ) -> JSONResponse:
+    """A queued run never starts; a running one stops its targets and ends REVOKED."""
+    from runner import tasks
+
+    store = ctx.store
+    record = store.run(run_id)
+    if record is None:
+        raise HTTPException(404, f"there is no run {run_id!r}")
+    if record.get("state") not in ACTIVE:
+        raise HTTPException(409, f"run {run_id} is already {record.get('state')}; "
+                                 "nothing to cancel")
+    # recorded before the cancel, so it is in the record when the run becomes final
+    store.update_run(run_id, {"actions": [*(record.get("actions") or []),
+                                          action(who, "cancel")]})
+    app, _config = ctx.control.app()
+    try:
+        was = tasks.cancel(app, store, run_id, f"{who.name} via the API")
+    except UsageError as e:  # it ended meanwhile
+        raise HTTPException(409, str(e)) from None
+    log.info("api: %s (%s) cancelled run %s", who.name, who.role, run_id)
+    now = store.run(run_id) or {}
+    return JSONResponse({"run_id": run_id, "previous": was.get("state"),
+                         "state": now.get("state"), "cancel_requested": True})
+
+
+@router.post("/api/runs/{run_id}/retry", status_code=201, response_model=m.Retried,
+             responses={**CONTROL, **errors(404)})
+def retry_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_length=100)]
+              ) -> JSONResponse:
+    """Queues a new run of the same job and limit, with trigger `retry-of RUN_ID`."""
+    from runner import tasks
+
+    if ctx.store.run(run_id) is None:
+        raise HTTPException(404, f"there is no run {run_id!r}")
+    app, config = ctx.control.app()
+    new = tasks.retry(app, ctx.store, config, run_id,
+                      extra={"actions": [action(who, "retry", of=run_id)]})
+    log.info("api: %s (%s) retried run %s as %s", who.name, who.role, run_id, new)
+    return JSONResponse({"run_id": new, "retry_of": run_id, "state": "PENDING"}, 201)
+
+
+@router.post("/api/jobs/{name}/run", status_code=201, response_model=m.Started,
+             responses={**CONTROL, **errors(404)})
+def run_job(who: Operator, ctx: Ctx, name: Annotated[str, PathParam(pattern=NAME)],
+            limit: Annotated[str | None, Query(max_length=1000,
+                                               description="target selectors")] = None
+            ) -> JSONResponse:
+    """Queues a run of job `name` (only the targets matching `limit`, if given)."""
+    from runner import tasks
+
+    app, config = ctx.control.app()
+    if name not in config.jobs:
+        raise HTTPException(404, f"there is no job {name!r} in revision "
+                                 f"{config.revision[:12]}")
+    run_id = tasks.enqueue(app, ctx.store, config, name, "api", limit,
+                           extra={"actions": [action(who, "run", limit=limit)]})
+    log.info("api: %s (%s) started job %s as run %s", who.name, who.role, name, run_id)
+    return JSONResponse({"run_id": run_id, "job": name, "state": "PENDING"}, 201)

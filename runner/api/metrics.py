@@ -1,0 +1,38 @@
+"""GET /metrics: the Prometheus text format (run counters of the events hub, active runs,
+queue lengths, workers, revisions, lateness); no token needed, like /api/health."""
+
+import time
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from runner import lateness, overview
+from runner.api.context import Context, Ctx
+from runner.celery_app import queue_length
+from runner.errors import RunnerError
+from runner.state import ACTIVE
+
+router = APIRouter()
+
+
+def text(ctx: Context) -> str:
+    """The Prometheus text of /metrics."""
+    runs, _more = ctx.store.runs_page(limit=10_000, scan=10_000)
+    active: dict[str, int] = {}
+    for r in runs:
+        if r.get("state") in ACTIVE:
+            active[r["state"]] = active.get(r["state"], 0) + 1
+    try:
+        lengths = {q: queue_length(ctx.system, q) for q in ctx.control.config().queues}
+    except RunnerError:
+        lengths = {}
+    return overview.metrics_text(ctx.metrics, active, lengths, len(ctx.workers.view()),
+                                 overview.revisions(ctx.store), time.time(),
+                                 ctx.store.tallies(lateness.KEY))
+
+
+@router.get("/metrics", tags=["read"], response_class=PlainTextResponse)
+def prometheus(ctx: Ctx) -> PlainTextResponse:
+    """Prometheus text format; no token needed (like /api/health)."""
+    return PlainTextResponse(ctx.cache.get("metrics", 1.0, lambda: text(ctx)),
+                             media_type="text/plain; version=0.0.4")

@@ -1,0 +1,131 @@
+"""The viewer's routes of `runner api`: health, who am I, status, statistics, workers,
+queues, jobs, schedules and runs (a page at a time, or one whole record)."""
+
+import json
+import math
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from runner import overview
+from runner.api import models as m
+from runner.api import views
+from runner.api.context import Ctx, Viewer
+from runner.api.models import NAME, READ, errors
+from runner.state import Cursor
+
+HEALTH_TTL = 1.0  # seconds an answer of GET /api/health is reused
+
+router = APIRouter(tags=["read"])
+
+
+def parse_cursor(raw: str | None) -> Cursor | None:
+    """The cursor of a `next` this API gave (CREATED:RUN_ID); 400 for any other."""
+    if not raw:
+        return None
+    created, sep, run_id = raw.partition(":")
+    try:
+        value = float(created)
+    except ValueError:
+        value = math.nan
+    if not sep or not run_id or not math.isfinite(value):
+        raise HTTPException(400, f"cursor {raw[:80]!r} is not one this API gave (CREATED:RUN_ID)")
+    return value, run_id
+
+
+@router.get("/api/health", response_model=m.Health,
+            responses={503: {"model": m.Health, "description": "the store cannot be reached"}})
+async def health(ctx: Ctx) -> Response:
+    """No token needed: is the store reachable, when was the last reconcile, is beat up
+    (looked at most once a second: a flood of probes does not reach the store)."""
+    cache = ctx.cache.entries
+    hit = cache.get("health")
+    if hit is None or time.monotonic() - hit[0] >= HEALTH_TTL:
+        hit = cache["health"] = (time.monotonic(), await run_in_threadpool(views.health, ctx))
+    code, body = hit[1]
+    return Response(body, code, media_type="application/json")
+
+
+@router.get("/api/whoami", response_model=m.Who, responses=READ)
+def whoami(who: Viewer) -> JSONResponse:
+    """The name and role of the token (what the dashboard shows and offers)."""
+    return JSONResponse({"name": who.name, "role": who.role})
+
+
+@router.get("/api/status", response_model=m.Status, responses=READ)
+def status(_who: Viewer, ctx: Ctx) -> JSONResponse:
+    """The applied and attempted revision, the attempted one's errors, beat, reports."""
+    return JSONResponse(views.status(ctx))
+
+
+@router.get("/api/stats", response_model=m.Stats, responses=READ)
+def stats(_who: Viewer, ctx: Ctx, minutes: Annotated[int, Query(ge=1, le=1440)] = 60
+          ) -> JSONResponse:
+    """Runs created in the last `minutes`: per state, per queue, per minute, rate,
+    durations per job (the newest 10,000 at most; `truncated` says when cut)."""
+    return JSONResponse(ctx.cache.get(("stats", minutes), 1.0,
+                                      lambda: views.stats(ctx, minutes)))
+
+
+@router.get("/api/workers", response_model=m.Workers, responses=READ)
+def list_workers(_who: Viewer, ctx: Ctx) -> JSONResponse:
+    """Live workers (remote control, refreshed every few seconds): queues, concurrency,
+    active runs, processed, load, memory, last heartbeat; and the configured ones."""
+    return JSONResponse(views.workers(ctx))
+
+
+@router.get("/api/queues", response_model=dict[str, m.Queue], responses=READ)
+def list_queues(_who: Viewer, ctx: Ctx) -> JSONResponse:
+    """Each queue's length, priority, configured workers and live consumers."""
+    return JSONResponse(ctx.cache.get("queues", 0.5, lambda: views.queues(ctx)))
+
+
+@router.get("/api/jobs", response_model=m.Jobs, responses=READ)
+def list_jobs(_who: Viewer, ctx: Ctx) -> JSONResponse:
+    """The jobs of the configuration the system runs."""
+    config = ctx.control.config()
+    return JSONResponse({"revision": config.revision, "jobs": overview.jobs(config)})
+
+
+@router.get("/api/schedules", response_model=dict[str, m.Schedule], responses=READ)
+def list_schedules(_who: Viewer, ctx: Ctx) -> JSONResponse:
+    """Each schedule with its next fire time, last firing and last run."""
+    return JSONResponse(overview.schedules(ctx.store, ctx.control.config()))
+
+
+@router.get("/api/runs", response_model=m.RunPage, responses={**READ, **errors(400)})
+async def list_runs(
+    _who: Viewer,
+    ctx: Ctx,
+    request: Request,
+    job: Annotated[str | None, Query(pattern=NAME)] = None,
+    state: m.State | None = None,
+    since: Annotated[float | None, Query(ge=0, le=1e11, description="Unix time")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200,
+                                        description="`next` of the previous page")] = None,
+) -> Response:
+    """Run summaries, newest first, a page at a time: pass `next` back as `cursor`."""
+    def page() -> bytes:
+        runs, more = ctx.store.runs_page(job, parse_cursor(cursor), limit, state, since)
+        return json.dumps({"runs": runs, "next": f"{more[0]!r}:{more[1]}" if more else None}
+                          ).encode()
+
+    return Response(await ctx.pages.get(request.scope["query_string"], page),
+                    media_type="application/json")
+
+
+@router.get("/api/runs/{run_id}", response_model=m.Run, responses={**READ, **errors(404)})
+def get_run(_who: Viewer, ctx: Ctx, run_id: Annotated[str, PathParam(max_length=100)]
+            ) -> JSONResponse:
+    """The whole record: lifecycle times, revision, trigger, worker, queue, deliveries,
+    actions, and under `result` each target's status, rc, masked output and error."""
+    record = ctx.store.run(run_id)
+    if record is None:
+        raise HTTPException(404, f"there is no run {run_id!r}")
+    return JSONResponse(record)
+

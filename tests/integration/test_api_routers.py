@@ -1,0 +1,54 @@
+"""Each router of `runner api` runs alone: a bare FastAPI app with a Context in its state
+and one router answers that router's routes (auth included) and nothing else."""
+
+import hashlib
+from pathlib import Path
+
+import redis
+from fastapi import APIRouter, FastAPI
+from fastapi.testclient import TestClient
+
+from runner.api import control, read
+from runner.api.app import build_context
+from runner.api.auth import Auth
+from runner.celery_app import System
+from runner.settings import Settings
+from tests.servers import Redis
+
+VIEWER, OPERATOR = "v" * 20, "o" * 20
+
+
+def alone(router: APIRouter, system: System) -> TestClient:
+    """A client of an app holding only `router` (no lifespan: no hub, no poller)."""
+    auth = Auth((("viewer", "viewer", hashlib.sha256(VIEWER.encode()).digest()),
+                 ("operator", "ops", hashlib.sha256(OPERATOR.encode()).digest())))
+    app = FastAPI()
+    app.state.context = build_context(system, auth)
+    app.include_router(router)
+    return TestClient(app)
+
+
+def test_the_control_router_runs_a_job_alone(demo_repo: Path, redis_server: Redis) -> None:
+    redis.Redis.from_url(redis_server.url).flushall()
+    system = System(Settings(redis_url=redis_server.url), demo_repo, demo_repo / ".runner")
+    client = alone(control.router, system)
+    job = next(iter(system.config().jobs))
+    viewer = client.post(f"/api/jobs/{job}/run", headers={"Authorization": f"Bearer {VIEWER}"})
+    assert viewer.status_code == 403, viewer.text
+    r = client.post(f"/api/jobs/{job}/run", headers={"Authorization": f"Bearer {OPERATOR}"})
+    assert r.status_code == 201, r.text
+    record = system.store.run(r.json()["run_id"])
+    assert record and record["actions"][0]["by"] == "ops"
+    assert client.get("/api/health").status_code == 404  # a read route: not this router's
+
+
+def test_the_read_router_answers_alone(demo_repo: Path, redis_server: Redis) -> None:
+    redis.Redis.from_url(redis_server.url).flushall()
+    system = System(Settings(redis_url=redis_server.url), demo_repo, demo_repo / ".runner")
+    client = alone(read.router, system)
+    assert client.get("/api/health").json()["store"] is True
+    assert client.get("/api/whoami").status_code == 401
+    who = client.get("/api/whoami", headers={"Authorization": f"Bearer {VIEWER}"})
+    assert who.json() == {"name": "viewer", "role": "viewer"}
+    assert client.post("/api/runs/x/cancel",
+                       headers={"Authorization": f"Bearer {OPERATOR}"}).status_code == 404
