@@ -23,11 +23,11 @@ lives; read.py: reading runs back; service.py: the loop, and the expiry of publi
 """
 
 from runner.publish.branch import Written
-from runner.publish.git import BUILD, put
+from runner.publish.git import BUILD, current_branch, put
 from runner.publish.locate import locate
 from runner.publish.push import Publisher
 from runner.publish.read import read_latest, read_run
 from runner.publish.service import STATUS, keep_days_of, serve
 
-__all__ = ["BUILD", "STATUS", "Publisher", "Written", "keep_days_of", "locate", "put",
-           "read_latest", "read_run", "serve"]
+__all__ = ["BUILD", "STATUS", "Publisher", "Written", "current_branch", "keep_days_of", "locate",
+           "put", "read_latest", "read_run", "serve"]

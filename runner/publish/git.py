@@ -62,6 +62,13 @@ def git_dir_of(repo: Path) -> Path | None:
     return Path(done.stdout.strip()) if done.returncode == 0 else None
 
 
+def current_branch(source: str) -> str:
+    """The branch checked out at `source` (a local repository); "main" when there is none."""
+    done = subprocess.run(["git", "-C", source, "symbolic-ref", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "main"
+
+
 class FastImport:
     """One `git fast-import` process: commands in, answers (ls, get-mark, cat-blob, progress)
     out on its stdout."""
