@@ -141,7 +141,7 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     import threading
 
     from runner.api import check_listen, load_auth, parse_bind
-    from runner.publish import locate
+    from runner.publish import current_branch, locate
     from runner.up import Plan, serve
 
     # What would make a child fail at start fails here, before any child starts (exit 2).
@@ -163,7 +163,7 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     if keyring and not watched:
         raise UsageError(f"--require-signed {require_signed}: {repo} is not a git repository "
                          "and there is no --source, so there are no commits to verify")
-    branch = branch or (_current_branch(watched) if watched else "main")
+    branch = branch or (current_branch(watched) if watched else "main")
     from runner.settings import masked_url
 
     where = masked_url(system.settings.redis_url) or f"embedded, state in {repo / '.runner'}"
@@ -288,14 +288,6 @@ def _mtime(path: Path) -> int:
         return path.stat().st_mtime_ns
     except OSError:
         return 0
-
-
-def _current_branch(source: str) -> str:
-    import subprocess
-
-    done = subprocess.run(["git", "-C", source, "symbolic-ref", "--short", "HEAD"],
-                          capture_output=True, text=True, check=False)
-    return done.stdout.strip() or "main"
 
 
 def _refs_dir(source: str) -> Path | None:
