@@ -19,7 +19,7 @@ Then, at D = min(10,000, largest N): D crons due at the same UTC minute (local M
 time from that minute until the last run is queued (runner: max `created`; Celery: the list
 holding all D messages, polled every 20 ms). And at the largest N: one schedule's definition
 changed to fire at once. Runner: its schedules file rewritten (beat re-reads --repo every
-celery_app.DIR_RELOAD s); the time from the write to the run's `created`. Celery's beat never
+system.DIR_RELOAD s); the time from the write to the run's `created`. Celery's beat never
 re-reads beat_schedule (beat_max_loop_interval only bounds its sleep): the change is a
 restart (SIGTERM, start again with the changed entry); the time from the SIGTERM to the changed
 entry's (interval 1 s, last run long ago: due at the first tick) message arriving.
@@ -421,7 +421,7 @@ def main() -> int:
           "due in the window must be there, else 'fired k/n'; "
           "due at once: runner max created, celery the list holding "
           "all messages (20 ms polls), from the minute; change: runner rewrites one schedules "
-          "file (read every celery_app.DIR_RELOAD s), celery's beat never re-reads "
+          "file (read every system.DIR_RELOAD s), celery's beat never re-reads "
           "beat_schedule so it is restarted (SIGTERM to the changed entry's message))")
     return 0
 

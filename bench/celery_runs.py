@@ -159,9 +159,10 @@ class Floor(Bench):
 
 class Runner(Bench):
     def __init__(self, url: str, tmp: Path) -> None:
-        from runner import tasks
-        from runner.celery_app import System, create_app
+        from runner.celery import tasks
+        from runner.celery.app import create_app
         from runner.settings import Settings
+        from runner.system import System
 
         self.name = "runner " + ("redis" if url else "embedded")
         self.repo = tmp / ("repo-redis" if url else "repo-files")

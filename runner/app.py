@@ -22,9 +22,10 @@ from typing import Any
 def __getattr__(name: str) -> Any:
     if name != "app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from runner.celery_app import System, create_app
+    from runner.celery.app import create_app
     from runner.errors import ConfigInvalid, RunnerError
     from runner.settings import Settings
+    from runner.system import System
 
     repo = Path(os.environ.get("RUNNER_REPO") or ".").resolve()
     try:

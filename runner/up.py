@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from runner.celery_app import System
 from runner.errors import RunnerError, StoreUnavailable, UsageError
 from runner.outage import Outage
+from runner.system import System
 
 TICK = 0.5        # seconds between looks at the configuration and the children
 BACKOFF = (1.0, 30.0)

@@ -20,10 +20,10 @@ from runner import overview
 from runner.api import control, live, metrics, pages, read
 from runner.api.auth import Auth, load_auth
 from runner.api.context import Context, Control
-from runner.celery_app import System
 from runner.errors import ConfigInvalid, RunnerError, StoreUnavailable, UsageError
 from runner.events import Hub
 from runner.generation import Generation
+from runner.system import System
 
 log = logging.getLogger("runner.api")
 

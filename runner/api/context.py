@@ -16,11 +16,12 @@ from starlette.requests import HTTPConnection
 from runner import overview
 from runner.api.auth import Auth, Principal
 from runner.api.pages import RunPages
-from runner.celery_app import System, create_app
+from runner.celery.app import create_app
 from runner.config.model import ConfigSet
 from runner.events import Hub
 from runner.generation import Generation
 from runner.state import Store
+from runner.system import System
 
 
 class Control:

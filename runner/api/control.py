@@ -32,7 +32,7 @@ def action(who: Principal, what: str, **more: Any) -> dict[str, Any]:
 def cancel_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_length=100)]
                ) -> JSONResponse:
     """A queued run never starts; a running one stops its targets and ends REVOKED."""
-    from runner import tasks
+    from runner.celery import tasks
 
     store = ctx.store
     record = store.run(run_id)
@@ -60,7 +60,7 @@ def cancel_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_len
 def retry_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_length=100)]
               ) -> JSONResponse:
     """Queues a new run of the same job and limit, with trigger `retry-of RUN_ID`."""
-    from runner import tasks
+    from runner.celery import tasks
 
     if ctx.store.run(run_id) is None:
         raise HTTPException(404, f"there is no run {run_id!r}")
@@ -78,7 +78,7 @@ def run_job(who: Operator, ctx: Ctx, name: Annotated[str, PathParam(pattern=NAME
                                                description="target selectors")] = None
             ) -> JSONResponse:
     """Queues a run of job `name` (only the targets matching `limit`, if given)."""
-    from runner import tasks
+    from runner.celery import tasks
 
     app, config = ctx.control.app()
     if name not in config.jobs:

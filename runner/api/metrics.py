@@ -8,7 +8,7 @@ from fastapi.responses import PlainTextResponse
 
 from runner import lateness, overview
 from runner.api.context import Context, Ctx
-from runner.celery_app import queue_length
+from runner.celery.app import queue_length
 from runner.errors import RunnerError
 from runner.state import ACTIVE
 

@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 
 from runner import lateness, overview
 from runner.api.context import Context
-from runner.celery_app import queue_length
+from runner.celery.app import queue_length
 from runner.errors import RunnerError
 from runner.generation import KEY as GENERATION
 from runner.generation import wiped

@@ -144,14 +144,14 @@ def cli() -> None:
 
 
 def _system(repo: Path) -> Any:
-    from runner.celery_app import System
     from runner.settings import Settings
+    from runner.system import System
 
     return System(Settings.from_env(), repo, repo / ".runner")
 
 
 def _app(repo: Path, fmt: str = "text") -> tuple[Any, Any, ConfigSet]:
-    from runner.celery_app import create_app
+    from runner.celery.app import create_app
 
     system = _system(repo)
     config = system.applied() or (system.config() if system.settings.require_signed

@@ -54,7 +54,7 @@ def plan(repo: Path, fmt: str, now: str | None, count: int) -> None:
     moment = _parse_now(now)
     config = _config(repo, fmt)
     if fmt == "celery":
-        from runner.celery_export import module
+        from runner.celery.export import module
 
         click.echo(module(config), nl=False)
         return
@@ -174,7 +174,7 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
 
 
 def _enqueue(job: str, repo: Path, limit: str | None, wait: bool, fmt: str) -> None:
-    from runner import tasks
+    from runner.celery import tasks
 
     system, app, config = _app(repo, fmt)
     run_id = tasks.enqueue(app, system.store, config, job, "cli", limit)

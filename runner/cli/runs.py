@@ -29,7 +29,7 @@ from runner.errors import Problem, RunnerError, UsageError
 def status(repo: Path, fmt: str) -> None:
     """Workers alive and their queues, queue lengths, active runs."""
     from runner import lateness
-    from runner.celery_app import queue_length
+    from runner.celery.app import queue_length
     from runner.generation import KEY as GENERATION
     from runner.generation import wiped
     from runner.state import ACTIVE
@@ -171,7 +171,7 @@ def _suspension(repo: Path, schedule: str | None, every: bool, suspend: bool,
     import getpass
     import time
 
-    from runner.beat import SUSPENDED
+    from runner.celery.beat import SUSPENDED
 
     if bool(schedule) == every:
         raise UsageError("name one SCHEDULE or pass --all")
@@ -232,7 +232,7 @@ def cancel_run(run_id: str, repo: Path, fmt: str) -> None:
     """Cancel a run: a queued one never starts; a running one stops its targets."""
     import getpass
 
-    from runner import tasks
+    from runner.celery import tasks
 
     system, app, _config_set = _app(repo, fmt)
     record = tasks.cancel(app, system.store, run_id, f"runner cancel (user {getpass.getuser()})")
@@ -253,8 +253,8 @@ def cancel_run(run_id: str, repo: Path, fmt: str) -> None:
 def backfill(schedule: str, start: str, end: str, dry_run: bool, yes: bool, repo: Path,
              fmt: str) -> None:
     """Queue one run per firing of SCHEDULE from --from to --to (trigger `backfill`)."""
-    from runner import tasks
     from runner.backfill import firings
+    from runner.celery import tasks
 
     system, app, config = _app(repo, fmt)
     s = config.schedules.get(schedule)
@@ -289,7 +289,7 @@ def backfill(schedule: str, start: str, end: str, dry_run: bool, yes: bool, repo
 @_fmt("text", "json")
 def retry_run(run_id: str, repo: Path, fmt: str) -> None:
     """Queue a new run of the same job (and limit) as RUN_ID, linked to it."""
-    from runner import tasks
+    from runner.celery import tasks
 
     system, app, config = _app(repo, fmt)
     new = tasks.retry(app, system.store, config, run_id)

@@ -42,9 +42,9 @@ def worker(name: str, repo: Path, concurrency: int | None) -> None:
     """Start a Celery worker serving the queues queues.yaml assigns to NAME."""
     import socket
 
-    from runner.celery_app import worker_hostname
-    from runner.tasks import sweep_orphans
-    from runner.worker import install
+    from runner.celery.app import worker_hostname
+    from runner.celery.tasks import sweep_orphans
+    from runner.celery.worker import install
 
     system, app, config = _app(repo)
     # a direct `runner run` killed mid-run, and on the embedded broker a worker (Redis hands
@@ -103,7 +103,7 @@ def beat(repo: Path) -> None:
     """Fire the schedules (one active beat at a time; others stand by)."""
     import signal
 
-    from runner.beat import Beat, Stopped
+    from runner.celery.beat import Beat, Stopped
 
     system, app, _config_set = _app(repo)
     from runner.settings import masked_url

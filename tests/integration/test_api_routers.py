@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from runner.api import control, read
 from runner.api.app import build_context
 from runner.api.auth import Auth
-from runner.celery_app import System
 from runner.settings import Settings
+from runner.system import System
 from tests.servers import Redis
 
 VIEWER, OPERATOR = "v" * 20, "o" * 20

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runner.beat import Beat
-from runner.celery_app import System, create_app
+from runner.celery.app import create_app
+from runner.celery.beat import Beat
 from runner.settings import Settings
+from runner.system import System
 from tests.integration.conftest import copy_demo
 
 FIVE = "schedules:\n  five: {job: health-check, every: 5m, overlap: allow}\n"

@@ -16,13 +16,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-import runner.beat
-from runner.beat import GRACE, Beat
-from runner.celery_app import System, create_app
+import runner.celery.beat
+from runner.celery.app import create_app
+from runner.celery.beat import GRACE, Beat
 from runner.config import model
 from runner.config.model import ConfigSet, Schedule
 from runner.desired import next_fires
 from runner.settings import Settings
+from runner.system import System
 from tests.integration.conftest import copy_demo
 from tests.integration.test_celery import poll
 from tests.servers import Redis
@@ -90,7 +91,7 @@ def test_the_contract_holds_at_10000_schedules(redis_server: Redis, tmp_path: Pa
     now = [START]
     app = create_app(system)
     beat = Beat(system, app, clock=lambda: now[0])
-    real_send, sent = runner.beat.send, [0]
+    real_send, sent = runner.celery.beat.send, [0]
 
     def dies_on_the_700th(*args: Any) -> None:
         sent[0] += 1
@@ -101,7 +102,7 @@ def test_the_contract_holds_at_10000_schedules(redis_server: Redis, tmp_path: Pa
     began = time.monotonic()
     while now[0] <= END:
         if now[0] == MASS + timedelta(seconds=1):  # dies mid-hand-off of 2,000 firings
-            monkeypatch.setattr(runner.beat, "send", dies_on_the_700th)
+            monkeypatch.setattr(runner.celery.beat, "send", dies_on_the_700th)
             with pytest.raises(Killed):
                 beat.tick()
             monkeypatch.undo()
@@ -149,13 +150,13 @@ def test_one_changed_schedule_among_100000_fires_within_a_second(
     try:
         poll(lambda: beat.active and beat.config is current[0], 60, "beat planned them all")
         computed = []
-        real = runner.beat.next_fires
+        real = runner.celery.beat.next_fires
 
         def counted(s: Schedule, after: datetime, count: int) -> list[datetime]:
             computed.append(s.name)
             return real(s, after, count)
 
-        monkeypatch.setattr(runner.beat, "next_fires", counted)
+        monkeypatch.setattr(runner.celery.beat, "next_fires", counted)
         changed = sched("d42", every="1s")
         applied = time.monotonic()
         current[0] = replace(current[0], schedules={**schedules, "d42": changed})

@@ -9,6 +9,8 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from kombu.transport import virtual
 
+FSBROKER = "runner.celery.fsbroker:Transport"  # kombu names a transport by its path
+
 
 def test_a_consumer_never_sees_a_message_being_written(tmp_path: Path) -> None:
     folder, processed = tmp_path / "queue", tmp_path / "processed"
@@ -16,7 +18,7 @@ def test_a_consumer_never_sees_a_message_being_written(tmp_path: Path) -> None:
     processed.mkdir()
     options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
                "processed_folder": str(processed)}
-    with Connection(transport="runner.broker:Transport", transport_options=options) as conn:
+    with Connection(transport=FSBROKER, transport_options=options) as conn:
         channel = conn.default_channel
         # a message caught mid-write (what kombu's own transport let a consumer read, empty)
         (folder / ".1_x.jobs.msg.partial").write_bytes(b"")
@@ -32,7 +34,7 @@ def test_a_consumer_never_sees_a_message_being_written(tmp_path: Path) -> None:
 
 def test_without_inotify_a_consumer_polls_often_for_a_second_after_a_message_then_less(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runner.broker as broker
+    import runner.celery.fsbroker as broker
 
     monkeypatch.setattr(broker.inotify, "open_folder", lambda path: None)  # not Linux
     now = [100.0]
@@ -50,7 +52,7 @@ def test_without_inotify_a_consumer_polls_often_for_a_second_after_a_message_the
     options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
                "processed_folder": str(processed), "polling_interval": 0.05,
                "control_folder": str(control)}  # kombu's default: ./control, in the cwd
-    with Connection(transport="runner.broker:Transport", transport_options=options) as conn:
+    with Connection(transport=FSBROKER, transport_options=options) as conn:
         got: list[object] = []
         queue = conn.SimpleQueue(f"jobs-{tmp_path.name}")  # see _consumer_latency
         consumer = conn.Consumer(queue.queue, callbacks=[lambda body, m: got.append(body)])
@@ -78,7 +80,7 @@ def _consumer_latency(tmp_path: Path) -> tuple[list[float], int]:
     import threading
     import time
 
-    import runner.broker as broker
+    import runner.celery.fsbroker as broker
 
     folder, processed, control = (tmp_path / d for d in ("queue", "processed", "control"))
     for d in (folder, processed, control):
@@ -94,8 +96,8 @@ def _consumer_latency(tmp_path: Path) -> tuple[list[float], int]:
         return get(self, queue, timeout)
 
     latencies: list[float] = []
-    with Connection(transport="runner.broker:Transport", transport_options=options) as conn, \
-            Connection(transport="runner.broker:Transport", transport_options=options) as out:
+    with Connection(transport=FSBROKER, transport_options=options) as conn, \
+            Connection(transport=FSBROKER, transport_options=options) as out:
         broker.Channel._get = counted  # type: ignore[method-assign]
         try:
             # a name of its own: kombu remembers declared exchanges per process, not per folder
@@ -128,7 +130,7 @@ def test_an_idle_consumer_takes_a_message_at_once_without_polling(tmp_path: Path
 
 def test_without_inotify_an_idle_consumer_still_takes_messages(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runner.broker as broker
+    import runner.celery.fsbroker as broker
 
     monkeypatch.setattr(broker.inotify, "open_folder", lambda path: None)
     latencies, idle_looks = _consumer_latency(tmp_path)
@@ -141,7 +143,7 @@ def test_without_inotify_an_idle_consumer_still_takes_messages(
 
 def _bind(control: str, n: int) -> None:
     options = {"data_folder_in": control, "data_folder_out": control, "control_folder": control}
-    with Connection(transport="runner.broker:Transport", transport_options=options) as conn:
+    with Connection(transport=FSBROKER, transport_options=options) as conn:
         for i in range(100):  # each exchange's table is created by whoever comes first
             conn.default_channel._queue_bind(f"x{i}", f"k{n}", "", f"q{n}")
 
@@ -160,7 +162,7 @@ def test_processes_binding_at_once_keep_every_binding(tmp_path: Path) -> None:
         assert p.exitcode == 0
     options = {"control_folder": str(tmp_path), "data_folder_in": str(tmp_path),
                "data_folder_out": str(tmp_path)}
-    with Connection(transport="runner.broker:Transport", transport_options=options) as conn:
+    with Connection(transport=FSBROKER, transport_options=options) as conn:
         channel = conn.default_channel
         assert [len(channel.get_table(f"x{i}")) for i in range(100)] == [6] * 100
         channel._delete("q0", "x0", "k0", "")
@@ -173,7 +175,7 @@ def test_an_event_queue_whose_receiver_has_gone_is_unbound_and_emptied(
     collected every worker's heartbeat as a file for ever."""
     now, folder, options = _expiry_world(tmp_path, monkeypatch)
     events = Exchange("celeryev", type="topic")
-    with Connection(transport="runner.broker:Transport", transport_options=options) as conn:
+    with Connection(transport=FSBROKER, transport_options=options) as conn:
         live, gone = (Queue(f"celeryev.{n}", events, routing_key="#") for n in ("live", "gone"))
         for q in (live, gone):
             q(conn.default_channel).declare()
@@ -197,7 +199,7 @@ def test_a_dead_workers_remote_control_queue_is_unbound_and_emptied(
     API asks every few seconds) added a file to it for ever."""
     now, folder, options = _expiry_world(tmp_path, monkeypatch)
     pidbox = Exchange("celery.pidbox", type="fanout")
-    with Connection(transport="runner.broker:Transport", transport_options=options) as conn:
+    with Connection(transport=FSBROKER, transport_options=options) as conn:
         live, gone = (Queue(f"{n}@host.celery.pidbox", pidbox) for n in ("live", "gone"))
         for q in (live, gone):
             q(conn.default_channel).declare()
@@ -220,7 +222,7 @@ def _expiry_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     """A fake clock for the broker, its folders, and a BrokerState of the test's own (kombu
     keeps declared exchanges per process: ours must not meet the ones Celery declares in
     later tests of this process, same names with other arguments)."""
-    import runner.broker as broker
+    import runner.celery.fsbroker as broker
 
     now = [100.0]
     monkeypatch.setattr(broker, "monotonic", lambda: now[0])

@@ -320,8 +320,9 @@ def test_overlap_policies(cluster: Cluster, policy: str) -> None:
 
 
 def test_remote_control_adds_and_cancels_consumers(cluster: Cluster) -> None:
-    from runner.celery_app import System, create_app
+    from runner.celery.app import create_app
     from runner.settings import Settings
+    from runner.system import System
 
     cluster.worker("side")
     system = System(Settings.from_env(cluster.env), cluster.repo, cluster.repo / ".runner")
@@ -370,8 +371,9 @@ def test_embedded_run_of_a_dead_worker_ends_failed_not_lost(cluster: Cluster) ->
 
 
 def test_a_running_worker_follows_its_queue_assignment(cluster: Cluster) -> None:
-    from runner.celery_app import System, create_app
+    from runner.celery.app import create_app
     from runner.settings import Settings
+    from runner.system import System
 
     cluster.worker("side")
     app = create_app(System(Settings.from_env(cluster.env), cluster.repo,

@@ -1,5 +1,5 @@
-"""Runner's beat as Celery's beat service: `celery -A runner.app beat -S runner.beat:Scheduler`,
-a real process on a real Redis."""
+"""Runner's beat as Celery's beat service: `celery -A runner.app beat -S
+runner.celery.scheduler:Scheduler`, a real process on a real Redis."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_celery_beat_with_runners_scheduler_fires_every_2s(redis_server: Redis,
     store = RedisStore(redis_server.url)
     with open(tmp_path / "beat.log", "wb") as out:
         beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "runner.app", "beat",
-                                 "-S", "runner.beat:Scheduler", "-l", "info"], env=env,
+                                 "-S", "runner.celery.scheduler:Scheduler", "-l", "info"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         runs = poll(lambda: (r := store.runs("health-check", 10)) and len(r) >= 3 and r, 30,
@@ -46,7 +46,8 @@ def test_celery_beat_with_runners_scheduler_fires_every_2s(redis_server: Redis,
         beat.wait(10)
         assert time.monotonic() - sent < 1.0 and beat.returncode == 0
         log = (tmp_path / "beat.log").read_text()
-        assert "scheduler -> runner.beat.Scheduler" in log and "Traceback" not in log, log
+        assert "scheduler -> runner.celery.scheduler.Scheduler" in log, log
+        assert "Traceback" not in log, log
         assert "schedule fast fired" in log  # runner's log lines, through Celery's logging
     finally:
         if beat.poll() is None:

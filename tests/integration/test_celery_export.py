@@ -108,8 +108,9 @@ def test_an_entry_sent_by_celerys_beat_runs_on_a_runner_worker(
         cluster: Cluster) -> None:  # noqa: F811
     from celery.beat import Scheduler
 
-    from runner.celery_app import System, create_app
+    from runner.celery.app import create_app
     from runner.settings import Settings
+    from runner.system import System
 
     (cluster.repo / "schedules.d" / "s.yaml").write_text(
         "schedules:\n  hourly: {job: quick-high, every: 1h}\n")

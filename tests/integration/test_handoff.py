@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-import runner.beat
-from runner.beat import Beat
-from runner.celery_app import System, create_app, queue_length
+import runner.celery.beat
+from runner.celery.app import create_app, queue_length
+from runner.celery.beat import Beat
 from runner.errors import StoreUnavailable
 from runner.settings import Settings
+from runner.system import System
 from tests.integration.conftest import copy_demo
 from tests.integration.test_celery import poll
 from tests.servers import Redis, redis_port, start_redis
@@ -82,7 +83,7 @@ def test_a_beat_killed_mid_hand_off_is_completed_once_by_the_next(
     assert first.tick()
     system = first.system
     queue = system.config().jobs["health-check"].queue
-    real_send = runner.beat.send
+    real_send = runner.celery.beat.send
     # where each beat dies (its writes are batched: save_runs, _put): before the run's
     # record, before its message, after its message
     for n, (where_, minute) in enumerate([("save_run", "12:05"), ("send", "12:10"),
@@ -93,13 +94,13 @@ def test_a_beat_killed_mid_hand_off_is_completed_once_by_the_next(
         if where_ == "save_run":
             monkeypatch.setattr(dying.store, "save_runs", die)
         elif where_ == "send":
-            monkeypatch.setattr(runner.beat, "send", die)
+            monkeypatch.setattr(runner.celery.beat, "send", die)
         else:  # the message is sent; the write that clears the outbox never happens
             monkeypatch.setattr(dying, "_put", dies_on_second(dying._put))
         with pytest.raises(Killed):
             dying.tick()
         monkeypatch.undo()
-        assert runner.beat.send is real_send
+        assert runner.celery.beat.send is real_send
         assert [f for f in fired(system) if f[0].endswith(f"{minute}:00+00:00")] == (
             [] if where_ == "save_run" else [(f"2026-11-25T{minute}:00+00:00", "PENDING")])
         before = queue_length(system, queue)
@@ -226,7 +227,7 @@ def test_a_store_failure_mid_pass_loses_no_firing_and_runs_none_twice(
     for n, (step, minute) in enumerate(steps):
         now[0] = datetime.fromisoformat(f"2026-11-25T{minute}:01+00:00")
         if step == "send":
-            monkeypatch.setattr(runner.beat, "send", unavailable)
+            monkeypatch.setattr(runner.celery.beat, "send", unavailable)
         elif step == "clear":  # the second write of the pass: the outbox cleared
             monkeypatch.setattr(beat, "_put", dies_on_second(beat._put, unavailable))
         else:

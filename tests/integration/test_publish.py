@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from runner.celery_app import System
+from runner.celery.tasks import _Process, execute
 from runner.cli import cli
 from runner.errors import ReportError
 from runner.execute import new_run_id
 from runner.publish import Publisher, read_run, serve
 from runner.settings import Settings
 from runner.state import FileStore, RedisStore, Store
-from runner.tasks import _Process, execute
+from runner.system import System
 from tests.integration.conftest import git
 from tests.integration.test_celery import poll
 from tests.servers import Redis, runner_up

@@ -9,11 +9,12 @@ import signal
 import time
 from pathlib import Path
 
-from runner.celery_app import System, create_app
-from runner.reaper import PERIOD, Reaper
+from runner.celery.app import create_app
+from runner.celery.reaper import PERIOD, Reaper
+from runner.celery.tasks import pending
 from runner.settings import Settings
 from runner.state import RedisStore
-from runner.tasks import pending
+from runner.system import System
 from tests.integration.api_servers import make_cluster
 from tests.integration.test_celery import Cluster, poll
 from tests.integration.test_chaos import gated_cluster

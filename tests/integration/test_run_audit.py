@@ -122,8 +122,8 @@ def test_a_killed_direct_run_ends_failed_with_the_reason(demo_repo: Path) -> Non
     `runner run` killed mid-run, saying so, instead of leaving it STARTED."""
     import socket
 
+    from runner.celery.tasks import sweep_orphans
     from runner.state import FileStore
-    from runner.tasks import sweep_orphans
 
     store = FileStore(demo_repo / ".runner" / "state")
     pid = kill_direct_run(demo_repo, NO_REDIS, store, "46.2")
@@ -163,8 +163,8 @@ def test_on_redis_the_sweep_ends_a_killed_direct_run_but_leaves_workers_runs(
     direct run, which has no message, is ended by the sweep at a worker's start."""
     import socket
 
+    from runner.celery.tasks import sweep_orphans
     from runner.state import RedisStore
-    from runner.tasks import sweep_orphans
 
     env = isolated(redis_server)
     store = RedisStore(env["REDIS_URL"])

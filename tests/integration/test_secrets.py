@@ -224,10 +224,10 @@ def test_a_worker_masks_the_api_token_runner_api_generated(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """With no RUNNER_API_TOKENS, `runner api` keeps an operator token in .runner/api-token:
     a job of the same user can read the file, but its output shows it masked."""
-    from runner.celery_app import System
+    from runner.celery.tasks import _Process, execute
     from runner.execute import new_run_id
     from runner.settings import Settings
-    from runner.tasks import _Process, execute
+    from runner.system import System
 
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))

@@ -1,4 +1,4 @@
-"""The task body (runner.tasks.execute) in this process, with a real command and the embedded
+"""The task body (runner.celery.tasks.execute) in this process, with a real command and the embedded
 store: what a soft time limit leaves behind."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from types import FrameType
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from runner.celery_app import System
+from runner.celery.tasks import _Process, execute
 from runner.execute import new_run_id
 from runner.settings import Settings
-from runner.tasks import _Process, execute
+from runner.system import System
 
 
 def _system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str) -> System:
@@ -83,8 +83,8 @@ def test_a_second_delivery_of_a_started_run_runs_nothing(
 def test_bury_ends_a_dead_run_and_queues_a_retry_while_attempts_remain(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attempts: int, attempt: int,
         retried: bool) -> None:
-    from runner.celery_app import create_app
-    from runner.tasks import bury
+    from runner.celery.app import create_app
+    from runner.celery.tasks import bury
 
     system = _system(tmp_path, monkeypatch,
         f"jobs:\n  j: {{queue: q, targets: [here], retries: {{attempts: {attempts}}}, "
@@ -131,8 +131,8 @@ def test_a_store_away_when_the_run_starts_is_waited_for_not_a_lost_run(
 
 def test_the_directory_is_parsed_again_only_when_a_file_changed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runner.celery_app as celery_app
     import runner.config.load as config_load
+    import runner.system as system_module
 
     system = _system(tmp_path, monkeypatch,
                      "jobs:\n  j: {queue: q, targets: [here], steps: [{command: 'true'}]}\n")
@@ -144,8 +144,8 @@ def test_the_directory_is_parsed_again_only_when_a_file_changed(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(config_load, "load", counted)
-    monkeypatch.setattr(celery_app, "DIR_RELOAD", 0.0)  # look every time
-    monkeypatch.setattr(celery_app, "RELOAD", 0.0)
+    monkeypatch.setattr(system_module, "DIR_RELOAD", 0.0)  # look every time
+    monkeypatch.setattr(system_module, "RELOAD", 0.0)
     first = system.config()
     assert system.config() is first and system.config() is first
     assert loads[0] == 1  # unchanged files: a stat each, no parse

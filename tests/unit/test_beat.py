@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from runner.beat import GRACE, decide
+from runner.celery.beat import GRACE, decide
 from runner.config import model
 
 BERLIN = ZoneInfo("Europe/Berlin")

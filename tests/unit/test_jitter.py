@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from runner.backfill import firings
-from runner.beat import decide
+from runner.celery.beat import decide
 from runner.cli import cli
 from runner.config import model
 from runner.cron import hashed, parse

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
+from runner.celery.tasks import keep
 from runner.errors import StoreUnavailable
 from runner.outage import Outage
-from runner.tasks import keep
 
 
 def test_an_outage_is_told_once_when_lost_and_once_when_back(

@@ -30,7 +30,7 @@ from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.worker.request import Request
 
-from runner.celery_app import TASK, System, time_limit
+from runner.celery.message import TASK, time_limit
 from runner.config.model import ConfigSet
 from runner.dryrun import lookup, select
 from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
@@ -38,6 +38,7 @@ from runner.execute import final, new_run_id
 from runner.executor.engine import Cancel, Engine
 from runner.outage import Outage, connection_error
 from runner.state import ACTIVE, Store
+from runner.system import System
 
 _POLL = 0.25  # seconds between looks at the cancel flag
 T = TypeVar("T")

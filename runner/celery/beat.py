@@ -14,8 +14,8 @@ over within LOCK_TTL. The write marking a firing handled holds what it hands off
 handoff.py), which the beat taking over completes: no firing repeated or lost. The active beat
 also runs the reaper and writes back the states a wiped store lost (generation.py). A store
 that is away is waited for; SIGTERM stops beat at once, after at most the chunk it is handing
-off. `Scheduler` runs the same tick as Celery's beat service (`celery -A runner.app beat -S
-runner.beat:Scheduler`).
+off. scheduler.py runs the same tick as Celery's beat service (`celery -A runner.app beat -S
+runner.celery.scheduler:Scheduler`).
 """
 
 from __future__ import annotations
@@ -29,24 +29,23 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import celery.beat
 from celery import Celery
 
-from runner.celery_app import System
+from runner.celery.handoff import Recent, complete, outbox
+from runner.celery.lease import Lease
+from runner.celery.reaper import Reaper
+from runner.celery.tasks import cancel, send
 from runner.config.model import ConfigSet, Schedule
 from runner.desired import next_fires
 from runner.errors import StoreUnavailable, UsageError
 from runner.generation import Generation
-from runner.handoff import Recent, complete, final_record
 from runner.lateness import lateness_of, observe_lateness
-from runner.lease import Lease
 from runner.outage import Outage
-from runner.reaper import Reaper
-from runner.state import ACTIVE, Store
-from runner.tasks import cancel, pending, send
+from runner.state import Store
+from runner.system import System
 from runner.timetable import GRACE, Decision, Timetable, decide, timing, window
 
-__all__ = ["GRACE", "Beat", "Decision", "Scheduler", "Stopped", "decide"]
+__all__ = ["GRACE", "Beat", "Decision", "Stopped", "decide"]
 SUSPENDED = "suspended"  # store key: {"all": {...} | absent, "schedules": {NAME: {...}}}
 LOCK_TTL = 5.0   # seconds; the standby takes over after this
 MAX_SLEEP = 0.5  # seconds beat sleeps at most (a new revision, a stop, the lease)
@@ -113,7 +112,7 @@ class Beat:
             if self.active:
                 self._standby()
             return False
-        config = self.system.config()  # re-read at most every celery_app.RELOAD seconds
+        config = self.system.config()  # re-read at most every system.RELOAD seconds
         self.app.conf.runner_config = config  # what the router reads
         if not self.active:
             self._activate(config)
@@ -230,7 +229,7 @@ class Beat:
             state = dict(self.known.get(name) or {})
             state.update(last_fire=d.last.isoformat(), timing=timing(s),
                          offset=s.jitter_offset)
-            box = self._box(s, d, state, paused, config)
+            box = outbox(self.store, s, d, state, paused, config)
             if box["records"]:
                 state["outbox"] = box
             handled[name] = state
@@ -298,39 +297,6 @@ class Beat:
                         len(held))
             self._put(held)
 
-    def _box(self, s: Schedule, d: Decision, state: dict[str, Any],
-             paused: dict[str, Any], config: ConfigSet) -> dict[str, Any]:
-        """What the firing hands off: the records to save, the run to send, the run to
-        cancel. A suspended schedule's firings pass, unrun and unrecorded."""
-        box: dict[str, Any] = {"records": []}
-        if paused.get("all") or s.name in paused.get("schedules", {}):
-            return box
-        if d.missed and d.first_missed and d.last_missed:
-            box["records"].append(final_record(
-                s, config, "MISSED",
-                f"{d.missed} firing(s) of schedule {s.name} missed, "
-                f"{d.first_missed.isoformat()} to {d.last_missed.isoformat()}: beat was "
-                "not running then, and they are later than the schedule's "
-                "starting_deadline", d.last_missed)
-                | {"missed_from": d.first_missed.isoformat(), "missed_count": d.missed,
-                   "missed_to": d.last_missed.isoformat()})  # the range, for machines
-        if d.run is None:
-            return box
-        previous = state.get("last_run_id")
-        active = self.store.run(previous) if previous and s.overlap != "allow" else None
-        if active and active.get("state") in ACTIVE:
-            if s.overlap == "forbid":
-                box["records"].append(final_record(
-                    s, config, "SKIPPED", f"previous run {previous} of schedule {s.name} is "
-                    f"still {active['state']} (overlap: forbid)", d.run))
-                return box
-            box["cancel"] = previous  # overlap: replace
-        run = pending(config, s.job, f"schedule {s.name}", s.limit, schedule=s.name,
-                      scheduled_for=d.run.isoformat())
-        box["records"].append(run)
-        box["send"] = state["last_run_id"] = run["run_id"]
-        return box
-
     def interrupt(self) -> None:
         """For a SIGTERM handler: stop at once, whatever the pass is doing (a long catch-up,
         a store call), except in a hand-off, which ends first (a chunk: well under a second).
@@ -360,40 +326,3 @@ class Beat:
         finally:
             self.running = False
             self.lease.stop()
-
-
-class Scheduler(celery.beat.Scheduler):  # type: ignore[misc]
-    """Runner's beat as Celery's beat service: `celery -A runner.app beat -S
-    runner.beat:Scheduler`. Its tick is Beat's; it returns the seconds until the next due
-    instant, which Celery's service sleeps. The schedules are the configuration's (Celery's
-    beat_schedule is not read)."""
-
-    def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
-        self.beat: Beat | None = None
-        self.outage = Outage("beat", log)
-        super().__init__(app, *args, **kwargs)
-
-    def setup_schedule(self) -> None:
-        self.beat = Beat(self.app.conf.runner_system, self.app)
-        self.beat.lease.start()
-
-    def tick(self, *args: Any, **kwargs: Any) -> float:
-        assert self.beat is not None
-        try:
-            self.beat.tick()
-        except StoreUnavailable as e:
-            self.beat.reaper.lost()
-            return self.outage.lost(e)
-        self.outage.ok()
-        return min(self.beat.idle(), float(self.max_interval))
-
-    def sync(self) -> None:
-        """Nothing to save: every firing is in the store as it happens."""
-
-    def close(self) -> None:
-        if self.beat is not None:
-            self.beat.lease.stop()
-
-    @property
-    def info(self) -> str:
-        return "runner: the configuration's schedules; one active beat (the store's lock)"

@@ -22,9 +22,10 @@ from typing import Any
 
 from celery import Celery, bootsteps, signals
 
-from runner.celery_app import RELOAD, TASK, System
+from runner.celery.message import TASK
 from runner.errors import RunnerError, StoreUnavailable
 from runner.outage import Outage
+from runner.system import RELOAD, System
 
 HEARTBEAT = 2.0  # seconds between a worker's heartbeats in its store entry
 _BATCH = 0.05  # at least this many seconds between two RECEIVED writes (batches)
@@ -32,10 +33,19 @@ log = logging.getLogger("runner.worker")
 
 
 def install(app: Celery, system: System, name: str, fixed_concurrency: int | None) -> None:
+    """Makes `app`'s worker NAME follow the configuration and record RECEIVED."""
     # Celery's two INFO lines per task (received, succeeded) cost a busy worker about a tenth
     # of its CPU and repeat what the run's record holds (runner history, the report branch)
     for chatty in ("celery.worker.strategy", "celery.app.trace"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    app.steps["consumer"].add(reload_step(app, system, name, fixed_concurrency))
+    record_received(app, system, name)
+
+
+def reload_step(app: Celery, system: System, name: str,
+                fixed_concurrency: int | None) -> type[bootsteps.StartStopStep]:
+    """The consumer bootstep that matches worker NAME to the configuration every RELOAD s."""
+
     class Reload(bootsteps.StartStopStep):  # type: ignore[misc]
         requires = ("celery.worker.consumer.tasks:Tasks",)
 
@@ -117,13 +127,18 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
                 else:
                     pool.shrink(pool.num_processes - size)
 
-    app.steps["consumer"].add(Reload)
+    return Reload
 
+
+def record_received(app: Celery, system: System, name: str) -> None:
+    """Records RECEIVED for each run message `app`'s worker takes, in batches, off its loop."""
     marks: SimpleQueue[tuple[str, float]] = SimpleQueue()
 
-    def record_received() -> None:  # off the consumer's loop, at most one write per _BATCH:
-        last = 0.0                  # a store round trip per run cost a busy worker a fifth
-        while True:                 # of its throughput
+    def write() -> None:
+        # off the consumer's loop, at most one write per _BATCH: a store round trip per run
+        # cost a busy worker a fifth of its throughput
+        last = 0.0
+        while True:
             batch = [marks.get()]
             wait = last + _BATCH - time.monotonic()
             if wait > 0:  # busy: collect what arrives meanwhile (each mark keeps its time)
@@ -145,7 +160,7 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
     def received(sender: Any = None, request: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is app and request is not None and request.type == TASK:
             if not writer:
-                writer.append(threading.Thread(target=record_received, name="runner-received",
+                writer.append(threading.Thread(target=write, name="runner-received",
                                                daemon=True))
                 writer[0].start()
             marks.put((request.id, time.time()))

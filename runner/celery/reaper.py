@@ -25,9 +25,9 @@ from typing import Any
 
 from celery import Celery
 
+from runner.celery.tasks import bury, send
 from runner.config.model import ConfigSet
 from runner.state import Store
-from runner.tasks import bury, send
 
 PERIOD = 2.0    # seconds between two looks at the workers
 DEAD = 10.0     # seconds a heartbeat may stand still before its worker counts as dead

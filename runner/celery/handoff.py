@@ -1,5 +1,6 @@
-"""Beat's firing hand-off: the records a firing writes, and completing an outbox a beat left
-when it died (each step only if not done yet)."""
+"""Beat's firing hand-off: the outbox a firing writes (the records to save, the run to send,
+the run to cancel), and completing an outbox a beat left when it died (each step only if not
+done yet)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from typing import Any
 
 from celery import Celery
 
+from runner.celery.tasks import bury, cancel, pending, send
 from runner.config.model import ConfigSet, Schedule
 from runner.errors import UsageError
 from runner.execute import new_run_id
-from runner.state import Store
-from runner.tasks import bury, cancel, send
+from runner.state import ACTIVE, Store
+from runner.timetable import Decision
 
 log = logging.getLogger("runner.beat")
 KEEP = 30.0  # seconds of hand-offs remembered: a failover loses the last few seconds' writes
@@ -50,6 +52,40 @@ def complete(app: Celery, store: Store, name: str, state: dict[str, Any],
             send(app, config, r)
             log.info("schedule %s fired %s: run %s (completing a hand-off)", name,
                      r["scheduled_for"], r["run_id"])
+
+
+def outbox(store: Store, s: Schedule, d: Decision, state: dict[str, Any],
+           paused: dict[str, Any], config: ConfigSet) -> dict[str, Any]:
+    """What the firing hands off: the records to save, the run to send, the run to
+    cancel. A suspended schedule's firings pass, unrun and unrecorded."""
+    box: dict[str, Any] = {"records": []}
+    if paused.get("all") or s.name in paused.get("schedules", {}):
+        return box
+    if d.missed and d.first_missed and d.last_missed:
+        box["records"].append(final_record(
+            s, config, "MISSED",
+            f"{d.missed} firing(s) of schedule {s.name} missed, "
+            f"{d.first_missed.isoformat()} to {d.last_missed.isoformat()}: beat was "
+            "not running then, and they are later than the schedule's "
+            "starting_deadline", d.last_missed)
+            | {"missed_from": d.first_missed.isoformat(), "missed_count": d.missed,
+               "missed_to": d.last_missed.isoformat()})  # the range, for machines
+    if d.run is None:
+        return box
+    previous = state.get("last_run_id")
+    active = store.run(previous) if previous and s.overlap != "allow" else None
+    if active and active.get("state") in ACTIVE:
+        if s.overlap == "forbid":
+            box["records"].append(final_record(
+                s, config, "SKIPPED", f"previous run {previous} of schedule {s.name} is "
+                f"still {active['state']} (overlap: forbid)", d.run))
+            return box
+        box["cancel"] = previous  # overlap: replace
+    run = pending(config, s.job, f"schedule {s.name}", s.limit, schedule=s.name,
+                  scheduled_for=d.run.isoformat())
+    box["records"].append(run)
+    box["send"] = state["last_run_id"] = run["run_id"]
+    return box
 
 
 @dataclass

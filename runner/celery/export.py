@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from celery.schedules import ParseException, crontab, crontab_parser, schedstate, schedule
 
-from runner.celery_app import MAX_PRIORITY, TASK
+from runner.celery.message import MAX_PRIORITY, TASK
 from runner.config.model import ConfigSet, Schedule
 from runner.cron import ALIASES, parse
 from runner.desired import duration_text, when
@@ -135,7 +135,7 @@ def module(config: ConfigSet) -> str:
            "run_id with its PENDING record; a plain Celery beat sends none, and runner's worker",
            'records the run under the message\'s task id."""', "",
            "from kombu import Queue", "",
-           "from runner.celery_export import aligned_every, zoned_crontab", "",
+           "from runner.celery.export import aligned_every, zoned_crontab", "",
            'timezone = "UTC"', "enable_utc = True", 'task_default_queue = "runner-default"',
            "# message priority 0 is taken first (kombu's Redis transport): 9 - queue priority",
            'broker_transport_options = {"priority_steps": list(range(10)), '
