@@ -12,6 +12,7 @@ import pytest
 from runner.celery_app import System, create_app
 from runner.errors import UsageError
 from runner.ops import runs, status, suspend
+from runner.ops.reconcile import Reconciler
 from runner.settings import Settings
 from runner.state import FileStore, RedisStore, Store
 from tests.servers import Redis
@@ -104,3 +105,18 @@ def test_enqueue_cancel_retry_and_history(demo_repo: Path) -> None:
     assert runs.history(system, queued.run_id, 10, "reports").runs[0]["state"] == "REVOKED"
     with pytest.raises(UsageError, match="in the store or on reports"):
         runs.history(system, queued.run_id[:-4] + "ffff", 10, "reports")
+
+
+def test_reconciler_tells_an_unchanged_outcome_once_when_watching(demo_repo: Path) -> None:
+    system = System(Settings(), demo_repo, demo_repo / ".runner")
+    told: list[tuple[str | None, bool]] = []
+    reconciler = Reconciler(system, str(demo_repo), "main", None,
+                            lambda o: told.append((o.revision, o.changed)))
+    assert reconciler.once(watching=True) == 0
+    assert reconciler.once(watching=True) == 0
+    assert told == [(told[0][0], True)]  # the second, unchanged, is not told again
+    assert status.status(system).revisions["applied_revision"] == told[0][0]
+    assert reconciler.once() == 0  # once (not watching): always told
+    assert told[1:] == [(told[0][0], False)]
+    missing = Reconciler(system, str(demo_repo), "no-such-branch", None, told.append)
+    assert missing.once(watching=True) == 2
