@@ -120,12 +120,12 @@ def _suspension(repo: Path, schedule: str | None, every: bool, suspend: bool,
 
     if bool(schedule) == every:
         raise UsageError("name one SCHEDULE or pass --all")
-    system = _system(repo)
+    system, one = _system(repo), None if every else schedule
     if suspend:
-        config = (system.applied() or _config(repo, fmt)) if schedule else None
-        paused = pausing.suspend(system.store, getpass.getuser(), schedule, config)
+        config = (system.applied() or _config(repo, fmt)) if one else None
+        paused = pausing.suspend(system.store, getpass.getuser(), one, config)
     else:
-        paused = pausing.resume(system.store, schedule)
+        paused = pausing.resume(system.store, one)
     if fmt == "json":
         _print_json(paused.entry)
     else:
