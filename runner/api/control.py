@@ -14,8 +14,6 @@ from runner.api import models as m
 from runner.api.auth import Principal
 from runner.api.context import Ctx, Operator
 from runner.api.models import CONTROL, NAME, errors
-from runner.errors import UsageError
-from runner.state import ACTIVE
 
 log = logging.getLogger("runner.api")
 router = APIRouter(tags=["control"])
@@ -32,27 +30,19 @@ def action(who: Principal, what: str, **more: Any) -> dict[str, Any]:
 def cancel_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_length=100)]
                ) -> JSONResponse:
     """A queued run never starts; a running one stops its targets and ends REVOKED."""
-    from runner.celery import tasks
+    from runner.ops import runs
 
-    store = ctx.store
-    record = store.run(run_id)
-    if record is None:
-        raise HTTPException(404, f"there is no run {run_id!r}")
-    if record.get("state") not in ACTIVE:
-        raise HTTPException(409, f"run {run_id} is already {record.get('state')}; "
-                                 "nothing to cancel")
-    # recorded before the cancel, so it is in the record when the run becomes final
-    store.update_run(run_id, {"actions": [*(record.get("actions") or []),
-                                          action(who, "cancel")]})
     app, _config = ctx.control.app()
     try:
-        was = tasks.cancel(app, store, run_id, f"{who.name} via the API")
-    except UsageError as e:  # it ended meanwhile
+        done = runs.cancel(app, ctx.store, run_id, f"{who.name} via the API",
+                           action(who, "cancel"))
+    except runs.RunNotFound:
+        raise HTTPException(404, f"there is no run {run_id!r}") from None
+    except runs.RunNotActive as e:
         raise HTTPException(409, str(e)) from None
     log.info("api: %s (%s) cancelled run %s", who.name, who.role, run_id)
-    now = store.run(run_id) or {}
-    return JSONResponse({"run_id": run_id, "previous": was.get("state"),
-                         "state": now.get("state"), "cancel_requested": True})
+    return JSONResponse({"run_id": run_id, "previous": done.record.get("state"),
+                         "state": done.state, "cancel_requested": True})
 
 
 @router.post("/api/runs/{run_id}/retry", status_code=201, response_model=m.Retried,
@@ -60,13 +50,13 @@ def cancel_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_len
 def retry_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_length=100)]
               ) -> JSONResponse:
     """Queues a new run of the same job and limit, with trigger `retry-of RUN_ID`."""
-    from runner.celery import tasks
+    from runner.ops import runs
 
-    if ctx.store.run(run_id) is None:
-        raise HTTPException(404, f"there is no run {run_id!r}")
     app, config = ctx.control.app()
-    new = tasks.retry(app, ctx.store, config, run_id,
-                      extra={"actions": [action(who, "retry", of=run_id)]})
+    try:
+        new = runs.retry(app, ctx.store, config, run_id, action(who, "retry", of=run_id)).run_id
+    except runs.RunNotFound:
+        raise HTTPException(404, f"there is no run {run_id!r}") from None
     log.info("api: %s (%s) retried run %s as %s", who.name, who.role, run_id, new)
     return JSONResponse({"run_id": new, "retry_of": run_id, "state": "PENDING"}, 201)
 
@@ -78,13 +68,14 @@ def run_job(who: Operator, ctx: Ctx, name: Annotated[str, PathParam(pattern=NAME
                                                description="target selectors")] = None
             ) -> JSONResponse:
     """Queues a run of job `name` (only the targets matching `limit`, if given)."""
-    from runner.celery import tasks
+    from runner.ops import runs
 
     app, config = ctx.control.app()
-    if name not in config.jobs:
+    try:
+        run_id = runs.enqueue(app, ctx.store, config, name, "api", limit,
+                              action(who, "run", limit=limit)).run_id
+    except runs.JobNotFound as e:
         raise HTTPException(404, f"there is no job {name!r} in revision "
-                                 f"{config.revision[:12]}")
-    run_id = tasks.enqueue(app, ctx.store, config, name, "api", limit,
-                           extra={"actions": [action(who, "run", limit=limit)]})
+                                 f"{e.revision[:12]}") from None
     log.info("api: %s (%s) started job %s as run %s", who.name, who.role, name, run_id)
     return JSONResponse({"run_id": run_id, "job": name, "state": "PENDING"}, 201)

@@ -18,15 +18,12 @@ from runner.generation import wiped
 
 def status(ctx: Context) -> dict[str, Any]:
     """The applied and attempted revisions, beat, suspensions and the report publisher."""
-    from runner import publish
+    from runner.ops.status import status as current
 
-    store = ctx.store
+    now = current(ctx.system)
     view: dict[str, Any] = overview.shown({
-        **overview.revisions(store),
-        "broker": "redis" if ctx.system.settings.redis_url else "embedded",
-        "suspended": store.get("suspended") or {},
-        "beat": store.get("beat"), "beat_alive": store.holder("beat") is not None,
-        "reports": overview.reports(store.get(publish.STATUS))})
+        **now.revisions, "broker": now.broker, "suspended": now.suspended,
+        "beat": now.beat, "beat_alive": now.beat_alive, "reports": now.reports})
     return view
 
 

@@ -175,9 +175,10 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
 
 def _enqueue(job: str, repo: Path, limit: str | None, wait: bool, fmt: str) -> None:
     from runner.celery import tasks
+    from runner.ops.runs import enqueue
 
     system, app, config = _app(repo, fmt)
-    run_id = tasks.enqueue(app, system.store, config, job, "cli", limit)
+    run_id = enqueue(app, system.store, config, job, "cli", limit).run_id
     if not wait:
         _print_json({"run_id": run_id, "state": "PENDING"}) if fmt == "json" else click.echo(
             run_id)

@@ -19,8 +19,7 @@ from runner.cli.base import (
     branch_value,
     cli,
 )
-from runner.config.model import ConfigSet
-from runner.errors import Problem, RunnerError, UsageError
+from runner.errors import Problem, UsageError
 
 
 @cli.command()
@@ -28,38 +27,18 @@ from runner.errors import Problem, RunnerError, UsageError
 @_fmt("text", "json")
 def status(repo: Path, fmt: str) -> None:
     """Workers alive and their queues, queue lengths, active runs."""
-    from runner import lateness
-    from runner.celery.app import queue_length
-    from runner.generation import KEY as GENERATION
-    from runner.generation import wiped
-    from runner.state import ACTIVE
+    from runner.ops.status import detail
 
     system, app, config = _app(repo, fmt)
-    system.store.ping()  # Redis away, or a full or read-only state directory: one sentence
-    inspect = app.control.inspect(timeout=1.0)
-    queues = inspect.active_queues() or {}
-    active = inspect.active() or {}
-    rec = system.store.get("reconcile") or {}
+    d = detail(system, app, config)
+    rev = d.status.revisions
     out: dict[str, Any] = {
-        "applied_revision": rec.get("applied_revision"),
-        "attempted_revision": rec.get("attempted_revision"),
-        "errors": rec.get("errors", []), "last_reconcile": rec.get("last_reconcile"),
-        "fetch_error": rec.get("fetch_error"), "refused": rec.get("refused"),
-        "suspended": system.store.get("suspended") or {},
-        "broker": "redis" if system.settings.redis_url else "embedded",
-        "workers": {host: {"queues": sorted(q["name"] for q in qs),
-                           "active": len(active.get(host, [])),
-                           "revision": (system.store.get(f"worker:{host}") or {}).get("revision")}
-                    for host, qs in sorted(queues.items())},
-        "beat": system.store.get("beat"),
-        "queues": {q: {"length": queue_length(system, q), "priority": config.queues[q].priority}
-                   for q in config.queues},
-        "active_runs": [r for r in system.store.runs(limit=200) if r.get("state") in ACTIVE],
-        "schedules": _schedules(system, config),
-        "reports": {k: v for k, v in (system.store.get("reports") or {}).items()
-                    if k in ("branch", "head", "unpushed", "last_error", "remote")},
-        "wiped": wiped(system.store.get(GENERATION)),
-        "lateness": lateness.summary(system.store.tallies(lateness.KEY)),
+        **{k: rev[k] for k in ("applied_revision", "attempted_revision", "errors",
+                               "last_reconcile", "fetch_error", "refused")},
+        "suspended": d.status.suspended, "broker": d.status.broker, "workers": d.workers,
+        "beat": d.status.beat, "queues": d.queues, "active_runs": d.active_runs,
+        "schedules": d.schedules, "reports": d.status.reports, "wiped": d.wiped,
+        "lateness": d.lateness,
     }
     if fmt == "json":
         _print_json(out)
@@ -110,14 +89,6 @@ def _lateness_text(late: dict[str, Any]) -> str:
             f"last {late['last']:.3f}s late")
 
 
-def _schedules(system: Any, config: ConfigSet) -> dict[str, dict[str, Any]]:
-    """Each schedule's next firing (from now), last handled firing and last run id."""
-    from runner.overview import schedules
-
-    keep = ("job", "next_fire", "last_fire", "last_run_id")
-    return {name: {k: s[k] for k in keep} for name, s in schedules(system.store, config).items()}
-
-
 @cli.command()
 @click.argument("job", required=False)
 @REPO
@@ -130,18 +101,9 @@ def _schedules(system: Any, config: ConfigSet) -> dict[str, dict[str, Any]]:
 def history(job: str | None, repo: Path, limit: int, report_branch: str, fmt: str) -> None:
     """Recent runs (of JOB), newest first: id, time, job, state, duration, trigger.
     JOB may be a run id: that run. Runs gone from the store are read from the report branch."""
-    from runner.report import created_of
+    from runner.ops.runs import history as runs_of
 
-    system = _system(repo)
-    if job and created_of(job) is not None:
-        record = system.store.run(job) or _from_reports(system, report_branch, run_id=job)
-        if record is None:
-            raise UsageError(f"there is no run {job!r} in the store or on {report_branch}")
-        runs = [record]
-    else:
-        runs = system.store.runs(job, limit)
-        if not runs and job:
-            runs = [r for r in [_from_reports(system, report_branch, job=job)] if r]
+    runs = list(runs_of(_system(repo), job, limit, report_branch).runs)
     if fmt == "json":
         _print_json({"runs": runs})
         return
@@ -150,55 +112,22 @@ def history(job: str | None, repo: Path, limit: int, report_branch: str, fmt: st
             click.echo(line)
 
 
-def _from_reports(system: Any, branch: str, run_id: str | None = None,
-                  job: str | None = None) -> dict[str, Any] | None:
-    """A run from the report branch (by id, or the latest of `job`), or None."""
-    from runner import publish as pub
-
-    rec = system.store.get(pub.STATUS) or {}
-    try:
-        git_dir = Path(rec["git_dir"]) if rec.get("git_dir") else pub.locate(
-            system.repo, system.state_dir, None)[0]
-    except RunnerError:
-        return None
-    if run_id:
-        return pub.read_run(git_dir, branch, run_id)
-    return pub.read_latest(git_dir, branch, str(job))
-
-
 def _suspension(repo: Path, schedule: str | None, every: bool, suspend: bool,
                 fmt: str) -> None:
     import getpass
-    import time
 
-    from runner.celery.beat import SUSPENDED
+    from runner.ops import suspend as pausing
 
     if bool(schedule) == every:
         raise UsageError("name one SCHEDULE or pass --all")
-    system = _system(repo)
-    paused = system.store.get(SUSPENDED) or {}
-    named = paused.setdefault("schedules", {})
-    if schedule and suspend:
-        config = system.applied() or _config(repo, fmt)
-        if schedule not in config.schedules:
-            from runner.config.schema import did_you_mean
-
-            raise UsageError(f"there is no schedule {schedule!r}"
-                             f"{did_you_mean(schedule, config.schedules)}")
-    mark = {"by": getpass.getuser(), "at": time.time()}
-    if every:
-        if suspend:
-            paused["all"] = mark
-        else:
-            paused.pop("all", None)
-            named.clear()
-    elif suspend:
-        named[str(schedule)] = mark
+    system, one = _system(repo), None if every else schedule
+    if suspend:
+        config = (system.applied() or _config(repo, fmt)) if one else None
+        paused = pausing.suspend(system.store, getpass.getuser(), one, config)
     else:
-        named.pop(str(schedule), None)
-    system.store.put(SUSPENDED, paused)
+        paused = pausing.resume(system.store, one)
     if fmt == "json":
-        _print_json(paused)
+        _print_json(paused.entry)
     else:
         which = "all schedules" if every else f"schedule {schedule}"
         click.echo(f"{which} {'suspended' if suspend else 'resumed'}")
@@ -232,10 +161,11 @@ def cancel_run(run_id: str, repo: Path, fmt: str) -> None:
     """Cancel a run: a queued one never starts; a running one stops its targets."""
     import getpass
 
-    from runner.celery import tasks
+    from runner.ops.runs import cancel
 
     system, app, _config_set = _app(repo, fmt)
-    record = tasks.cancel(app, system.store, run_id, f"runner cancel (user {getpass.getuser()})")
+    record = cancel(app, system.store, run_id,
+                    f"runner cancel (user {getpass.getuser()})").record
     if fmt == "json":
         _print_json(record)
     else:
@@ -255,6 +185,7 @@ def backfill(schedule: str, start: str, end: str, dry_run: bool, yes: bool, repo
     """Queue one run per firing of SCHEDULE from --from to --to (trigger `backfill`)."""
     from runner.backfill import firings
     from runner.celery import tasks
+    from runner.ops.runs import enqueue
 
     system, app, config = _app(repo, fmt)
     s = config.schedules.get(schedule)
@@ -267,8 +198,8 @@ def backfill(schedule: str, start: str, end: str, dry_run: bool, yes: bool, repo
     for at in [] if dry_run else due:
         if s.overlap == "forbid" and runs:
             tasks.wait(system.store, runs[-1])  # one at a time
-        runs.append(tasks.enqueue(app, system.store, config, s.job, "backfill", s.limit,
-                                  schedule=s.name, scheduled_for=at.isoformat()))
+        runs.append(enqueue(app, system.store, config, s.job, "backfill", s.limit,
+                            schedule=s.name, scheduled_for=at.isoformat()).run_id)
         if fmt == "text":
             click.echo(f"{at.isoformat()}  {runs[-1]}")
     if fmt == "json":
@@ -289,8 +220,8 @@ def backfill(schedule: str, start: str, end: str, dry_run: bool, yes: bool, repo
 @_fmt("text", "json")
 def retry_run(run_id: str, repo: Path, fmt: str) -> None:
     """Queue a new run of the same job (and limit) as RUN_ID, linked to it."""
-    from runner.celery import tasks
+    from runner.ops.runs import retry
 
     system, app, config = _app(repo, fmt)
-    new = tasks.retry(app, system.store, config, run_id)
+    new = retry(app, system.store, config, run_id).run_id
     _print_json({"run_id": new, "retry_of": run_id}) if fmt == "json" else click.echo(new)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from pathlib import Path
 
 import click
@@ -141,6 +140,7 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     import threading
 
     from runner.api import check_listen, load_auth, parse_bind
+    from runner.ops.reconcile import refs_dir
     from runner.publish import current_branch, locate
     from runner.up import Plan, serve
 
@@ -155,7 +155,7 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
     config = system.applied() or (None if keyring else _config(repo, "text"))
     load_auth(system.settings, system.state_dir)  # RUNNER_API_TOKENS, RUNNER_API_JWT_KEY
     check_listen(host, port, "--api-bind")
-    watched = source or (str(repo.resolve()) if _refs_dir(str(repo)) else None)
+    watched = source or (str(repo.resolve()) if refs_dir(str(repo)) else None)
     remote = locate(repo, system.state_dir, source, push)[1] if watched else None
     if push and not watched:
         raise UsageError(f"--push {push!r}: {repo} is not a git repository and there is no "
@@ -199,104 +199,35 @@ def up(repo: Path, source: str | None, branch: str | None, report_branch: str,
 def reconcile(repo: Path, mode: str, source: str | None, branch: str, interval: str,
               require_signed: Path | None) -> None:
     """Fetch the source, validate its branch and apply it if valid; record the outcome."""
-    import logging
     import signal
     import threading
 
-    from runner.config.cache import DiskCache
     from runner.config.model import seconds
-    from runner.errors import StoreUnavailable
-    from runner.outage import Outage
-    from runner.reconcile import reconcile as run_once
+    from runner.ops.reconcile import Reconciler
+    from runner.reconcile import Outcome
 
     try:
         every = seconds(int(interval) if interval.isdigit() else interval)
     except ValueError:
         raise UsageError(f"--interval {interval!r} is not a duration like 30s or 1m") from None
-    system = _system(repo)
-    where = source or str(repo.resolve())
-    mirror = system.state_dir / "source.git"
-    cache = DiskCache(mirror)
 
-    told: list[tuple[object, ...]] = []  # --watch: the last outcome told; each is told once
-    outage = Outage("reconciler", logging.getLogger("runner.reconcile"))
-
-    def once() -> int:
-        try:
-            outcome = run_once(system.store, where, branch, mirror, cache, require_signed)
-        except StoreUnavailable as e:
-            if mode == "once":
-                raise
-            outage.lost(e)  # settle() tries again with its backoff
-            return 2
-        outage.ok()
-        cache.save()
-        code = 0 if not outcome.reason else 2 if outcome.revision is None else 1
-        news = (outcome.revision, outcome.reason)
-        if mode == "watch" and told == [news] and not outcome.changed:
-            return code
-        told[:] = [news]
+    def tell(outcome: Outcome) -> None:
         if outcome.problems:
             _print_problems(outcome.problems, "text")
         if outcome.reason:
             click.echo(f"error: {outcome.reason}", err=True)
-            return code
-        what = "applied" if outcome.changed else "unchanged"
-        click.echo(f"{branch} at {str(outcome.revision)[:12]}: {what}")
-        return 0
+        else:
+            what = "applied" if outcome.changed else "unchanged"
+            click.echo(f"{branch} at {str(outcome.revision)[:12]}: {what}")
 
+    reconciler = Reconciler(_system(repo), source or str(repo.resolve()), branch,
+                            require_signed, tell)
     if mode == "once":
-        raise SystemExit(once())
+        raise SystemExit(reconciler.once())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-
-    def settle() -> None:  # a failed fetch is tried again soon (1 s, 2 s, ...), not in --interval
-        delay = 1.0
-        while once() == 2 and delay < every and not stop.wait(delay):
-            delay *= 2
-
-    refs = _refs_dir(where)
-    if refs is None:  # a remote: poll
-        settle()
-        while not stop.wait(every):
-            settle()
-        return
-    import watchfiles  # a local repository: a commit or push changes its refs; act at once
-
-    def ours(_change: object, path: str) -> bool:  # the branch's ref, not the report branch's
-        return path.endswith(f"/heads/{branch}")
-
-    def stamp() -> tuple[int, ...]:  # the branch's ref as files: loose, or packed
-        return tuple(_mtime(f) for f in (refs / "heads" / branch, refs.parent / "packed-refs"))
-
-    # A commit made before the watch is up (or an event it missed) still shows in the ref's
-    # stamp, looked at every second; everything is looked at again every --interval.
-    seen, last = stamp(), time.monotonic()
-    settle()
-    for changes in watchfiles.watch(refs, watch_filter=ours, debounce=100, step=20,
-                                    rust_timeout=1000, yield_on_timeout=True,
-                                    stop_event=stop, raise_interrupt=False):
-        now = stamp()
-        if changes or now != seen or time.monotonic() - last >= every:
-            seen, last = now, time.monotonic()
-            settle()
-
-
-def _mtime(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return 0
-
-
-def _refs_dir(source: str) -> Path | None:
-    """The refs directory of a local repository (worktree or bare), else None."""
-    path = Path(source)
-    for git_dir in (path / ".git", path):
-        if (git_dir / "refs").is_dir() and (git_dir / "HEAD").exists():
-            return git_dir / "refs"
-    return None
+    reconciler.watch(every, stop)
 
 
 @cli.command()

@@ -1,0 +1,83 @@
+"""What the system is doing: the revisions, suspensions, beat and the report publisher
+(`status`, what the API shows), and with the live workers, queues, active runs and
+schedules (`detail`, what `runner status` shows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+
+from runner import lateness, overview, publish
+from runner.celery.app import queue_length
+from runner.celery.beat import SUSPENDED
+from runner.config.model import ConfigSet
+from runner.generation import KEY as GENERATION
+from runner.generation import wiped
+from runner.state import ACTIVE
+from runner.system import System
+
+ACTIVE_SCAN = 200  # newest runs looked at for the active ones
+SCHEDULE_FIELDS = ("job", "next_fire", "last_fire", "last_run_id")
+
+
+@dataclass(frozen=True)
+class Status:
+    """The revisions (overview.revisions), broker, suspensions, beat and the report
+    publisher's status (its REPORT_FIELDS, unmasked: a front-end decides what it shows)."""
+
+    revisions: dict[str, Any]
+    broker: str
+    suspended: dict[str, Any]
+    beat: dict[str, Any] | None
+    beat_alive: bool
+    reports: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Detail:
+    """Status, with the live workers, the queues, the active runs, each schedule's next and
+    last firing, a wiped store's warning and the firing lateness."""
+
+    status: Status
+    workers: dict[str, dict[str, Any]]
+    queues: dict[str, dict[str, Any]]
+    active_runs: list[dict[str, Any]]
+    schedules: dict[str, dict[str, Any]]
+    wiped: str | None
+    lateness: dict[str, Any]
+
+
+def status(system: System) -> Status:
+    """The system's status as the store holds it."""
+    store = system.store
+    return Status(
+        revisions=overview.revisions(store),
+        broker="redis" if system.settings.redis_url else "embedded",
+        suspended=store.get(SUSPENDED) or {},
+        beat=store.get("beat"), beat_alive=store.holder("beat") is not None,
+        reports={k: v for k, v in (store.get(publish.STATUS) or {}).items()
+                 if k in overview.REPORT_FIELDS})
+
+
+def detail(system: System, app: Celery, config: ConfigSet) -> Detail:
+    """Status and what the workers (asked through Celery's remote control) are doing."""
+    store = system.store
+    store.ping()  # Redis away, or a full or read-only state directory: one sentence
+    inspect = app.control.inspect(timeout=1.0)
+    queues = inspect.active_queues() or {}
+    active = inspect.active() or {}
+    return Detail(
+        status=status(system),
+        workers={host: {"queues": sorted(q["name"] for q in qs),
+                        "active": len(active.get(host, [])),
+                        "revision": (store.get(f"worker:{host}") or {}).get("revision")}
+                 for host, qs in sorted(queues.items())},
+        queues={q: {"length": queue_length(system, q), "priority": config.queues[q].priority}
+                for q in config.queues},
+        active_runs=[r for r in store.runs(limit=ACTIVE_SCAN) if r.get("state") in ACTIVE],
+        schedules={name: {k: s[k] for k in SCHEDULE_FIELDS}
+                   for name, s in overview.schedules(store, config).items()},
+        wiped=wiped(store.get(GENERATION)),
+        lateness=lateness.summary(store.tallies(lateness.KEY)))
