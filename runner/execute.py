@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from runner.config.model import ConfigSet, Job
-from runner.dryrun import lookup, select
+from runner.config.query import lookup, select
 from runner.errors import RunnerError
 from runner.executor.base import FileBlob, RunResult
 from runner.executor.engine import Cancel, Engine, Progress

@@ -32,7 +32,7 @@ from celery.worker.request import Request
 
 from runner.celery_app import TASK, System, time_limit
 from runner.config.model import ConfigSet
-from runner.dryrun import lookup, select
+from runner.config.query import lookup, select
 from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
 from runner.execute import final, new_run_id
 from runner.executor.engine import Cancel, Engine

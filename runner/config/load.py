@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from runner.config import documents, model, schema, semantic
+from runner.config import documents, model, references, schema, semantic
 from runner.errors import ConfigInvalid, Problem
 
 CONFIG_DIRS = {"targets.d": "targets", "jobs.d": "jobs", "schedules.d": "schedules"}
@@ -62,7 +62,7 @@ class Snapshot(Protocol):
 # to bytes by the disk cache so they are decoded only when needed), problems, "section/name"s
 # with errors, references to other objects and files
 FileResult = tuple[str, tuple[str, ...], dict[str, Any] | bytes, tuple[Problem, ...],
-                   tuple[str, ...], tuple[semantic.Ref, ...]]
+                   tuple[str, ...], tuple[references.Ref, ...]]
 Cache = MutableMapping[str, FileResult]
 
 
@@ -94,14 +94,14 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
         add(findings)
         return kind, (), {}, tuple(problems), (), ()
     objects: dict[str, Any] = {}
-    refs: list[semantic.Ref] = []
+    refs: list[references.Ref] = []
     for section in ("queues", "workers") if kind == "queues" else (kind,):
         value = doc.get(section)
         if isinstance(value, dict):
             for name, obj in value.items():
                 objects[f"{section}/{name}"] = obj
                 findings += semantic.check_object(section, name, obj)
-                refs.extend(semantic.refs(section, name, obj))
+                refs.extend(references.refs(section, name, obj))
     if kind == "queues" and isinstance(doc.get("reports"), dict):
         objects["reports/reports"] = doc["reports"]  # one settings object, not a named kind
     add(findings)
@@ -126,7 +126,7 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
     good: dict[str, dict[str, Any]] = {}  # objects without errors, for the model
     names: dict[str, set[str]] = {}
     origin: dict[tuple[str, str], str] = {}
-    refs: list[semantic.Ref] = []
+    refs: list[references.Ref] = []
     by_path = {f.path: f for f in files}
     if QUEUES_FILE in by_path:
         names["queues"] = set()  # declared queues are known; check the jobs' queues
@@ -162,7 +162,7 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
                     good.setdefault(section, {})[name] = value
     located = _Locator(by_path)
     file_error = functools.cache(snapshot.file_error)  # jobs share a few scripts
-    for where, message, at_key in semantic.check_refs(refs, objects, names, file_error):
+    for where, message, at_key in references.check_refs(refs, objects, names, file_error):
         section, name = str(where[0]), str(where[1])
         problems.append(located(origin[(section, name)], where, at_key, message))
     if problems:
