@@ -24,8 +24,8 @@ from celery import Celery
 
 from runner.config.model import ConfigSet, Job
 from runner.errors import ConfigInvalid, SourceError
-from runner.execute import job_files, job_paths
 from runner.executor.base import FileBlob
+from runner.executor.direct import job_files, job_paths
 from runner.redis_url import broker_url, client, transport_options
 from runner.settings import Settings
 from runner.state import Store, open_store

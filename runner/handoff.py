@@ -15,7 +15,7 @@ from celery import Celery
 
 from runner.config.model import ConfigSet, Schedule
 from runner.errors import UsageError
-from runner.execute import new_run_id
+from runner.executor.direct import new_run_id
 from runner.state import Store
 from runner.tasks import bury, cancel, send
 
