@@ -76,7 +76,7 @@ class System:
 
     def applied(self) -> ConfigSet | None:
         """The revision `runner reconcile` applied, from the store; None if there is none."""
-        from runner.reconcile import APPLIED
+        from runner.apply import APPLIED
 
         applied = self.store.get(APPLIED) or {}
         self._applied = applied.get("digest")

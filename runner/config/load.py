@@ -58,11 +58,24 @@ class Snapshot(Protocol):
         """None when `path` is a regular file inside the repository, else why not."""
 
 
-# kind, declared "section/name"s, objects ("section/name" -> plain value, or those marshalled
-# to bytes by the disk cache so they are decoded only when needed), problems, "section/name"s
-# with errors, references to other objects and files
-FileResult = tuple[str, tuple[str, ...], dict[str, Any] | bytes, tuple[Problem, ...],
-                   tuple[str, ...], tuple[references.Ref, ...]]
+@dataclass(frozen=True)
+class FileResult:
+    """What checking one file found; depends only on its bytes, so it is cached by blob id."""
+
+    kind: str
+    declared: tuple[str, ...]  # "section/name"s
+    # "section/name" -> plain value, or those marshalled to bytes by the disk cache so they
+    # are decoded only when needed (see `decode`)
+    objects: dict[str, Any] | bytes
+    problems: tuple[Problem, ...]
+    bad: tuple[str, ...]  # "section/name"s with errors
+    refs: tuple[references.Ref, ...]  # to other objects and to files
+
+    def files(self) -> set[str]:
+        """The repository files this file's objects reference (scripts, uploads)."""
+        return {value for _where, kind, value in self.refs if kind == "file"}
+
+
 Cache = MutableMapping[str, FileResult]
 
 
@@ -76,7 +89,7 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
         problems.append(Problem(path, 1, 1, f"file is empty; a {kind} file is a mapping with "
                                             f"the top-level key {keys}"))
     if doc is None:
-        return kind, (), {}, tuple(problems), (), ()
+        return FileResult(kind, (), {}, tuple(problems), (), ())
     bad: set[tuple[str | int, ...]] = set()
 
     def add(findings: Iterable[tuple[documents.Path, str, bool]]) -> None:
@@ -92,7 +105,7 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
     findings = schema.check(kind, doc, parsed.written)
     if not isinstance(doc, dict):
         add(findings)
-        return kind, (), {}, tuple(problems), (), ()
+        return FileResult(kind, (), {}, tuple(problems), (), ())
     objects: dict[str, Any] = {}
     refs: list[references.Ref] = []
     for section in ("queues", "workers") if kind == "queues" else (kind,):
@@ -106,7 +119,7 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
         objects["reports/reports"] = doc["reports"]  # one settings object, not a named kind
     add(findings)
     names_bad = tuple(sorted(f"{w[0]}/{w[1]}" for w in bad if len(w) == 2))
-    return kind, tuple(objects), objects, tuple(problems), names_bad, tuple(refs)
+    return FileResult(kind, tuple(objects), objects, tuple(problems), names_bad, tuple(refs))
 
 
 @dataclass(frozen=True)
@@ -141,8 +154,8 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
         result = cache.get(key)
         if result is None:
             result = cache[key] = check_file(kind, f.path, f.read())
-        _, declared, stored, file_problems, bad, file_refs = result
-        problems.extend(file_problems)
+        declared, stored, bad, file_refs = result.declared, result.objects, result.bad, result.refs
+        problems.extend(result.problems)
         if any(tuple(q.split("/", 1)) in origin for q in declared):  # duplicates: first wins
             refs.extend(r for r in file_refs if (str(r[0][0]), str(r[0][1])) not in origin)
         else:
