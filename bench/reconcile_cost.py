@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import run as validate_bench  # noqa: E402  (bench/run.py: the generated repository)
 
 from runner.config.load import FileResult  # noqa: E402
-from runner.reconcile import fetch, reconcile  # noqa: E402
+from runner.reconcile import reconcile  # noqa: E402
+from runner.source import fetch  # noqa: E402
 from runner.state import FileStore  # noqa: E402
 
 

@@ -11,31 +11,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from runner.config.model import ConfigSet, Job, SecretRef, Step, Target
-from runner.config.schema import did_you_mean
-from runner.config.semantic import TargetIndex, selector_error
-from runner.errors import UsageError
+from runner.config.model import ConfigSet, SecretRef, Step, Target
+from runner.config.query import lookup, select
 from runner.executor.secrets import lookup as lookup_secret
 from runner.settings import Settings
-
-
-def select(config: ConfigSet, job: Job, limit: str | None) -> list[str]:
-    """The job's targets, narrowed by a --limit of comma-separated selectors."""
-    index = TargetIndex({n: config.raw["targets"][n] for n in config.targets})
-    chosen = index.resolve(job.targets)
-    if limit is None:
-        return chosen
-    wanted: set[str] = set()
-    for selector in (s.strip() for s in limit.split(",") if s.strip()):
-        problem = selector_error(selector)
-        if problem:
-            raise UsageError(f"--limit {selector!r}: {problem}")
-        wanted |= index.match(selector)
-    narrowed = [t for t in chosen if t in wanted]
-    if not narrowed:
-        raise UsageError(f"--limit {limit!r} matches none of job {job.name!r}'s targets "
-                         f"({', '.join(chosen)})")
-    return narrowed
 
 
 def _secret(value: object, env: Mapping[str, str], settings: Settings) -> str:
@@ -64,14 +43,6 @@ def _step(s: Step) -> dict[str, Any]:
     if s.timeout is not None:
         out["timeout"] = s.timeout
     return out
-
-
-def lookup(config: ConfigSet, name: str) -> Job:
-    job = config.jobs.get(name)
-    if job is None:
-        raise UsageError(f"there is no job {name!r}{did_you_mean(name, config.jobs)} "
-                         f"(jobs: {', '.join(config.jobs) or 'none'})")
-    return job
 
 
 def describe(config: ConfigSet, name: str, limit: str | None,

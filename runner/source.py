@@ -2,6 +2,9 @@
 
 Both list the configuration files with their git blob ids (the cache key) and check that files
 referenced by jobs exist and stay inside the repository. Reading a commit never checks anything out.
+`fetch` brings a branch of a remote or local repository into a bare mirror (`git fetch --force`,
+so a rewritten branch is followed), never touching a user's worktree; `unsigned` asks git
+whether a commit is signed by a trusted key.
 """
 
 from __future__ import annotations
@@ -238,3 +241,38 @@ class GitSnapshot:
         if not isinstance(entry, tuple) or entry[1][1] != "blob":
             return "is not a regular file"
         return None
+
+
+def fetch(source: str, branch: str, mirror: Path) -> str:
+    """The commit id of `branch` at `source`, fetched into the bare `mirror`."""
+    import git
+
+    try:
+        # HEAD, not the directory: the report publisher may be creating the same mirror
+        repo = (git.Repo(mirror) if (mirror / "HEAD").exists()
+                else git.Repo.init(mirror, bare=True, mkdir=True))
+        repo.git.fetch("--quiet", "--force", "--no-tags", "--end-of-options", source,
+                       f"+refs/heads/{branch}:refs/heads/{branch}")
+        return str(repo.commit(f"refs/heads/{branch}").hexsha)
+    except (git.GitCommandError, git.InvalidGitRepositoryError, ValueError) as e:
+        detail = getattr(e, "stderr", "") or str(e)
+        detail = " ".join(str(detail).replace("stderr:", "").split())[:300]
+        raise SourceError(f"cannot fetch branch {branch!r} from {source}: {detail}") from None
+
+
+def unsigned(mirror: Path, revision: str, keyring: Path) -> str | None:
+    """Why `revision` is not signed by a key of `keyring` (git's own verify-commit), or None.
+    `keyring`: an SSH allowed_signers file, or a GnuPG home directory."""
+    env = {**os.environ}
+    options: list[str] = []
+    if keyring.is_dir():
+        env["GNUPGHOME"] = str(keyring)
+    else:
+        options = ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={keyring}"]
+    argv = ["git", "-C", str(mirror), *options, "verify-commit", "--end-of-options", revision]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if done.returncode == 0:
+        return None
+    said = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    return (f"head commit {revision[:12]} is not signed by a key of {keyring} "
+            f"({said[-1] if said else 'no signature'}); it is not applied")

@@ -14,8 +14,8 @@ from typing import Any
 
 from runner.config.model import ConfigSet, Job
 from runner.errors import ConfigInvalid, SourceError
-from runner.execute import job_files, job_paths
 from runner.executor.base import FileBlob
+from runner.executor.direct import job_files, job_paths
 from runner.settings import Settings
 from runner.state import Store, open_store
 
@@ -63,7 +63,7 @@ class System:
 
     def applied(self) -> ConfigSet | None:
         """The revision `runner reconcile` applied, from the store; None if there is none."""
-        from runner.reconcile import APPLIED
+        from runner.apply import APPLIED
 
         applied = self.store.get(APPLIED) or {}
         self._applied = applied.get("digest")

@@ -81,7 +81,7 @@ def load_auth(settings: Settings, state_dir: Path,
               env: Mapping[str, str] | None = None) -> tuple[Auth, Path | None]:
     """The Auth of `settings` (references resolved here); with no token and no JWT key, an
     operator token generated once into STATE_DIR/api-token, whose path is returned."""
-    from runner.executor.engine import resolve
+    from runner.executor.secrets import resolve
 
     env = os.environ if env is None else env
     try:

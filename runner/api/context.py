@@ -26,7 +26,7 @@ from runner.system import System
 
 class Control:
     """The Celery app the API enqueues and cancels with, kept on the configuration the
-    system runs (re-read at most every celery_app.RELOAD seconds)."""
+    system runs (re-read at most every system.RELOAD seconds)."""
 
     def __init__(self, system: System) -> None:
         self.system = system

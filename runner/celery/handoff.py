@@ -17,7 +17,7 @@ from celery import Celery
 from runner.celery.tasks import bury, cancel, pending, send
 from runner.config.model import ConfigSet, Schedule
 from runner.errors import UsageError
-from runner.execute import new_run_id
+from runner.executor.direct import new_run_id
 from runner.state import ACTIVE, Store
 from runner.timetable import Decision
 

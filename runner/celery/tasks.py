@@ -32,10 +32,11 @@ from celery.worker.request import Request
 
 from runner.celery.message import TASK, time_limit
 from runner.config.model import ConfigSet
-from runner.dryrun import lookup, select
+from runner.config.query import lookup, select
 from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
-from runner.execute import final, new_run_id
-from runner.executor.engine import Cancel, Engine
+from runner.executor.cancel import Cancel
+from runner.executor.direct import final, new_run_id
+from runner.executor.engine import Engine
 from runner.outage import Outage, connection_error
 from runner.state import ACTIVE, Store
 from runner.system import System

@@ -141,8 +141,8 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
     import sys
 
     from runner import progress
-    from runner.dryrun import lookup, select
-    from runner.execute import Audit, new_run_id, relative, run_now, save_downloads
+    from runner.config.query import lookup, select
+    from runner.executor.direct import Audit, new_run_id, relative, run_now, save_downloads
     from runner.settings import Settings
     from runner.source import DirSnapshot
     from runner.state import open_store

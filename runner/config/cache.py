@@ -46,8 +46,8 @@ class DiskCache(dict[str, FileResult]):
             return
         if stamp == self.stamp:
             for key, (kind, names, objects, problems, bad, refs) in entries.items():
-                self[key] = (kind, names, objects, tuple(Problem(*p) for p in problems), bad,
-                             refs)
+                self[key] = FileResult(kind, names, objects,
+                                       tuple(Problem(*p) for p in problems), bad, refs)
             self.loaded = set(self)
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -58,10 +58,10 @@ class DiskCache(dict[str, FileResult]):
         keep = {k: self[k] for k in self.used if k in self}
         if set(keep) == self.loaded:
             return
-        entries = {k: (kind, names, objects if isinstance(objects, bytes) else
-                       marshal.dumps(objects), tuple((p.file, p.line, p.column, p.message)
-                                                     for p in problems), bad, refs)
-                   for k, (kind, names, objects, problems, bad, refs) in keep.items()}
+        entries = {k: (r.kind, r.declared, r.objects if isinstance(r.objects, bytes) else
+                       marshal.dumps(r.objects), tuple((p.file, p.line, p.column, p.message)
+                                                       for p in r.problems), r.bad, r.refs)
+                   for k, r in keep.items()}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from runner.config import documents, model, schema, semantic
+from runner.config import documents, model, references, schema, semantic
 from runner.errors import ConfigInvalid, Problem
 
 CONFIG_DIRS = {"targets.d": "targets", "jobs.d": "jobs", "schedules.d": "schedules"}
@@ -58,11 +58,24 @@ class Snapshot(Protocol):
         """None when `path` is a regular file inside the repository, else why not."""
 
 
-# kind, declared "section/name"s, objects ("section/name" -> plain value, or those marshalled
-# to bytes by the disk cache so they are decoded only when needed), problems, "section/name"s
-# with errors, references to other objects and files
-FileResult = tuple[str, tuple[str, ...], dict[str, Any] | bytes, tuple[Problem, ...],
-                   tuple[str, ...], tuple[semantic.Ref, ...]]
+@dataclass(frozen=True)
+class FileResult:
+    """What checking one file found; depends only on its bytes, so it is cached by blob id."""
+
+    kind: str
+    declared: tuple[str, ...]  # "section/name"s
+    # "section/name" -> plain value, or those marshalled to bytes by the disk cache so they
+    # are decoded only when needed (see `decode`)
+    objects: dict[str, Any] | bytes
+    problems: tuple[Problem, ...]
+    bad: tuple[str, ...]  # "section/name"s with errors
+    refs: tuple[references.Ref, ...]  # to other objects and to files
+
+    def files(self) -> set[str]:
+        """The repository files this file's objects reference (scripts, uploads)."""
+        return {value for _where, kind, value in self.refs if kind == "file"}
+
+
 Cache = MutableMapping[str, FileResult]
 
 
@@ -76,7 +89,7 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
         problems.append(Problem(path, 1, 1, f"file is empty; a {kind} file is a mapping with "
                                             f"the top-level key {keys}"))
     if doc is None:
-        return kind, (), {}, tuple(problems), (), ()
+        return FileResult(kind, (), {}, tuple(problems), (), ())
     bad: set[tuple[str | int, ...]] = set()
 
     def add(findings: Iterable[tuple[documents.Path, str, bool]]) -> None:
@@ -92,21 +105,21 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
     findings = schema.check(kind, doc, parsed.written)
     if not isinstance(doc, dict):
         add(findings)
-        return kind, (), {}, tuple(problems), (), ()
+        return FileResult(kind, (), {}, tuple(problems), (), ())
     objects: dict[str, Any] = {}
-    refs: list[semantic.Ref] = []
+    refs: list[references.Ref] = []
     for section in ("queues", "workers") if kind == "queues" else (kind,):
         value = doc.get(section)
         if isinstance(value, dict):
             for name, obj in value.items():
                 objects[f"{section}/{name}"] = obj
                 findings += semantic.check_object(section, name, obj)
-                refs.extend(semantic.refs(section, name, obj))
+                refs.extend(references.refs(section, name, obj))
     if kind == "queues" and isinstance(doc.get("reports"), dict):
         objects["reports/reports"] = doc["reports"]  # one settings object, not a named kind
     add(findings)
     names_bad = tuple(sorted(f"{w[0]}/{w[1]}" for w in bad if len(w) == 2))
-    return kind, tuple(objects), objects, tuple(problems), names_bad, tuple(refs)
+    return FileResult(kind, tuple(objects), objects, tuple(problems), names_bad, tuple(refs))
 
 
 @dataclass(frozen=True)
@@ -126,7 +139,7 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
     good: dict[str, dict[str, Any]] = {}  # objects without errors, for the model
     names: dict[str, set[str]] = {}
     origin: dict[tuple[str, str], str] = {}
-    refs: list[semantic.Ref] = []
+    refs: list[references.Ref] = []
     by_path = {f.path: f for f in files}
     if QUEUES_FILE in by_path:
         names["queues"] = set()  # declared queues are known; check the jobs' queues
@@ -141,8 +154,8 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
         result = cache.get(key)
         if result is None:
             result = cache[key] = check_file(kind, f.path, f.read())
-        _, declared, stored, file_problems, bad, file_refs = result
-        problems.extend(file_problems)
+        declared, stored, bad, file_refs = result.declared, result.objects, result.bad, result.refs
+        problems.extend(result.problems)
         if any(tuple(q.split("/", 1)) in origin for q in declared):  # duplicates: first wins
             refs.extend(r for r in file_refs if (str(r[0][0]), str(r[0][1])) not in origin)
         else:
@@ -162,7 +175,7 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
                     good.setdefault(section, {})[name] = value
     located = _Locator(by_path)
     file_error = functools.cache(snapshot.file_error)  # jobs share a few scripts
-    for where, message, at_key in semantic.check_refs(refs, objects, names, file_error):
+    for where, message, at_key in references.check_refs(refs, objects, names, file_error):
         section, name = str(where[0]), str(where[1])
         problems.append(located(origin[(section, name)], where, at_key, message))
     if problems:

@@ -1,8 +1,9 @@
 """Checks beyond the schema.
 
-`check_object` looks at one schema-valid object alone (cached with its file); `check_refs` looks
-across the whole configuration (names that must exist, files that must be in the repository).
-Both return (path, message, at_key) so the caller can locate the offending node.
+`check_object` looks at one schema-valid object alone (cached with its file), and returns
+(path, message, at_key) so the caller can locate the offending node; the checks across the whole
+configuration are in `references`. Also here: the syntax of target selectors and repository
+paths, and the index that resolves selectors, which both kinds of check use.
 """
 
 from __future__ import annotations
@@ -300,109 +301,3 @@ class TargetIndex:
             return (f"no target has label {selector[6:]!r}"
                     + did_you_mean(selector[6:], self.labels))
         return f"there is no target {selector!r}" + did_you_mean(selector, self.names)
-
-
-# A reference one object makes to others: (path, kind, value); kinds: queue, worker-queue,
-# selector, file, job, limit. Collected per file (cached with it), resolved over the whole set.
-Ref = tuple[Path, str, str]
-
-
-def refs(section: str, name: str, v: Any) -> list[Ref]:
-    """The references of one object, from its well-shaped parts."""
-    out: list[Ref] = []
-    if not isinstance(v, dict):
-        return out
-    if section == "workers":
-        out += [(("workers", name, "queues", i), "worker-queue", q)
-                for i, q in enumerate(_l(v, "queues")) if isinstance(q, str)]
-    elif section == "jobs":
-        if isinstance(v.get("queue"), str):
-            out.append((("jobs", name, "queue"), "queue", v["queue"]))
-        out += [(("jobs", name, "targets", i), "selector", t)
-                for i, t in enumerate(_l(v, "targets"))
-                if isinstance(t, str) and selector_error(t) is None]
-        for i, step in enumerate(_l(v, "steps")):
-            for where, path in ((("script",), _s(step, "script")),
-                                (("upload", "src"), _s(_d(step, "upload"), "src"))):
-                if path is not None and path_error(path) is None:
-                    out.append((("jobs", name, "steps", i, *where), "file", path))
-    elif section == "schedules" and isinstance(v.get("job"), str):
-        out.append((("schedules", name, "job"), "job", v["job"]))
-        limit = _s(v, "limit")
-        if limit is not None and selector_error(limit) is None:
-            out.append((("schedules", name, "limit"), "limit", limit))
-    return out
-
-
-def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
-               names: Mapping[str, set[str]], file_error: Callable[[str], str | None]
-               ) -> list[Finding]:
-    """Resolve every reference against the whole configuration. `objects` holds the workers and
-    targets (any shape), `names` every declared name; `file_error` checks a repository file."""
-    queues, jobs = names.get("queues"), names.get("jobs", set())
-    workers = objects.get("workers", {})
-    served = {q for w in workers.values() for q in _l(w, "queues") if isinstance(q, str)}
-    index = TargetIndex(objects.get("targets", {}), names.get("targets", set()))
-    selectors: dict[str, list[str]] = {}  # job -> its selectors, for schedule limits
-    limits: list[Ref] = []
-    scheduled: dict[str, str] = {}  # schedule -> job
-    verdicts: dict[tuple[str, str], str | None] = {}  # (kind, value) -> problem; values repeat
-    out: list[Finding] = []
-    for ref in found:
-        where, kind, value = ref
-        if kind == "selector":
-            selectors.setdefault(str(where[1]), []).append(value)
-        elif kind == "job":
-            scheduled[str(where[1])] = value
-        elif kind == "limit":
-            limits.append(ref)
-            continue
-        key = (kind, value)
-        if key not in verdicts:
-            verdicts[key] = _verdict(kind, value, queues, served, bool(workers), index, jobs,
-                                     file_error)
-        problem = verdicts[key]
-        if problem:
-            out.append((where, _SUBJECT[kind](where, value) + problem, False))
-    for where, _, limit in limits:
-        job = scheduled.get(str(where[1]), "")
-        if job in selectors and not index.match(limit) & set(index.resolve(selectors[job])):
-            out.append((where, f"limit {limit!r} of schedule {where[1]!r} matches none of the "
-                               f"targets of job {job!r}", False))
-    return out
-
-
-def _verdict(kind: str, value: str, queues: set[str] | None, served: set[str], any_worker: bool,
-             index: TargetIndex, jobs: set[str], file_error: Callable[[str], str | None]
-             ) -> str | None:
-    if kind in ("queue", "worker-queue"):
-        return None if queues is None else _queue_verdict(kind, value, queues, served, any_worker)
-    if kind == "selector" and not index.match(value):
-        return f"matches no target: {index.unknown(value)}"
-    if kind == "job" and value not in jobs:
-        return f"which is not defined{did_you_mean(value, jobs)}"
-    if kind == "file":
-        return file_error(value)
-    return None
-
-
-def _queue_verdict(kind: str, value: str, queues: set[str], served: set[str], any_worker: bool
-                   ) -> str | None:
-    """Why a queue reference is wrong, or None."""
-    if kind == "worker-queue" and value not in queues:
-        return f"which is not declared under 'queues'{did_you_mean(value, queues)}"
-    if kind == "queue":
-        if value not in queues:
-            return f"which is not declared in queues.yaml{did_you_mean(value, queues)}"
-        if value not in served and any_worker:
-            return "which no worker serves; add it to a worker's queues in queues.yaml"
-    return None
-
-
-_SUBJECT: dict[str, Callable[[Path, str], str]] = {
-    "worker-queue": lambda w, v: f"worker {w[1]!r} serves queue {v!r}, ",
-    "queue": lambda w, v: f"job {w[1]!r} uses queue {v!r}, ",
-    "selector": lambda w, v: f"target selector {v!r} of job {w[1]!r} ",
-    "job": lambda w, v: f"schedule {w[1]!r} runs job {v!r}, ",
-    "file": lambda w, v: f"step {int(w[3]) + 1} of job {w[1]!r}: {v!r} ",
-}

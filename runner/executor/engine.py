@@ -8,19 +8,18 @@ process (one `runner run`, or a worker), so SSH connections and circuit breakers
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from runner.config.model import Job, SecretRef, Step, Target
 from runner.errors import TargetError
+from runner.executor.attempt import Attempt
 from runner.executor.base import (
     Download,
     FileBlob,
@@ -28,13 +27,12 @@ from runner.executor.base import (
     RunResult,
     Spool,
     StepResult,
-    Tail,
     TargetResult,
     Transport,
     run_status,
 )
+from runner.executor.cancel import Cancel
 from runner.executor.secrets import config_secret, known_secrets
-from runner.executor.secrets import resolve as resolve  # runner's own settings' references
 from runner.settings import Settings
 
 Progress = Callable[[str, TargetResult | None], None]
@@ -49,39 +47,6 @@ class Connector(Protocol):
     async def close(self) -> None: ...
 
 
-class Cancel:
-    """A cancellation signal, settable from any thread (a signal handler, a worker's control).
-    Setting it cancels the asyncio tasks handed to `cancels`, each on its own loop."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._set = False
-        self._tasks: list[asyncio.Task[Any]] = []
-        self.reason = "cancelled"
-
-    def set(self, reason: str = "cancelled") -> None:
-        with self._lock:
-            if self._set:
-                return
-            self.reason, self._set = reason, True
-            tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            with contextlib.suppress(RuntimeError):  # that loop is already closed
-                task.get_loop().call_soon_threadsafe(task.cancel)
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def cancels(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
-        """Cancel `tasks` when this is set (at once if it already is)."""
-        with self._lock:
-            if not self._set:
-                self._tasks.extend(tasks)
-                return
-        for task in tasks:
-            task.cancel()
-
-
 @dataclass
 class _Breaker:
     failures: int = 0
@@ -90,6 +55,8 @@ class _Breaker:
 
 
 class Engine:
+    """Runs jobs on targets; one per process, so connections and circuit breakers carry over."""
+
     def __init__(self, settings: Settings | None = None,
                  connectors: Mapping[str, Connector] | None = None,
                  environ: Mapping[str, str] | None = None,
@@ -185,7 +152,7 @@ class Engine:
             if skip:
                 return TargetResult("skipped", error=skip, attempts=attempt - 1,
                                     duration=self.clock() - t0)
-            run = _Attempt(name, self.settings.output_cap, masker)
+            run = Attempt(name, self.settings.output_cap, masker)
             try:
                 await self._attempt(run, target, job, files, env, secrets)
             except asyncio.CancelledError:
@@ -206,7 +173,7 @@ class Engine:
                                     f"to retry (after: {result.error})", attempts=attempt,
                                     duration=self.clock() - t0)
 
-    async def _attempt(self, run: _Attempt, target: Target, job: Job,
+    async def _attempt(self, run: Attempt, target: Target, job: Job,
                        files: Mapping[str, FileBlob], env: Mapping[str, str],
                        secrets: Mapping[str, str]) -> None:
         transport = self.connector(target.transport).open(target, secrets, env)
@@ -235,7 +202,7 @@ class Engine:
         finally:
             await transport.close()
 
-    async def _step(self, run: _Attempt, transport: Transport, step: Step, job: Job,
+    async def _step(self, run: Attempt, transport: Transport, step: Step, job: Job,
                     files: Mapping[str, FileBlob], env: Mapping[str, str]) -> None:
         run.step = step.name
         t0 = self.clock()
@@ -263,7 +230,7 @@ class Engine:
         if error:
             run.fail(status, error, retryable=True, rc=rc)
 
-    async def _do(self, run: _Attempt, transport: Transport, step: Step,
+    async def _do(self, run: Attempt, transport: Transport, step: Step,
                   files: Mapping[str, FileBlob], env: Mapping[str, str]) -> int:
         shell = step.shell
         if step.kind == "command":
@@ -310,45 +277,6 @@ class Engine:
         b.failures += 1
         b.opened = self.clock()
         b.last = str(error)
-
-
-_RANK = {"success": 0, "failed": 1, "timeout": 2, "cancelled": 3}
-
-
-class _Attempt:
-    """What one attempt on one target has done so far (mutable while it runs)."""
-
-    def __init__(self, name: str, cap: int, masker: Masker) -> None:
-        self.name = name
-        self.masker = masker
-        self.out, self.err = Tail(cap, masker), Tail(cap, masker)
-        self.steps: list[StepResult] = []
-        self.downloads: list[Download] = []
-        self.step = "connect"
-        self.failed = False
-        self.status = "success"
-        self.error: str | None = None
-        self.rc: int | None = None
-        self.retryable = False
-
-    def fail(self, status: str, error: str, retryable: bool = False,
-             rc: int | None = None) -> None:
-        """The first failure explains the target; a later timeout or cancel ends it."""
-        if not self.failed or _RANK[status] > _RANK[self.status]:
-            self.status, self.error = status, error
-        if not self.failed:
-            self.rc, self.retryable = rc, retryable
-        self.failed = True
-
-    def result(self, attempts: int, duration: float) -> TargetResult:
-        """What the attempt did, masked (downloads are masked as they come)."""
-        masker = self.masker
-        rc = self.rc if self.failed else (self.steps[-1].rc if self.steps else None)
-        steps = tuple(StepResult(s.name, s.kind, s.status, s.rc, s.duration,
-                                 masker.text(s.error) if s.error else None) for s in self.steps)
-        return TargetResult(self.status, rc, self.out.text(), self.err.text(), duration,
-                            masker.text(self.error) if self.error else None, attempts, steps,
-                            tuple(self.downloads))
 
 
 def _default_connector(transport: str, settings: Settings) -> Connector:

@@ -11,7 +11,7 @@ from celery import Celery
 from runner import publish
 from runner.celery import tasks
 from runner.config.model import ConfigSet
-from runner.dryrun import lookup
+from runner.config.query import lookup
 from runner.errors import RunnerError, UsageError
 from runner.report import created_of
 from runner.state import ACTIVE, Store

@@ -73,8 +73,8 @@ def test_git_calls_end_their_options_before_a_source_or_remote(demo_repo: Path,
     """Below the command line too: what reaches fetch, push or verify-commit as a value is
     never read as an option."""
     from runner.publish import Publisher
-    from runner.reconcile import fetch, unsigned
     from runner.report import Report
+    from runner.source import fetch, unsigned
 
     pwned = tmp_path / "PWNED"
     with pytest.raises(SourceError, match="cannot fetch"):

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from runner.celery.tasks import _Process, execute
 from runner.cli import cli
 from runner.errors import ReportError
-from runner.execute import new_run_id
+from runner.executor.direct import new_run_id
 from runner.publish import Publisher, read_run, serve
 from runner.settings import Settings
 from runner.state import FileStore, RedisStore, Store

@@ -50,7 +50,7 @@ def test_a_file_turned_into_a_symlink_after_validation_is_not_read(
         demo_repo: Path, tmp_path: Path, link: str, where: str) -> None:
     """A run reads its files long after the configuration was validated: the check is made
     again then, and the run fails with the sentence instead of sending the file."""
-    from runner.execute import run_now
+    from runner.executor.direct import run_now
     from runner.settings import Settings
     from runner.source import DirSnapshot
 

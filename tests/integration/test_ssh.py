@@ -20,7 +20,8 @@ import pytest
 
 from runner.config import model
 from runner.executor.base import FileBlob, RunResult, Tail, TargetResult
-from runner.executor.engine import Cancel, Engine
+from runner.executor.cancel import Cancel
+from runner.executor.engine import Engine
 from runner.executor.ssh import SshPool
 from runner.settings import Settings
 from tests.servers import Sshd, free_port, keygen

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from runner.config.model import ConfigSet, Job
-from runner.dryrun import lookup, select
+from runner.config.query import lookup, select
 from runner.errors import RunnerError
 from runner.executor.base import FileBlob, RunResult
-from runner.executor.engine import Cancel, Engine, Progress
+from runner.executor.cancel import Cancel
+from runner.executor.engine import Engine, Progress
 from runner.settings import Settings
 from runner.state import Store, download_key
 
