@@ -27,7 +27,7 @@ import run as validate_bench  # noqa: E402  (bench/run.py: the generated reposit
 
 from runner.config.load import FileResult  # noqa: E402
 from runner.reconcile import fetch, reconcile  # noqa: E402
-from runner.state import FileStore  # noqa: E402
+from runner.store.files import FileStore  # noqa: E402
 
 
 def main() -> int:

@@ -42,7 +42,8 @@ from runner.lateness import lateness_of, observe_lateness
 from runner.lease import Lease
 from runner.outage import Outage
 from runner.reaper import Reaper
-from runner.state import ACTIVE, Store
+from runner.runs import ACTIVE
+from runner.store import Store
 from runner.tasks import cancel, pending, send
 from runner.timetable import GRACE, Decision, Timetable, decide, timing, window
 

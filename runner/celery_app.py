@@ -28,7 +28,7 @@ from runner.execute import job_files, job_paths
 from runner.executor.base import FileBlob
 from runner.redis_url import broker_url, client, transport_options
 from runner.settings import Settings
-from runner.state import Store, open_store
+from runner.store import Store, open_store
 
 TASK = "runner.run_job"
 RELOAD = 0.25  # seconds between looks at which revision is applied (one small store read)

@@ -29,7 +29,7 @@ from runner.errors import RunnerError
 from runner.executor.base import FileBlob, RunResult
 from runner.executor.engine import Cancel, Engine, Progress
 from runner.settings import Settings
-from runner.state import Store, download_key
+from runner.store import Store, keys
 
 _POLL = 0.25  # seconds between looks for a cancel request in the store
 T = TypeVar("T")
@@ -169,7 +169,7 @@ def keep_downloads(store: Store, result: RunResult) -> dict[str, Any]:
         for d, entry in zip(t.downloads, out["targets"][name]["downloads"], strict=True):
             data = d.data()  # a store value is whole: in memory here, once
             sha = hashlib.sha256(data).hexdigest()
-            store.put(download_key(result.run_id, sha),
+            store.put(keys.download(result.run_id, sha),
                       {"data": base64.b64encode(data).decode()})
             del data
             entry["sha256"] = sha

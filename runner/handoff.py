@@ -16,7 +16,7 @@ from celery import Celery
 from runner.config.model import ConfigSet, Schedule
 from runner.errors import UsageError
 from runner.execute import new_run_id
-from runner.state import Store
+from runner.store import Store
 from runner.tasks import bury, cancel, send
 
 log = logging.getLogger("runner.beat")

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from runner.state import Store
+from runner.store import Store
 
 KEY = "lateness"  # the store's tally
 NAME = "runner_schedule_lateness_seconds"

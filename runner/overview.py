@@ -28,7 +28,8 @@ from runner.desired import next_fires, when
 from runner.errors import RunnerError
 from runner.lateness import metric_lines
 from runner.outage import connection_error
-from runner.state import ACTIVE, FINAL, Store
+from runner.runs import ACTIVE, FINAL
+from runner.store import Store
 
 STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED",
           "SKIPPED", "MISSED")

@@ -26,7 +26,7 @@ from typing import Any
 from celery import Celery
 
 from runner.config.model import ConfigSet
-from runner.state import Store
+from runner.store import Store
 from runner.tasks import bury, send
 
 PERIOD = 2.0    # seconds between two looks at the workers

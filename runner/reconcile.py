@@ -26,7 +26,7 @@ from typing import Any
 
 from runner.config.load import Cache, check_file, decode, kind_for, load
 from runner.errors import Problem, SourceError
-from runner.state import Store
+from runner.store import Store
 
 STATUS = "reconcile"
 APPLIED = "applied"  # {"revision", "digest"}: small, so every process can look every RELOAD

@@ -37,7 +37,8 @@ from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
 from runner.execute import final, new_run_id
 from runner.executor.engine import Cancel, Engine
 from runner.outage import Outage, connection_error
-from runner.state import ACTIVE, Store
+from runner.runs import ACTIVE
+from runner.store import Store
 
 _POLL = 0.25  # seconds between looks at the cancel flag
 T = TypeVar("T")

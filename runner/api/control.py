@@ -15,7 +15,7 @@ from runner.api.auth import Principal
 from runner.api.context import Ctx, Operator
 from runner.api.models import CONTROL, NAME, errors
 from runner.errors import UsageError
-from runner.state import ACTIVE
+from runner.runs import ACTIVE
 
 log = logging.getLogger("runner.api")
 router = APIRouter(tags=["control"])

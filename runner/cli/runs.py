@@ -32,7 +32,7 @@ def status(repo: Path, fmt: str) -> None:
     from runner.celery_app import queue_length
     from runner.generation import KEY as GENERATION
     from runner.generation import wiped
-    from runner.state import ACTIVE
+    from runner.runs import ACTIVE
 
     system, app, config = _app(repo, fmt)
     system.store.ping()  # Redis away, or a full or read-only state directory: one sentence

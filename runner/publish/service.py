@@ -14,7 +14,7 @@ from typing import Any
 from runner.errors import ReportError, RunnerError, StoreUnavailable
 from runner.outage import Outage
 from runner.publish.push import Publisher
-from runner.state import Store, forget_all
+from runner.store import Store, forget_all
 
 STATUS = "reports"                     # store key: what `runner status` shows
 RENEW = 2.5  # seconds between renewals of an idle publisher's lease (a write each)

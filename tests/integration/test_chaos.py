@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import RunnerError, StoreUnavailable
-from runner.state import RedisStore
+from runner.store.redis import RedisStore
 from tests.integration.api_servers import Api, make_cluster
 from tests.integration.chaos import first_firing, settled, slow_job, window_end
 from tests.integration.test_celery import Cluster, poll
@@ -216,7 +216,7 @@ def test_beat_publisher_and_reconciler_ride_out_a_redis_restart(
 def test_beat_stops_at_once_on_sigterm_in_a_long_pass(demo_repo: Path, commit: Commit,
                                                       tmp_path: Path) -> None:
     """A pass catching up a year of every-1s firings (minutes of work) ends on SIGTERM."""
-    from runner.state import FileStore
+    from runner.store.files import FileStore
 
     commit({**FAST, "schedules.d/fast.yaml": "schedules:\n  fast: {job: quick, every: 1s}\n"},
            "an every-1s schedule")

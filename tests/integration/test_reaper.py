@@ -12,7 +12,7 @@ from pathlib import Path
 from runner.celery_app import System, create_app
 from runner.reaper import PERIOD, Reaper
 from runner.settings import Settings
-from runner.state import RedisStore
+from runner.store.redis import RedisStore
 from runner.tasks import pending
 from tests.integration.api_servers import make_cluster
 from tests.integration.test_celery import Cluster, poll

@@ -122,7 +122,7 @@ def test_a_killed_direct_run_ends_failed_with_the_reason(demo_repo: Path) -> Non
     `runner run` killed mid-run, saying so, instead of leaving it STARTED."""
     import socket
 
-    from runner.state import FileStore
+    from runner.store.files import FileStore
     from runner.tasks import sweep_orphans
 
     store = FileStore(demo_repo / ".runner" / "state")
@@ -163,7 +163,7 @@ def test_on_redis_the_sweep_ends_a_killed_direct_run_but_leaves_workers_runs(
     direct run, which has no message, is ended by the sweep at a worker's start."""
     import socket
 
-    from runner.state import RedisStore
+    from runner.store.redis import RedisStore
     from runner.tasks import sweep_orphans
 
     env = isolated(redis_server)
