@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from runner.overview import reports, shown
-from runner.store import SUMMARY, Store
+from runner.store import SUMMARY, Store, keys
 
 log = logging.getLogger("runner.api")
 QUEUE = 1000  # events a client may lag behind before it is dropped
-ENTRY_KINDS = {"reconcile": "reconcile", "beat": "beat", "reports": "reports",
-               "suspended": "suspended"}
+ENTRY_KINDS = {keys.RECONCILE: "reconcile", keys.BEAT: "beat", keys.REPORTS: "reports",
+               keys.SUSPENDED: "suspended"}
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +101,7 @@ class Hub:
         if key in ENTRY_KINDS:  # as GET /api/status shows them: no credentials, no paths
             value = self.store.get(key)
             return {"kind": ENTRY_KINDS[key],
-                    "value": reports(value) if key == "reports" else shown(value)}
+                    "value": reports(value) if key == keys.REPORTS else shown(value)}
         return None  # definitions, blobs, revisions, locks: not news
 
     def _changes(self) -> AsyncIterator[dict[str, Any]]:

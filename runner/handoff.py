@@ -16,6 +16,7 @@ from celery import Celery
 from runner.config.model import ConfigSet, Schedule
 from runner.errors import UsageError
 from runner.execute import new_run_id
+from runner.runs import RunState
 from runner.store import Store
 from runner.tasks import bury, cancel, send
 
@@ -46,7 +47,7 @@ def complete(app: Celery, store: Store, name: str, state: dict[str, Any],
         if current is None:
             store.save_run(r)
             current = r
-        if r["run_id"] == box.get("send") and current.get("state") == "PENDING":
+        if r["run_id"] == box.get("send") and current.get("state") == RunState.PENDING:
             send(app, config, r)
             log.info("schedule %s fired %s: run %s (completing a hand-off)", name,
                      r["scheduled_for"], r["run_id"])
@@ -83,7 +84,7 @@ class Recent:
                     continue
                 names.add(name)
                 store.save_run(r)
-                if r.get("state") == "PENDING":
+                if r.get("state") == RunState.PENDING:
                     bury(app, store, config, r["run_id"], "the store lost this run's record "
                          "in a Redis failover or restart (asynchronous replication): it may "
                          "have run on the former server, or never; it is not run again as "

@@ -26,10 +26,10 @@ from typing import Any
 
 from runner.config.load import Cache, check_file, decode, kind_for, load
 from runner.errors import Problem, SourceError
-from runner.store import Store
+from runner.store import Store, keys
 
-STATUS = "reconcile"
-APPLIED = "applied"  # {"revision", "digest"}: small, so every process can look every RELOAD
+STATUS = keys.RECONCILE
+APPLIED = keys.APPLIED  # {"revision", "digest"}: small, so every process can look every RELOAD
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def reconcile(store: Store, source: str, branch: str, mirror: Path,
         return Outcome(revision, False, False, loaded.problems,
                        f"revision {revision[:12]} is invalid ({len(loaded.problems)} errors); "
                        f"{str(status.get('applied_revision', 'nothing'))[:12]} keeps running")
-    before = store.get(f"revision:{status.get('applied_revision')}") or {}
+    before = store.get(keys.revision(str(status.get("applied_revision")))) or {}
     known_config = set((before.get("config") or {}).values())
     known_files = {r["blob"] for r in (before.get("files") or {}).values()}
     config: dict[str, str] = {}  # config file -> blob
@@ -126,17 +126,17 @@ def reconcile(store: Store, source: str, branch: str, mirror: Path,
         config[f.path] = f.blob
         paths |= {value for _where, ref, value in result[5] if ref == "file"}
         if f.blob not in known_config:  # publish what changed; the rest is there already
-            store.put(f"definitions:{f.blob}", {"objects": decode(result[2])})
+            store.put(keys.definitions(f.blob), {"objects": decode(result[2])})
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(paths):
         blob, mode = snapshot.blob_info(path)
-        if blob not in known_files and store.get(f"blob:{blob}") is None:
-            store.put(f"blob:{blob}", {"data": base64.b64encode(snapshot.read(path)[0]).decode()})
+        if blob not in known_files and store.get(keys.blob(blob)) is None:
+            store.put(keys.blob(blob), {"data": base64.b64encode(snapshot.read(path)[0]).decode()})
         files[path] = {"blob": blob, "mode": mode}
     digest = hashlib.sha256(json.dumps([config, files], sort_keys=True).encode()).hexdigest()
     published = {"revision": revision, "config": config, "files": files, "digest": digest}
     changed = digest != status.get("applied_digest")
-    store.put(f"revision:{revision}", published)
+    store.put(keys.revision(revision), published)
     status.update(applied_revision=revision, applied_digest=digest, applied_at=time.time(),
                   errors=[])
     store.put(APPLIED, {"revision": revision, "digest": digest})

@@ -25,6 +25,7 @@ from celery import Celery, bootsteps, signals
 from runner.celery_app import RELOAD, TASK, System
 from runner.errors import RunnerError, StoreUnavailable
 from runner.outage import Outage
+from runner.store import keys
 
 HEARTBEAT = 2.0  # seconds between a worker's heartbeats in its store entry
 _BATCH = 0.05  # at least this many seconds between two RECEIVED writes (batches)
@@ -67,7 +68,7 @@ def install(app: Celery, system: System, name: str, fixed_concurrency: int | Non
             and the API even when remote control is slow to answer."""
             self.entry.update(fields, heartbeat=time.time())
             self.beat = time.monotonic()
-            system.store.put(f"worker:{c.hostname}", self.entry)
+            system.store.put(keys.worker(c.hostname), self.entry)
 
         def match(self, c: Any) -> None:
             try:

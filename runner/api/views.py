@@ -14,6 +14,7 @@ from runner.celery_app import queue_length
 from runner.errors import RunnerError
 from runner.generation import KEY as GENERATION
 from runner.generation import wiped
+from runner.store import keys
 
 
 def status(ctx: Context) -> dict[str, Any]:
@@ -24,8 +25,8 @@ def status(ctx: Context) -> dict[str, Any]:
     view: dict[str, Any] = overview.shown({
         **overview.revisions(store),
         "broker": "redis" if ctx.system.settings.redis_url else "embedded",
-        "suspended": store.get("suspended") or {},
-        "beat": store.get("beat"), "beat_alive": store.holder("beat") is not None,
+        "suspended": store.get(keys.SUSPENDED) or {},
+        "beat": store.get(keys.BEAT), "beat_alive": store.holder(keys.BEAT) is not None,
         "reports": overview.reports(store.get(publish.STATUS))})
     return view
 
@@ -57,8 +58,8 @@ def health(ctx: Context) -> tuple[int, bytes]:
     store = ctx.store
     try:
         store.ping()
-        rec = store.get("reconcile") or {}
-        beat = store.holder("beat") is not None
+        rec = store.get(keys.RECONCILE) or {}
+        beat = store.holder(keys.BEAT) is not None
         ctx.generation.check(store)
         warning = wiped(store.get(GENERATION))
     except (RedisError, OSError, RunnerError) as e:

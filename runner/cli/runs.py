@@ -21,6 +21,7 @@ from runner.cli.base import (
 )
 from runner.config.model import ConfigSet
 from runner.errors import Problem, RunnerError, UsageError
+from runner.store import keys
 
 
 @cli.command()
@@ -39,24 +40,24 @@ def status(repo: Path, fmt: str) -> None:
     inspect = app.control.inspect(timeout=1.0)
     queues = inspect.active_queues() or {}
     active = inspect.active() or {}
-    rec = system.store.get("reconcile") or {}
+    rec = system.store.get(keys.RECONCILE) or {}
     out: dict[str, Any] = {
         "applied_revision": rec.get("applied_revision"),
         "attempted_revision": rec.get("attempted_revision"),
         "errors": rec.get("errors", []), "last_reconcile": rec.get("last_reconcile"),
         "fetch_error": rec.get("fetch_error"), "refused": rec.get("refused"),
-        "suspended": system.store.get("suspended") or {},
+        "suspended": system.store.get(keys.SUSPENDED) or {},
         "broker": "redis" if system.settings.redis_url else "embedded",
         "workers": {host: {"queues": sorted(q["name"] for q in qs),
                            "active": len(active.get(host, [])),
-                           "revision": (system.store.get(f"worker:{host}") or {}).get("revision")}
+                           "revision": (system.store.get(keys.worker(host)) or {}).get("revision")}
                     for host, qs in sorted(queues.items())},
-        "beat": system.store.get("beat"),
+        "beat": system.store.get(keys.BEAT),
         "queues": {q: {"length": queue_length(system, q), "priority": config.queues[q].priority}
                    for q in config.queues},
         "active_runs": [r for r in system.store.runs(limit=200) if r.get("state") in ACTIVE],
         "schedules": _schedules(system, config),
-        "reports": {k: v for k, v in (system.store.get("reports") or {}).items()
+        "reports": {k: v for k, v in (system.store.get(keys.REPORTS) or {}).items()
                     if k in ("branch", "head", "unpushed", "last_error", "remote")},
         "wiped": wiped(system.store.get(GENERATION)),
         "lateness": lateness.summary(system.store.tallies(lateness.KEY)),

@@ -196,7 +196,7 @@ def _downloads(store: Store, record: dict[str, Any]) -> dict[str, bytes]:
             sha = d.get("sha256")
             if sha and sha not in out:  # blob:SHA: a record written before downloads were
                 blob = (store.get(keys.download(record["run_id"], sha))  # kept per run
-                        or store.get(f"blob:{sha}"))
+                        or store.get(keys.blob(sha)))
                 if blob is not None:
                     out[sha] = base64.b64decode(blob["data"])
     return out
