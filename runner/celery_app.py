@@ -2,7 +2,7 @@
 
 Broker: Redis when REDIS_URL is set, else kombu's filesystem transport under the state
 directory (the embedded default: no server; fanout, hence remote control, since kombu 5.3).
-Celery's own result backend is off: run records live in runner's store (state.py).
+Celery's own result backend is off: run records live in runner's store (store/).
 One task, runner.run_job(job, revision, run_id, limit), sent under the job's name (Celery's
 `shadow`: what Flower and `celery events` show); a router function sends it to the job's queue
 with a message priority from the queue's priority, read from the configuration. runner/app.py

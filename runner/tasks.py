@@ -1,6 +1,6 @@
 """The one Celery task, runner.run_job, and how runs are enqueued, cancelled and retried.
 
-A run's record (state.py) is written by whoever moves it: the enqueuer (PENDING), the worker
+A run's record (store/) is written by whoever moves it: the enqueuer (PENDING), the worker
 (STARTED, SUCCESS, FAILURE, REVOKED), `runner cancel` (REVOKED while queued), beat (SKIPPED,
 MISSED). The task's `revision` is recorded; until the reconciler publishes revisions (issue 6)
 a worker runs the configuration of its repository directory. Cancel is a flag in the store
