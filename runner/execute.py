@@ -28,6 +28,7 @@ from runner.dryrun import lookup, select
 from runner.errors import RunnerError
 from runner.executor.base import FileBlob, RunResult
 from runner.executor.engine import Cancel, Engine, Progress
+from runner.runs import RunState
 from runner.settings import Settings
 from runner.store import Store, keys
 
@@ -132,7 +133,7 @@ class Audit:
         if store is not None:
             self._guard(lambda: store.save_run({
                 "run_id": self.run_id, "job": job.name, "revision": config.revision,
-                "trigger": "cli", "state": "STARTED", "queue": job.queue, "targets": targets,
+                "trigger": "cli", "state": RunState.STARTED, "queue": job.queue, "targets": targets,
                 "limit": limit, "created": now, "started": now, "deliveries": 1,
                 "worker": f"cli-{os.getpid()}@{socket.gethostname()}"}), "is not recorded")
 
@@ -154,7 +155,8 @@ def final(store: Store, result: RunResult) -> dict[str, Any]:
     """The fields a finished run's record gets: state, result (downloads kept in the store),
     and the first target errors."""
     failed = [t.error for t in result.targets.values() if t.error]
-    return {"state": {"success": "SUCCESS", "cancelled": "REVOKED"}.get(result.status, "FAILURE"),
+    return {"state": {"success": RunState.SUCCESS, "cancelled": RunState.REVOKED}.get(
+                result.status, RunState.FAILURE),
             "finished": time.time(), "revision": result.revision,
             "result": keep_downloads(store, result), "error": "; ".join(failed[:3]) or None}
 
