@@ -51,7 +51,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def seed(url: str, runs: int) -> None:
-    from runner.state import RedisStore
+    from runner.store.redis import RedisStore
 
     store = RedisStore(url)
     now = time.time() - runs * 0.05
@@ -118,7 +118,7 @@ async def load(url: str, path: str, clients: int, requests: int) -> tuple[list[f
 async def events(url: str, redis_url: str, n_clients: int, changes: int) -> list[float]:
     from websockets.asyncio.client import connect
 
-    from runner.state import RedisStore
+    from runner.store.redis import RedisStore
 
     store = RedisStore(redis_url)
     sent: dict[str, float] = {}
@@ -192,7 +192,7 @@ def main() -> int:
         try:
             wait_port(port, api, 30)
             url = f"http://127.0.0.1:{port}"
-            from runner.state import RedisStore
+            from runner.store.redis import RedisStore
 
             store = RedisStore(redis.url)
             floor = []

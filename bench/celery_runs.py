@@ -186,7 +186,7 @@ class Runner(Bench):
                                     start_new_session=True)
 
     def done(self, ids: list[str]) -> list[dict[str, Any]] | None:
-        from runner.state import FINAL
+        from runner.runs import FINAL
 
         records = []
         for i in reversed(ids):  # the last enqueued finish last

@@ -28,7 +28,7 @@ import run as validate_bench  # noqa: E402  (bench/run.py: the generated reposit
 from runner.config.load import FileResult  # noqa: E402
 from runner.reconcile import reconcile  # noqa: E402
 from runner.source import fetch  # noqa: E402
-from runner.state import FileStore  # noqa: E402
+from runner.store.files import FileStore  # noqa: E402
 
 
 def main() -> int:

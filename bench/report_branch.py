@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from runner.executor.direct import new_run_id  # noqa: E402
 from runner.publish import BUILD, Publisher, put  # noqa: E402
 from runner.report import Report, render  # noqa: E402
-from runner.state import FileStore  # noqa: E402
+from runner.store.files import FileStore  # noqa: E402
 
 BATCH = 500
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid",

@@ -17,7 +17,7 @@ from typing import Any
 
 from runner.config.load import Cache, check_file, decode, kind_for
 from runner.source import GitSnapshot
-from runner.state import Store
+from runner.store import Store
 
 APPLIED = "applied"  # {"revision", "digest"}: small, so every process can look every RELOAD
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from runner.state import Store
+from runner.store import Store, keys
 
-KEY = "generation"
+KEY = keys.GENERATION
 SHOWN = 86400.0  # seconds status and health keep saying the store was wiped
 
 

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from runner.state import Store
+from runner.store import Store, keys
 
-KEY = "lateness"  # the store's tally
+KEY = keys.LATENESS  # the store's tally
 NAME = "runner_schedule_lateness_seconds"
 BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 

@@ -28,10 +28,9 @@ from runner.desired import next_fires, when
 from runner.errors import RunnerError
 from runner.lateness import metric_lines
 from runner.outage import connection_error
-from runner.state import ACTIVE, FINAL, Store
+from runner.runs import ACTIVE, FINAL
+from runner.store import Store, keys
 
-STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED",
-          "SKIPPED", "MISSED")
 BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 log = logging.getLogger("runner.api")
 STALE = 10.0  # seconds without a heartbeat after which a worker entry is not shown
@@ -60,7 +59,7 @@ def reports(status: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def revisions(store: Store) -> dict[str, Any]:
     """The applied and the attempted revision, their errors and the last reconcile."""
-    rec = store.get("reconcile") or {}
+    rec = store.get(keys.RECONCILE) or {}
     return {"applied_revision": rec.get("applied_revision"),
             "attempted_revision": rec.get("attempted_revision"),
             "applied_at": rec.get("applied_at"),
@@ -73,10 +72,10 @@ def schedules(store: Store, config: ConfigSet,
               now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """Each schedule's next firing (after `now`), last handled firing and last run id."""
     now = now or datetime.now(UTC)
-    paused = store.get("suspended") or {}
+    paused = store.get(keys.SUSPENDED) or {}
     out = {}
     for name, s in config.schedules.items():
-        state = store.get(f"schedule:{name}") or {}
+        state = store.get(keys.schedule(name)) or {}
         nxt = next_fires(s, now, 1)
         out[name] = {"job": s.job, "when": when(s), "timezone": s.timezone,
                      "overlap": s.overlap,
@@ -148,7 +147,7 @@ class Workers:
             stats, active, consuming = ex.map(ask, ("stats", "active", "active_queues"))
         now = time.time()
         view = {}
-        beating = {k[len("worker:"):]: e for k, e in self.store.entries("worker:").items()
+        beating = {k[len(keys.WORKER):]: e for k, e in self.store.entries(keys.WORKER).items()
                    if not e.get("stopped") and now - float(e.get("heartbeat") or 0) < STALE}
         for host in sorted(set(stats) | set(consuming) | set(beating)):
             s = stats.get(host) or {}
@@ -156,7 +155,7 @@ class Workers:
             size = pool.get("max-concurrency") or len(pool.get("processes") or []) or None
             runs = [{"run_id": t.get("id"), "job": (t.get("kwargs") or {}).get("job"),
                      "started": t.get("time_start")} for t in active.get(host, [])]
-            entry = beating.get(host) or self.store.get(f"worker:{host}") or {}
+            entry = beating.get(host) or self.store.get(keys.worker(host)) or {}
             queues = ([q["name"] for q in consuming[host]] if host in consuming
                       else entry.get("queues") or [])  # remote control did not answer in time
             view[host] = {

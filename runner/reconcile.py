@@ -20,9 +20,9 @@ from runner.apply import Current, Validated, apply
 from runner.config.load import Cache, load
 from runner.errors import Problem, SourceError
 from runner.source import GitSnapshot, fetch, unsigned
-from runner.state import Store
+from runner.store import Store, keys
 
-STATUS = "reconcile"
+STATUS = keys.RECONCILE
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """What one finished run looks like on the report branch: its directory, files and commit message.
 
-Pure: a run record (state.py) in, a Report out; no git, no store, no clock. publish.py writes
+Pure: a run record (runner/store) in, a Report out; no git, no store, no clock. publish.py writes
 Reports with git plumbing.
 
     runs/YYYY/MM/DD/JOB/RUN_ID/        the run's UTC creation date, then job, then run id

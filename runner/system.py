@@ -17,7 +17,7 @@ from runner.errors import ConfigInvalid, SourceError
 from runner.executor.base import FileBlob
 from runner.executor.direct import job_files, job_paths
 from runner.settings import Settings
-from runner.state import Store, open_store
+from runner.store import Store, keys, open_store
 
 RELOAD = 0.25  # seconds between looks at which revision is applied (one small store read)
 DIR_RELOAD = 0.5  # seconds between looks at --repo (a stat per file) when nothing was applied
@@ -78,7 +78,7 @@ class System:
         current = self.config()
         if self._applied is None or revision == current.revision:
             return current
-        published = self.store.get(f"revision:{revision}") or {}
+        published = self.store.get(keys.revision(revision)) or {}
         if "digest" not in published:
             return current
         return self._build(published["digest"], revision, published)
@@ -91,11 +91,11 @@ class System:
         from runner.config.load import build
 
         if digest not in self._built:
-            published = published or self.store.get(f"revision:{revision}") or {}
+            published = published or self.store.get(keys.revision(revision)) or {}
             objects: dict[str, dict[str, Any]] = {}
             for blob in published["config"].values():
                 if blob not in self._definitions:
-                    stored = self.store.get(f"definitions:{blob}") or {}
+                    stored = self.store.get(keys.definitions(blob)) or {}
                     self._definitions[blob] = stored.get("objects", {})
                 for qualified, value in self._definitions[blob].items():
                     section, name = qualified.split("/", 1)
@@ -119,7 +119,7 @@ class System:
         for path in paths:
             entry = published[path]
             if entry["blob"] not in self._blobs:
-                blob = self.store.get(f"blob:{entry['blob']}") or {}
+                blob = self.store.get(keys.blob(entry["blob"])) or {}
                 self._blobs[entry["blob"]] = base64.b64decode(blob["data"])
             out[path] = FileBlob(self._blobs[entry["blob"]], entry["mode"])
         return out

@@ -20,7 +20,7 @@ from runner.celery.app import create_app
 from runner.config.model import ConfigSet
 from runner.events import Hub
 from runner.generation import Generation
-from runner.state import Store
+from runner.store import Store
 from runner.system import System
 
 

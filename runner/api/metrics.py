@@ -10,7 +10,7 @@ from runner import lateness, overview
 from runner.api.context import Context, Ctx
 from runner.celery.app import queue_length
 from runner.errors import RunnerError
-from runner.state import ACTIVE
+from runner.runs import ACTIVE
 
 router = APIRouter()
 

@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from runner.runs import RunState
+
 NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"  # a job's name, as a path or query parameter
-State = Literal["PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED",
-                "SKIPPED", "MISSED"]
+State = RunState
 
 
 class Detail(BaseModel):

@@ -16,7 +16,7 @@ from runner.api import models as m
 from runner.api import views
 from runner.api.context import Ctx, Viewer
 from runner.api.models import NAME, READ, errors
-from runner.state import Cursor
+from runner.store import Cursor
 
 HEALTH_TTL = 1.0  # seconds an answer of GET /api/health is reused
 

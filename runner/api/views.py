@@ -14,6 +14,7 @@ from runner.celery.app import queue_length
 from runner.errors import RunnerError
 from runner.generation import KEY as GENERATION
 from runner.generation import wiped
+from runner.store import keys
 
 
 def status(ctx: Context) -> dict[str, Any]:
@@ -54,8 +55,8 @@ def health(ctx: Context) -> tuple[int, bytes]:
     store = ctx.store
     try:
         store.ping()
-        rec = store.get("reconcile") or {}
-        beat = store.holder("beat") is not None
+        rec = store.get(keys.RECONCILE) or {}
+        beat = store.holder(keys.BEAT) is not None
         ctx.generation.check(store)
         warning = wiped(store.get(GENERATION))
     except (RedisError, OSError, RunnerError) as e:

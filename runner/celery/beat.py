@@ -41,12 +41,12 @@ from runner.errors import StoreUnavailable, UsageError
 from runner.generation import Generation
 from runner.lateness import lateness_of, observe_lateness
 from runner.outage import Outage
-from runner.state import Store
+from runner.store import Store, keys
 from runner.system import System
 from runner.timetable import GRACE, Decision, Timetable, decide, timing, window
 
 __all__ = ["GRACE", "Beat", "Decision", "Stopped", "decide"]
-SUSPENDED = "suspended"  # store key: {"all": {...} | absent, "schedules": {NAME: {...}}}
+SUSPENDED = keys.SUSPENDED
 LOCK_TTL = 5.0   # seconds; the standby takes over after this
 MAX_SLEEP = 0.5  # seconds beat sleeps at most (a new revision, a stop, the lease)
 CHUNK = 500      # firings handed off per round trip (a stop waits for at most one chunk)
@@ -80,7 +80,7 @@ class Beat:
         self.system, self.app, self.clock = system, app, clock
         self.owner = f"{uuid.uuid4().hex[:8]}"
         self.store: Store = system.store
-        self.lease = Lease(self.store, "beat", self.owner, LOCK_TTL)
+        self.lease = Lease(self.store, keys.BEAT, self.owner, LOCK_TTL)
         self.known: dict[str, dict[str, Any]] = {}  # each schedule's state (active only)
         self.after: dict[str, datetime] = {}  # where each schedule's next decision starts
         self.schedules: dict[str, Schedule] = {}  # the definitions planned
@@ -120,7 +120,7 @@ class Beat:
             self._plan(config)
         if config.revision != self.revision:  # the schedules it fires, for status
             self.revision = config.revision
-            self.store.put("beat", {"owner": self.owner, "revision": config.revision,
+            self.store.put(keys.BEAT, {"owner": self.owner, "revision": config.revision,
                                     "schedules": sorted(config.schedules),
                                     "loaded_at": time.time()})
         if self.unfinished:
@@ -144,8 +144,8 @@ class Beat:
     def _activate(self, config: ConfigSet) -> None:
         """Start or takeover: every schedule state read in one go, every hand-off left half
         done completed, every schedule planned."""
-        self.known = {k.removeprefix("schedule:"): v
-                      for k, v in self.store.entries("schedule:").items()}
+        self.known = {k.removeprefix(keys.SCHEDULE): v
+                      for k, v in self.store.entries(keys.SCHEDULE).items()}
         self._finish([n for n, st in self.known.items() if "outbox" in st], config)
         self.schedules, self.config = {}, None
         self.table.clear()
@@ -285,7 +285,7 @@ class Beat:
                 log.info("schedule %s: %s", name, record["error"])
 
     def _put(self, states: dict[str, dict[str, Any]]) -> None:
-        self.store.put_many({f"schedule:{n}": st for n, st in states.items()})
+        self.store.put_many({keys.schedule(n): st for n, st in states.items()})
         self.known.update((n, dict(st)) for n, st in states.items())
 
     def _write_back(self) -> None:

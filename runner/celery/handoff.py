@@ -18,7 +18,8 @@ from runner.celery.tasks import bury, cancel, pending, send
 from runner.config.model import ConfigSet, Schedule
 from runner.errors import UsageError
 from runner.executor.direct import new_run_id
-from runner.state import ACTIVE, Store
+from runner.runs import ACTIVE, RunState
+from runner.store import Store
 from runner.timetable import Decision
 
 log = logging.getLogger("runner.beat")
@@ -48,7 +49,7 @@ def complete(app: Celery, store: Store, name: str, state: dict[str, Any],
         if current is None:
             store.save_run(r)
             current = r
-        if r["run_id"] == box.get("send") and current.get("state") == "PENDING":
+        if r["run_id"] == box.get("send") and current.get("state") == RunState.PENDING:
             send(app, config, r)
             log.info("schedule %s fired %s: run %s (completing a hand-off)", name,
                      r["scheduled_for"], r["run_id"])
@@ -119,7 +120,7 @@ class Recent:
                     continue
                 names.add(name)
                 store.save_run(r)
-                if r.get("state") == "PENDING":
+                if r.get("state") == RunState.PENDING:
                     bury(app, store, config, r["run_id"], "the store lost this run's record "
                          "in a Redis failover or restart (asynchronous replication): it may "
                          "have run on the former server, or never; it is not run again as "

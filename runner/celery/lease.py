@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 
 from runner.errors import StoreUnavailable
-from runner.state import Store
+from runner.store import Store
 
 RENEW = 1.0  # seconds between renewals (the lease's TTL is several of these)
 

@@ -27,7 +27,8 @@ from celery import Celery
 
 from runner.celery.tasks import bury, send
 from runner.config.model import ConfigSet
-from runner.state import Store
+from runner.runs import RunState
+from runner.store import Store, keys
 
 PERIOD = 2.0    # seconds between two looks at the workers
 DEAD = 10.0     # seconds a heartbeat may stand still before its worker counts as dead
@@ -70,7 +71,8 @@ class Reaper:
     def workers(self, config: ConfigSet, now: float) -> list[str]:
         """Buries the runs of workers whose heartbeat stood still for DEAD seconds: the ids
         of the runs buried."""
-        entries = {k.removeprefix("worker:"): e for k, e in self.store.entries("worker:").items()}
+        entries = {k.removeprefix(keys.WORKER): e
+                   for k, e in self.store.entries(keys.WORKER).items()}
         dead = []
         for host, entry in entries.items():
             if entry.get("reaped") or host.startswith("cli-"):
@@ -84,7 +86,7 @@ class Reaper:
             del self.seen[host]
         if not dead:
             return []
-        started, _ = self.store.runs_page(state="STARTED", limit=10_000, scan=SCAN)
+        started, _ = self.store.runs_page(state=RunState.STARTED, limit=10_000, scan=SCAN)
         buried = []
         for host in dead:
             entry = entries[host]
@@ -97,7 +99,7 @@ class Reaper:
                     log.warning("run %s: %s%s", run["run_id"], why,
                                 f"; retried as run {retry}" if retry else "")
                     buried.append(str(run["run_id"]))
-            self.store.put(f"worker:{host}", {**entry, "reaped": time.time()})
+            self.store.put(keys.worker(host), {**entry, "reaped": time.time()})
             del self.seen[host]
         return buried
 
@@ -105,19 +107,19 @@ class Reaper:
         """Sends again, once, the message of each run PENDING for RESEND seconds and never
         received: the ids."""
         now = time.time()
-        runs, _ = self.store.runs_page(state="PENDING", limit=1000, since=now - WINDOW)
+        runs, _ = self.store.runs_page(state=RunState.PENDING, limit=1000, since=now - WINDOW)
         again = []
         for run in runs:
             if float(run.get("created") or now) > now - RESEND or run.get("received"):
                 continue
             record = self.store.run(str(run["run_id"]))
-            if record is None or record.get("resent") or record.get("state") != "PENDING":
+            if record is None or record.get("resent") or record.get("state") != RunState.PENDING:
                 continue
             send(self.app, config, record)
             self.store.end_run(str(run["run_id"]), {
                 "resent": now, "note": f"message sent again by the reaper: no worker took "
                                        f"it within {RESEND:.0f}s (a duplicate runs nothing)"},
-                ("PENDING",))
+                (RunState.PENDING,))
             log.warning("run %s: PENDING for %.0fs, not received: message sent again",
                         run["run_id"], now - float(run.get("created") or now))
             again.append(str(run["run_id"]))

@@ -1,6 +1,6 @@
 """The one Celery task, runner.run_job, and how runs are enqueued, cancelled and retried.
 
-A run's record (state.py) is written by whoever moves it: the enqueuer (PENDING), the worker
+A run's record (store/) is written by whoever moves it: the enqueuer (PENDING), the worker
 (STARTED, SUCCESS, FAILURE, REVOKED), `runner cancel` (REVOKED while queued), beat (SKIPPED,
 MISSED). The task's `revision` is recorded; until the reconciler publishes revisions (issue 6)
 a worker runs the configuration of its repository directory. Cancel is a flag in the store
@@ -38,7 +38,8 @@ from runner.executor.cancel import Cancel
 from runner.executor.direct import final, new_run_id
 from runner.executor.engine import Engine
 from runner.outage import Outage, connection_error
-from runner.state import ACTIVE, Store
+from runner.runs import ACTIVE
+from runner.store import Store
 from runner.system import System
 
 _POLL = 0.25  # seconds between looks at the cancel flag

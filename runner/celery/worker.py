@@ -25,6 +25,7 @@ from celery import Celery, bootsteps, signals
 from runner.celery.message import TASK
 from runner.errors import RunnerError, StoreUnavailable
 from runner.outage import Outage
+from runner.store import keys
 from runner.system import RELOAD, System
 
 HEARTBEAT = 2.0  # seconds between a worker's heartbeats in its store entry
@@ -77,7 +78,7 @@ def reload_step(app: Celery, system: System, name: str,
             and the API even when remote control is slow to answer."""
             self.entry.update(fields, heartbeat=time.time())
             self.beat = time.monotonic()
-            system.store.put(f"worker:{c.hostname}", self.entry)
+            system.store.put(keys.worker(c.hostname), self.entry)
 
         def match(self, c: Any) -> None:
             try:

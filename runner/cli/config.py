@@ -145,7 +145,7 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
     from runner.executor.direct import Audit, new_run_id, relative, run_now, save_downloads
     from runner.settings import Settings
     from runner.source import DirSnapshot
-    from runner.state import open_store
+    from runner.store import open_store
 
     settings = Settings.from_env()
     config = _config(repo, fmt)

@@ -53,7 +53,7 @@ def worker(name: str, repo: Path, concurrency: int | None) -> None:
         click.echo(f"run {run_id}: the process running it died mid-run; marked FAILURE",
                    err=True)
     if not system.settings.redis_url:  # what a write killed mid-way (power loss) left
-        from runner.state import FileStore, clean_stale
+        from runner.store.files import FileStore, clean_stale
 
         clean_stale([system.state_dir / "state" / d for d in FileStore.FOLDERS]
                     + [system.broker_dir / d for d in ("queue", "control")])

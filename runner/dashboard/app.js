@@ -4,8 +4,8 @@
 "use strict";
 const $ = (s) => document.querySelector(s);
 const COLORS = {SUCCESS: "#2f9e44", FAILURE: "#c92a2a", REVOKED: "#e8590c", STARTED: "#1971c2",
-  PENDING: "#868e96", RECEIVED: "#868e96", SKIPPED: "#adb5bd", MISSED: "#ced4da", RETRY: "#1971c2"};
-const ACTIVE = new Set(["PENDING", "RECEIVED", "STARTED", "RETRY"]);
+  PENDING: "#868e96", RECEIVED: "#868e96", SKIPPED: "#adb5bd", MISSED: "#ced4da"};
+const ACTIVE = new Set(["PENDING", "RECEIVED", "STARTED"]);
 const MAX_RUNS = 200;
 localStorage.removeItem("runner-token");  // where earlier versions kept it, for good
 const state = {token: sessionStorage.getItem("runner-token") || "", role: null, runs: new Map(),

@@ -29,8 +29,9 @@ from runner.errors import RunnerError
 from runner.executor.base import FileBlob, RunResult
 from runner.executor.cancel import Cancel
 from runner.executor.engine import Engine, Progress
+from runner.runs import RunState
 from runner.settings import Settings
-from runner.state import Store, download_key
+from runner.store import Store, keys
 
 _POLL = 0.25  # seconds between looks for a cancel request in the store
 T = TypeVar("T")
@@ -133,7 +134,7 @@ class Audit:
         if store is not None:
             self._guard(lambda: store.save_run({
                 "run_id": self.run_id, "job": job.name, "revision": config.revision,
-                "trigger": "cli", "state": "STARTED", "queue": job.queue, "targets": targets,
+                "trigger": "cli", "state": RunState.STARTED, "queue": job.queue, "targets": targets,
                 "limit": limit, "created": now, "started": now, "deliveries": 1,
                 "worker": f"cli-{os.getpid()}@{socket.gethostname()}"}), "is not recorded")
 
@@ -155,7 +156,8 @@ def final(store: Store, result: RunResult) -> dict[str, Any]:
     """The fields a finished run's record gets: state, result (downloads kept in the store),
     and the first target errors."""
     failed = [t.error for t in result.targets.values() if t.error]
-    return {"state": {"success": "SUCCESS", "cancelled": "REVOKED"}.get(result.status, "FAILURE"),
+    return {"state": {"success": RunState.SUCCESS, "cancelled": RunState.REVOKED}.get(
+                result.status, RunState.FAILURE),
             "finished": time.time(), "revision": result.revision,
             "result": keep_downloads(store, result), "error": "; ".join(failed[:3]) or None}
 
@@ -170,7 +172,7 @@ def keep_downloads(store: Store, result: RunResult) -> dict[str, Any]:
         for d, entry in zip(t.downloads, out["targets"][name]["downloads"], strict=True):
             data = d.data()  # a store value is whole: in memory here, once
             sha = hashlib.sha256(data).hexdigest()
-            store.put(download_key(result.run_id, sha),
+            store.put(keys.download(result.run_id, sha),
                       {"data": base64.b64encode(data).decode()})
             del data
             entry["sha256"] = sha

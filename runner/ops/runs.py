@@ -14,7 +14,8 @@ from runner.config.model import ConfigSet
 from runner.config.query import lookup
 from runner.errors import RunnerError, UsageError
 from runner.report import created_of
-from runner.state import ACTIVE, Store
+from runner.runs import ACTIVE
+from runner.store import Store
 from runner.system import System
 
 

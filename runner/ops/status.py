@@ -15,7 +15,7 @@ from runner.celery.beat import SUSPENDED
 from runner.config.model import ConfigSet
 from runner.generation import KEY as GENERATION
 from runner.generation import wiped
-from runner.state import ACTIVE
+from runner.runs import ACTIVE
 from runner.system import System
 
 ACTIVE_SCAN = 200  # newest runs looked at for the active ones

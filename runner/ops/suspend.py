@@ -13,7 +13,7 @@ from runner.celery.beat import SUSPENDED
 from runner.config.model import ConfigSet
 from runner.config.schema import did_you_mean
 from runner.errors import StoreUnavailable, UsageError
-from runner.state import Store
+from runner.store import Store
 
 LEASE = 10.0  # seconds the lock is held at most (a writer that died lets go after this)
 PATIENCE = 15.0  # seconds a writer waits for the lock: longer than a dead holder's lease

@@ -1,6 +1,6 @@
 """The report publisher: the one writer of the report branch.
 
-Takes finished runs off the store's to-publish feed (state.py), renders each (report.py) and
+Takes finished runs off the store's to-publish feed (store/), renders each (report.py) and
 commits it to `refs/heads/reports` of the configuration repository's git directory with git
 plumbing only — one long-running `git fast-import`, never a worktree or the user's index:
 

@@ -18,7 +18,8 @@ from typing import Any
 from runner.errors import ReportError
 from runner.publish.git import BAD_JSON, BUILD, ZERO, FastImport, Git, put
 from runner.report import Report, expired, render, safe
-from runner.state import FINAL, Store, download_key
+from runner.runs import FINAL
+from runner.store import Store, keys
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,8 @@ def _downloads(store: Store, record: dict[str, Any]) -> dict[str, bytes]:
         for d in t.get("downloads") or ():
             sha = d.get("sha256")
             if sha and sha not in out:  # blob:SHA: a record written before downloads were
-                blob = (store.get(download_key(record["run_id"], sha))  # kept per run
-                        or store.get(f"blob:{sha}"))
+                blob = (store.get(keys.download(record["run_id"], sha))  # kept per run
+                        or store.get(keys.blob(sha)))
                 if blob is not None:
                     out[sha] = base64.b64decode(blob["data"])
     return out

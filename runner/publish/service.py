@@ -14,9 +14,9 @@ from typing import Any
 from runner.errors import ReportError, RunnerError, StoreUnavailable
 from runner.outage import Outage
 from runner.publish.push import Publisher
-from runner.state import Store, forget_all
+from runner.store import Store, forget_all, keys
 
-STATUS = "reports"                     # store key: what `runner status` shows
+STATUS = keys.REPORTS                 # store key: what `runner status` shows
 RENEW = 2.5  # seconds between renewals of an idle publisher's lease (a write each)
 LOCK_TTL = 10.0  # seconds; renewed every batch. Two writers would still be safe (CAS, ids)
 FORGET_EVERY = 60.0  # seconds between looks for run records past RUNNER_KEEP_RUNS

@@ -21,7 +21,8 @@ from typing import Any
 from runner.config.model import Schedule
 from runner.desired import next_fires
 from runner.errors import RunnerError
-from runner.state import ACTIVE, RedisStore
+from runner.runs import ACTIVE
+from runner.store.redis import RedisStore
 
 FAST = Schedule(name="fast", job="quick", every=2, overlap="allow")  # test_chaos.FAST's
 

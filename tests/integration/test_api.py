@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from runner.state import open_store
+from runner.store import open_store
 from tests.integration.api_servers import (
     OPS,
     VIEW,

@@ -10,7 +10,7 @@ from typing import Any
 from runner.apply import APPLIED, Current, Validated, apply
 from runner.config.load import load
 from runner.source import GitSnapshot
-from runner.state import FileStore
+from runner.store.files import FileStore
 
 
 class Recording(FileStore):

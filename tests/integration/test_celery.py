@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from runner.state import Store, open_store
+from runner.store import Store, open_store
 from tests.servers import Redis, free_port
 
 QUEUES = """\

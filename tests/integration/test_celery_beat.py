@@ -14,7 +14,7 @@ from pathlib import Path
 
 import redis
 
-from runner.state import RedisStore
+from runner.store.redis import RedisStore
 from tests.integration.conftest import copy_demo
 from tests.integration.test_celery import poll
 from tests.servers import Redis

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from runner.state import open_store
+from runner.store import open_store
 from tests.integration.test_celery import Cluster, cluster, poll  # noqa: F401 - a fixture
 from tests.servers import Redis, free_port, runner_up, wait_port
 

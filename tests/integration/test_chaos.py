@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import RunnerError, StoreUnavailable
-from runner.state import RedisStore
+from runner.store.redis import RedisStore
 from tests.integration.api_servers import Api, make_cluster
 from tests.integration.chaos import first_firing, settled, slow_job, window_end
 from tests.integration.test_celery import Cluster, poll
@@ -216,7 +216,7 @@ def test_beat_publisher_and_reconciler_ride_out_a_redis_restart(
 def test_beat_stops_at_once_on_sigterm_in_a_long_pass(demo_repo: Path, commit: Commit,
                                                       tmp_path: Path) -> None:
     """A pass catching up a year of every-1s firings (minutes of work) ends on SIGTERM."""
-    from runner.state import FileStore
+    from runner.store.files import FileStore
 
     commit({**FAST, "schedules.d/fast.yaml": "schedules:\n  fast: {job: quick, every: 1s}\n"},
            "an every-1s schedule")
@@ -243,15 +243,32 @@ def test_beat_stops_at_once_on_sigterm_in_a_long_pass(demo_repo: Path, commit: C
 
 
 def test_a_store_on_a_stopped_redis_raises_runners_error_only(tmp_path: Path) -> None:
+    """Every public method of the Redis store (but changes(), which waits for the server to
+    come back) raises StoreUnavailable, never a redis-py error, when Redis is away."""
     server = start_redis(tmp_path / "redis")
     store = RedisStore(server.url)
     server.stop()
-    calls: list[Callable[[], object]] = [
-        store.ping, lambda: store.get("k"), lambda: store.put("k", {}),
-        lambda: store.run("r"), lambda: store.lock("beat", "me", 1.0),
-        lambda: store.save_run({"run_id": "r", "state": "PENDING"}),
-        lambda: store.update_run("r", {"state": "SUCCESS"}), lambda: store.runs_page()]
-    for call in calls:
+    calls: dict[str, Callable[[], object]] = {
+        "ping": store.ping, "server": store.server, "get": lambda: store.get("k"),
+        "put": lambda: store.put("k", {}), "put_many": lambda: store.put_many({"k": {}}),
+        "put_new": lambda: store.put_new("k", {}), "entries": lambda: store.entries("worker:"),
+        "run": lambda: store.run("r"), "runs": store.runs,
+        "lock": lambda: store.lock("beat", "me", 1.0), "holder": lambda: store.holder("beat"),
+        "save_run": lambda: store.save_run({"run_id": "r", "state": "PENDING"}),
+        "save_runs": lambda: store.save_runs([{"run_id": "r", "state": "PENDING"}]),
+        "update_run": lambda: store.update_run("r", {"state": "SUCCESS"}),
+        "end_run": lambda: store.end_run("r", {"state": "FAILURE"}, ("STARTED",)),
+        "withdraw": lambda: store.withdraw("r"),
+        "begin_run": lambda: store.begin_run("r", "job", "w", time.time()),
+        "mark_received": lambda: store.mark_received([("r", time.time())]),
+        "request_cancel": lambda: store.request_cancel("r", "me"),
+        "cancel_requested": lambda: store.cancel_requested("r"),
+        "to_publish": lambda: store.to_publish(10), "published": lambda: store.published(["r"]),
+        "forget": lambda: store.forget(time.time()), "runs_page": store.runs_page,
+        "tally": lambda: store.tally("t", {"n": 1}, {}), "tallies": lambda: store.tallies("t")}
+    public = {n for n in vars(RedisStore) if not n.startswith("_")} - {"changes"}
+    assert set(calls) == public  # a method added to the store is added here
+    for call in calls.values():
         with pytest.raises(StoreUnavailable, match="Redis is unavailable"):
             call()
 

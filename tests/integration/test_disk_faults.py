@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import StoreUnavailable
-from runner.state import FileStore, clean_stale
+from runner.store.files import FileStore, clean_stale
 from tests.integration.api_servers import Api, make_cluster
 from tests.integration.test_celery import poll
 from tests.integration.test_chaos import health, status

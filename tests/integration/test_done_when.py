@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from runner.desired import next_fires
-from runner.state import FINAL, RedisStore
+from runner.runs import FINAL
+from runner.store.redis import RedisStore
 from tests.integration.chaos import FAST, first_firing, pids, settled, slow_job, window_end
 from tests.integration.test_celery import poll
 from tests.integration.test_chaos import Commit, children, finished_since, status

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from runner.state import FileStore
+from runner.store.files import FileStore
 from tests.integration.conftest import git
 from tests.integration.test_celery import poll
 from tests.servers import runner_up

@@ -14,7 +14,9 @@ from runner.errors import UsageError
 from runner.ops import runs, status, suspend
 from runner.ops.reconcile import Reconciler
 from runner.settings import Settings
-from runner.state import FileStore, RedisStore, Store
+from runner.store import Store
+from runner.store.files import FileStore
+from runner.store.redis import RedisStore
 from runner.system import System
 from tests.servers import Redis
 

@@ -25,7 +25,9 @@ from runner.errors import ReportError
 from runner.executor.direct import new_run_id
 from runner.publish import Publisher, read_run, serve
 from runner.settings import Settings
-from runner.state import FileStore, RedisStore, Store
+from runner.store import Store
+from runner.store.files import FileStore
+from runner.store.redis import RedisStore
 from runner.system import System
 from tests.integration.conftest import git
 from tests.integration.test_celery import poll

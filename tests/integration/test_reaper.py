@@ -13,7 +13,7 @@ from runner.celery.app import create_app
 from runner.celery.reaper import PERIOD, Reaper
 from runner.celery.tasks import pending
 from runner.settings import Settings
-from runner.state import RedisStore
+from runner.store.redis import RedisStore
 from runner.system import System
 from tests.integration.api_servers import make_cluster
 from tests.integration.test_celery import Cluster, poll

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runner.state import FileStore
+from runner.store.files import FileStore
 from tests.integration.conftest import copy_demo, git
 from tests.servers import runner_up
 

@@ -123,7 +123,7 @@ def test_a_killed_direct_run_ends_failed_with_the_reason(demo_repo: Path) -> Non
     import socket
 
     from runner.celery.tasks import sweep_orphans
-    from runner.state import FileStore
+    from runner.store.files import FileStore
 
     store = FileStore(demo_repo / ".runner" / "state")
     pid = kill_direct_run(demo_repo, NO_REDIS, store, "46.2")
@@ -164,7 +164,7 @@ def test_on_redis_the_sweep_ends_a_killed_direct_run_but_leaves_workers_runs(
     import socket
 
     from runner.celery.tasks import sweep_orphans
-    from runner.state import RedisStore
+    from runner.store.redis import RedisStore
 
     env = isolated(redis_server)
     store = RedisStore(env["REDIS_URL"])

@@ -17,8 +17,9 @@ import redis
 
 from runner.errors import StoreUnavailable, UsageError
 from runner.redis_url import broker_url, passwords, sentinel, transport_options
+from runner.runs import FINAL
 from runner.settings import Settings, masked_url
-from runner.state import FINAL, RedisStore
+from runner.store.redis import RedisStore
 from tests.integration.test_celery import poll
 from tests.integration.test_chaos import FAST, Commit, finished_since
 from tests.servers import free_port, redis_port, runner_up, start_sentinel

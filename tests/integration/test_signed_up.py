@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runner.state import FileStore
+from runner.store.files import FileStore
 from tests.integration.conftest import GIT_ENV, git
 from tests.integration.test_celery import poll
 from tests.integration.test_cli import runner

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from runner.state import Begin, FileStore, RedisStore, Store
+from runner.store import Begin, Store
+from runner.store.files import FileStore
+from runner.store.redis import RedisStore
 from tests.servers import Redis
 
 
@@ -135,7 +137,7 @@ FORGET = [
 
 def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
     from runner.executor.direct import new_run_id
-    from runner.state import download_key
+    from runner.store import keys
 
     ids = []
     result = {"targets": {"t": {"downloads": [{"src": "/a", "sha256": "aa"},
@@ -147,7 +149,7 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
                         "finished": created + 1,
                         "result": None if state == "SKIPPED" else result})  # beat's: none
         if state != "SKIPPED":
-            store.put(download_key(run_id, "aa"), {"data": "YQ=="})
+            store.put(keys.download(run_id, "aa"), {"data": "YQ=="})
         store.request_cancel(run_id, "t")
         if published:
             store.published([run_id])
@@ -156,7 +158,7 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
         assert (store.run(run_id) is None) == forgotten, state
         assert (store.cancel_requested(run_id) is None) == forgotten, state
         if state != "SKIPPED":
-            assert (store.get(download_key(run_id, "aa")) is None) == forgotten, state
+            assert (store.get(keys.download(run_id, "aa")) is None) == forgotten, state
     kept = {r["run_id"] for r in store.runs("j", limit=100)}
     assert kept == {i for i, row in zip(ids, FORGET, strict=True) if not row[3]}
     assert {r["run_id"] for r in store.runs(limit=100)} == kept
@@ -165,7 +167,7 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
 
 def test_forget_all_pages_past_old_runs_that_must_stay(store: Store) -> None:
     from runner.executor.direct import new_run_id
-    from runner.state import forget_all
+    from runner.store import forget_all
 
     stuck = [new_run_id(10.0 + i) for i in range(5)]  # the oldest, still STARTED for good
     old = [new_run_id(20.0 + i) for i in range(7)]

@@ -108,7 +108,7 @@ def test_bury_ends_a_dead_run_and_queues_a_retry_while_attempts_remain(
 def test_a_store_away_when_the_run_starts_is_waited_for_not_a_lost_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from runner.errors import StoreUnavailable
-    from runner.state import FileStore
+    from runner.store.files import FileStore
 
     monkeypatch.setattr("runner.outage.Outage.lost", lambda self, e: 0.01)  # quick backoff
     system = _system(tmp_path, monkeypatch,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.overview import Workers
-from runner.state import FileStore
+from runner.store.files import FileStore
 
 
 class _Inspect:

@@ -1,0 +1,59 @@
+"""Every key runner keeps in its store, named once (arq's constants.py is the model).
+
+Entries (`Store.get`/`put`; JSON objects) and tallies are named by the first group; the store
+backends' own layout (run records, indexes, the publish feed) by the second.
+"""
+
+from __future__ import annotations
+
+# entries and tallies every process reads by name
+RECONCILE = "reconcile"    # the reconciler's status: applied/attempted revision, errors
+APPLIED = "applied"        # {"revision", "digest"}: small, so every process can look often
+GENERATION = "generation"  # {id, created, wiped?}: noticing a wiped store
+SUSPENDED = "suspended"    # {"all": {...} | absent, "schedules": {NAME: {...}}}
+BEAT = "beat"              # beat's entry; also the name of beat's lock
+REPORTS = "reports"        # the report publisher's status
+LATENESS = "lateness"      # tally: schedule lateness histogram
+SCHEDULE = "schedule:"     # prefix: per-schedule state of beat (entries("schedule:"))
+WORKER = "worker:"         # prefix: worker heartbeats
+
+
+def schedule(name: str) -> str:
+    """Beat's state of schedule `name`."""
+    return f"{SCHEDULE}{name}"
+
+
+def worker(host: str) -> str:
+    """The heartbeat entry of the worker on `host`."""
+    return f"{WORKER}{host}"
+
+
+def revision(rev: str) -> str:
+    """What the reconciler published of revision `rev`."""
+    return f"revision:{rev}"
+
+
+def definitions(blob: str) -> str:
+    """The parsed objects of a configuration file, by its blob id."""
+    return f"definitions:{blob}"
+
+
+def blob(sha: str) -> str:
+    """A file's content (base64), by its blob id."""
+    return f"blob:{sha}"
+
+
+def download(run_id: str, sha256: str) -> str:
+    """A file a run downloaded (forget() deletes it with the run)."""
+    return f"download:{run_id}:{sha256}"
+
+
+# the backends' layout (Redis: under the prefix; files: folders of the state directory)
+RUN = "run:"          # a run record (Redis hash)
+RUNS = "runs"         # the index of runs by creation time; "runs:JOB" per job
+CANCEL = "cancel:"    # a cancel request
+KV = "kv:"            # entries
+LOCK = "lock:"        # leases
+TALLY = "tally:"      # tallies
+PUBLISH = "publish"   # the report publisher's feed of finished runs
+EVENTS = "events"     # the channel each run and entry write publishes on
