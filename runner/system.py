@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.config.model import ConfigSet, Job
 from runner.errors import ConfigInvalid, SourceError
@@ -18,6 +18,10 @@ from runner.executor.base import FileBlob
 from runner.executor.direct import job_files, job_paths
 from runner.settings import Settings
 from runner.store import Store, keys, open_store
+
+if TYPE_CHECKING:
+    from runner.config.cache import DiskCache
+    from runner.config.load import Made
 
 RELOAD = 0.25  # seconds between looks at which revision is applied (one small store read)
 DIR_RELOAD = 0.5  # seconds between looks at --repo (a stat per file) when nothing was applied
@@ -40,6 +44,8 @@ class System:
     _built: dict[str, tuple[ConfigSet, dict[str, Any]]] = field(default_factory=dict)
     _blobs: dict[str, bytes] = field(default_factory=dict)
     _definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _files: DiskCache | None = None  # --repo's files checked, by blob (directory mode)
+    _made: Made = field(default_factory=dict)  # its model objects, reused while unchanged
 
     @cached_property
     def store(self) -> Store:
@@ -102,7 +108,7 @@ class System:
                     objects.setdefault(section, {}).setdefault(name, value)
             while len(self._built) >= KEEP:
                 del self._built[next(iter(self._built))]
-            self._built[digest] = (build(revision, objects), published["files"])
+            self._built[digest] = (build(revision, objects, self._made), published["files"])
         return self._built[digest][0]
 
     def files(self, job: Job, config: ConfigSet) -> dict[str, FileBlob]:
@@ -139,9 +145,13 @@ class System:
         seen = snapshot.fingerprint()
         if current is not None and seen == self._seen:
             return current
-        disk = DiskCache(self.repo)
-        loaded = load(snapshot, disk)
-        disk.save()
+        first = self._files is None
+        if self._files is None:  # read once; kept decoded, so a changed file costs its own
+            self._files = DiskCache(self.repo)
+        loaded = load(snapshot, self._files, made=self._made)
+        if first:  # for the next start; later changes are parsed again then (a file each)
+            self._files.save()
+        self._files.keep_used()
         if loaded.config is None:
             raise ConfigInvalid(list(loaded.problems))
         self._seen = seen

@@ -54,6 +54,14 @@ class DiskCache(dict[str, FileResult]):
         self.used.add(key)
         return super().get(key, default)
 
+    def keep_used(self) -> None:
+        """Forgets the entries the last load did not use (files changed or gone since), for
+        a process that keeps this cache between loads."""
+        for key in set(self) - self.used:
+            del self[key]
+        self.used = set()
+        self.loaded = set(self)
+
     def save(self) -> None:
         keep = {k: self[k] for k in self.used if k in self}
         if set(keep) == self.loaded:

@@ -6,6 +6,7 @@ under the file's git blob id; only the cross-object checks and the model build s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import marshal
@@ -130,8 +131,11 @@ class Loaded:
     names: dict[str, set[str]]  # kind -> every declared name
 
 
-def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True) -> Loaded:
-    """Every problem of the snapshot, and the ConfigSet when there are none (and `model_too`)."""
+def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True,
+         made: Made | None = None) -> Loaded:
+    """Every problem of the snapshot, and the ConfigSet when there are none (and `model_too`).
+    A long-lived caller passes the same `cache` and `made` each time: a file whose blob did
+    not change is then neither decoded nor built again (see `build`)."""
     cache = {} if cache is None else cache
     files = snapshot.files()
     problems: list[Problem] = list(snapshot.problems)
@@ -161,6 +165,8 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
         else:
             refs.extend(file_refs)
         found = decode(stored) if model_too or kind in _ALWAYS_DECODED else {}
+        if isinstance(stored, bytes) and found:  # decoded once: the same objects next time
+            cache[key] = dataclasses.replace(result, objects=found)
         for qualified in declared:
             section, name = qualified.split("/", 1)
             first = origin.setdefault((section, name), f.path)
@@ -180,7 +186,8 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True)
         problems.append(located(origin[(section, name)], where, at_key, message))
     if problems:
         return Loaded(None, tuple(sorted(set(problems))), good, names)
-    return Loaded(build(snapshot.revision, good) if model_too else None, (), good, names)
+    return Loaded(build(snapshot.revision, good, made) if model_too else None, (), good,
+                  names)
 
 
 _ALWAYS_DECODED = ("queues", "targets")  # workers and targets are read by the reference checks
@@ -201,16 +208,38 @@ def load_or_raise(snapshot: Snapshot, cache: Cache | None = None) -> model.Confi
     return loaded.config
 
 
-def build(revision: str, objects: dict[str, dict[str, Any]]) -> model.ConfigSet:
-    def each(section: str, make: Callable[[str, Any], Any]) -> dict[str, Any]:
-        return {n: make(n, v) for n, v in sorted(objects.get(section, {}).items())}
+Made = dict[str, dict[str, tuple[Any, Any]]]  # section -> name -> (its value, the model)
 
-    return model.ConfigSet(
+
+def build(revision: str, objects: dict[str, dict[str, Any]],
+          made: Made | None = None) -> model.ConfigSet:
+    """The ConfigSet of error-free `objects`. With `made` (kept by the caller between builds),
+    an object whose value is the very same as last time keeps its model object, so a new
+    revision costs the objects it changed and unchanged ones compare by identity."""
+    then = {} if made is None else made
+    now: Made = {}
+
+    def each(section: str, make: Callable[[str, Any], Any]) -> dict[str, Any]:
+        values, before = objects.get(section, {}), then.get(section, {})
+        built, kept = {}, now.setdefault(section, {})
+        for name in order.get(section, ()):
+            value = values[name]
+            hit = before.get(name)
+            built[name] = model_of = hit[1] if hit and hit[0] is value else make(name, value)
+            kept[name] = (value, model_of)
+        return built
+
+    order = {section: sorted(names) for section, names in objects.items()}  # one order, twice
+    config = model.ConfigSet(
         revision=revision, queues=each("queues", model.queue),
         workers=each("workers", model.worker), targets=each("targets", model.target),
         jobs=each("jobs", model.job), schedules=each("schedules", model.schedule),
-        raw={k: dict(sorted(v.items())) for k, v in objects.items()},
+        raw={k: {n: v[n] for n in order[k]} for k, v in objects.items()},
         reports=model.reports(objects.get("reports", {}).get("reports", {})))
+    if made is not None:  # what the next build reuses: removed objects are forgotten
+        made.clear()
+        made.update(now)
+    return config
 
 
 def _duplicate(f: SourceFile, section: str, name: str, first: str, first_file: SourceFile
