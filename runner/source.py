@@ -126,8 +126,10 @@ class DirSnapshot:
     def revision(self) -> str:
         """HEAD's commit id when the directory is a clean git checkout, marked -dirty if not."""
         def git(*args: str) -> str:
-            done = subprocess.run(["git", "-C", str(self.root), *args], capture_output=True,
-                                  text=True, check=False)
+            # no optional locks: `git status` would otherwise take index.lock to refresh the
+            # index, failing a `git add` or `git commit` the operator runs at that moment
+            done = subprocess.run(["git", "--no-optional-locks", "-C", str(self.root), *args],
+                                  capture_output=True, text=True, check=False)
             return done.stdout.strip() if done.returncode == 0 else ""
 
         head = git("rev-parse", "--verify", "-q", "HEAD")
