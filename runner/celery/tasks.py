@@ -35,10 +35,10 @@ from runner.config.model import ConfigSet
 from runner.config.query import lookup, select
 from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
 from runner.executor.cancel import Cancel
-from runner.executor.direct import final, new_run_id
+from runner.executor.direct import final
 from runner.executor.engine import Engine
 from runner.outage import Outage, connection_error
-from runner.runs import ACTIVE
+from runner.runs import ACTIVE, new_run_id
 from runner.store import Store
 from runner.system import System
 

@@ -15,7 +15,6 @@ import hashlib
 import os
 import re
 import resource
-import secrets
 import signal
 import socket
 import time
@@ -29,7 +28,7 @@ from runner.errors import RunnerError
 from runner.executor.base import FileBlob, RunResult
 from runner.executor.cancel import Cancel
 from runner.executor.engine import Engine, Progress
-from runner.runs import RunState
+from runner.runs import RunState, new_run_id
 from runner.settings import Settings
 from runner.store import Store, keys
 
@@ -39,12 +38,6 @@ T = TypeVar("T")
 
 class Readable(Protocol):
     def read(self, path: str) -> tuple[bytes, int]: ...
-
-
-def new_run_id(now: float | None = None) -> str:
-    """Sortable by start time: milliseconds in hex, then 32 random bits."""
-    millis = int((time.time() if now is None else now) * 1000)
-    return f"{millis:012x}-{secrets.token_hex(4)}"
 
 
 def job_paths(job: Job) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
 from runner.celery.tasks import _Process, execute
-from runner.executor.direct import new_run_id
+from runner.runs import new_run_id
 from runner.settings import Settings
 from runner.system import System
 
