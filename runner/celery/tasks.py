@@ -91,7 +91,8 @@ def register(app: Celery, system: System) -> None:
     # traceback; acks_on_failure (the default) acknowledges them
     # a pool process that dies mid-run (kill -9, OOM): its message is acknowledged, never run
     # again as it is; RunRequest ends the run FAILURE and queues its retry (bury)
-    @app.task(name=TASK, bind=True, acks_late=True,  # type: ignore[untyped-decorator]
+    # shared=False: a second app in this process gets its own task, bound to its own system
+    @app.task(name=TASK, bind=True, acks_late=True, shared=False,  # type: ignore[untyped-decorator]
               reject_on_worker_lost=False, throws=(RunFailed, Terminated),
               Request=RunRequest)
     def run_job(self: Any, job: str, revision: str, run_id: str | None = None,
