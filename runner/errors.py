@@ -121,3 +121,8 @@ class TransferFailed(TargetError):
 
 class TargetTimeout(TargetError):
     status = "timeout"
+
+
+class BrokerError(RunnerError):
+    """The broker cannot be used now: Redis is away, or the embedded queue folder cannot be
+    read. A command exits 2."""

@@ -30,8 +30,8 @@ def status(ctx: Context) -> dict[str, Any]:
 
 def queues(ctx: Context) -> dict[str, Any]:
     """Each queue's length, priority, configured workers and live consumers."""
-    return overview.queues(ctx.control.config(), lambda q: queue_length(ctx.system, q),
-                           ctx.workers.view())
+    app, config = ctx.control.app()
+    return overview.queues(config, lambda q: queue_length(app, q), ctx.workers.view())
 
 
 def workers(ctx: Context) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def detail(system: System, app: Celery, config: ConfigSet) -> Detail:
                         "active": len(active.get(host, [])),
                         "revision": (store.get(f"worker:{host}") or {}).get("revision")}
                  for host, qs in sorted(queues.items())},
-        queues={q: {"length": queue_length(system, q), "priority": config.queues[q].priority}
+        queues={q: {"length": queue_length(app, q), "priority": config.queues[q].priority}
                 for q in config.queues},
         active_runs=[r for r in store.runs(limit=ACTIVE_SCAN) if r.get("state") in ACTIVE],
         schedules={name: {k: s[k] for k in SCHEDULE_FIELDS}
