@@ -37,6 +37,8 @@ T = TypeVar("T")
 
 
 class Readable(Protocol):
+    """A source of repository files (a snapshot, a directory)."""
+
     def read(self, path: str) -> tuple[bytes, int]: ...
 
 
@@ -48,6 +50,7 @@ def job_paths(job: Job) -> list[str]:
 
 
 def job_files(source: Readable, job: Job) -> dict[str, FileBlob]:
+    """The repository files `job` sends to targets, read from `source`."""
     return {p: FileBlob(*source.read(p)) for p in job_paths(job)}
 
 
@@ -187,6 +190,7 @@ def save_downloads(result: RunResult, under: Path) -> dict[tuple[str, str], Path
 
 
 def relative(path: Path) -> str:
+    """`path` relative to the working directory when it can be, else as it is."""
     try:
         return os.path.relpath(path)
     except ValueError:

@@ -148,6 +148,8 @@ def _no_inherited() -> None:
 
 
 class LocalTransport:
+    """The `local` transport: a target's commands run as subprocesses of this process."""
+
     def __init__(self, name: str, environ: dict[bytes, bytes] | None = None,
                  guard: Guard | None = None) -> None:
         """`environ`: what commands inherit, as bytes (so posix_spawn need not read os.environ
