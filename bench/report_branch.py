@@ -32,9 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner.executor.direct import new_run_id  # noqa: E402
 from runner.publish import BUILD, Publisher, put  # noqa: E402
 from runner.report import Report, render  # noqa: E402
+from runner.runs import new_run_id  # noqa: E402
 from runner.store.files import FileStore  # noqa: E402
 
 BATCH = 500

@@ -17,9 +17,9 @@ from typing import Any
 
 from runner.config.load import Cache, check_file, decode, kind_for
 from runner.source import GitSnapshot
-from runner.store import Store
+from runner.store import Store, keys
 
-APPLIED = "applied"  # {"revision", "digest"}: small, so every process can look every RELOAD
+APPLIED = keys.APPLIED  # runner/system.py reads it by this name
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Applied:
 def apply(store: Store, validated: Validated, current: Current) -> Applied:
     """Write `validated` to the store and mark it applied."""
     snapshot, cache = validated.snapshot, validated.cache
-    before = store.get(f"revision:{current.revision}") or {}
+    before = store.get(keys.revision(str(current.revision))) or {}
     known_config = set((before.get("config") or {}).values())
     known_files = {r["blob"] for r in (before.get("files") or {}).values()}
     config: dict[str, str] = {}  # config file -> blob
@@ -65,16 +65,16 @@ def apply(store: Store, validated: Validated, current: Current) -> Applied:
         config[f.path] = f.blob
         paths |= result.files()
         if f.blob not in known_config:  # publish what changed; the rest is there already
-            store.put(f"definitions:{f.blob}", {"objects": decode(result.objects)})
+            store.put(keys.definitions(f.blob), {"objects": decode(result.objects)})
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(paths):
         blob, mode = snapshot.blob_info(path)
-        if blob not in known_files and store.get(f"blob:{blob}") is None:
-            store.put(f"blob:{blob}", {"data": base64.b64encode(snapshot.read(path)[0]).decode()})
+        if blob not in known_files and store.get(keys.blob(blob)) is None:
+            store.put(keys.blob(blob), {"data": base64.b64encode(snapshot.read(path)[0]).decode()})
         files[path] = {"blob": blob, "mode": mode}
     revision = snapshot.revision
     digest = hashlib.sha256(json.dumps([config, files], sort_keys=True).encode()).hexdigest()
-    store.put(f"revision:{revision}",
+    store.put(keys.revision(revision),
               {"revision": revision, "config": config, "files": files, "digest": digest})
-    store.put(APPLIED, {"revision": revision, "digest": digest})
+    store.put(keys.APPLIED, {"revision": revision, "digest": digest})
     return Applied(revision, digest, digest != current.digest)

@@ -58,6 +58,8 @@ _SCANNED_MONTHS = 400 * 12 + 1
 
 @dataclass(frozen=True)
 class Cron:
+    """A parsed cron expression: the minutes, hours, days, months and weekdays it fires at."""
+
     minutes: tuple[int, ...]
     hours: tuple[int, ...]
     days: frozenset[int]

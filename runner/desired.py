@@ -55,6 +55,8 @@ def duration_text(seconds: int) -> str:
 
 
 def plan(config: ConfigSet, now: datetime, count: int) -> dict[str, Any]:
+    """What the configuration asks for: queues and who serves them, targets, jobs and the next
+    `count` firings of each schedule."""
     served: dict[str, list[str]] = {q: [] for q in config.queues}
     for w in config.workers.values():
         for q in w.queues:

@@ -20,6 +20,8 @@ Objects = dict[str, dict[str, Any]]
 
 @dataclass(frozen=True)
 class Change:
+    """One object added, removed or changed between two revisions, field by field."""
+
     kind: str  # queue, worker, target, job, schedule
     name: str
     change: str  # added, removed, changed
@@ -59,6 +61,8 @@ def _fires(name: str, raw: dict[str, Any] | None, now: datetime, count: int) -> 
 
 
 def changes(base: Objects, head: Objects, now: datetime, count: int = 3) -> list[Change]:
+    """The changes from `base` to `head`, with the schedules' next `count` firings before and
+    after."""
     out: list[Change] = []
     for section, kind in SECTIONS:
         before, after = base.get(section, {}), head.get(section, {})
@@ -83,6 +87,7 @@ def _show(value: Any) -> str:
 
 
 def render(found: list[Change]) -> list[str]:
+    """The changes as the lines `runner diff` prints."""
     if not found:
         return ["no changes to queues, workers, targets, jobs or schedules"]
     lines: list[str] = []

@@ -75,6 +75,7 @@ def _detail(s: dict[str, Any]) -> str:
 
 
 def render(d: dict[str, Any]) -> list[str]:
+    """A dry run as the lines `runner run --dry-run` prints."""
     lines = [f"dry run of job {d['job']} on queue {d['queue']} at revision {d['revision']} "
              f"(nothing is run)",
              f"targets ({len(d['targets'])}, {d['concurrency']} at a time, timeout "

@@ -98,26 +98,43 @@ class TargetError(RunnerError):
 
 
 class Unreachable(TargetError):
+    """The target could not be connected to."""
+
     connect = True
 
 
 class AuthFailed(TargetError):
+    """The target refused the credentials: trying again would not help."""
+
     retryable = False
     connect = True
 
 
 class HostKeyRejected(TargetError):
+    """The target's host key is not the known one: never retried."""
+
     retryable = False
     connect = True
 
 
 class SecretUnavailable(TargetError):
+    """A secret the target needs could not be read."""
+
     retryable = False
 
 
 class TransferFailed(TargetError):
+    """A file could not be uploaded to or downloaded from the target."""
+
     pass
 
 
 class TargetTimeout(TargetError):
+    """A step ran past its timeout on the target."""
+
     status = "timeout"
+
+
+class BrokerError(RunnerError):
+    """The broker cannot be used now: Redis is away, or the embedded queue folder cannot be
+    read. A command exits 2."""

@@ -39,6 +39,8 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class Hub:
+    """Fans the store's run and entry changes out to the API's live clients."""
+
     def __init__(self, store: Store, redis_url: str = "",
                  on_run: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.store, self.redis_url = store, redis_url

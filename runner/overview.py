@@ -87,6 +87,7 @@ def schedules(store: Store, config: ConfigSet,
 
 
 def jobs(config: ConfigSet) -> dict[str, dict[str, Any]]:
+    """Each job as the API and the dashboard show it."""
     return {name: {"description": j.description, "queue": j.queue, "targets": list(j.targets),
                    "concurrency": j.concurrency, "timeout": j.timeout,
                    "retries": {"attempts": j.retries.attempts, "backoff": j.retries.backoff},

@@ -23,6 +23,8 @@ _MARK = {"success": "ok", "failed": "FAILED", "timeout": "TIMEOUT", "cancelled":
 
 
 class Counter:
+    """Targets done, failed and running of a run, for its progress line."""
+
     def __init__(self, total: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.total, self.done, self.failed, self.running = total, 0, 0, 0
         self.clock = clock

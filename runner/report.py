@@ -30,6 +30,8 @@ _RUN_ID = re.compile(r"^([0-9a-f]{12})-[0-9a-f]{8}$")
 
 @dataclass(frozen=True)
 class Report:
+    """A run's report: the files of its directory on the report branch and its commit message."""
+
     run_id: str
     job: str
     path: str                 # the run directory, "runs/YYYY/MM/DD/JOB/RUN_ID"
@@ -52,10 +54,12 @@ def created_of(run_id: str) -> float | None:
 
 
 def day(when: float) -> str:
+    """The UTC date of `when` as the report branch's YYYY/MM/DD folders."""
     return datetime.fromtimestamp(when, UTC).strftime("%Y/%m/%d")
 
 
 def run_dir(record: Mapping[str, Any]) -> str:
+    """The folder of a run on the report branch: runs/YYYY/MM/DD/JOB/RUN_ID."""
     run_id = str(record["run_id"])
     when = record.get("created") or created_of(run_id) or record.get("finished") or 0
     return f"runs/{day(float(when))}/{safe(str(record.get('job') or 'unknown'))}/{safe(run_id)}"
@@ -73,6 +77,7 @@ def _one_line(text: object, limit: int = 200) -> str:
 
 
 def message(record: Mapping[str, Any]) -> str:
+    """The commit message of a run's report: its outcome, then a line per target."""
     job, run_id, state = record.get("job", "unknown"), record["run_id"], record.get("state")
     targets: dict[str, Any] = (record.get("result") or {}).get("targets") or {}
     count = len(targets) or len(record.get("targets") or ())

@@ -3,6 +3,8 @@ ask about: one definition (the store's Lua scripts and the dashboard take theirs
 
 from __future__ import annotations
 
+import secrets
+import time
 from enum import StrEnum
 
 
@@ -23,3 +25,9 @@ ACTIVE = (RunState.PENDING, RunState.RECEIVED, RunState.STARTED)
 FINAL = (RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED, RunState.SKIPPED,
          RunState.MISSED)
 ENDED = (RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED)  # what a worker never runs again
+
+
+def new_run_id(now: float | None = None) -> str:
+    """Sortable by start time: milliseconds in hex, then 32 random bits."""
+    millis = int((time.time() if now is None else now) * 1000)
+    return f"{millis:012x}-{secrets.token_hex(4)}"

@@ -19,6 +19,9 @@ CHECK = 1.0  # seconds between two questions to the Sentinels
 
 
 class FollowingPool(SentinelConnectionPool):
+    """A Sentinel pool that asks the Sentinels for the master again every CHECK seconds, so it
+    follows a failover."""
+
     checked = 0.0  # class defaults: kombu's pool becomes one by a change of class
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:

@@ -19,6 +19,9 @@ MiB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Settings:
+    """What the environment sets (REDIS_URL, RUNNER_*): one frozen value every process reads
+    once."""
+
     redis_url: str = ""                 # REDIS_URL: broker and store; empty: embedded (files)
     output_cap: int = MiB               # bytes of stdout (and of stderr) kept per target: the tail
     download_cap: int = 10 * MiB        # default max_bytes of a download step

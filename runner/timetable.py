@@ -22,6 +22,8 @@ WALK = 256    # firings looked at per step when beat was away (the missed ones a
 
 @dataclass(frozen=True)
 class Decision:
+    """What a schedule does at a tick: the firing to run, if any, and the firings missed."""
+
     run: datetime | None     # the firing to run now, if any
     missed: int              # firings not run
     first_missed: datetime | None

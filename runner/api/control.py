@@ -32,9 +32,8 @@ def cancel_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_len
     """A queued run never starts; a running one stops its targets and ends REVOKED."""
     from runner.ops import runs
 
-    app, _config = ctx.control.app()
     try:
-        done = runs.cancel(app, ctx.store, run_id, f"{who.name} via the API",
+        done = runs.cancel(ctx.control.app, ctx.store, run_id, f"{who.name} via the API",
                            action(who, "cancel"))
     except runs.RunNotFound:
         raise HTTPException(404, f"there is no run {run_id!r}") from None
@@ -52,9 +51,8 @@ def retry_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_leng
     """Queues a new run of the same job and limit, with trigger `retry-of RUN_ID`."""
     from runner.ops import runs
 
-    app, config = ctx.control.app()
     try:
-        new = runs.retry(app, ctx.store, config, run_id, action(who, "retry", of=run_id)).run_id
+        new = runs.retry(ctx.control.app, ctx.store, run_id, action(who, "retry", of=run_id)).run_id
     except runs.RunNotFound:
         raise HTTPException(404, f"there is no run {run_id!r}") from None
     log.info("api: %s (%s) retried run %s as %s", who.name, who.role, run_id, new)

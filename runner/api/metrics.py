@@ -23,7 +23,8 @@ def text(ctx: Context) -> str:
         if r.get("state") in ACTIVE:
             active[r["state"]] = active.get(r["state"], 0) + 1
     try:
-        lengths = {q: queue_length(ctx.system, q) for q in ctx.control.config().queues}
+        app, config = ctx.control.app()
+        lengths = {q: queue_length(app, q) for q in config.queues}
     except RunnerError:
         lengths = {}
     return overview.metrics_text(ctx.metrics, active, lengths, len(ctx.workers.view()),

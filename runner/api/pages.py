@@ -27,7 +27,7 @@ class RunPages:
     """Pages of GET /api/runs as sent, by query string: kept until a run changes (the hub's
     generation moves), and at most PAGE_TTL seconds should an event be missed. Its
     middleware answers a fresh page to any valid token before FastAPI routes, validates and
-    solves dependencies: a third of the CPU of a request through them. A miss goes
+    solves dependencies, the bulk of the work of a request through them. A miss goes
     through FastAPI, which validates the query before `get` keeps its page."""
 
     hub: Hub

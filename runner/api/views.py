@@ -12,7 +12,6 @@ from runner import lateness, overview
 from runner.api.context import Context
 from runner.celery.app import queue_length
 from runner.errors import RunnerError
-from runner.generation import KEY as GENERATION
 from runner.generation import wiped
 from runner.store import keys
 
@@ -30,8 +29,8 @@ def status(ctx: Context) -> dict[str, Any]:
 
 def queues(ctx: Context) -> dict[str, Any]:
     """Each queue's length, priority, configured workers and live consumers."""
-    return overview.queues(ctx.control.config(), lambda q: queue_length(ctx.system, q),
-                           ctx.workers.view())
+    app, config = ctx.control.app()
+    return overview.queues(config, lambda q: queue_length(app, q), ctx.workers.view())
 
 
 def workers(ctx: Context) -> dict[str, Any]:
@@ -47,7 +46,7 @@ def stats(ctx: Context, minutes: int) -> dict[str, Any]:
     now = time.time()
     runs, more = ctx.store.runs_page(since=now - minutes * 60, limit=10_000, scan=10_000)
     return {**overview.stats(runs, now, minutes), "truncated": more is not None,
-            "lateness": lateness.summary(ctx.store.tallies(lateness.KEY))}
+            "lateness": lateness.summary(ctx.store.tallies(keys.LATENESS))}
 
 
 def health(ctx: Context) -> tuple[int, bytes]:
@@ -58,7 +57,7 @@ def health(ctx: Context) -> tuple[int, bytes]:
         rec = store.get(keys.RECONCILE) or {}
         beat = store.holder(keys.BEAT) is not None
         ctx.generation.check(store)
-        warning = wiped(store.get(GENERATION))
+        warning = wiped(store.get(keys.GENERATION))
     except (RedisError, OSError, RunnerError) as e:
         return 503, json.dumps({"ok": False, "store": False, "error": str(e)}).encode()
     # a wiped store is reported, not 503: the system works again, and a restart of

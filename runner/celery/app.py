@@ -19,7 +19,9 @@ from celery import Celery
 from runner.celery.message import MAX_PRIORITY, TASK, time_limit
 from runner.celery.tasks import register
 from runner.config.model import ConfigSet
-from runner.redis_url import broker_url, client, transport_options
+from runner.errors import BrokerError
+from runner.outage import connection_error
+from runner.redis_url import broker_url, transport_options
 from runner.system import System
 
 
@@ -87,13 +89,17 @@ def worker_hostname(name: str) -> str:
     return f"{name}-{os.getpid()}@%h"
 
 
-def queue_length(system: System, queue: str) -> int:
-    """Messages waiting in `queue` (all priorities)."""
-    if system.settings.redis_url:
-        r = client(system.settings.redis_url)
-        keys = [queue] + [f"{queue}\x06\x16{p}" for p in range(1, MAX_PRIORITY + 1)]
-        return sum(int(r.llen(k)) for k in keys)
-    folder = system.broker_dir / "queue"
-    if not folder.is_dir():
-        return 0
-    return sum(1 for n in os.listdir(folder) if n.partition(".")[2] == f"{queue}.msg")
+def queue_length(app: Celery, queue: str) -> int:
+    """Messages waiting in `queue` (all priorities), as the broker's transport counts them."""
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=0)  # a broker away is an answer, not a wait
+            # not passive: on Redis and the filesystem transport a declare only counts (it
+            # creates nothing), and a passive one refuses an empty Redis queue (no key)
+            return int(conn.default_channel.queue_declare(queue=queue).message_count)
+    except Exception as e:
+        if not connection_error(e):
+            raise
+        where = "Redis" if app.conf.broker_url else "the embedded broker"
+        raise BrokerError(f"{where} cannot be reached to count queue {queue!r}: {e}; "
+                          "start it (runner up) or check REDIS_URL") from None

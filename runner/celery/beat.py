@@ -46,7 +46,6 @@ from runner.system import System
 from runner.timetable import GRACE, Decision, Timetable, decide, timing, window
 
 __all__ = ["GRACE", "Beat", "Decision", "Stopped", "decide"]
-SUSPENDED = keys.SUSPENDED
 LOCK_TTL = 5.0   # seconds; the standby takes over after this
 MAX_SLEEP = 0.5  # seconds beat sleeps at most (a new revision, a stop, the lease)
 CHUNK = 500      # firings handed off per round trip (a stop waits for at most one chunk)
@@ -202,7 +201,7 @@ class Beat:
             return
         done = 0
         try:
-            paused = self.store.get(SUSPENDED) or {}
+            paused = self.store.get(keys.SUSPENDED) or {}
             for k in range(0, len(due), CHUNK):
                 if self.stop.is_set() or self.lease.lapsed:
                     return

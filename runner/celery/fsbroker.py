@@ -13,10 +13,9 @@ kombu's transport only polls. Here an idle consumer waits on inotify for a messa
 be moved into the queue folder (runner/inotify.py; looking anyway every IDLE seconds), so
 an idle worker costs nothing and a message is taken at once. Where inotify is missing, or
 while the consumer's prefetch is full (a run ending frees a slot and writes no file), it
-polls: every `polling_interval` (50 ms: 0.7% of a core per idle worker), but every BUSY
-seconds for BUSY_FOR seconds after a message arrived: kombu's fixed interval capped a busy
-worker at about two messages per interval (its prefetch) and gave a run 25 ms of latency on
-average.
+polls: every `polling_interval` (an idle worker wakes seldom), but every BUSY seconds for
+BUSY_FOR seconds after a message arrived: kombu's fixed interval capped a busy worker at about
+two messages per interval (its prefetch) and left each run waiting for the next poll.
 
 Exchange tables (which queues an exchange routes to, one JSON file each) are replaced the
 same way, under a lock file: kombu opens a new table with "wb" before it locks it, so two

@@ -17,8 +17,7 @@ from celery import Celery
 from runner.celery.tasks import bury, cancel, pending, send
 from runner.config.model import ConfigSet, Schedule
 from runner.errors import UsageError
-from runner.executor.direct import new_run_id
-from runner.runs import ACTIVE, RunState
+from runner.runs import ACTIVE, RunState, new_run_id
 from runner.store import Store
 from runner.timetable import Decision
 

@@ -35,10 +35,10 @@ from runner.config.model import ConfigSet
 from runner.config.query import lookup, select
 from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
 from runner.executor.cancel import Cancel
-from runner.executor.direct import final, new_run_id
+from runner.executor.direct import final
 from runner.executor.engine import Engine
 from runner.outage import Outage, connection_error
-from runner.runs import ACTIVE
+from runner.runs import ACTIVE, new_run_id
 from runner.store import Store
 from runner.system import System
 
@@ -91,7 +91,8 @@ def register(app: Celery, system: System) -> None:
     # traceback; acks_on_failure (the default) acknowledges them
     # a pool process that dies mid-run (kill -9, OOM): its message is acknowledged, never run
     # again as it is; RunRequest ends the run FAILURE and queues its retry (bury)
-    @app.task(name=TASK, bind=True, acks_late=True,  # type: ignore[untyped-decorator]
+    # shared=False: a second app in this process gets its own task, bound to its own system
+    @app.task(name=TASK, bind=True, acks_late=True, shared=False,  # type: ignore[untyped-decorator]
               reject_on_worker_lost=False, throws=(RunFailed, Terminated),
               Request=RunRequest)
     def run_job(self: Any, job: str, revision: str, run_id: str | None = None,

@@ -35,8 +35,8 @@ log = logging.getLogger("runner.worker")
 
 def install(app: Celery, system: System, name: str, fixed_concurrency: int | None) -> None:
     """Makes `app`'s worker NAME follow the configuration and record RECEIVED."""
-    # Celery's two INFO lines per task (received, succeeded) cost a busy worker about a tenth
-    # of its CPU and repeat what the run's record holds (runner history, the report branch)
+    # Celery's two INFO lines per task (received, succeeded): written for every task a busy
+    # worker runs, they repeat what the run's record holds (runner history, the report branch)
     for chatty in ("celery.worker.strategy", "celery.app.trace"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     app.steps["consumer"].add(reload_step(app, system, name, fixed_concurrency))
@@ -137,7 +137,7 @@ def record_received(app: Celery, system: System, name: str) -> None:
 
     def write() -> None:
         # off the consumer's loop, at most one write per _BATCH: a store round trip per run
-        # cost a busy worker a fifth of its throughput
+        # would hold the consumer back from taking the next message
         last = 0.0
         while True:
             batch = [marks.get()]

@@ -142,7 +142,8 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
 
     from runner import progress
     from runner.config.query import lookup, select
-    from runner.executor.direct import Audit, new_run_id, relative, run_now, save_downloads
+    from runner.executor.direct import Audit, relative, run_now, save_downloads
+    from runner.runs import new_run_id
     from runner.settings import Settings
     from runner.source import DirSnapshot
     from runner.store import open_store

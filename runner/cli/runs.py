@@ -163,8 +163,8 @@ def cancel_run(run_id: str, repo: Path, fmt: str) -> None:
 
     from runner.ops.runs import cancel
 
-    system, app, _config_set = _app(repo, fmt)
-    record = cancel(app, system.store, run_id,
+    system, app, config = _app(repo, fmt)
+    record = cancel(lambda: (app, config), system.store, run_id,
                     f"runner cancel (user {getpass.getuser()})").record
     if fmt == "json":
         _print_json(record)
@@ -223,5 +223,5 @@ def retry_run(run_id: str, repo: Path, fmt: str) -> None:
     from runner.ops.runs import retry
 
     system, app, config = _app(repo, fmt)
-    new = retry(app, system.store, config, run_id).run_id
+    new = retry(lambda: (app, config), system.store, run_id).run_id
     _print_json({"run_id": new, "retry_of": run_id}) if fmt == "json" else click.echo(new)

@@ -50,11 +50,14 @@ class SecretRef:
 
 
 def is_secret_ref(value: object) -> bool:
+    """Is `value` a secret reference (env:NAME or file:PATH) rather than a value?"""
     return isinstance(value, str) and (value.startswith("env:") or value.startswith("file:"))
 
 
 @dataclass(frozen=True)
 class Queue:
+    """A queue of runs, with the priority its messages are sent at."""
+
     name: str
     priority: int = 0
     description: str = ""
@@ -62,6 +65,8 @@ class Queue:
 
 @dataclass(frozen=True)
 class Worker:
+    """A worker: the queues it consumes and how many runs at a time."""
+
     name: str
     queues: tuple[str, ...]
     concurrency: int = DEFAULT_WORKER_CONCURRENCY
@@ -70,6 +75,8 @@ class Worker:
 
 @dataclass(frozen=True)
 class Target:
+    """A host jobs run on, and how to reach it (ssh, winrm or local)."""
+
     name: str
     transport: Literal["ssh", "winrm", "local"] = "ssh"
     host: str | None = None
@@ -89,6 +96,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Step:
+    """One step of a job: a command, a script, an upload or a download."""
+
     kind: Literal["command", "script", "upload", "download"]
     name: str
     command: str | None = None
@@ -105,6 +114,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Retries:
+    """How often a failed target is tried again, and the backoff between tries."""
+
     attempts: int = 0
     backoff: int = 10
     max_backoff: int = 600
@@ -112,6 +123,8 @@ class Retries:
 
 @dataclass(frozen=True)
 class Job:
+    """A job: its steps, the targets they run on and the queue it is sent to."""
+
     name: str
     queue: str
     targets: tuple[str, ...]
@@ -125,6 +138,8 @@ class Job:
 
 @dataclass(frozen=True)
 class Schedule:
+    """When a job runs by itself (cron, every, at) and what an overlap does."""
+
     name: str
     job: str
     cron: str | None = None
@@ -172,19 +187,23 @@ def _str(value: object) -> str:
 
 
 def queue(name: str, v: dict[str, Any]) -> Queue:
+    """The Queue of a validated queues.yaml entry."""
     return Queue(name, v.get("priority", 0), v.get("description", ""))
 
 
 def reports(v: dict[str, Any]) -> Reports:
+    """The report settings of a validated queues.yaml."""
     return Reports(v.get("keep_days"))
 
 
 def worker(name: str, v: dict[str, Any]) -> Worker:
+    """The Worker of a validated queues.yaml entry."""
     return Worker(name, tuple(v["queues"]), v.get("concurrency", DEFAULT_WORKER_CONCURRENCY),
                   v.get("description", ""))
 
 
 def target(name: str, v: dict[str, Any]) -> Target:
+    """The Target of a validated targets file entry."""
     secrets: dict[str, Any] = {k: SecretRef(v[k]) for k in ("password", "passphrase") if k in v}
     plain: dict[str, Any] = {k: v[k] for k in ("transport", "host", "port", "user", "key_file",
                                                "known_hosts", "scheme", "auth", "shell",
@@ -194,6 +213,7 @@ def target(name: str, v: dict[str, Any]) -> Target:
 
 
 def step(index: int, v: dict[str, Any]) -> Step:
+    """The Step of a validated job's step number `index` (from 0)."""
     kind = next(k for k in ("command", "script", "upload", "download") if k in v)
     transfer: dict[str, Any] = v[kind] if kind in ("upload", "download") else {}
     mode = transfer.get("mode")
@@ -207,6 +227,7 @@ def step(index: int, v: dict[str, Any]) -> Step:
 
 
 def job(name: str, v: dict[str, Any]) -> Job:
+    """The Job of a validated jobs file entry."""
     r = v.get("retries", {})
     retries = Retries(r.get("attempts", 0), seconds(r.get("backoff", 10)),
                       seconds(r.get("max_backoff", 600)))
@@ -220,6 +241,7 @@ def job(name: str, v: dict[str, Any]) -> Job:
 
 
 def schedule(name: str, v: dict[str, Any]) -> Schedule:
+    """The Schedule of a validated schedules file entry."""
     return Schedule(
         name=name, job=v["job"], cron=v.get("cron"),
         every=seconds(v["every"]) if "every" in v else None, at=v.get("at"),

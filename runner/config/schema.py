@@ -26,11 +26,13 @@ SchemaError = tuple[Path, str, bool]
 
 @cache
 def schema_text(kind: str) -> str:
+    """The JSON Schema of file kind `kind`, as shipped in runner/schemas/."""
     return (resources.files("runner") / "schemas" / f"{kind}.schema.json").read_text("utf-8")
 
 
 @cache
 def schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema of file kind `kind`, parsed."""
     loaded: dict[str, Any] = json.loads(schema_text(kind))
     return loaded
 
@@ -82,6 +84,7 @@ def prune(errors: list[SchemaError]) -> list[SchemaError]:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A '; did you mean ...?' suffix naming the closest of `choices`, or ''."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 

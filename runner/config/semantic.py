@@ -30,6 +30,7 @@ _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
 
 @cache
 def zone(name: str) -> zoneinfo.ZoneInfo | None:
+    """The time zone `name`, or None when there is no such zone."""
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):

@@ -193,6 +193,8 @@ class Transport(Protocol):
 
 @dataclass(frozen=True)
 class StepResult:
+    """How one step ended on one target."""
+
     name: str
     kind: str
     status: str  # success | failed | timeout | cancelled
@@ -203,6 +205,8 @@ class StepResult:
 
 @dataclass(frozen=True)
 class Download:
+    """A file a download step fetched from a target."""
+
     src: str
     file: BinaryIO  # its (masked) bytes, in a temporary file
     size: int
@@ -219,6 +223,8 @@ class Download:
 
 @dataclass(frozen=True)
 class TargetResult:
+    """How a job ended on one target: its status, output and steps."""
+
     status: str  # success | failed | timeout | cancelled | skipped
     rc: int | None = None
     stdout: str = ""
@@ -242,6 +248,8 @@ class TargetResult:
 
 @dataclass(frozen=True)
 class RunResult:
+    """How a run ended: its status and each target's result."""
+
     run_id: str
     job: str
     revision: str
@@ -264,6 +272,7 @@ def last_line(tail: Tail) -> str:
 
 
 def run_status(statuses: Iterable[str]) -> str:
+    """A run's status from its targets' statuses: cancelled, success or failed."""
     seen = set(statuses)
     if "cancelled" in seen:
         return "cancelled"

@@ -15,7 +15,6 @@ import hashlib
 import os
 import re
 import resource
-import secrets
 import signal
 import socket
 import time
@@ -29,7 +28,7 @@ from runner.errors import RunnerError
 from runner.executor.base import FileBlob, RunResult
 from runner.executor.cancel import Cancel
 from runner.executor.engine import Engine, Progress
-from runner.runs import RunState
+from runner.runs import RunState, new_run_id
 from runner.settings import Settings
 from runner.store import Store, keys
 
@@ -38,13 +37,9 @@ T = TypeVar("T")
 
 
 class Readable(Protocol):
+    """A source of repository files (a snapshot, a directory)."""
+
     def read(self, path: str) -> tuple[bytes, int]: ...
-
-
-def new_run_id(now: float | None = None) -> str:
-    """Sortable by start time: milliseconds in hex, then 32 random bits."""
-    millis = int((time.time() if now is None else now) * 1000)
-    return f"{millis:012x}-{secrets.token_hex(4)}"
 
 
 def job_paths(job: Job) -> list[str]:
@@ -55,6 +50,7 @@ def job_paths(job: Job) -> list[str]:
 
 
 def job_files(source: Readable, job: Job) -> dict[str, FileBlob]:
+    """The repository files `job` sends to targets, read from `source`."""
     return {p: FileBlob(*source.read(p)) for p in job_paths(job)}
 
 
@@ -194,6 +190,7 @@ def save_downloads(result: RunResult, under: Path) -> dict[tuple[str, str], Path
 
 
 def relative(path: Path) -> str:
+    """`path` relative to the working directory when it can be, else as it is."""
     try:
         return os.path.relpath(path)
     except ValueError:

@@ -20,6 +20,8 @@ from runner.executor import known_hosts
 
 @dataclass(frozen=True)
 class KnownHosts:
+    """A known_hosts file, parsed: what host keys are checked against."""
+
     path: str
     entries: tuple[known_hosts.Entry, ...]
 

@@ -65,12 +65,15 @@ class Shown:
 
 @dataclass(frozen=True)
 class Verdict:
+    """What a known_hosts file says of a host's key: ok, new, changed or revoked."""
+
     status: str  # ok | new | changed | revoked | revoked-ca
     name: str    # the name the host was looked up under
     problem: str | None = None  # why a certificate from a trusted CA was not enough
 
 
 def parse(text: str) -> tuple[Entry, ...]:
+    """The entries of a known_hosts file's text, comments and blank lines skipped."""
     entries = []
     for raw in text.split("\n"):
         line = raw.lstrip(" \t")
@@ -111,11 +114,13 @@ def _blob(text: str, kind: str) -> bytes | None:
 
 
 def lookup_name(host: str, port: int) -> str:
+    """The name a host is listed under in known_hosts: HOST, or [HOST]:PORT off port 22."""
     host = host.lower()
     return host if port in (0, 22) else f"[{host}]:{port}"
 
 
 def matches(hosts: str, name: str) -> bool:
+    """Does a known_hosts host field (patterns, negations or a hashed name) match `name`?"""
     if hosts.startswith("|"):
         return _hashed(hosts, name)
     positive = False

@@ -3,9 +3,9 @@
 Each command gets its own process group, so a timeout or cancel kills it and its children,
 and a Guard (guard.py) kills it when the process that started it dies, even by SIGKILL.
 A command ends when its process exits. It is started with posix_spawn, and its pipes and its
-exit (a pidfd) are watched by the event loop directly: asyncio's subprocess streams cost a
-worker about 0.3 ms of CPU more per command, and subprocess.Popen 0.06 ms more
-(bench/celery_runs.py).
+exit (a pidfd) are watched by the event loop directly, not through asyncio's subprocess
+streams or subprocess.Popen: their per-command work is spent in the worker for every command
+of every run (bench/celery_runs.py measures it).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class _NotStarted(TargetError):
 
 # A command made only of plain words, whose first word is a program (not a shell builtin or
 # keyword, not an assignment), is what sh would exec as it is: it is exec'd without the shell
-# (0.2 ms less per command). `true` and `false` behave as their programs do.
+# (a process fewer per command). `true` and `false` behave as their programs do.
 _PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 _SHELL_WORDS = frozenset((
     ".", ":", "[", "alias", "bg", "break", "cd", "chdir", "command", "continue", "echo",
@@ -80,8 +80,8 @@ def _spawn(name: str, argv: list[str], base: dict[bytes, bytes], env: Mapping[st
            stdin: bool) -> tuple[int, list[tuple[int, int]], int | None]:
     """Starts `argv` in a new session with stdout and stderr on pipes and stdin on /dev/null
     or a pipe: (pid, [(read, write) ends of stdout, stderr], stdin's write end or None).
-    posix_spawn (one vfork-like clone) costs a worker 0.06 ms less per command than
-    subprocess.Popen. Only the pipes' child ends are inherited: Python's own descriptors are
+    posix_spawn is one vfork-like clone, without subprocess.Popen's setup in Python.
+    Only the pipes' child ends are inherited: Python's own descriptors are
     close-on-exec, and LocalConnector marks those the process inherited likewise."""
     pipes = [os.pipe(), os.pipe()]
     feed = os.pipe() if stdin else None
@@ -148,10 +148,12 @@ def _no_inherited() -> None:
 
 
 class LocalTransport:
+    """The `local` transport: a target's commands run as subprocesses of this process."""
+
     def __init__(self, name: str, environ: dict[bytes, bytes] | None = None,
                  guard: Guard | None = None) -> None:
-        """`environ`: what commands inherit, as bytes (posix_spawn reads os.environ through
-        the Mapping ABC, 0.06 ms per command); by default the clean part of this process's.
+        """`environ`: what commands inherit, as bytes (so posix_spawn need not read os.environ
+        through the Mapping ABC for each command); by default the clean part of this process's.
         `guard`: the process's (LocalConnector's), else one of its own."""
         self.name = name
         self.environ = clean_environ(Settings(), os.environb) if environ is None else environ

@@ -62,6 +62,8 @@ class _Conn:
 
 
 class SshPool:
+    """SSH connections of a worker, shared by the runs on the same target and login."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._options: dict[tuple[Any, ...], tuple[asyncssh.SSHClientConnectionOptions,
@@ -212,6 +214,8 @@ async def _connect(host: str, port: int, options: asyncssh.SSHClientConnectionOp
 
 
 class SshTransport:
+    """The `ssh` transport: a target's commands and files over an SSH connection."""
+
     def __init__(self, pool: SshPool, target: Target, secrets: Mapping[str, str]) -> None:
         self.pool, self.target, self.secrets = pool, target, secrets
         self.name = target.name

@@ -39,6 +39,7 @@ _LINE = 48 * 1024       # raw bytes per base64 line sent to a reader
 
 
 def ps_quote(value: str) -> str:
+    """`value` as a single-quoted PowerShell string."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -67,6 +68,8 @@ def _head(src: str, size: int) -> str:
 
 
 class WinrmConnector:
+    """Opens WinRM transports, on threads of its own (pywinrm blocks)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.threads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="winrm")
@@ -80,6 +83,8 @@ class WinrmConnector:
 
 
 class WinrmTransport:
+    """The `winrm` transport: a target's commands and files over WinRM."""
+
     def __init__(self, connector: WinrmConnector, target: Target, secrets: Mapping[str, str],
                  env: Mapping[str, str]) -> None:
         self.connector, self.target, self.name = connector, target, target.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from runner.report import created_of
 from runner.runs import ACTIVE
 from runner.store import Store
 from runner.system import System
+
+Load = Callable[[], tuple[Celery, ConfigSet]]  # the Celery app and its configuration, on demand
 
 
 class RunNotFound(UsageError):
@@ -81,27 +84,31 @@ def enqueue(app: Celery, store: Store, config: ConfigSet, job: str, trigger: str
     return Queued(run_id, job)
 
 
-def retry(app: Celery, store: Store, config: ConfigSet, run_id: str,
+def retry(load: Load, store: Store, run_id: str,
           action: dict[str, Any] | None = None) -> Queued:
-    """Queues a new run of the same job and limit as `run_id`, linked to it."""
+    """Queues a new run of the same job and limit as `run_id`, linked to it. `load` is
+    called once the run is known: an unknown run is RunNotFound whatever the configuration."""
     record = store.run(run_id)
     if record is None:
         raise RunNotFound(run_id)
+    app, config = load()
     extra = {"actions": [action]} if action else None
     return Queued(tasks.retry(app, store, config, run_id, extra=extra), str(record["job"]),
                   run_id)
 
 
-def cancel(app: Celery, store: Store, run_id: str, by: str,
+def cancel(load: Load, store: Store, run_id: str, by: str,
            action: dict[str, Any] | None = None) -> Cancelled:
     """A queued run never starts; a running one stops its targets and ends REVOKED. `by`
     names who asked in the reason; `action` joins the record's `actions` first, so it is
-    in the record when the run becomes final."""
+    in the record when the run becomes final. `load` is called once the run is known to be
+    active: an unknown or ended run is refused whatever the configuration."""
     record = store.run(run_id)
     if record is None:
         raise RunNotFound(run_id)
     if record.get("state") not in ACTIVE:
         raise RunNotActive(f"run {run_id} is already {record.get('state')}; nothing to cancel")
+    app, _config = load()
     if action:
         store.update_run(run_id, {"actions": [*(record.get("actions") or []), action]})
     try:

@@ -9,13 +9,12 @@ from typing import Any
 
 from celery import Celery
 
-from runner import lateness, overview, publish
+from runner import lateness, overview
 from runner.celery.app import queue_length
-from runner.celery.beat import SUSPENDED
 from runner.config.model import ConfigSet
-from runner.generation import KEY as GENERATION
 from runner.generation import wiped
 from runner.runs import ACTIVE
+from runner.store import keys
 from runner.system import System
 
 ACTIVE_SCAN = 200  # newest runs looked at for the active ones
@@ -55,9 +54,9 @@ def status(system: System) -> Status:
     return Status(
         revisions=overview.revisions(store),
         broker="redis" if system.settings.redis_url else "embedded",
-        suspended=store.get(SUSPENDED) or {},
-        beat=store.get("beat"), beat_alive=store.holder("beat") is not None,
-        reports={k: v for k, v in (store.get(publish.STATUS) or {}).items()
+        suspended=store.get(keys.SUSPENDED) or {},
+        beat=store.get(keys.BEAT), beat_alive=store.holder(keys.BEAT) is not None,
+        reports={k: v for k, v in (store.get(keys.REPORTS) or {}).items()
                  if k in overview.REPORT_FIELDS})
 
 
@@ -72,12 +71,12 @@ def detail(system: System, app: Celery, config: ConfigSet) -> Detail:
         status=status(system),
         workers={host: {"queues": sorted(q["name"] for q in qs),
                         "active": len(active.get(host, [])),
-                        "revision": (store.get(f"worker:{host}") or {}).get("revision")}
+                        "revision": (store.get(keys.worker(host)) or {}).get("revision")}
                  for host, qs in sorted(queues.items())},
-        queues={q: {"length": queue_length(system, q), "priority": config.queues[q].priority}
+        queues={q: {"length": queue_length(app, q), "priority": config.queues[q].priority}
                 for q in config.queues},
         active_runs=[r for r in store.runs(limit=ACTIVE_SCAN) if r.get("state") in ACTIVE],
         schedules={name: {k: s[k] for k in SCHEDULE_FIELDS}
                    for name, s in overview.schedules(store, config).items()},
-        wiped=wiped(store.get(GENERATION)),
-        lateness=lateness.summary(store.tallies(lateness.KEY)))
+        wiped=wiped(store.get(keys.GENERATION)),
+        lateness=lateness.summary(store.tallies(keys.LATENESS)))

@@ -9,11 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runner.celery.beat import SUSPENDED
 from runner.config.model import ConfigSet
 from runner.config.schema import did_you_mean
 from runner.errors import StoreUnavailable, UsageError
-from runner.store import Store
+from runner.store import Store, keys
 
 LEASE = 10.0  # seconds the lock is held at most (a writer that died lets go after this)
 PATIENCE = 15.0  # seconds a writer waits for the lock: longer than a dead holder's lease
@@ -60,15 +59,15 @@ def _change(store: Store, change: Callable[[dict[str, Any], dict[str, Any]], Non
     """The entry, read, changed and written while holding its lock."""
     owner = uuid.uuid4().hex
     give_up = time.monotonic() + PATIENCE
-    while not store.lock(SUSPENDED, owner, LEASE):
+    while not store.lock(keys.SUSPENDED, owner, LEASE):
         if time.monotonic() > give_up:
-            raise StoreUnavailable(f"the {SUSPENDED!r} entry stayed locked by another "
+            raise StoreUnavailable(f"the {keys.SUSPENDED!r} entry stayed locked by another "
                                    f"suspend or resume for {PATIENCE:.0f}s; try again")
         time.sleep(_POLL)
     try:
-        paused = store.get(SUSPENDED) or {}
+        paused = store.get(keys.SUSPENDED) or {}
         change(paused, paused.setdefault("schedules", {}))
-        store.put(SUSPENDED, paused)
+        store.put(keys.SUSPENDED, paused)
     finally:
-        store.lock(SUSPENDED, owner, _RELEASE)
+        store.lock(keys.SUSPENDED, owner, _RELEASE)
     return paused

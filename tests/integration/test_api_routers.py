@@ -52,3 +52,15 @@ def test_the_read_router_answers_alone(demo_repo: Path, redis_server: Redis) -> 
     assert who.json() == {"name": "viewer", "role": "viewer"}
     assert client.post("/api/runs/x/cancel",
                        headers={"Authorization": f"Bearer {OPERATOR}"}).status_code == 404
+
+
+def test_cancel_and_retry_of_an_unknown_run_answer_404_whatever_the_configuration(
+        demo_repo: Path, redis_server: Redis) -> None:
+    redis.Redis.from_url(redis_server.url).flushall()
+    (demo_repo / "queues.yaml").write_text("queues: [unclosed\n")  # nothing loads
+    system = System(Settings(redis_url=redis_server.url), demo_repo, demo_repo / ".runner")
+    client = alone(control.router, system)
+    for verb in ("cancel", "retry"):
+        r = client.post(f"/api/runs/no-such-run/{verb}",
+                        headers={"Authorization": f"Bearer {OPERATOR}"})
+        assert r.status_code == 404 and "no-such-run" in r.text, (verb, r.text)

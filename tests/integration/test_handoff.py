@@ -103,12 +103,12 @@ def test_a_beat_killed_mid_hand_off_is_completed_once_by_the_next(
         assert runner.celery.beat.send is real_send
         assert [f for f in fired(system) if f[0].endswith(f"{minute}:00+00:00")] == (
             [] if where_ == "save_run" else [(f"2026-11-25T{minute}:00+00:00", "PENDING")])
-        before = queue_length(system, queue)
+        before = queue_length(dying.app, queue)
         poll(beat().tick, 30, "the next beat takes the lock")
         runs = fired(system)
         assert runs.count((f"2026-11-25T{minute}:00+00:00", "PENDING")) == 1, runs
         assert len(runs) == n + 1  # 12:05 ... this one: one run each, none lost
-        sent = queue_length(system, queue) - before
+        sent = queue_length(dying.app, queue) - before
         assert sent == 1, f"{where_}: {sent} message(s) sent"  # after send: a duplicate
         assert "outbox" not in (system.store.get("schedule:five") or {})
 
@@ -232,7 +232,7 @@ def test_a_store_failure_mid_pass_loses_no_firing_and_runs_none_twice(
             monkeypatch.setattr(beat, "_put", dies_on_second(beat._put, unavailable))
         else:
             monkeypatch.setattr(beat.store, step, unavailable)
-        before = queue_length(system, queue)
+        before = queue_length(beat.app, queue)
         with pytest.raises(StoreUnavailable):
             beat.tick()
         monkeypatch.undo()
@@ -240,5 +240,5 @@ def test_a_store_failure_mid_pass_loses_no_firing_and_runs_none_twice(
         runs = fired(system)
         assert runs.count((f"2026-11-25T{minute}:00+00:00", "PENDING")) == 1, (step, runs)
         assert len(runs) == n + 1, (step, runs)  # none lost, none twice
-        assert queue_length(system, queue) - before == 1, step
+        assert queue_length(beat.app, queue) - before == 1, step
         assert "outbox" not in (system.store.get("schedule:five") or {}), step

@@ -82,6 +82,7 @@ def test_enqueue_cancel_retry_and_history(demo_repo: Path) -> None:
     system = System(Settings(), demo_repo, demo_repo / ".runner")
     config = system.config()
     app = create_app(system, config)
+    load = lambda: (app, config)  # noqa: E731
     store = system.store
     job = next(iter(config.jobs))
     with pytest.raises(runs.JobNotFound) as missing:
@@ -90,19 +91,19 @@ def test_enqueue_cancel_retry_and_history(demo_repo: Path) -> None:
     queued = runs.enqueue(app, store, config, job, "test", action={"action": "run"})
     assert (store.run(queued.run_id) or {})["actions"] == [{"action": "run"}]
     with pytest.raises(runs.RunNotFound, match="there is no run 'nope'"):
-        runs.cancel(app, store, "nope", "me")
-    done = runs.cancel(app, store, queued.run_id, "me", {"action": "cancel"})
+        runs.cancel(load, store, "nope", "me")
+    done = runs.cancel(load, store, queued.run_id, "me", {"action": "cancel"})
     assert done.state == "REVOKED" and done.record["state"] == "REVOKED"
     record = store.run(queued.run_id) or {}
     assert record["actions"] == [{"action": "run"}, {"action": "cancel"}]
     with pytest.raises(runs.RunNotActive, match="is already REVOKED; nothing to cancel"):
-        runs.cancel(app, store, queued.run_id, "me", {"action": "cancel"})
+        runs.cancel(load, store, queued.run_id, "me", {"action": "cancel"})
     assert len((store.run(queued.run_id) or {})["actions"]) == 2  # a refused cancel: none
-    again = runs.retry(app, store, config, queued.run_id)
+    again = runs.retry(load, store, queued.run_id)
     assert (again.job, again.retry_of) == (job, queued.run_id)
     assert (store.run(again.run_id) or {})["trigger"] == f"retry-of {queued.run_id}"
     with pytest.raises(runs.RunNotFound):
-        runs.retry(app, store, config, "nope")
+        runs.retry(load, store, "nope")
     assert [r["run_id"] for r in runs.history(system, job, 10, "reports").runs] == [
         again.run_id, queued.run_id]
     assert runs.history(system, queued.run_id, 10, "reports").runs[0]["state"] == "REVOKED"

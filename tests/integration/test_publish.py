@@ -22,8 +22,8 @@ from click.testing import CliRunner
 from runner.celery.tasks import _Process, execute
 from runner.cli import cli
 from runner.errors import ReportError
-from runner.executor.direct import new_run_id
 from runner.publish import Publisher, read_run, serve
+from runner.runs import new_run_id
 from runner.settings import Settings
 from runner.store import Store
 from runner.store.files import FileStore

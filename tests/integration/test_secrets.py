@@ -225,7 +225,7 @@ def test_a_worker_masks_the_api_token_runner_api_generated(
     """With no RUNNER_API_TOKENS, `runner api` keeps an operator token in .runner/api-token:
     a job of the same user can read the file, but its output shows it masked."""
     from runner.celery.tasks import _Process, execute
-    from runner.executor.direct import new_run_id
+    from runner.runs import new_run_id
     from runner.settings import Settings
     from runner.system import System
 

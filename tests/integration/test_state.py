@@ -136,7 +136,7 @@ FORGET = [
 
 
 def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
-    from runner.executor.direct import new_run_id
+    from runner.runs import new_run_id
     from runner.store import keys
 
     ids = []
@@ -166,7 +166,7 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
 
 
 def test_forget_all_pages_past_old_runs_that_must_stay(store: Store) -> None:
-    from runner.executor.direct import new_run_id
+    from runner.runs import new_run_id
     from runner.store import forget_all
 
     stuck = [new_run_id(10.0 + i) for i in range(5)]  # the oldest, still STARTED for good

@@ -7,14 +7,17 @@ import random
 import signal
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from types import FrameType
 
 import pytest
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import DuplicateTaskNameWarning, SoftTimeLimitExceeded
 
+from runner.celery.app import create_app
+from runner.celery.message import TASK
 from runner.celery.tasks import _Process, execute
-from runner.executor.direct import new_run_id
+from runner.runs import new_run_id
 from runner.settings import Settings
 from runner.system import System
 
@@ -155,3 +158,27 @@ def test_the_directory_is_parsed_again_only_when_a_file_changed(
     (system.repo / "jobs.d" / "more.yaml").write_text(
         "jobs:\n  m: {queue: q, targets: [here], steps: [{command: 'true'}]}\n")
     assert set(system.config().jobs) == {"k", "m"} and loads[0] == 3
+
+
+def test_two_apps_in_one_process_each_run_jobs_with_their_own_system(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """create_app twice (the API's Control, a test, a CLI command in one process): no
+    DuplicateTaskNameWarning, and each app's run_job records into its own system's store."""
+    systems = [_system(tmp_path / name, monkeypatch,
+                       f"jobs:\n  j: {{queue: q, targets: [here], steps: "
+                       f"[{{command: touch {tmp_path / name / 'ran'}}}]}}\n")
+               for name in ("a", "b")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DuplicateTaskNameWarning)  # raised as apps finalize
+        apps = [create_app(s) for s in systems]
+        tasks = [app.tasks[TASK] for app in apps]
+    assert tasks[0] is not tasks[1]
+    for system, task, name, other in zip(systems, tasks, "ab", "ba", strict=True):
+        run_id = new_run_id()
+        system.store.save_run({"run_id": run_id, "job": "j", "state": "PENDING",
+                               "created": time.time(), "trigger": "cli", "queue": "q"})
+        task.apply(kwargs={"job": "j", "revision": system.config().revision,
+                           "run_id": run_id}).get()
+        assert (system.store.run(run_id) or {})["state"] == "SUCCESS"
+        assert (tmp_path / name / "ran").exists() and not (tmp_path / other / "ran").exists()
+        (tmp_path / name / "ran").unlink()
