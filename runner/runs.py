@@ -4,7 +4,7 @@ and a run's record, RunRecord, as the store hands it out."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -29,12 +29,13 @@ FINAL = (RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED, RunState.SKIPPED,
 ENDED = (RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED)  # what a worker never runs again
 
 
-@dataclass(frozen=True, slots=True)
-class RunRecord:
+@dataclass(frozen=True, slots=True, eq=False)
+class RunRecord(Mapping[str, Any]):
     """A run's record, as the store holds it. Each writer sets some fields (the enqueuer
     PENDING with queue, targets and limit; the worker's start and end; beat's MISSED and
     SKIPPED; `runner run`'s STARTED; the reaper's resend); a field never set is None, and
-    absent from to_json. Times are Unix seconds; lists of the JSON are tuples here."""
+    absent from to_json. Times are Unix seconds; lists of the JSON are tuples here. It
+    also reads (and compares) as its JSON object, read-only: record["state"] is "PENDING"."""
 
     run_id: str
     job: str | None = None
@@ -93,12 +94,21 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object the store holds: the fields set, as they were written."""
-        out: dict[str, Any] = {}
-        for k in self.order or ():
-            v = self.extra[k] if k in self.extra else getattr(self, k)
-            out[k] = list(v) if isinstance(v, tuple) else v.value if isinstance(
-                v, RunState) else v
-        return out
+        return {k: self[k] for k in self.order or ()}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.extra:
+            return self.extra[key]
+        if key not in (self.order or ()):
+            raise KeyError(key)
+        v = getattr(self, key)
+        return list(v) if isinstance(v, tuple) else v.value if isinstance(v, RunState) else v
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.order or ())
+
+    def __len__(self) -> int:
+        return len(self.order or ())
 
     def updated(self, changes: Mapping[str, Any]) -> RunRecord:
         """This record with `changes` (JSON fields) set, as dict.update sets them."""

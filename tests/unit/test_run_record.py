@@ -92,3 +92,13 @@ def test_a_record_built_in_code_writes_the_fields_it_sets() -> None:
     assert json.dumps(typed.to_json()) == json.dumps(
         {"run_id": "r", "job": "j", "state": "STARTED", "targets": ["a"], "x": 1})
     assert RunRecord.from_json({}).to_json() == {}
+
+
+def test_a_record_reads_and_compares_as_its_json_object() -> None:
+    record = {"run_id": "r", "job": "j", "state": "FAILURE", "targets": ["a"], "odd": 1}
+    typed = RunRecord.from_json(record)
+    assert typed == record and dict(typed) == record and typed == RunRecord.from_json(record)
+    assert (typed["state"], typed.get("limit", "unset"), typed["odd"]) == ("FAILURE", "unset", 1)
+    assert type(typed["state"]) is str and typed["targets"] == ["a"]
+    with pytest.raises(KeyError):
+        typed["limit"]
