@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from runner.publish import BUILD, Publisher, put  # noqa: E402
 from runner.report import Report, render  # noqa: E402
-from runner.runs import new_run_id  # noqa: E402
+from runner.runs import RunRecord, new_run_id  # noqa: E402
 from runner.store.files import FileStore  # noqa: E402
 
 BATCH = 500
@@ -132,7 +132,7 @@ def main() -> int:
         fl = floor(tmp / "floor.git", reports)
         store = FileStore(tmp / "state")
         for r in new:
-            store.save_run(r)
+            store.save_run(RunRecord.from_json(r))
         pub = Publisher(tmp / "feed.git")
         t0 = time.perf_counter()
         while pub.publish(store, BATCH).committed:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from runner.overview import reports, shown
@@ -27,7 +27,7 @@ ENTRY_KINDS = {keys.RECONCILE: "reconcile", keys.BEAT: "beat", keys.REPORTS: "re
                keys.SUSPENDED: "suspended"}
 
 
-def summary(record: dict[str, Any]) -> dict[str, Any]:
+def summary(record: Mapping[str, Any]) -> dict[str, Any]:
     """A run record without its result (the output), plus each target's status."""
     out = {k: record[k] for k in SUMMARY if k in record}
     targets = (record.get("result") or {}).get("targets") or {}

@@ -1,11 +1,15 @@
 """The states of a run, and the groups of them the store, beat, the worker and the front-ends
-ask about: one definition (the store's Lua scripts and the dashboard take theirs from here)."""
+ask about: one definition (the store's Lua scripts and the dashboard take theirs from here);
+and a run's record, RunRecord, as the store hands it out."""
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from typing import Any
 
 
 class RunState(StrEnum):
@@ -25,6 +29,96 @@ ACTIVE = (RunState.PENDING, RunState.RECEIVED, RunState.STARTED)
 FINAL = (RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED, RunState.SKIPPED,
          RunState.MISSED)
 ENDED = (RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED)  # what a worker never runs again
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RunRecord(Mapping[str, Any]):
+    """A run's record, as the store holds it. Each writer sets some fields (the enqueuer
+    PENDING with queue, targets and limit; the worker's start and end; beat's MISSED and
+    SKIPPED; `runner run`'s STARTED; the reaper's resend); a field never set is None, and
+    absent from to_json. Times are Unix seconds; lists of the JSON are tuples here. It
+    also reads (and compares) as its JSON object, read-only: record["state"] is "PENDING"."""
+
+    run_id: str
+    job: str | None = None
+    state: RunState | None = None
+    trigger: str | None = None        # "cli", "api", "schedule NAME", "retry-of RUN_ID", ...
+    revision: str | None = None       # the configuration's, as queued, then as it ran
+    queue: str | None = None          # the job's queue when it was queued
+    targets: tuple[str, ...] | None = None  # the targets chosen when it was queued
+    limit: str | None = None          # the target pattern asked for (None: every target)
+    created: float | None = None
+    received: float | None = None     # a worker took its message (kept from the first time)
+    started: float | None = None
+    finished: float | None = None
+    worker: str | None = None         # the Celery worker, or cli-PID@HOST for `runner run`
+    deliveries: int | None = None     # deliveries of its message that started it
+    error: str | None = None          # why it failed, was cancelled, skipped or missed
+    result: dict[str, Any] | None = None  # RunResult.as_dict, downloads named by sha256
+    retry_of: str | None = None       # the run it retries
+    attempt: int | None = None        # its place along the retry_of chain (None: 1)
+    schedule: str | None = None       # the schedule that fired it
+    scheduled_for: str | None = None  # the firing's ISO time
+    missed_from: str | None = None    # MISSED: the first and last firings missed, how many
+    missed_to: str | None = None
+    missed_count: int | None = None
+    note: str | None = None           # a redelivery or a resend by the reaper, said plainly
+    resent: float | None = None       # when the reaper sent its message again
+    actions: tuple[dict[str, Any], ...] | None = None  # who asked for what, via what
+    extra: Mapping[str, Any] = field(default_factory=dict)  # fields of other versions, kept
+    # the fields set, in the order they were written (to_json gives them back so)
+    order: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.order is None:  # built in code: the fields that are set, then extra's
+            set_ = tuple(n for n in _FIELDS if n == "run_id" or getattr(self, n) is not None)
+            object.__setattr__(self, "order", (*set_, *self.extra))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunRecord:
+        """The record of a JSON object as the store holds it; a field this version does not
+        know, or a value of the wrong kind, is kept in `extra` (to_json gives it back)."""
+        known: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for k, v in data.items():
+            if k not in _FIELDS or (k in _TUPLES and v is not None and not isinstance(v, list)):
+                extra[k] = v
+            elif k in _TUPLES and v is not None:
+                known[k] = tuple(v)
+            elif k == "state" and v is not None:
+                try:
+                    known[k] = RunState(v)
+                except ValueError:  # a state of a later version
+                    extra[k] = v
+            else:
+                known[k] = v
+        return cls(**{"run_id": "", **known}, extra=extra, order=tuple(data))
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object the store holds: the fields set, as they were written."""
+        return {k: self[k] for k in self.order or ()}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.extra:
+            return self.extra[key]
+        if key not in (self.order or ()):
+            raise KeyError(key)
+        v = getattr(self, key)
+        return list(v) if isinstance(v, tuple) else v.value if isinstance(v, RunState) else v
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.order or ())
+
+    def __len__(self) -> int:
+        return len(self.order or ())
+
+    def updated(self, changes: Mapping[str, Any]) -> RunRecord:
+        """This record with `changes` (JSON fields) set, as dict.update sets them."""
+        return RunRecord.from_json({**self.to_json(), **changes})
+
+
+_FIELDS = tuple(f.name for f in fields(RunRecord) if f.name not in ("extra", "order"))
+_TUPLES = ("targets", "actions")
 
 
 def new_run_id(now: float | None = None) -> str:

@@ -40,7 +40,7 @@ def cancel_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_len
     except runs.RunNotActive as e:
         raise HTTPException(409, str(e)) from None
     log.info("api: %s (%s) cancelled run %s", who.name, who.role, run_id)
-    return JSONResponse({"run_id": run_id, "previous": done.record.get("state"),
+    return JSONResponse({"run_id": run_id, "previous": done.record.state,
                          "state": done.state, "cancel_requested": True})
 
 

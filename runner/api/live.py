@@ -28,7 +28,7 @@ def snapshot(ctx: Context) -> dict[str, Any]:
             "jobs": overview.jobs(config)}
     except RunnerError as e:
         configured = {"config_error": str(e)}
-    return {"kind": "snapshot", "at": time.time(), "runs": runs,
+    return {"kind": "snapshot", "at": time.time(), "runs": [r.to_json() for r in runs],
             "workers": ctx.workers.view(), "status": views.status(ctx), **configured}
 
 

@@ -20,8 +20,8 @@ def text(ctx: Context) -> str:
     runs, _more = ctx.store.runs_page(limit=10_000, scan=10_000)
     active: dict[str, int] = {}
     for r in runs:
-        if r.get("state") in ACTIVE:
-            active[r["state"]] = active.get(r["state"], 0) + 1
+        if r.state in ACTIVE:
+            active[r.state] = active.get(r.state, 0) + 1
     try:
         app, config = ctx.control.app()
         lengths = {q: queue_length(app, q) for q in config.queues}

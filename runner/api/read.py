@@ -112,8 +112,8 @@ async def list_runs(
     """Run summaries, newest first, a page at a time: pass `next` back as `cursor`."""
     def page() -> bytes:
         runs, more = ctx.store.runs_page(job, parse_cursor(cursor), limit, state, since)
-        return json.dumps({"runs": runs, "next": f"{more[0]!r}:{more[1]}" if more else None}
-                          ).encode()
+        return json.dumps({"runs": [r.to_json() for r in runs],
+                           "next": f"{more[0]!r}:{more[1]}" if more else None}).encode()
 
     return Response(await ctx.pages.get(request.scope["query_string"], page),
                     media_type="application/json")
@@ -127,5 +127,5 @@ def get_run(_who: Viewer, ctx: Ctx, run_id: Annotated[str, PathParam(max_length=
     record = ctx.store.run(run_id)
     if record is None:
         raise HTTPException(404, f"there is no run {run_id!r}")
-    return JSONResponse(record)
+    return JSONResponse(record.to_json())
 

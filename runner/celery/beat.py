@@ -41,6 +41,7 @@ from runner.errors import StoreUnavailable, UsageError
 from runner.generation import Generation
 from runner.lateness import lateness_of, observe_lateness
 from runner.outage import Outage
+from runner.runs import RunRecord
 from runner.store import Store, keys
 from runner.system import System
 from runner.timetable import GRACE, Decision, Timetable, decide, timing, window
@@ -248,7 +249,7 @@ class Beat:
         the next tick (_finish)."""
         self.unfinished.update(boxes)
         records = [r for st in boxes.values() for r in st["outbox"]["records"]]
-        self.store.save_runs(records)
+        self.store.save_runs([RunRecord.from_json(r) for r in records])
         for name, state in boxes.items():
             self.recent.add(name, state["outbox"]["records"], time.monotonic())
         queued = {st["outbox"].get("send") for st in boxes.values()}
@@ -277,7 +278,7 @@ class Beat:
                        f"schedule {name} (overlap: replace)")
         for record in box["records"]:
             if record["run_id"] == box.get("send"):
-                send(self.app, config, record)
+                send(self.app, config, RunRecord.from_json(record))
                 log.info("schedule %s fired %s: run %s", name, record["scheduled_for"],
                          record["run_id"])
             else:

@@ -17,7 +17,7 @@ from celery import Celery
 from runner.celery.tasks import bury, cancel, pending, send
 from runner.config.model import ConfigSet, Schedule
 from runner.errors import UsageError
-from runner.runs import ACTIVE, RunState, new_run_id
+from runner.runs import ACTIVE, RunRecord, RunState, new_run_id
 from runner.store import Store
 from runner.timetable import Decision
 
@@ -44,12 +44,13 @@ def complete(app: Celery, store: Store, name: str, state: dict[str, Any],
         with contextlib.suppress(UsageError):  # it ended meanwhile
             cancel(app, store, str(box["cancel"]), f"schedule {name} (overlap: replace)")
     for r in box.get("records", []):
-        current = store.run(r["run_id"])
+        record = RunRecord.from_json(r)
+        current = store.run(record.run_id)
         if current is None:
-            store.save_run(r)
-            current = r
-        if r["run_id"] == box.get("send") and current.get("state") == RunState.PENDING:
-            send(app, config, r)
+            store.save_run(record)
+            current = record
+        if record.run_id == box.get("send") and current.state == RunState.PENDING:
+            send(app, config, record)
             log.info("schedule %s fired %s: run %s (completing a hand-off)", name,
                      r["scheduled_for"], r["run_id"])
 
@@ -74,11 +75,11 @@ def outbox(store: Store, s: Schedule, d: Decision, state: dict[str, Any],
         return box
     previous = state.get("last_run_id")
     active = store.run(previous) if previous and s.overlap != "allow" else None
-    if active and active.get("state") in ACTIVE:
+    if active and active.state in ACTIVE:
         if s.overlap == "forbid":
             box["records"].append(final_record(
                 s, config, "SKIPPED", f"previous run {previous} of schedule {s.name} is "
-                f"still {active['state']} (overlap: forbid)", d.run))
+                f"still {active.state} (overlap: forbid)", d.run))
             return box
         box["cancel"] = previous  # overlap: replace
     run = pending(config, s.job, f"schedule {s.name}", s.limit, schedule=s.name,
@@ -118,7 +119,7 @@ class Recent:
                 if store.run(r["run_id"]) is not None:
                     continue
                 names.add(name)
-                store.save_run(r)
+                store.save_run(RunRecord.from_json(r))
                 if r.get("state") == RunState.PENDING:
                     bury(app, store, config, r["run_id"], "the store lost this run's record "
                          "in a Redis failover or restart (asynchronous replication): it may "

@@ -94,11 +94,11 @@ class Reaper:
             why = (f"worker {host} died during the run (last heartbeat "
                    f"{last.isoformat(timespec='seconds')})")
             for run in started:
-                if run.get("worker") == host:
-                    retry = bury(self.app, self.store, config, str(run["run_id"]), why)
-                    log.warning("run %s: %s%s", run["run_id"], why,
+                if run.worker == host:
+                    retry = bury(self.app, self.store, config, run.run_id, why)
+                    log.warning("run %s: %s%s", run.run_id, why,
                                 f"; retried as run {retry}" if retry else "")
-                    buried.append(str(run["run_id"]))
+                    buried.append(run.run_id)
             self.store.put(keys.worker(host), {**entry, "reaped": time.time()})
             del self.seen[host]
         return buried
@@ -110,17 +110,17 @@ class Reaper:
         runs, _ = self.store.runs_page(state=RunState.PENDING, limit=1000, since=now - WINDOW)
         again = []
         for run in runs:
-            if float(run.get("created") or now) > now - RESEND or run.get("received"):
+            if float(run.created or now) > now - RESEND or run.received:
                 continue
-            record = self.store.run(str(run["run_id"]))
-            if record is None or record.get("resent") or record.get("state") != RunState.PENDING:
+            record = self.store.run(run.run_id)
+            if record is None or record.resent or record.state != RunState.PENDING:
                 continue
             send(self.app, config, record)
-            self.store.end_run(str(run["run_id"]), {
+            self.store.end_run(run.run_id, {
                 "resent": now, "note": f"message sent again by the reaper: no worker took "
                                        f"it within {RESEND:.0f}s (a duplicate runs nothing)"},
                 (RunState.PENDING,))
             log.warning("run %s: PENDING for %.0fs, not received: message sent again",
-                        run["run_id"], now - float(run.get("created") or now))
-            again.append(str(run["run_id"]))
+                        run.run_id, now - float(run.created or now))
+            again.append(run.run_id)
         return again

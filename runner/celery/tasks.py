@@ -38,7 +38,7 @@ from runner.executor.cancel import Cancel
 from runner.executor.direct import final
 from runner.executor.engine import Engine
 from runner.outage import Outage, connection_error
-from runner.runs import ACTIVE, new_run_id
+from runner.runs import ACTIVE, RunRecord, RunState, new_run_id
 from runner.store import Store
 from runner.system import System
 
@@ -203,10 +203,10 @@ def sweep_orphans(store: Store, host: str, cli_only: bool = False) -> list[str]:
     embedded broker keeps unacknowledged messages in the dead process's memory.)"""
     ended = []
     for r in store.runs(limit=1000):
-        worker = str(r.get("worker") or "")
+        worker = r.worker or ""
         name, _, where = worker.rpartition("@")
         pid = name.rpartition("-")[2]
-        if r.get("state") != "STARTED" or where != host or not pid.isdigit() or (
+        if r.state != RunState.STARTED or where != host or not pid.isdigit() or (
                 cli_only and not name.startswith("cli-")):
             continue
         try:
@@ -216,9 +216,9 @@ def sweep_orphans(store: Store, host: str, cli_only: bool = False) -> list[str]:
                    if name.startswith("cli-") else
                    f"worker {worker} died during the run; the embedded broker cannot deliver "
                    "it again")
-            store.update_run(r["run_id"], {"state": "FAILURE", "finished": time.time(),
-                                           "error": f"{why} (run it again with runner retry)"})
-            ended.append(r["run_id"])
+            store.update_run(r.run_id, {"state": "FAILURE", "finished": time.time(),
+                                        "error": f"{why} (run it again with runner retry)"})
+            ended.append(r.run_id)
         except PermissionError:
             continue  # alive, another user's
     return ended
@@ -233,14 +233,14 @@ def bury(app: Celery, store: Store, config: ConfigSet, run_id: str, why: str) ->
     if not store.end_run(run_id, {"state": "FAILURE", "finished": time.time(), "error": why},
                          ACTIVE):
         return None
-    record = store.run(run_id) or {}
-    job = config.jobs.get(str(record.get("job")))
-    attempt = int(record.get("attempt") or 1)
+    record = store.run(run_id) or RunRecord(run_id)
+    job = config.jobs.get(str(record.job))
+    attempt = record.attempt or 1
     if job is None or attempt > job.retries.attempts:
         return None
-    return enqueue(app, store, config, job.name, f"retry-of {run_id}", record.get("limit"),
-                   retry_of=run_id, schedule=record.get("schedule"),
-                   scheduled_for=record.get("scheduled_for"), extra={"attempt": attempt + 1})
+    return enqueue(app, store, config, job.name, f"retry-of {run_id}", record.limit,
+                   retry_of=run_id, schedule=record.schedule,
+                   scheduled_for=record.scheduled_for, extra={"attempt": attempt + 1})
 
 
 def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: str,
@@ -249,23 +249,23 @@ def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: st
             extra: dict[str, Any] | None = None, run_id: str | None = None) -> str:
     """Queues a run (its record, then its message); `extra` fields join its first record
     (e.g. the API's `actions`); `run_id`: one chosen before (beat's hand-off)."""
-    record = pending(config, name, trigger, limit, retry_of, schedule, scheduled_for, extra,
-                     run_id)
+    record = RunRecord.from_json(pending(config, name, trigger, limit, retry_of, schedule,
+                                         scheduled_for, extra, run_id))
     store.save_run(record)
     try:
         send(app, config, record)
     except StoreUnavailable as e:  # beat's hand-off sends again; a caller here is told
-        rid = record["run_id"]
+        rid = record.run_id
         raise StoreUnavailable(f"{e}; run {rid} of {name} was not queued "
                                f"({unqueued(store, rid, str(e))})") from None
-    return str(record["run_id"])
+    return record.run_id
 
 
 def pending(config: ConfigSet, name: str, trigger: str, limit: str | None = None,
             retry_of: str | None = None, schedule: str | None = None,
             scheduled_for: str | None = None, extra: dict[str, Any] | None = None,
             run_id: str | None = None) -> dict[str, Any]:
-    """The first record of a run to queue (state PENDING)."""
+    """The first record of a run to queue (state PENDING), as JSON (beat's outbox holds it)."""
     job = lookup(config, name)
     return {"run_id": run_id or new_run_id(), "job": name, "revision": config.revision,
             "trigger": trigger, "state": "PENDING", "queue": job.queue,
@@ -274,15 +274,15 @@ def pending(config: ConfigSet, name: str, trigger: str, limit: str | None = None
             **(extra or {})}
 
 
-def send(app: Celery, config: ConfigSet, record: dict[str, Any]) -> None:
+def send(app: Celery, config: ConfigSet, record: RunRecord) -> None:
     """Sends the message of the PENDING run `record` (again: the same task id; a worker
     never starts a run twice)."""
-    name, run_id = str(record["job"]), str(record["run_id"])
+    name, run_id = str(record.job), record.run_id
     job = config.jobs.get(name)  # removed since: the worker ends it with the reason
-    hard = time_limit(job, len(record.get("targets") or ())) if job else None
+    hard = time_limit(job, len(record.targets or ())) if job else None
     try:
-        app.send_task(TASK, kwargs={"job": name, "revision": record["revision"],
-                                    "run_id": run_id, "limit": record.get("limit")},
+        app.send_task(TASK, kwargs={"job": name, "revision": record.revision,
+                                    "run_id": run_id, "limit": record.limit},
                       task_id=run_id, shadow=name, soft_time_limit=hard and hard - 30,
                       time_limit=hard)
     except Exception as e:  # kombu's, after Celery's publish retries, or redis-py's
@@ -308,20 +308,20 @@ def unqueued(store: Store, run_id: str, why: str) -> str:
         return "its record stays PENDING until the store can be written"
 
 
-def cancel(app: Celery, store: Store, run_id: str, by: str) -> dict[str, Any]:
+def cancel(app: Celery, store: Store, run_id: str, by: str) -> RunRecord:
     """`by` names who asked (`runner cancel (user U)`, `NAME via the API`) in the reason."""
     record = store.run(run_id)
     if record is None:
         raise UsageError(f"there is no run {run_id!r} (runner history lists them)")
-    if record.get("state") not in ACTIVE:
-        raise UsageError(f"run {run_id} is already {record.get('state')}; nothing to cancel")
+    if record.state not in ACTIVE:
+        raise UsageError(f"run {run_id} is already {record.state}; nothing to cancel")
     store.request_cancel(run_id, by)
     app.control.revoke(run_id)
-    if record.get("state") in ("PENDING", "RECEIVED"):
+    if record.state in (RunState.PENDING, RunState.RECEIVED):
         fields = {"state": "REVOKED", "finished": time.time(),
                   "error": f"cancelled by {by} before it started"}
         store.update_run(run_id, fields)
-        record.update(fields)
+        record = record.updated(fields)
     return record
 
 
@@ -330,17 +330,17 @@ def retry(app: Celery, store: Store, config: ConfigSet, run_id: str,
     record = store.run(run_id)
     if record is None:
         raise UsageError(f"there is no run {run_id!r} (runner history lists them)")
-    return enqueue(app, store, config, record["job"], f"retry-of {run_id}",
-                   record.get("limit"), retry_of=run_id, extra=extra)
+    return enqueue(app, store, config, str(record.job), f"retry-of {run_id}",
+                   record.limit, retry_of=run_id, extra=extra)
 
 
-def wait(store: Store, run_id: str, deadline: float | None = None) -> dict[str, Any]:
+def wait(store: Store, run_id: str, deadline: float | None = None) -> RunRecord:
     """Polls the run's record until it is final."""
     while True:
-        record = store.run(run_id) or {}
-        if record.get("state") not in ACTIVE:
+        record = store.run(run_id) or RunRecord.from_json({})
+        if record.state not in ACTIVE:
             return record
         if deadline is not None and time.monotonic() > deadline:
             raise UsageError(f"run {run_id} did not finish in time (state "
-                             f"{record.get('state')})")
+                             f"{record.state})")
         time.sleep(0.1)

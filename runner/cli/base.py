@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -159,7 +159,7 @@ def _app(repo: Path, fmt: str = "text") -> tuple[Any, Any, ConfigSet]:
     return system, create_app(system, config), config
 
 
-def _record_lines(r: dict[str, Any]) -> list[str]:
+def _record_lines(r: Mapping[str, Any]) -> list[str]:
     took = (f"{r['finished'] - r['started']:.2f}s" if r.get("finished") and r.get("started")
             else "-")
     created = datetime.fromtimestamp(r.get("created", 0), UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -170,7 +170,7 @@ def _record_lines(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _run_json(record: dict[str, Any]) -> dict[str, Any]:
+def _run_json(record: Mapping[str, Any]) -> dict[str, Any]:
     """A queued run's record as `runner run --format json` prints a direct run: its `result`
     (the same keys made up from the record when no target ran), then the record's other
     fields (state, trigger, queue, worker, created, ...)."""
@@ -186,7 +186,7 @@ def _run_json(record: dict[str, Any]) -> dict[str, Any]:
     return {**result, **{k: v for k, v in record.items() if k not in result and k != "result"}}
 
 
-def _finish(record: dict[str, Any], fmt: str) -> None:
+def _finish(record: Mapping[str, Any], fmt: str) -> None:
     if fmt == "json":
         _print_json(_run_json(record))
     else:

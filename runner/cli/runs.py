@@ -105,7 +105,7 @@ def history(job: str | None, repo: Path, limit: int, report_branch: str, fmt: st
 
     runs = list(runs_of(_system(repo), job, limit, report_branch).runs)
     if fmt == "json":
-        _print_json({"runs": runs})
+        _print_json({"runs": [r.to_json() for r in runs]})
         return
     for r in runs:
         for line in _record_lines(r):
@@ -167,9 +167,9 @@ def cancel_run(run_id: str, repo: Path, fmt: str) -> None:
     record = cancel(lambda: (app, config), system.store, run_id,
                     f"runner cancel (user {getpass.getuser()})").record
     if fmt == "json":
-        _print_json(record)
+        _print_json(record.to_json())
     else:
-        click.echo(f"run {run_id}: cancel requested (was {record.get('state')})")
+        click.echo(f"run {run_id}: cancel requested (was {record.state})")
 
 
 @cli.command()

@@ -28,7 +28,7 @@ from runner.errors import RunnerError
 from runner.executor.base import FileBlob, RunResult
 from runner.executor.cancel import Cancel
 from runner.executor.engine import Engine, Progress
-from runner.runs import RunState, new_run_id
+from runner.runs import RunRecord, RunState, new_run_id
 from runner.settings import Settings
 from runner.store import Store, keys
 
@@ -128,11 +128,11 @@ class Audit:
               limit: str | None) -> None:
         store, now = self.store, time.time()
         if store is not None:
-            self._guard(lambda: store.save_run({
+            self._guard(lambda: store.save_run(RunRecord.from_json({
                 "run_id": self.run_id, "job": job.name, "revision": config.revision,
                 "trigger": "cli", "state": RunState.STARTED, "queue": job.queue, "targets": targets,
                 "limit": limit, "created": now, "started": now, "deliveries": 1,
-                "worker": f"cli-{os.getpid()}@{socket.gethostname()}"}), "is not recorded")
+                "worker": f"cli-{os.getpid()}@{socket.gethostname()}"})), "is not recorded")
 
     def asked(self) -> str | None:
         """Who requested this run's cancel (`runner cancel`, the API), or None."""

@@ -15,7 +15,7 @@ from runner.config.model import ConfigSet
 from runner.config.query import lookup
 from runner.errors import RunnerError, UsageError
 from runner.report import created_of
-from runner.runs import ACTIVE
+from runner.runs import ACTIVE, RunRecord
 from runner.store import Store
 from runner.system import System
 
@@ -57,7 +57,7 @@ class Cancelled:
     REVOKED) and the state the store holds now."""
 
     run_id: str
-    record: dict[str, Any]
+    record: RunRecord
     state: str | None
 
 
@@ -65,7 +65,7 @@ class Cancelled:
 class History:
     """Runs, newest first (from the store, else from the report branch)."""
 
-    runs: tuple[dict[str, Any], ...]
+    runs: tuple[RunRecord, ...]
 
 
 def enqueue(app: Celery, store: Store, config: ConfigSet, job: str, trigger: str,
@@ -93,7 +93,7 @@ def retry(load: Load, store: Store, run_id: str,
         raise RunNotFound(run_id)
     app, config = load()
     extra = {"actions": [action]} if action else None
-    return Queued(tasks.retry(app, store, config, run_id, extra=extra), str(record["job"]),
+    return Queued(tasks.retry(app, store, config, run_id, extra=extra), str(record.job),
                   run_id)
 
 
@@ -106,16 +106,17 @@ def cancel(load: Load, store: Store, run_id: str, by: str,
     record = store.run(run_id)
     if record is None:
         raise RunNotFound(run_id)
-    if record.get("state") not in ACTIVE:
-        raise RunNotActive(f"run {run_id} is already {record.get('state')}; nothing to cancel")
+    if record.state not in ACTIVE:
+        raise RunNotActive(f"run {run_id} is already {record.state}; nothing to cancel")
     app, _config = load()
     if action:
-        store.update_run(run_id, {"actions": [*(record.get("actions") or []), action]})
+        store.update_run(run_id, {"actions": [*(record.actions or ()), action]})
     try:
         was = tasks.cancel(app, store, run_id, by)
     except UsageError as e:  # it ended meanwhile
         raise RunNotActive(str(e)) from None
-    return Cancelled(run_id, was, (store.run(run_id) or {}).get("state"))
+    now = store.run(run_id)
+    return Cancelled(run_id, was, now.state if now else None)
 
 
 def history(system: System, job: str | None, limit: int, report_branch: str) -> History:
@@ -134,7 +135,7 @@ def history(system: System, job: str | None, limit: int, report_branch: str) -> 
 
 
 def _from_reports(system: System, branch: str, run_id: str | None = None,
-                  job: str | None = None) -> dict[str, Any] | None:
+                  job: str | None = None) -> RunRecord | None:
     """A run from the report branch (by id, or the latest of `job`), or None."""
     rec = system.store.get(publish.STATUS) or {}
     try:
@@ -142,6 +143,6 @@ def _from_reports(system: System, branch: str, run_id: str | None = None,
             system.repo, system.state_dir, None)[0]
     except RunnerError:
         return None
-    if run_id:
-        return publish.read_run(git_dir, branch, run_id)
-    return publish.read_latest(git_dir, branch, str(job))
+    found = publish.read_run(git_dir, branch, run_id) if run_id else \
+        publish.read_latest(git_dir, branch, str(job))
+    return None if found is None else RunRecord.from_json(found)

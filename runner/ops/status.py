@@ -75,7 +75,7 @@ def detail(system: System, app: Celery, config: ConfigSet) -> Detail:
                  for host, qs in sorted(queues.items())},
         queues={q: {"length": queue_length(app, q), "priority": config.queues[q].priority}
                 for q in config.queues},
-        active_runs=[r for r in store.runs(limit=ACTIVE_SCAN) if r.get("state") in ACTIVE],
+        active_runs=[r.to_json() for r in store.runs(limit=ACTIVE_SCAN) if r.state in ACTIVE],
         schedules={name: {k: s[k] for k in SCHEDULE_FIELDS}
                    for name, s in overview.schedules(store, config).items()},
         wiped=wiped(store.get(keys.GENERATION)),

@@ -13,12 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 from runner.errors import ReportError
 from runner.publish.git import BAD_JSON, BUILD, ZERO, FastImport, Git, put
 from runner.report import Report, expired, render, safe
-from runner.runs import FINAL
+from runner.runs import FINAL, RunRecord
 from runner.store import Store, keys
 
 
@@ -174,12 +173,12 @@ class Branch:
         reports, gone = [], []
         for run_id in ids:
             record = store.run(run_id)
-            if record is None or record.get("state") not in FINAL or "job" not in record:
+            if record is None or record.state not in FINAL or record.job is None:
                 # expired from the store, not final, or the final state a run saved into a
                 # store wiped meanwhile (no record around it): nothing to write
                 gone.append(run_id)
                 continue
-            reports.append(render(record, _downloads(store, record)))
+            reports.append(render(record.to_json(), _downloads(store, record)))
         written = self.write(reports, keep_days)
         store.published([*written.committed, *written.present, *gone])
         return written
@@ -189,13 +188,13 @@ class _Moved(ReportError):
     """The branch moved between reading its tip and updating it (caught by write)."""
 
 
-def _downloads(store: Store, record: dict[str, Any]) -> dict[str, bytes]:
+def _downloads(store: Store, record: RunRecord) -> dict[str, bytes]:
     out = {}
-    for t in ((record.get("result") or {}).get("targets") or {}).values():
+    for t in ((record.result or {}).get("targets") or {}).values():
         for d in t.get("downloads") or ():
             sha = d.get("sha256")
             if sha and sha not in out:  # blob:SHA: a record written before downloads were
-                blob = (store.get(keys.download(record["run_id"], sha))  # kept per run
+                blob = (store.get(keys.download(record.run_id, sha))  # kept per run
                         or store.get(keys.blob(sha)))
                 if blob is not None:
                     out[sha] = base64.b64decode(blob["data"])

@@ -1,9 +1,8 @@
 """The store's contract: one small protocol two backends implement (redis.py, files.py), what
 a worker learns when it starts a run, and the helpers both share.
 
-Run records: {"run_id", "job", "revision", "trigger", "state" (a RunState), "queue", "targets",
-"worker", "created", "received", "started", "finished", "error", "retry_of", "schedule",
-"scheduled_for", "limit", "result", "deliveries", "note", "actions", "resent", "retries"...}.
+Run records go in and come out as runs.RunRecord (its fields are the record's documentation);
+update_run and end_run take the fields to set as JSON (RunRecord.to_json's keys).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from runner.errors import StoreUnavailable
-from runner.runs import ENDED, RunState
+from runner.runs import ENDED, RunRecord, RunState
 
 # what a listing of runs shows (runs_page): everything but the result, which holds the output
 SUMMARY = ("run_id", "job", "state", "queue", "trigger", "revision", "worker", "created",
@@ -44,7 +43,7 @@ class Store(Protocol):
     """Run records, cancel requests, locks, entries and tallies; every method raises
     runner's StoreUnavailable, never a library's error, when the store cannot answer."""
 
-    def save_run(self, record: dict[str, Any]) -> None:
+    def save_run(self, record: RunRecord) -> None:
         """Writes a new run record, whole, and indexes it."""
 
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
@@ -67,10 +66,10 @@ class Store(Protocol):
         time kept as `received` whatever the state is by now (a worker writes these from a
         thread of its own, so its pool may have started the run already)."""
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
+    def run(self, run_id: str) -> RunRecord | None:
         """The record of run `run_id`, or None."""
 
-    def runs(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    def runs(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:
         """The newest `limit` records (of `job` if given), newest first."""
 
     def request_cancel(self, run_id: str, by: str) -> None:
@@ -93,7 +92,7 @@ class Store(Protocol):
         """put of each (key, value), in one round trip where the store has them; each key is
         written whole or not at all."""
 
-    def save_runs(self, records: list[dict[str, Any]]) -> None:
+    def save_runs(self, records: list[RunRecord]) -> None:
         """save_run of each record, in one round trip where the store has them."""
 
     def put_new(self, key: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +119,7 @@ class Store(Protocol):
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
-                  scan: int = 5000) -> tuple[list[dict[str, Any]], Cursor | None]:
+                  scan: int = 5000) -> tuple[list[RunRecord], Cursor | None]:
         """Up to `limit` run summaries (SUMMARY fields) created before the cursor `before`
         (and at or after `since`), newest first, of `job` and in `state` if given, looking at
         no more than `scan` runs; and the cursor of the next page (None: no more)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import StoreUnavailable
-from runner.runs import ACTIVE, FINAL, RunState
+from runner.runs import ACTIVE, FINAL, RunRecord, RunState
 from runner.store import keys
 from runner.store.base import SUMMARY, Begin, Cursor, begin, downloaded, finished, translated
 from runner.store.changes import file_changes
@@ -107,7 +107,10 @@ class FileStore:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def save_run(self, record: dict[str, Any]) -> None:
+    def save_run(self, record: RunRecord) -> None:
+        self._save(record.to_json())
+
+    def _save(self, record: dict[str, Any]) -> None:
         self._write(self.root / "runs" / f"{record['run_id']}.json", record)
         if record.get("state") in FINAL:  # the report publisher's feed: a marker file
             stamp = int(finished(record) * 1_000_000)
@@ -123,51 +126,56 @@ class FileStore:
 
     def end_run(self, run_id: str, fields: dict[str, Any], expect: tuple[str, ...]) -> bool:
         with self._record_lock(run_id):
-            record = self.run(run_id)
+            record = self._load(run_id)
             if expect and (record is None or record.get("state") not in expect):
                 return False
             record = record or {"run_id": run_id}
             record.update(fields)
-            self.save_run(record)
+            self._save(record)
             return True
 
     def withdraw(self, run_id: str) -> None:
-        if self.run(run_id) is not None:  # the run id names a record file
+        if self._load(run_id) is not None:  # the run id names a record file
             with contextlib.suppress(FileNotFoundError):
                 (self.root / "runs" / f"{run_id}.json").unlink()
 
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
         with self._record_lock(run_id):
-            verdict, record = begin(self.run(run_id),
+            verdict, record = begin(self._load(run_id),
                                     self.cancel_requested(run_id) is not None, run_id, job,
                                     worker, now)
             if record is not None:
-                self.save_run(record)
+                self._save(record)
         return verdict
 
     def mark_received(self, marks: list[tuple[str, float]]) -> None:
         for run_id, now in marks:
             with self._record_lock(run_id):
-                record = self.run(run_id)
+                record = self._load(run_id)
                 if record is not None:
                     record.setdefault("received", now)
                     if record.get("state") == RunState.PENDING:
                         record["state"] = RunState.RECEIVED
-                    self.save_run(record)
+                    self._save(record)
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
+    def _load(self, run_id: str) -> dict[str, Any] | None:
+        """The JSON of run `run_id`'s record, or None."""
         if "/" in run_id or run_id.startswith("."):
             return None
         return self._read(self.root / "runs" / f"{run_id}.json")
 
-    def runs(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    def run(self, run_id: str) -> RunRecord | None:
+        record = self._load(run_id)
+        return None if record is None else RunRecord.from_json(record)
+
+    def runs(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:
         names = sorted((n for n in os.listdir(self.root / "runs") if n.endswith(".json")),
                        reverse=True)  # run ids sort by creation time
         out = []
         for n in names:
             record = self._read(self.root / "runs" / n)
             if record and (job is None or record.get("job") == job):
-                out.append(record)
+                out.append(RunRecord.from_json(record))
                 if len(out) >= limit:
                     break
         return out
@@ -221,7 +229,7 @@ class FileStore:
         for key, value in values.items():
             self.put(key, value)
 
-    def save_runs(self, records: list[dict[str, Any]]) -> None:
+    def save_runs(self, records: list[RunRecord]) -> None:
         for record in records:
             self.save_run(record)
 
@@ -265,7 +273,7 @@ class FileStore:
             if run_id in feed:
                 continue
             with self._record_lock(run_id):
-                record = self.run(run_id) or {}
+                record = self._load(run_id) or {}
                 if record.get("state") in ACTIVE or record.get("created", 0) >= before:
                     continue
                 kv = self.root / "kv"
@@ -279,15 +287,15 @@ class FileStore:
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
-                  scan: int = 5000) -> tuple[list[dict[str, Any]], Cursor | None]:
+                  scan: int = 5000) -> tuple[list[RunRecord], Cursor | None]:
         names = sorted((n[:-5] for n in os.listdir(self.root / "runs")
                         if n.endswith(".json") and not n.startswith(".")), reverse=True)
-        out: list[dict[str, Any]] = []
+        out: list[RunRecord] = []
         last: Cursor | None = None
         for looked, rid in enumerate(n for n in names if before is None or n < before[1]):
             if len(out) == limit or looked == scan:
                 return out, last
-            record = self.run(rid)
+            record = self._load(rid)
             if record is None:
                 continue
             created = float(record.get("created") or 0)
@@ -296,7 +304,7 @@ class FileStore:
             last = (created, rid)
             if (job is None or record.get("job") == job) and \
                     (state is None or record.get("state") == state):
-                out.append({k: record[k] for k in SUMMARY if k in record})
+                out.append(RunRecord.from_json({k: record[k] for k in SUMMARY if k in record}))
         return out, None
 
 

@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 
 from runner.errors import SourceError, StoreUnavailable
-from runner.runs import FINAL, RunState
+from runner.runs import FINAL, RunRecord, RunState
 from runner.store import keys
 from runner.store.base import SUMMARY, Begin, Cursor, event, finished, translated
 from runner.store.changes import redis_changes
@@ -93,13 +93,13 @@ class RedisStore:
         except redis.exceptions.NoScriptError:
             return lua(keys=names, args=args)
 
-    def save_run(self, record: dict[str, Any]) -> None:
+    def save_run(self, record: RunRecord) -> None:
         self.save_runs([record])
 
-    def save_runs(self, records: list[dict[str, Any]]) -> None:
+    def save_runs(self, records: list[RunRecord]) -> None:
         pipe = self.r.pipeline(transaction=False)
         for record in records:
-            self._save(pipe, record)
+            self._save(pipe, record.to_json())
         pipe.execute()
 
     def _save(self, pipe: Any, record: dict[str, Any]) -> None:
@@ -149,13 +149,14 @@ class RedisStore:
         self._run(self._received, [f"{self.p}{keys.RUN}{run_id}" for run_id, _ in marks], args)
 
     @staticmethod
-    def _decode(raw: Any) -> dict[str, Any] | None:
-        return {str(k): json.loads(v) for k, v in raw.items()} if raw else None
+    def _decode(raw: Any) -> RunRecord | None:
+        return RunRecord.from_json({str(k): json.loads(v) for k, v in raw.items()}) if raw \
+            else None
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
+    def run(self, run_id: str) -> RunRecord | None:
         return self._decode(self.r.hgetall(f"{self.p}{keys.RUN}{run_id}"))
 
-    def runs(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    def runs(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:
         key = f"{self.p}{keys.RUNS}:{job}" if job else f"{self.p}{keys.RUNS}"
         pipe = self.r.pipeline(transaction=False)
         for rid in self.r.zrevrange(key, 0, limit - 1):
@@ -229,11 +230,11 @@ class RedisStore:
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
-                  scan: int = 5000) -> tuple[list[dict[str, Any]], Cursor | None]:
+                  scan: int = 5000) -> tuple[list[RunRecord], Cursor | None]:
         key = f"{self.p}{keys.RUNS}:{job}" if job else f"{self.p}{keys.RUNS}"
         top = "+inf" if before is None else repr(before[0])
         low = "-inf" if since is None else repr(since)
-        out: list[dict[str, Any]] = []
+        out: list[RunRecord] = []
         offset = looked = 0
         last: Cursor | None = None
         while looked < scan:
@@ -254,8 +255,9 @@ class RedisStore:
                 last = (float(created), str(rid))
                 if values[2] is None or (state and json.loads(values[2]) != state):
                     continue
-                out.append({k: json.loads(v) for k, v in zip(SUMMARY, values, strict=True)
-                            if v is not None})
+                out.append(RunRecord.from_json({k: json.loads(v) for k, v in
+                                                zip(SUMMARY, values, strict=True)
+                                                if v is not None}))
             if exhausted:
                 return out, None
         return out, last

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from runner.runs import RunRecord
 from runner.store import open_store
 from tests.integration.api_servers import (
     OPS,
@@ -165,10 +166,10 @@ def test_runs_pages_walk_every_run_once(api: Api) -> None:
     store = open_store(api.cluster.env["REDIS_URL"], api.cluster.repo / ".runner")
     base = time.time() - 3600
     for i in range(230):  # ties on the created time cross page boundaries
-        store.save_run({"run_id": f"{int(base * 1000) + i // 3:012x}-{i:08x}",
-                        "job": "quick-low" if i % 2 else "quick-high",
+        store.save_run(RunRecord.from_json({"run_id": f"{int(base * 1000) + i // 3:012x}-{i:08x}",
+                                            "job": "quick-low" if i % 2 else "quick-high",
                         "state": "SUCCESS" if i % 5 else "FAILURE", "queue": "low",
-                        "created": base + i // 3})
+                                            "created": base + i // 3}))
     with api.client(VIEW) as viewer:
         seen: list[dict[str, Any]] = []
         cursor = None

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import RunnerError, StoreUnavailable
+from runner.runs import RunRecord
 from runner.store.redis import RedisStore
 from tests.integration.api_servers import Api, make_cluster
 from tests.integration.chaos import first_firing, settled, slow_job, window_end
@@ -254,8 +255,10 @@ def test_a_store_on_a_stopped_redis_raises_runners_error_only(tmp_path: Path) ->
         "put_new": lambda: store.put_new("k", {}), "entries": lambda: store.entries("worker:"),
         "run": lambda: store.run("r"), "runs": store.runs,
         "lock": lambda: store.lock("beat", "me", 1.0), "holder": lambda: store.holder("beat"),
-        "save_run": lambda: store.save_run({"run_id": "r", "state": "PENDING"}),
-        "save_runs": lambda: store.save_runs([{"run_id": "r", "state": "PENDING"}]),
+        "save_run": lambda: store.save_run(RunRecord.from_json(
+            {"run_id": "r", "state": "PENDING"})),
+        "save_runs": lambda: store.save_runs([RunRecord.from_json(r) for r in
+            [{"run_id": "r", "state": "PENDING"}]]),
         "update_run": lambda: store.update_run("r", {"state": "SUCCESS"}),
         "end_run": lambda: store.end_run("r", {"state": "FAILURE"}, ("STARTED",)),
         "withdraw": lambda: store.withdraw("r"),

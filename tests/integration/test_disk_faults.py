@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import StoreUnavailable
+from runner.runs import RunRecord
 from runner.store.files import FileStore, clean_stale
 from tests.integration.api_servers import Api, make_cluster
 from tests.integration.test_celery import poll
@@ -65,7 +66,7 @@ def leftovers(folder: Path) -> list[str]:
 def test_a_full_disk_is_store_unavailable_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "state") as root:
         store = FileStore(root)
-        store.save_run({"run_id": "r1", "job": "j", "state": "PENDING"})
+        store.save_run(RunRecord.from_json({"run_id": "r1", "job": "j", "state": "PENDING"}))
         filler = fill(root)
         with pytest.raises(StoreUnavailable, match=r"cannot be written \(No space left"):
             store.update_run("r1", {"output": "x" * 200_000})

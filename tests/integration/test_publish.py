@@ -23,7 +23,7 @@ from runner.celery.tasks import _Process, execute
 from runner.cli import cli
 from runner.errors import ReportError
 from runner.publish import Publisher, read_run, serve
-from runner.runs import new_run_id
+from runner.runs import RunRecord, new_run_id
 from runner.settings import Settings
 from runner.store import Store
 from runner.store.files import FileStore
@@ -42,12 +42,13 @@ def fake(store: Store, job: str = "health-check", when: float | None = None,
     """A finished run record, as a worker would have saved it."""
     when = time.time() if when is None else when
     run_id = new_run_id(when)
-    store.save_run({"run_id": run_id, "job": job, "state": state, "created": when,
-                    "started": when, "finished": when + 0.5, "trigger": "cli",
-                    "revision": "a" * 40, "result": {"status": "success", "targets": {
-                        "localhost": {"status": "success", "rc": 0, "stdout": f"{run_id}\n",
-                                      "stderr": "", "duration": 0.5, "error": None}}},
-                    **extra})
+    store.save_run(RunRecord.from_json(
+        {"run_id": run_id, "job": job, "state": state, "created": when,
+         "started": when, "finished": when + 0.5, "trigger": "cli",
+         "revision": "a" * 40, "result": {"status": "success", "targets": {
+             "localhost": {"status": "success", "rc": 0, "stdout": f"{run_id}\n",
+                           "stderr": "", "duration": 0.5, "error": None}}},
+         **extra}))
     return run_id
 
 
@@ -75,7 +76,8 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
 def test_finished_runs_and_only_they_reach_the_feed(any_store: Store) -> None:
     store = any_store
     run_id = new_run_id()
-    store.save_run({"run_id": run_id, "job": "j", "state": "PENDING", "created": 1.0})
+    store.save_run(RunRecord.from_json(
+        {"run_id": run_id, "job": "j", "state": "PENDING", "created": 1.0}))
     store.update_run(run_id, {"state": "STARTED"})
     assert store.to_publish(10) == []
     late = fake(store, when=100.0)
@@ -115,8 +117,9 @@ jobs:
     ids = {}
     for job in ("leaky", "broken"):
         ids[job] = new_run_id()
-        system.store.save_run({"run_id": ids[job], "job": job, "state": "PENDING",
-                               "created": time.time(), "trigger": "cli", "queue": "system"})
+        system.store.save_run(RunRecord.from_json(
+            {"run_id": ids[job], "job": job, "state": "PENDING",
+             "created": time.time(), "trigger": "cli", "queue": "system"}))
         execute(system, _Process(), job, revision, ids[job], None, "test-worker", False)
     skipped = fake(system.store, job="leaky", state="SKIPPED", result=None,
                    error="previous run of schedule s is still STARTED (overlap: forbid)")
@@ -186,7 +189,7 @@ def test_a_publisher_killed_mid_batch_loses_nothing_and_commits_nothing_twice(
     assert committed[::-1] == ids  # in the order they finished
     assert sorted(run_dirs(demo_repo)) == sorted(ids)
     # published again (a feed entry left behind): skipped, not committed twice
-    store.save_run(store.run(ids[5]) or {})
+    store.save_run(RunRecord.from_json(store.run(ids[5]) or {}))
     again = Publisher(demo_repo / ".git").publish(store)
     assert (again.committed, again.present) == ([], [ids[5]])
 

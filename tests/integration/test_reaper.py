@@ -12,6 +12,7 @@ from pathlib import Path
 from runner.celery.app import create_app
 from runner.celery.reaper import PERIOD, Reaper
 from runner.celery.tasks import pending
+from runner.runs import RunRecord
 from runner.settings import Settings
 from runner.store.redis import RedisStore
 from runner.system import System
@@ -111,7 +112,7 @@ def test_a_pending_run_without_a_message_is_sent_again_once(tmp_path: Path,
         config = system.config()
         record = pending(config, "side-job", "cli")
         record["created"] -= 120  # its enqueuer died between the record and the message
-        system.store.save_run(record)
+        system.store.save_run(RunRecord.from_json(record))
         reaper = Reaper(create_app(system), system.store)
         assert reaper.pending(config) == [record["run_id"]]
         assert reaper.pending(config) == []  # once

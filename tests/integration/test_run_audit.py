@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from runner.runs import RunRecord
 from tests.integration.conftest import git
 from tests.integration.test_run import add_job, runner
 from tests.servers import Redis
@@ -169,8 +170,9 @@ def test_on_redis_the_sweep_ends_a_killed_direct_run_but_leaves_workers_runs(
     env = isolated(redis_server)
     store = RedisStore(env["REDIS_URL"])
     host = socket.gethostname()
-    store.save_run({"run_id": "01a000000000-00000001", "job": "long", "state": "STARTED",
-                    "created": 1.0, "worker": f"w-999999@{host}", "trigger": "schedule s"})
+    store.save_run(RunRecord.from_json(
+        {"run_id": "01a000000000-00000001", "job": "long", "state": "STARTED",
+         "created": 1.0, "worker": f"w-999999@{host}", "trigger": "schedule s"}))
     kill_direct_run(demo_repo, env, store, "46.3")
     direct = next(r["run_id"] for r in store.runs("long") if r["worker"].startswith("cli-"))
     assert sweep_orphans(store, host, cli_only=True) == [direct]

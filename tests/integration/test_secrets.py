@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from runner.executor.base import MASK
+from runner.runs import RunRecord
 from tests.integration.conftest import copy_demo
 from tests.integration.test_celery import poll
 from tests.servers import free_port, runner_up, wait_port
@@ -239,8 +240,8 @@ def test_a_worker_masks_the_api_token_runner_api_generated(
                                            f" steps: [{{command: 'cat {state}/api-token'}}]}}\n"})
     system = System(Settings(), demo_repo, state)
     run_id = new_run_id()
-    system.store.save_run({"run_id": run_id, "job": "peek", "state": "PENDING",
-                           "created": 1.0, "trigger": "cli", "queue": "system"})
+    system.store.save_run(RunRecord.from_json({"run_id": run_id, "job": "peek", "state": "PENDING",
+                           "created": 1.0, "trigger": "cli", "queue": "system"}))
     assert execute(system, _Process(), "peek", revision, run_id, None, "w", False)[0] == "SUCCESS"
     record = system.store.run(run_id)
     assert record is not None

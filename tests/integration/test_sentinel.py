@@ -17,7 +17,7 @@ import redis
 
 from runner.errors import StoreUnavailable, UsageError
 from runner.redis_url import broker_url, passwords, sentinel, transport_options
-from runner.runs import FINAL
+from runner.runs import FINAL, RunRecord
 from runner.settings import Settings, masked_url
 from runner.store.redis import RedisStore
 from tests.integration.test_celery import poll
@@ -73,14 +73,16 @@ def test_the_store_follows_a_failover_and_loses_no_replicated_record(tmp_path: P
         store = RedisStore(cluster.url)
         old = cluster.master_port()
         for i in range(50):
-            store.save_run({"run_id": f"r{i}", "job": "j", "state": "SUCCESS", "created": i})
+            store.save_run(RunRecord.from_json(
+                {"run_id": f"r{i}", "job": "j", "state": "SUCCESS", "created": i}))
         assert redis.Redis(port=old).wait(1, 5000) == 1  # replicated before the failover
         cluster.kill(old)
         killed = time.monotonic()
 
         def write(i: int) -> bool:
             try:
-                store.save_run({"run_id": f"r{i}", "job": "j", "state": "SUCCESS", "created": i})
+                store.save_run(RunRecord.from_json(
+                    {"run_id": f"r{i}", "job": "j", "state": "SUCCESS", "created": i}))
             except StoreUnavailable:
                 return False
             return True

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from runner.runs import RunRecord
 from runner.store import Begin, Store
 from runner.store.files import FileStore
 from runner.store.redis import RedisStore
@@ -43,7 +44,7 @@ def test_begin_run(store: Store, before: str | None, cancel: bool, expected: Beg
         record: dict[str, Any] = {"run_id": "r1", "job": "j", "state": before, "created": 5.0}
         if before == "STARTED":
             record["deliveries"] = 1
-        store.save_run(record)
+        store.save_run(RunRecord.from_json(record))
     if cancel:
         store.request_cancel("r1", "t")
     assert store.begin_run("r1", "j", "w-1@h", 7.5) == expected
@@ -65,7 +66,8 @@ def test_a_cancel_request_keeps_who_asked(store: Store) -> None:
 @pytest.mark.parametrize(("before", "after"), [("PENDING", "RECEIVED"), ("STARTED", "STARTED"),
                                                ("REVOKED", "REVOKED")])
 def test_mark_received_moves_only_a_pending_run(store: Store, before: str, after: str) -> None:
-    store.save_run({"run_id": "r2", "job": "j", "state": before, "created": 1.0})
+    store.save_run(RunRecord.from_json(
+        {"run_id": "r2", "job": "j", "state": before, "created": 1.0}))
     store.mark_received([("r2", 2.0), ("no-such-run", 2.0)])
     got = store.run("r2") or {}
     assert (got["state"], got["received"]) == (after, 2.0)  # the time, whatever the state
@@ -75,8 +77,9 @@ def test_mark_received_moves_only_a_pending_run(store: Store, before: str, after
 
 
 def test_update_run_keeps_the_other_fields_and_their_types(store: Store) -> None:
-    store.save_run({"run_id": "r3", "job": "j", "state": "PENDING", "created": 1.25,
-                    "targets": ["a", "b"], "limit": None})
+    store.save_run(RunRecord.from_json(
+        {"run_id": "r3", "job": "j", "state": "PENDING", "created": 1.25,
+         "targets": ["a", "b"], "limit": None}))
     store.update_run("r3", {"state": "SUCCESS", "result": {"targets": {"a": {"rc": 0}}}})
     assert store.run("r3") == {"run_id": "r3", "job": "j", "state": "SUCCESS", "created": 1.25,
                                "targets": ["a", "b"], "limit": None,
@@ -90,7 +93,8 @@ def test_update_run_keeps_the_other_fields_and_their_types(store: Store) -> None
 def test_end_run_ends_only_a_run_in_the_expected_states(store: Store, before: str | None,
                                                         ended: bool) -> None:
     if before is not None:
-        store.save_run({"run_id": "r4", "job": "j", "state": before, "created": 1.0})
+        store.save_run(RunRecord.from_json(
+            {"run_id": "r4", "job": "j", "state": before, "created": 1.0}))
     fields = {"state": "FAILURE", "finished": 2.0, "error": "worker w died"}
     assert store.end_run("r4", fields, ("PENDING", "RECEIVED", "STARTED")) is ended
     got = store.run("r4")
@@ -117,8 +121,9 @@ def test_put_many_and_save_runs_write_each_as_put_and_save_run_do(store: Store,
     store.put_many({f"schedule:s{i}": {"last_fire": str(i)} for i in range(n)})
     expected = {f"schedule:s{i}": {"last_fire": str(i)} for i in range(n)}
     assert store.entries("schedule:") == (expected or {"schedule:s0": {"old": True}})
-    store.save_runs([{"run_id": f"r{i:05d}", "job": "j", "state": "MISSED" if i % 2 else
-                      "PENDING", "created": float(i), "finished": float(i)} for i in range(n)])
+    store.save_runs([RunRecord.from_json(r) for r in
+        [{"run_id": f"r{i:05d}", "job": "j", "state": "MISSED" if i % 2 else
+          "PENDING", "created": float(i), "finished": float(i)} for i in range(n)]])
     assert [r["run_id"] for r in store.runs("j", limit=n + 1)] == [
         f"r{i:05d}" for i in reversed(range(n))]  # indexed, newest first
     assert store.to_publish(n + 1) == [f"r{i:05d}" for i in range(1, n, 2)]  # final: on the feed
@@ -145,9 +150,10 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
     for state, created, published, _ in FORGET:
         run_id = new_run_id(created)
         ids.append(run_id)
-        store.save_run({"run_id": run_id, "job": "j", "state": state, "created": created,
-                        "finished": created + 1,
-                        "result": None if state == "SKIPPED" else result})  # beat's: none
+        store.save_run(RunRecord.from_json(
+            {"run_id": run_id, "job": "j", "state": state, "created": created,
+             "finished": created + 1,
+             "result": None if state == "SKIPPED" else result}))  # beat's: none
         if state != "SKIPPED":
             store.put(keys.download(run_id, "aa"), {"data": "YQ=="})
         store.request_cancel(run_id, "t")
@@ -173,8 +179,8 @@ def test_forget_all_pages_past_old_runs_that_must_stay(store: Store) -> None:
     old = [new_run_id(20.0 + i) for i in range(7)]
     for run_id in stuck + old:
         state = "STARTED" if run_id in stuck else "SUCCESS"
-        store.save_run({"run_id": run_id, "job": "j", "state": state,
-                        "created": 10.0 if run_id in stuck else 20.0, "finished": 30.0})
+        store.save_run(RunRecord.from_json({"run_id": run_id, "job": "j", "state": state,
+                        "created": 10.0 if run_id in stuck else 20.0, "finished": 30.0}))
     store.published(old)  # on the report branch
     # batches of 2: the stuck five fill the first batches, the expired seven come after
     assert forget_all(store, 100.0, batch=2) == 7
@@ -185,7 +191,8 @@ def test_forget_all_pages_past_old_runs_that_must_stay(store: Store) -> None:
 def test_scripts_are_loaded_again_after_redis_lost_them(redis_server: Redis,
                                                         tmp_path: Path) -> None:
     store = RedisStore(redis_server.url, prefix=f"t{tmp_path.name}:")
-    store.save_run({"run_id": "r9", "job": "j", "state": "PENDING", "created": 1.0})
+    store.save_run(RunRecord.from_json(
+        {"run_id": "r9", "job": "j", "state": "PENDING", "created": 1.0}))
     store.r.script_flush()  # as after a restart of Redis
     assert store.begin_run("r9", "j", "w-1@h", 2.0) == Begin("PENDING", False, 1)
     store.r.script_flush()

@@ -17,7 +17,7 @@ from celery.exceptions import DuplicateTaskNameWarning, SoftTimeLimitExceeded
 from runner.celery.app import create_app
 from runner.celery.message import TASK
 from runner.celery.tasks import _Process, execute
-from runner.runs import new_run_id
+from runner.runs import RunRecord, new_run_id
 from runner.settings import Settings
 from runner.system import System
 
@@ -41,8 +41,8 @@ def test_a_soft_time_limit_kills_the_command_and_records_the_failure(
     system = _system(tmp_path, monkeypatch,
         f"jobs:\n  long: {{queue: q, targets: [here], steps: [{{command: sleep {marker}}}]}}\n")
     run_id = new_run_id()
-    system.store.save_run({"run_id": run_id, "job": "long", "state": "PENDING",
-                           "created": time.time(), "trigger": "cli", "queue": "q"})
+    system.store.save_run(RunRecord.from_json({"run_id": run_id, "job": "long", "state": "PENDING",
+                           "created": time.time(), "trigger": "cli", "queue": "q"}))
 
     def soft_limit(_signum: int, _frame: FrameType | None) -> None:
         raise SoftTimeLimitExceeded()  # what billiard raises in the pool process
@@ -70,8 +70,8 @@ def test_a_second_delivery_of_a_started_run_runs_nothing(
     system = _system(tmp_path, monkeypatch,
         f"jobs:\n  once: {{queue: q, targets: [here], steps: [{{command: touch {ran}}}]}}\n")
     run_id = new_run_id()
-    system.store.save_run({"run_id": run_id, "job": "once", "state": "STARTED",
-                           "created": time.time(), "worker": "w-1@there", "deliveries": 1})
+    system.store.save_run(RunRecord.from_json({"run_id": run_id, "job": "once", "state": "STARTED",
+                           "created": time.time(), "worker": "w-1@there", "deliveries": 1}))
     state, error = execute(system, _Process(), "once", system.config().revision, run_id,
                            None, "w-2@here", True)
     assert (state, error) == ("STARTED", f"run {run_id} had already STARTED")
@@ -93,8 +93,9 @@ def test_bury_ends_a_dead_run_and_queues_a_retry_while_attempts_remain(
         f"jobs:\n  j: {{queue: q, targets: [here], retries: {{attempts: {attempts}}}, "
         "steps: [{command: 'true'}]}\n")
     config = system.config()
-    system.store.save_run({"run_id": "r1", "job": "j", "state": "STARTED", "created": 1.0,
-                           "attempt": attempt, "schedule": "s", "scheduled_for": "T"})
+    system.store.save_run(RunRecord.from_json(
+        {"run_id": "r1", "job": "j", "state": "STARTED", "created": 1.0,
+         "attempt": attempt, "schedule": "s", "scheduled_for": "T"}))
     app = create_app(system, config)
     retry = bury(app, system.store, config, "r1", "worker w@h died during the run")
     record = system.store.run("r1") or {}
@@ -117,7 +118,8 @@ def test_a_store_away_when_the_run_starts_is_waited_for_not_a_lost_run(
     system = _system(tmp_path, monkeypatch,
         "jobs:\n  j: {queue: q, targets: [here], steps: [{command: echo done}]}\n")
     revision = system.config().revision
-    system.store.save_run({"run_id": "r1", "job": "j", "state": "RECEIVED", "created": 1.0})
+    system.store.save_run(RunRecord.from_json(
+        {"run_id": "r1", "job": "j", "state": "RECEIVED", "created": 1.0}))
     failures = [StoreUnavailable("Redis is away")] * 3
     real = FileStore.begin_run
 
