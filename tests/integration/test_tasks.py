@@ -177,8 +177,9 @@ def test_two_apps_in_one_process_each_run_jobs_with_their_own_system(
     assert tasks[0] is not tasks[1]
     for system, task, name, other in zip(systems, tasks, "ab", "ba", strict=True):
         run_id = new_run_id()
-        system.store.save_run({"run_id": run_id, "job": "j", "state": "PENDING",
-                               "created": time.time(), "trigger": "cli", "queue": "q"})
+        system.store.save_run(RunRecord.from_json({
+            "run_id": run_id, "job": "j", "state": "PENDING", "created": time.time(),
+            "trigger": "cli", "queue": "q"}))
         task.apply(kwargs={"job": "j", "revision": system.config().revision,
                            "run_id": run_id}).get()
         assert (system.store.run(run_id) or {})["state"] == "SUCCESS"
