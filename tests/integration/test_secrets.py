@@ -19,8 +19,8 @@ import pytest
 import redis
 
 from runner.executor.base import MASK
-from tests.integration.conftest import copy_demo
-from tests.integration.test_celery import poll
+from tests.helpers.procs import poll
+from tests.helpers.repos import copy_demo
 from tests.servers import free_port, runner_up, wait_port
 
 
