@@ -25,7 +25,7 @@ from runner.runs import FINAL
 from runner.store.redis import RedisStore
 from tests.helpers.chaos import FAST, first_firing, pids, settled, slow_job, window_end
 from tests.helpers.cluster import finished_since, status
-from tests.helpers.procs import children, cmdline, poll
+from tests.helpers.procs import ancestors, children, cmdline, poll
 from tests.helpers.repos import Commit
 from tests.servers import runner_up, start_redis
 
@@ -42,14 +42,9 @@ def pool_of(marker: str, worker: int) -> int | None:
     """The pool process running a command of `marker` now: its ancestor whose parent is
     `worker` (None when no command runs, or it ended meanwhile)."""
     for pid in pids(worker, marker):
-        try:
-            while (parent := int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2]
-                                 .split()[1])) not in (worker, 1):
-                pid = parent
-        except OSError:
-            continue
-        if parent == worker:
-            return pid
+        chain = [pid, *ancestors(pid)]
+        if worker in chain[1:]:
+            return chain[chain.index(worker) - 1]
     return None
 
 
