@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.conftest import copy_demo, git  # noqa: E402
+from tests.helpers.repos import copy_demo, git  # noqa: E402
 from tests.servers import runner_up, start_redis  # noqa: E402
 
 GOAL = 3.0  # % of one core, all processes together

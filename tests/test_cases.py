@@ -28,9 +28,9 @@ import yaml
 from click.testing import CliRunner, Result
 
 from runner.cli import cli
+from tests.helpers.repos import BASE
 
 CASES = Path(__file__).parent / "cases"
-BASE = CASES / "_base"
 CASE_DIRS = sorted(p for p in CASES.iterdir() if p.is_dir() and not p.name.startswith("_"))
 CASE_KEYS = {"description", "remove", "symlinks", "generate", "errors", "absent"}
 ERROR_KEYS = {"file", "line", "column", "contains"}

@@ -23,7 +23,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from runner.cli import cli
-from tests.integration.conftest import DEMO, PROJECT, git
+from tests.helpers.repos import DEMO, PROJECT, git
 
 BASE = Path(__file__).parent / "cases" / "_base"
 

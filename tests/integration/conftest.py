@@ -1,37 +1,16 @@
-"""Real git repositories in a temp dir, built from the project's own demo configuration."""
+"""Fixtures: real git repositories in a temp dir, built from the project's own demo
+configuration; real servers (Redis, sshd); Celery clusters on them."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.cluster import JOBS, QUEUES, Cluster, broker_env, make_cluster
+from tests.helpers.repos import copy_demo, git
 from tests.servers import Redis, Sshd, start_redis, start_sshd
-
-PROJECT = Path(__file__).resolve().parents[2]
-DEMO = ("queues.yaml", "targets.d", "jobs.d", "schedules.d", "files")
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-           "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV}, check=True)
-    return done.stdout.strip()
-
-
-def copy_demo(repo: Path) -> Path:
-    """A copy of the project's demo configuration in `repo` (created)."""
-    repo.mkdir()
-    for name in DEMO:
-        src = PROJECT / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / name)
-    return repo
 
 
 @pytest.fixture
@@ -75,3 +54,34 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
     server = start_redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    """A Cluster on the embedded default and on a fresh real Redis (stopped after)."""
+    env = broker_env(request, tmp_path)
+    repo = tmp_path / "config"
+    for d in ("targets.d", "jobs.d", "schedules.d"):
+        (repo / d).mkdir(parents=True)
+    (repo / "queues.yaml").write_text(QUEUES)
+    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
+    (repo / "jobs.d" / "j.yaml").write_text(JOBS)
+    c = Cluster(repo, env)
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path, redis_server: Redis) -> Iterator[Cluster]:
+    """make_cluster's Cluster on the session's Redis (flushed)."""
+    c = make_cluster(tmp_path, redis_server.url)
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def embedded_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """make_cluster's Cluster on the embedded default."""
+    c = make_cluster(tmp_path, None)
+    yield c
+    c.stop()

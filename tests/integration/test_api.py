@@ -14,22 +14,13 @@ import pytest
 
 from runner.runs import RunRecord
 from runner.store import open_store
-from tests.integration.api_servers import (
-    OPS,
-    VIEW,
-    Api,
-    conforms,
-    embedded_cluster,  # noqa: F401 - fixture
-    redis_cluster,  # noqa: F401 - fixture
-    start_api,
-    wait_state,
-    ws_events,
-)
-from tests.integration.test_celery import Cluster, poll
+from tests.helpers.api import OPS, VIEW, Api, conforms, start_api, wait_state, ws_events
+from tests.helpers.cluster import Cluster
+from tests.helpers.procs import poll
 
 
 @pytest.fixture
-def api(redis_cluster: Cluster) -> Iterator[Api]:  # noqa: F811
+def api(redis_cluster: Cluster) -> Iterator[Api]:
     server = start_api(redis_cluster)
     yield server
     server.stop()
@@ -193,7 +184,7 @@ def test_runs_pages_walk_every_run_once(api: Api) -> None:
         assert viewer.get("/api/runs", params={"limit": 0}).status_code == 422
 
 
-def test_embedded_events_are_pushed_from_the_state_directory(embedded_cluster: Cluster  # noqa: F811
+def test_embedded_events_are_pushed_from_the_state_directory(embedded_cluster: Cluster
                                                             ) -> None:
     server = start_api(embedded_cluster)
     try:
@@ -222,7 +213,7 @@ def test_a_websocket_without_a_valid_token_is_closed(api: Api) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
-def test_jwt_with_a_role_claim(redis_cluster: Cluster) -> None:  # noqa: F811
+def test_jwt_with_a_role_claim(redis_cluster: Cluster) -> None:
     import jwt
 
     key = "jwt-signing-key-0123456789abcdef0123456789"
@@ -254,7 +245,7 @@ def test_jwt_with_a_role_claim(redis_cluster: Cluster) -> None:  # noqa: F811
     ("viewer=env:TEST_UNSET_TOKEN", "env:TEST_UNSET_TOKEN is not set"),
 ])
 def test_malformed_token_settings_exit_2_naming_the_variable(
-        embedded_cluster: Cluster, value: str, says: str) -> None:  # noqa: F811
+        embedded_cluster: Cluster, value: str, says: str) -> None:
     env = {**embedded_cluster.env, "RUNNER_API_TOKENS": value}
     env.pop("TEST_UNSET_TOKEN", None)
     done = subprocess.run([sys.executable, "-m", "runner", "api", "--repo",
@@ -265,7 +256,7 @@ def test_malformed_token_settings_exit_2_naming_the_variable(
     assert "Traceback" not in done.stderr
 
 
-def test_without_tokens_an_operator_token_file_is_generated(embedded_cluster: Cluster  # noqa: F811
+def test_without_tokens_an_operator_token_file_is_generated(embedded_cluster: Cluster
                                                             ) -> None:
     server = start_api(embedded_cluster, {"RUNNER_API_TOKENS": ""})
     try:
@@ -279,7 +270,7 @@ def test_without_tokens_an_operator_token_file_is_generated(embedded_cluster: Cl
         server.stop()
 
 
-def test_docs_and_dashboard_load_only_same_origin_files(embedded_cluster: Cluster  # noqa: F811
+def test_docs_and_dashboard_load_only_same_origin_files(embedded_cluster: Cluster
                                                         ) -> None:
     """/docs and / reference files of this server only (no CDN), each served; the favicon
     too. No /redoc: ReDoc always loads its logo from its CDN."""

@@ -9,13 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.api_servers import (
-    OPS,
-    conforms,
-    redis_cluster,  # noqa: F401 - fixture
-    start_api,
-)
-from tests.integration.test_celery import Cluster
+from tests.helpers.api import OPS, conforms, start_api
+from tests.helpers.cluster import Cluster
 
 
 def _fuzz(url: str, token: str | None, tmp: Path) -> subprocess.CompletedProcess[str]:
@@ -31,7 +26,7 @@ def _fuzz(url: str, token: str | None, tmp: Path) -> subprocess.CompletedProcess
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp), "NO_COLOR": "1"})
 
 
-def test_no_request_gives_a_server_error(redis_cluster: Cluster, tmp_path: Path  # noqa: F811
+def test_no_request_gives_a_server_error(redis_cluster: Cluster, tmp_path: Path
                                          ) -> None:
     server = start_api(redis_cluster)
     try:

@@ -15,15 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.api_servers import (
-    VIEW,
-    Api,
-    embedded_cluster,  # noqa: F401 - fixture
-    redis_cluster,  # noqa: F401 - fixture
-    start_api,
-    ws_events,
-)
-from tests.integration.test_celery import Cluster, poll
+from tests.helpers.api import VIEW, Api, start_api, ws_events
+from tests.helpers.cluster import Cluster
+from tests.helpers.procs import poll
 from tests.servers import free_port
 
 KEY = "jwt-signing-key-0123456789abcdef0123456789"
@@ -31,7 +25,7 @@ ISSUER = "https://idp.example"
 
 
 @pytest.fixture
-def jwt_api(redis_cluster: Cluster) -> Iterator[Api]:  # noqa: F811
+def jwt_api(redis_cluster: Cluster) -> Iterator[Api]:
     server = start_api(redis_cluster, {
         "RUNNER_API_JWT_KEY": "env:TEST_JWT_KEY", "TEST_JWT_KEY": KEY,
         "RUNNER_API_JWT_MAX_LIFETIME": "10m", "RUNNER_API_JWT_AUDIENCE": "runner",
@@ -99,7 +93,7 @@ def _handshake(port: int, host: str) -> str:
         return s.recv(4096).decode("latin-1").split("\r\n", 1)[0]
 
 
-def test_other_host_names_are_answered_400(embedded_cluster: Cluster) -> None:  # noqa: F811
+def test_other_host_names_are_answered_400(embedded_cluster: Cluster) -> None:
     server = start_api(embedded_cluster, {"RUNNER_API_ALLOWED_HOSTS": "Runner.Example"})
     try:
         port = server.port
@@ -129,7 +123,7 @@ HEADERS = {
 }
 
 
-def test_every_response_carries_the_security_headers(embedded_cluster: Cluster  # noqa: F811
+def test_every_response_carries_the_security_headers(embedded_cluster: Cluster
                                                      ) -> None:
     server = start_api(embedded_cluster)
     try:
@@ -157,7 +151,7 @@ def test_every_response_carries_the_security_headers(embedded_cluster: Cluster  
 
 
 def test_a_viewer_learns_no_credential_of_a_git_url_nor_a_state_path(
-        redis_cluster: Cluster) -> None:  # noqa: F811
+        redis_cluster: Cluster) -> None:
     """The reconciler records its source and fetch error, the publisher its remote and
     git directory: what the API passes on hides the URLs' user and password and the path."""
     server = start_api(redis_cluster)
@@ -199,7 +193,7 @@ def test_a_viewer_learns_no_credential_of_a_git_url_nor_a_state_path(
     ({"RUNNER_API_JWT_MAX_LIFETIME": "forever"},
      "RUNNER_API_JWT_MAX_LIFETIME='forever' is not a number"),
 ])
-def test_malformed_api_settings_exit_2(embedded_cluster: Cluster,  # noqa: F811
+def test_malformed_api_settings_exit_2(embedded_cluster: Cluster,
                                        variables: dict[str, str], says: str) -> None:
     done = subprocess.run([sys.executable, "-m", "runner", "api", "--repo",
                            str(embedded_cluster.repo), "--bind", "127.0.0.1:1"],

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.api_servers import make_cluster
-from tests.integration.test_celery import Cluster, poll
+from tests.helpers.cluster import Cluster, make_cluster
+from tests.helpers.procs import poll
 
 SCHEDULES = """\
 schedules:

@@ -9,7 +9,7 @@ from runner.celery.app import create_app
 from runner.celery.beat import Beat
 from runner.settings import Settings
 from runner.system import System
-from tests.integration.conftest import copy_demo
+from tests.helpers.repos import copy_demo
 
 FIVE = "schedules:\n  five: {job: health-check, every: 5m, overlap: allow}\n"
 

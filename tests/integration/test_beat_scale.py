@@ -24,8 +24,8 @@ from runner.config.model import ConfigSet, Schedule
 from runner.desired import next_fires
 from runner.settings import Settings
 from runner.system import System
-from tests.integration.conftest import copy_demo
-from tests.integration.test_celery import poll
+from tests.helpers.procs import poll
+from tests.helpers.repos import copy_demo
 from tests.servers import Redis
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney",

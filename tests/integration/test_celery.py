@@ -7,146 +7,14 @@ import itertools
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runner.store import Store, open_store
-from tests.servers import Redis, free_port
-
-QUEUES = """\
-queues:
-  high: {priority: 9}
-  low: {priority: 1}
-  other: {}
-workers:
-  busy: {queues: [low, high], concurrency: 1}
-  side: {queues: [other], concurrency: 2}
-"""
-JOBS = """\
-jobs:
-  quick-high: {queue: high, targets: [here], steps: [{command: echo high}]}
-  quick-low: {queue: low, targets: [here], steps: [{command: echo low}]}
-  side-job: {queue: other, targets: [here], steps: [{command: echo side}]}
-  slow: {queue: other, targets: [here], steps: [{command: sleep 47.3}]}
-  fails: {queue: other, targets: [here], steps: [{command: exit 3}]}
-  nap: {queue: other, targets: [here], steps: [{command: sleep 4}]}
-"""
-
-
-def poll(check: Callable[[], Any], deadline: float = 30.0, what: str = "condition") -> Any:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {deadline}s")
-
-
-class Cluster:
-    def __init__(self, repo: Path, env: dict[str, str]) -> None:
-        self.repo, self.env = repo, env
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.store: Store = open_store(env.get("REDIS_URL", ""), repo / ".runner")
-
-    def runner(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "runner", *args, "--repo", str(self.repo)],
-                              capture_output=True, text=True, timeout=timeout, env=self.env)
-
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.repo / f"{args[0]}.{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "runner", *args, "--repo",
-                                 str(self.repo)], env=self.env, stdout=log, stderr=log,
-                                start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def worker(self, name: str) -> subprocess.Popen[bytes]:
-        proc = self.start("worker", name)
-        poll(lambda: b" ready." in self._log(proc), 60, f"worker {name} ready")
-        return proc
-
-    def _log(self, proc: subprocess.Popen[bytes]) -> bytes:
-        i = self.procs.index(proc)
-        return b"".join(p.read_bytes() for p in self.repo.glob(f"*.{i}.log"))
-
-    def enqueue(self, job: str) -> str:
-        done = self.runner("run", job, "--enqueue")
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    def state(self, run_id: str) -> str:
-        return str((self.store.run(run_id) or {}).get("state"))
-
-    def final(self, run_id: str, deadline: float = 60) -> dict[str, Any]:
-        return dict(poll(lambda: (r := self.store.run(run_id)) and r.get("state") not in
-                         ("PENDING", "RECEIVED", "STARTED", "RETRY") and r, deadline,
-                         f"run {run_id} ends"))
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(10)
-
-
-def broker_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    """The environment of runner processes on the embedded default or on a fresh real Redis,
-    as the test's parameter says."""
-    env = {**os.environ, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("REDIS_URL", None)
-    if request.param == "redis":
-        server: Redis = request.getfixturevalue("redis_server")
-        import redis
-
-        redis.Redis.from_url(server.url).flushall()
-        env["REDIS_URL"] = server.url
-    return env
-
-
-def sleeps() -> list[int]:
-    """The processes running the `slow` job's command (a zombie has gone)."""
-    done = subprocess.run(["pgrep", "-f", "sleep 47[.]3"], capture_output=True, text=True)
-    alive = []
-    for pid in map(int, done.stdout.split()):
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                alive.append(pid)
-        except OSError:
-            continue
-    return alive
-
-
-def ancestors(pid: int) -> list[int]:
-    out = []
-    while pid > 1:
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            break
-        out.append(pid)
-    return out
-
-
-@pytest.fixture(params=["embedded", "redis"])
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    env = broker_env(request, tmp_path)
-    repo = tmp_path / "config"
-    for d in ("targets.d", "jobs.d", "schedules.d"):
-        (repo / d).mkdir(parents=True)
-    (repo / "queues.yaml").write_text(QUEUES)
-    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
-    (repo / "jobs.d" / "j.yaml").write_text(JOBS)
-    c = Cluster(repo, env)
-    yield c
-    c.stop()
+from tests.helpers.cluster import JOBS, QUEUES, Cluster
+from tests.helpers.procs import alive, ancestors, matching, poll, running
+from tests.servers import free_port
 
 
 def test_enqueue_wait_routes_to_the_named_worker(cluster: Cluster) -> None:
@@ -198,14 +66,13 @@ def test_cancel_queued_and_running_runs(cluster: Cluster) -> None:
     running = cluster.enqueue("slow")
     poll(lambda: cluster.state(running) == "STARTED", 30, "slow run starts")
     # this worker's sleep (other tests running in parallel may have theirs)
-    sleeping = poll(lambda: [p for p in sleeps() if worker.pid in ancestors(p)], 10,
-                    "sleep runs")
+    sleeping = poll(lambda: matching(worker.pid, "sleep 47.3"), 10, "sleep runs")
     assert cluster.runner("cancel", running).returncode == 0
     record = cluster.final(running, 15)
     assert record["state"] == "REVOKED"
     assert record["result"]["targets"]["here"]["error"] == (
         f"here: cancelled by runner cancel (user {user}) during step 'command 1'")
-    poll(lambda: not set(sleeping) & set(sleeps()), 5, "the run's sleep is killed")
+    poll(lambda: not any(map(alive, sleeping)), 5, "the run's sleep is killed")
     assert cluster.final(queued)["state"] == "REVOKED"
     assert "started" not in (cluster.store.run(queued) or {})  # the queued one never started
     again = cluster.runner("cancel", running)
@@ -235,14 +102,6 @@ def test_a_worker_takes_the_higher_priority_queue_first(cluster: Cluster) -> Non
         assert sorted(order) == ["quick-high"] * 3 + ["quick-low"] * 3
 
 
-def alive(pid: int) -> bool:
-    """`pid` runs (not a zombie)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_kill_9_of_a_pool_process_mid_run_kills_its_command_and_retries_once(
         cluster: Cluster) -> None:
     """The killed pool process's command dies with it and never completes; the run ends
@@ -255,10 +114,8 @@ def test_kill_9_of_a_pool_process_mid_run_kills_its_command_and_retries_once(
     run_id = cluster.enqueue("mortal")
 
     def command() -> list[tuple[int, int]]:  # (sleep, the pool process it runs under)
-        found = subprocess.run(["pgrep", "-fx", "sleep 4[.]71"], capture_output=True,
-                               text=True).stdout.split()
-        return [(int(p), up[up.index(worker.pid) - 1]) for p in found
-                if worker.pid in (up := ancestors(int(p)))]
+        return [(p, up[up.index(worker.pid) - 1]) for p in running(worker.pid, "sleep 4.71")
+                if worker.pid in (up := ancestors(p))]
 
     [(sleep, pool)] = poll(command, 30, "the job's sleep runs under a pool process")
     os.kill(pool, signal.SIGKILL)
@@ -351,10 +208,11 @@ def test_up_runs_the_schedules_and_history_shows_them(cluster: Cluster) -> None:
     history = cluster.runner("history", "side-job")
     assert history.returncode == 0
     assert runs[0]["run_id"] in history.stdout and "SUCCESS" in history.stdout
+    workers = matching(up.pid, " runner worker ")
+    assert workers  # up's workers and their pool processes, found below it
     up.send_signal(signal.SIGTERM)
     assert up.wait(60) == 0
-    assert subprocess.run(["pgrep", "-f", f"runner worker .*{cluster.repo}"],
-                          capture_output=True).returncode == 1  # no worker left behind
+    assert not any(map(alive, workers))  # no worker left behind
 
 
 @pytest.mark.parametrize("cluster", ["embedded"], indirect=True)  # Redis redelivers instead

@@ -15,8 +15,8 @@ from pathlib import Path
 import redis
 
 from runner.store.redis import RedisStore
-from tests.integration.conftest import copy_demo
-from tests.integration.test_celery import poll
+from tests.helpers.procs import poll
+from tests.helpers.repos import copy_demo
 from tests.servers import Redis
 
 

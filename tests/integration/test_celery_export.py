@@ -12,12 +12,8 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from tests.integration.conftest import copy_demo
-from tests.integration.test_celery import (
-    Cluster,
-    cluster,  # noqa: F401 - fixture
-)
-from tests.integration.test_cli import runner
+from tests.helpers.cluster import Cluster
+from tests.helpers.repos import copy_demo, runner
 
 NOW = "2027-05-10T10:17:23+00:00"  # no zone below changes its offset within 10 days
 # name -> the schedule's fields (job tmp-cleanup on execution, or health-check on system)
@@ -105,7 +101,7 @@ def test_celery_fires_when_runner_plans(exported: tuple[str, dict[str, Any]],
 
 
 def test_an_entry_sent_by_celerys_beat_runs_on_a_runner_worker(
-        cluster: Cluster) -> None:  # noqa: F811
+        cluster: Cluster) -> None:
     from celery.beat import Scheduler
 
     from runner.celery.app import create_app

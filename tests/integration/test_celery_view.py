@@ -17,7 +17,8 @@ from typing import Any
 import redis
 
 from runner.store import open_store
-from tests.integration.test_celery import Cluster, cluster, poll  # noqa: F401 - a fixture
+from tests.helpers.cluster import Cluster
+from tests.helpers.procs import poll
 from tests.servers import Redis, free_port, runner_up, wait_port
 
 JOBS = """\
@@ -85,7 +86,7 @@ def test_flower_on_redis_lists_each_run_by_job_with_its_state(
     assert (store.run(long) or {})["state"] == "REVOKED"
 
 
-def test_the_celery_cli_reaches_the_workers(cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+def test_the_celery_cli_reaches_the_workers(cluster: Cluster, tmp_path: Path) -> None:
     cluster.worker("side")
     # the repository: the current directory, or RUNNER_REPO
     pong = celery("inspect", "ping", "--json", env=cluster.env, cwd=cluster.repo)

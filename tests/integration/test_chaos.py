@@ -5,81 +5,30 @@ an embedded state directory that fills up."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from runner.errors import RunnerError, StoreUnavailable
+from runner.errors import StoreUnavailable
 from runner.runs import RunRecord
 from runner.store.redis import RedisStore
-from tests.integration.api_servers import Api, make_cluster
-from tests.integration.chaos import first_firing, settled, slow_job, window_end
-from tests.integration.test_celery import Cluster, poll
-from tests.servers import Redis, runner_up, start_redis
+from tests.helpers.api import Api
+from tests.helpers.chaos import FAST_FILES, first_firing, settled, slow_job, window_end
+from tests.helpers.cluster import finished_since, gated_cluster, health, make_cluster, status
+from tests.helpers.procs import alive, children, poll
+from tests.helpers.repos import Commit
+from tests.servers import runner_up, start_redis
 
-Commit = Callable[[dict[str, str | None], str], str]
 OUTAGE = 10.0  # seconds Redis is away
 TOLD = ("runner up", "beat", "publisher")  # each says once lost, once back (workers: Celery)
-FAST = {"schedules.d/fast.yaml": "schedules:\n  fast: {job: quick, every: 2s, overlap: allow}\n",
-        "jobs.d/quick.yaml": "jobs:\n  quick: {queue: system, targets: [localhost], "
-                             "steps: [{command: echo quick}]}\n",
-        "schedules.d/ops.yaml": None}
-
-
-def health(port: int, reasons: list[str] | None = None) -> int | None:
-    """The status code of GET /api/health (its error, if any, added to `reasons`), None when
-    nothing answers."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5) as r:
-            return int(r.status)
-    except urllib.error.HTTPError as e:
-        if reasons is not None:
-            reasons.append(json.loads(e.read())["error"])
-        return e.code
-    except OSError:
-        return None
-
-
-def children(pid: int) -> set[int]:
-    """The processes whose parent is `pid`."""
-    out = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                out.add(int(entry))
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def finished_since(url: str, since: float) -> list[float]:
-    """When each SUCCESS run of `quick` created after `since` finished (Redis may be away)."""
-    try:
-        runs = RedisStore(url).runs(job="quick", limit=500)
-    except RunnerError:  # Redis still starting: nothing yet
-        return []
-    return sorted(float(r["finished"]) for r in runs
-                  if r.get("state") == "SUCCESS" and float(r.get("created", 0)) > since)
 
 
 def test_up_rides_out_a_redis_outage(demo_repo: Path, commit: Commit, tmp_path: Path) -> None:
@@ -136,11 +85,6 @@ def test_up_rides_out_a_redis_outage(demo_repo: Path, commit: Commit, tmp_path: 
         server.stop()
 
 
-def status(repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner", "status", "--repo", str(repo)],
-                          env=env, capture_output=True, text=True, timeout=60)
-
-
 def test_a_full_state_directory_is_503_and_one_sentence(tmp_path: Path) -> None:
     """The embedded state directory on a real, tiny tmpfs (needs root, as .ci/run is), filled
     up and emptied again."""
@@ -178,7 +122,7 @@ def test_beat_publisher_and_reconciler_ride_out_a_redis_restart(
         demo_repo: Path, commit: Commit, tmp_path: Path) -> None:
     """Each standalone, on Redis: still running after it, each says once that it lost the
     store and once that it is back, no traceback; beat fires again."""
-    commit(FAST, "an every-2s schedule")
+    commit(FAST_FILES, "an every-2s schedule")
     server = start_redis(tmp_path / "redis")
     port = int(server.url.rsplit(":", 1)[1].split("/")[0])
     env = {**os.environ, "REDIS_URL": server.url, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
@@ -219,7 +163,7 @@ def test_beat_stops_at_once_on_sigterm_in_a_long_pass(demo_repo: Path, commit: C
     """A pass catching up a year of every-1s firings (minutes of work) ends on SIGTERM."""
     from runner.store.files import FileStore
 
-    commit({**FAST, "schedules.d/fast.yaml": "schedules:\n  fast: {job: quick, every: 1s}\n"},
+    commit({**FAST_FILES, "schedules.d/fast.yaml": "schedules:\n  fast: {job: quick, every: 1s}\n"},
            "an every-1s schedule")
     store = FileStore(demo_repo / ".runner" / "state")
     year_ago = datetime.now(UTC) - timedelta(days=365)
@@ -274,19 +218,6 @@ def test_a_store_on_a_stopped_redis_raises_runners_error_only(tmp_path: Path) ->
     for call in calls.values():
         with pytest.raises(StoreUnavailable, match="Redis is unavailable"):
             call()
-
-
-def gated_cluster(tmp_path: Path) -> tuple[Redis, int, Cluster, Path]:
-    """A Redis that keeps its data (append-only file), its port, a cluster on it, and the
-    path whose creation ends the cluster's `gated` job (it runs until then)."""
-    server = start_redis(tmp_path / "redis", persist=True)
-    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
-    cluster = make_cluster(tmp_path, server.url)
-    go = tmp_path / "go"
-    (cluster.repo / "jobs.d" / "gated.yaml").write_text(
-        "jobs:\n  gated: {queue: other, targets: [here], steps: [{command: "
-        f"'while [ ! -e {go} ]; do sleep 0.05; done; echo finished'}}]}}\n")
-    return server, port, cluster, go
 
 
 def test_a_run_that_ends_while_redis_is_away_saves_its_state_when_it_is_back(

@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import PROJECT, copy_demo
+from tests.helpers.repos import PROJECT, copy_demo, runner, up_fails
 from tests.servers import free_port
 
 NOW = "2026-10-24T12:00:00+02:00"  # the night after, Berlin leaves daylight-saving time
-
-
-def runner(*args: str, cwd: Path = PROJECT, cache: Path | None = None
-           ) -> subprocess.CompletedProcess[str]:
-    cache = cache or Path(tempfile.gettempdir()) / "runner-test-cache"
-    env = {**os.environ, "RUNNER_CACHE_DIR": str(cache)}
-    done = subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert "Traceback" not in done.stderr + done.stdout
-    return done
 
 
 def test_demo_validates(tmp_path: Path) -> None:
@@ -204,31 +191,6 @@ def test_up_refuses_a_bad_api_bind_before_starting_anything(tmp_path: Path) -> N
     done = runner("up", "--api-bind", "nowhere", cache=tmp_path)
     assert done.returncode == 2
     assert done.stderr == "error: --api-bind 'nowhere' is not HOST:PORT, e.g. 127.0.0.1:8080\n"
-
-
-def up_fails(repo: Path, *args: str, env: dict[str, str] | None = None
-             ) -> tuple[int, str, float]:
-    """`runner up --repo REPO ARGS` in a session of its own, expected to exit on its own within
-    30 s: its exit status, stderr and seconds taken; no process of its session is left."""
-    started = time.monotonic()
-    up = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(repo), *args],
-                          env={**{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
-                               **(env or {})}, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        _, err = up.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(up.pid, signal.SIGKILL)
-        up.communicate()
-        raise AssertionError("runner up did not exit within 30 s") from None
-    try:
-        os.killpg(up.pid, signal.SIGKILL)  # whatever it left running
-    except ProcessLookupError:
-        pass
-    else:
-        raise AssertionError(f"runner up left processes of its session running: {err}")
-    assert "Traceback" not in err
-    return up.returncode, err, time.monotonic() - started
 
 
 def test_up_on_a_busy_api_address_exits_2_before_starting_anything(

@@ -16,20 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.api_servers import (
-    OPS,
-    Api,
-    embedded_cluster,  # noqa: F401 - fixture
-    redis_cluster,  # noqa: F401 - fixture
-    start_api,
-)
-from tests.integration.conftest import copy_demo, git
-from tests.integration.test_celery import Cluster, poll
+from tests.helpers.api import ARGS, CHROMIUM, OPS, Api, start_api
+from tests.helpers.cluster import Cluster
+from tests.helpers.procs import poll
+from tests.helpers.repos import copy_demo, git
 from tests.servers import free_port, wait_port
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def screenshot(page: Any, shot: Path) -> None:
@@ -40,7 +31,7 @@ def screenshot(page: Any, shot: Path) -> None:
 
 
 @pytest.fixture
-def api(redis_cluster: Cluster) -> Iterator[Api]:  # noqa: F811
+def api(redis_cluster: Cluster) -> Iterator[Api]:
     server = start_api(redis_cluster)
     yield server
     server.stop()
@@ -87,7 +78,7 @@ def test_watch_a_run_finish_and_cancel_a_running_one(api: Api, tmp_path: Path) -
 
 
 def test_dashboard_and_docs_request_nothing_from_other_hosts(
-        embedded_cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+        embedded_cluster: Cluster, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     server = start_api(embedded_cluster)
@@ -212,7 +203,7 @@ REPORT_CSP = ("document.addEventListener('securitypolicyviolation', (e) => conso
 
 
 def test_the_dashboard_works_under_the_csp_and_keeps_its_token_in_its_tab(
-        embedded_cluster: Cluster) -> None:  # noqa: F811
+        embedded_cluster: Cluster) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     server = start_api(embedded_cluster)

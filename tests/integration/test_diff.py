@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from runner.cli import cli
-from tests.integration.conftest import git
+from tests.helpers.repos import git
 
 Commit = Callable[..., str]
 NOW = "2026-03-28T12:00:00+01:00"

@@ -16,9 +16,9 @@ import pytest
 from runner.errors import StoreUnavailable
 from runner.runs import RunRecord
 from runner.store.files import FileStore, clean_stale
-from tests.integration.api_servers import Api, make_cluster
-from tests.integration.test_celery import poll
-from tests.integration.test_chaos import health, status
+from tests.helpers.api import Api
+from tests.helpers.cluster import health, make_cluster, status
+from tests.helpers.procs import poll
 
 
 def mount(*args: str) -> None:

@@ -1,7 +1,7 @@
 """Issue 17's "Done when" under `runner up` on Redis with an every-2s schedule of a job that
 takes a second: kill -9 of the worker, of its pool process, of beat and of the publisher, each
 mid-run. `runner up` keeps running and starts the killed child again, firings resume by
-themselves, every firing is run or recorded MISSED exactly once (tests/integration/chaos.py),
+themselves, every firing is run or recorded MISSED exactly once (tests/helpers/chaos.py),
 no command completes twice, no run is left unfinished, every finished run is one commit on
 the report branch."""
 
@@ -23,20 +23,14 @@ import pytest
 from runner.desired import next_fires
 from runner.runs import FINAL
 from runner.store.redis import RedisStore
-from tests.integration.chaos import FAST, first_firing, pids, settled, slow_job, window_end
-from tests.integration.test_celery import poll
-from tests.integration.test_chaos import Commit, children, finished_since, status
+from tests.helpers.chaos import FAST, first_firing, pids, settled, slow_job, window_end
+from tests.helpers.cluster import finished_since, status
+from tests.helpers.procs import ancestors, children, cmdline, poll
+from tests.helpers.repos import Commit
 from tests.servers import runner_up, start_redis
 
 ROLE = {"worker": "worker system-worker", "pool": "worker system-worker", "beat": " beat ",
         "publisher": " publish "}
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def child(up: int, role: str) -> int | None:
@@ -47,15 +41,10 @@ def child(up: int, role: str) -> int | None:
 def pool_of(marker: str, worker: int) -> int | None:
     """The pool process running a command of `marker` now: its ancestor whose parent is
     `worker` (None when no command runs, or it ended meanwhile)."""
-    for pid in pids(marker):
-        try:
-            while (parent := int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2]
-                                 .split()[1])) not in (worker, 1):
-                pid = parent
-        except OSError:
-            continue
-        if parent == worker:
-            return pid
+    for pid in pids(worker, marker):
+        chain = [pid, *ancestors(pid)]
+        if worker in chain[1:]:
+            return chain[chain.index(worker) - 1]
     return None
 
 
@@ -80,7 +69,7 @@ def test_up_rides_out_a_killed_child(fault: str, demo_repo: Path, commit: Commit
             poll(lambda: child(up.pid, fault), 30, f"{fault} runs")
             target = child(up.pid, fault)
             assert target is not None
-            poll(lambda: pids(marker), 30, "a command mid-run")  # the kill lands mid-run
+            poll(lambda: pids(up.pid, marker), 30, "a command mid-run")  # the kill lands mid-run
             if fault == "pool":
                 target = poll(lambda: pool_of(marker, target), 30, "a pool process's command")
             os.kill(target, signal.SIGKILL)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from runner.config import model
 from runner.executor.base import Tail
-from tests.integration.conftest import copy_demo
-from tests.integration.test_run import add_job, runner
-from tests.integration.test_ssh import make_job, one, run
+from tests.helpers.repos import add_job, copy_demo, runner_on
+from tests.helpers.ssh import make_job, one, run
 from tests.servers import Sshd
 
 
@@ -34,7 +33,7 @@ def test_a_download_of_a_fifo_or_a_device_fails_at_once(tmp_path: Path) -> None:
       - {{download: {{src: {tmp_path}}}, when: always}}
 """)
     start = time.monotonic()
-    done = runner(repo, "run", "fetch", "--format", "json")
+    done = runner_on(repo, "run", "fetch", "--format", "json")
     assert time.monotonic() - start < 30  # it hung for ever
     assert done.returncode == 1, done.stderr
     t = json.loads(done.stdout)["targets"]["localhost"]
@@ -53,7 +52,7 @@ def test_max_bytes_has_a_maximum(tmp_path: Path) -> None:
     steps:
       - {download: {src: /dev/zero, max_bytes: 104857601}}
 """)
-    done = runner(repo, "validate")
+    done = runner_on(repo, "validate")
     assert done.returncode == 1
     assert "must be from 1 to 104857600; found an integer 104857601" in done.stdout
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import ReportError, SourceError
-from tests.integration.conftest import git
-from tests.integration.test_cli import runner, up_fails
+from tests.helpers.repos import git, runner, up_fails
 from tests.servers import free_port
 
 OPTION = "starts with '-', which git would read as an option"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -13,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import git
-from tests.integration.test_celery import Cluster, broker_env, poll
+from tests.helpers.cluster import Cluster, broker_env
+from tests.helpers.procs import alive, cmdline, descendants, poll
+from tests.helpers.repos import git
 from tests.servers import free_port
 
 QUEUES = """\
@@ -173,7 +175,6 @@ def test_pushes_change_what_runs_without_restart_and_bad_ones_change_nothing(
 def test_up_starts_a_worker_a_commit_adds_and_restarts_a_child_that_died(
         tmp_path: Path) -> None:
     import signal
-    import subprocess
 
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["RUNNER_CACHE_DIR"] = str(tmp_path / "cache")
@@ -182,14 +183,13 @@ def test_up_starts_a_worker_a_commit_adds_and_restarts_a_child_that_died(
     cluster = Cluster(home, env)
     loop = Loop(cluster, tmp_path)
     try:
-        cluster.start("up", "--source", str(loop.bare), "--branch", "main",
-                      "--api-bind", f"127.0.0.1:{free_port()}")
+        up = cluster.start("up", "--source", str(loop.bare), "--branch", "main",
+                           "--api-bind", f"127.0.0.1:{free_port()}")
         loop.applied(git(loop.work, "rev-parse", "HEAD"))
 
-        def pids(what: str) -> list[int]:
-            done = subprocess.run(["pgrep", "-f", f"runner {what} .*--repo {home}$"],
-                                  capture_output=True, text=True, check=False)
-            return [int(p) for p in done.stdout.split()]
+        def pids(what: str) -> list[int]:  # up's children (and their pool processes)
+            return [p for p in descendants(up.pid)
+                    if re.search(f"runner {what} .*--repo {home}$", cmdline(p).strip())]
 
         assert pids("worker v") == []
         added = loop.push({"queues.yaml": "queues: {a: {}, c: {}}\nworkers:\n  w: {queues: [a]}"
@@ -200,6 +200,8 @@ def test_up_starts_a_worker_a_commit_adds_and_restarts_a_child_that_died(
         loop.applied(added)
         record = cluster.final(cluster.enqueue("cjob"))
         assert (record["state"], record["worker"].split("-")[0]) == ("SUCCESS", "v")
+        workers_v = pids("worker v")
+        assert workers_v
 
         beat = poll(lambda: pids("beat"), 10, "beat runs")
         os.kill(beat[0], signal.SIGKILL)
@@ -207,6 +209,7 @@ def test_up_starts_a_worker_a_commit_adds_and_restarts_a_child_that_died(
         assert again and again[0] != beat[0]
 
         loop.push({"queues.yaml": QUEUES, "jobs.d/j.yaml": JOBS}, "no more v")
-        poll(lambda: pids("worker v") == [], 30, "worker v is stopped")
+        poll(lambda: pids("worker v") == [] and not any(map(alive, workers_v)), 30,
+             "worker v is stopped")
     finally:
         cluster.stop()

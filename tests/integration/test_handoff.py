@@ -20,8 +20,8 @@ from runner.celery.beat import Beat
 from runner.errors import StoreUnavailable
 from runner.settings import Settings
 from runner.system import System
-from tests.integration.conftest import copy_demo
-from tests.integration.test_celery import poll
+from tests.helpers.procs import poll
+from tests.helpers.repos import copy_demo
 from tests.servers import Redis, redis_port, start_redis
 
 FIVE = "schedules:\n  five: {job: health-check, every: 5m, overlap: allow}\n"

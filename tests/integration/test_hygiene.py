@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.conftest import git
-from tests.integration.test_celery import poll
-from tests.integration.test_reconcile import status
+from tests.helpers.cluster import reconcile_status
+from tests.helpers.procs import poll
+from tests.helpers.repos import git
 from tests.servers import free_port, runner_up, wait_port
 
 PASSWORD = "hunter2-Zq81"
@@ -66,17 +66,18 @@ def test_reconcile_watch_says_one_line_per_real_event(demo_repo: Path, tmp_path:
                                  env={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
     try:
         head = git(demo_repo, "rev-parse", "HEAD")
-        poll(lambda: status(home).get("applied_revision") == head, 60, "HEAD applied")
-        first = status(home)["last_reconcile"]
+        poll(lambda: reconcile_status(home).get("applied_revision") == head, 60, "HEAD applied")
+        first = reconcile_status(home)["last_reconcile"]
         git(demo_repo, "update-ref", "refs/heads/reports", head)  # as the publisher does
         git(demo_repo, "pack-refs", "--all")
-        poll(lambda: status(home)["last_reconcile"] > first + 3, 30, "three more looks")
+        poll(lambda: reconcile_status(home)["last_reconcile"] > first + 3, 30, "three more looks")
         (demo_repo / "targets.d" / "extra.yaml").write_text(
             "targets:\n  extra-1: {transport: local}\n")
         git(demo_repo, "add", "-A")
         git(demo_repo, "commit", "-q", "-m", "a target")
         new = git(demo_repo, "rev-parse", "HEAD")
-        poll(lambda: status(home).get("applied_revision") == new, 30, "the commit applied")
+        poll(lambda: reconcile_status(home).get("applied_revision") == new, 30,
+             "the commit applied")
     finally:
         watch.terminate()
         watch.wait(30)

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from runner.store.files import FileStore
-from tests.integration.conftest import git
-from tests.integration.test_celery import poll
+from tests.helpers.procs import poll
+from tests.helpers.repos import git
 from tests.servers import runner_up
 
 PLANTED = ("runner/__init__.py", "runner/__main__.py", "yaml.py", "celery.py", "click.py",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import copy_demo, git
+from tests.helpers.repos import copy_demo, git
 from tests.servers import free_port
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -29,8 +29,8 @@ from runner.store import Store
 from runner.store.files import FileStore
 from runner.store.redis import RedisStore
 from runner.system import System
-from tests.integration.conftest import git
-from tests.integration.test_celery import poll
+from tests.helpers.procs import poll
+from tests.helpers.repos import git
 from tests.servers import Redis, runner_up
 
 Commit = Callable[[dict[str, str | None], str], str]

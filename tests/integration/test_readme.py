@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from runner.cli import cli
-from tests.integration.conftest import PROJECT
+from tests.helpers.repos import PROJECT
 
 README = (PROJECT / "README.md").read_text()
 

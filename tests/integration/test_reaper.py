@@ -16,9 +16,8 @@ from runner.runs import RunRecord
 from runner.settings import Settings
 from runner.store.redis import RedisStore
 from runner.system import System
-from tests.integration.api_servers import make_cluster
-from tests.integration.test_celery import Cluster, poll
-from tests.integration.test_chaos import gated_cluster
+from tests.helpers.cluster import Cluster, gated_cluster, make_cluster
+from tests.helpers.procs import poll
 from tests.servers import Redis, start_redis
 
 

@@ -8,21 +8,18 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from runner.store.files import FileStore
-from tests.integration.conftest import copy_demo, git
-from tests.servers import runner_up
+from tests.helpers.cluster import reconcile_status
+from tests.helpers.procs import poll
+from tests.helpers.repos import copy_demo, git
+from tests.servers import keygen, runner_up
 
 
 def runner(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "runner", *args, "--repo", str(state)],
                           capture_output=True, text=True, timeout=120,
                           env={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
-
-
-def status(state: Path) -> dict[str, Any]:
-    return FileStore(state / ".runner" / "state").get("reconcile") or {}
 
 
 def test_apply_noop_refuse_fix_and_rewrite(
@@ -34,7 +31,7 @@ def test_apply_noop_refuse_fix_and_rewrite(
     done = runner(state, "reconcile", "--once", "--source", src)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"main at {first[:12]}: applied"
-    s = status(state)
+    s = reconcile_status(state)
     assert (s["applied_revision"], s["attempted_revision"], s["errors"]) == (first, first, [])
     store = FileStore(state / ".runner" / "state")
     published = store.get(f"revision:{first}") or {}
@@ -52,7 +49,7 @@ def test_apply_noop_refuse_fix_and_rewrite(
     assert refused.returncode == 1
     assert refused.stdout.startswith("jobs.d/broken.yaml:2:")
     assert f"revision {bad[:12]} is invalid" in refused.stderr
-    s = status(state)
+    s = reconcile_status(state)
     assert (s["applied_revision"], s["attempted_revision"]) == (first, bad)
     assert s["errors"][0]["file"] == "jobs.d/broken.yaml"
     shown = json.loads(runner(state, "status", "--format", "json").stdout)
@@ -61,7 +58,7 @@ def test_apply_noop_refuse_fix_and_rewrite(
 
     fixed = commit({"jobs.d/broken.yaml": None}, "fix it")
     assert runner(state, "reconcile", "--once", "--source", src).returncode == 0
-    assert status(state)["applied_revision"] == fixed
+    assert reconcile_status(state)["applied_revision"] == fixed
 
     git(demo_repo, "reset", "-q", "--hard", first)  # history rewritten under the runner
     rewritten = commit({"files/motd.txt": "rewritten\n"}, "rewrite")
@@ -76,7 +73,7 @@ def test_unreachable_source_keeps_the_applied_revision(demo_repo: Path, tmp_path
     gone = runner(state, "reconcile", "--once", "--source", str(tmp_path / "nowhere"))
     assert gone.returncode == 2
     assert gone.stderr.startswith(f"error: cannot fetch branch 'main' from {tmp_path}/nowhere")
-    s = status(state)
+    s = reconcile_status(state)
     assert s["applied_revision"] == git(demo_repo, "rev-parse", "HEAD")
     assert s["fetch_error"].startswith("cannot fetch branch 'main'")
 
@@ -86,7 +83,6 @@ def test_watch_sees_a_ref_change_that_raised_no_file_event(demo_repo: Path,
     """A commit made before the watch was up, or one the watch missed, is still applied
     within seconds (not at the next --interval): here the branch moves inside packed-refs,
     which is outside the watched refs/ directory."""
-    from tests.integration.test_celery import poll
 
     state = copy_demo(tmp_path / "runner-home")
     with open(tmp_path / "reconcile.log", "wb") as log:
@@ -96,14 +92,14 @@ def test_watch_sees_a_ref_change_that_raised_no_file_event(demo_repo: Path,
                                  env={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
     try:
         head = git(demo_repo, "rev-parse", "HEAD")
-        poll(lambda: status(state).get("applied_revision") == head, 60, "HEAD applied")
+        poll(lambda: reconcile_status(state).get("applied_revision") == head, 60, "HEAD applied")
         git(demo_repo, "pack-refs", "--all")  # the branch now lives in .git/packed-refs
         new = git(demo_repo, "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "moved")
         packed = demo_repo / ".git" / "packed-refs"
         packed.write_text(packed.read_text().replace(f"{head} refs/heads/main",
                                                      f"{new} refs/heads/main"))
         assert git(demo_repo, "rev-parse", "main") == new
-        poll(lambda: status(state).get("applied_revision") == new, 10, "the move applied")
+        poll(lambda: reconcile_status(state).get("applied_revision") == new, 10, "the move applied")
     finally:
         watch.terminate()
         watch.wait(30)
@@ -112,7 +108,6 @@ def test_watch_sees_a_ref_change_that_raised_no_file_event(demo_repo: Path,
 def test_workers_run_the_applied_revision_and_its_files(
         demo_repo: Path, commit: Callable[[dict[str, str | None], str], str],
         tmp_path: Path) -> None:
-    from tests.integration.test_celery import poll
 
     state = copy_demo(tmp_path / "runner-home")  # knows nothing of the job below
     commit({"files/only-in-git.sh": "#!/bin/sh\necho from the applied revision\n",
@@ -140,7 +135,6 @@ def test_workers_run_the_applied_revision_and_its_files(
 def test_a_queued_run_executes_the_revision_that_triggered_it(
         demo_repo: Path, commit: Callable[[dict[str, str | None], str], str],
         tmp_path: Path) -> None:
-    from tests.integration.test_celery import poll
 
     state = copy_demo(tmp_path / "runner-home")
 
@@ -183,7 +177,6 @@ def test_up_applies_a_pushed_schedule_within_seconds(
         demo_repo: Path, commit: Callable[[dict[str, str | None], str], str]) -> None:
     import time
 
-    from tests.integration.test_celery import poll
 
     commit({"schedules.d/ops.yaml": None}, "no demo schedules: only this test's fire")
     with runner_up(demo_repo, demo_repo.parent / "up.log"):
@@ -203,7 +196,6 @@ def test_up_applies_a_pushed_schedule_within_seconds(
 
 
 def test_require_signed_applies_only_signed_heads(demo_repo: Path, tmp_path: Path) -> None:
-    from tests.servers import keygen
 
     state = copy_demo(tmp_path / "runner-home")
     trusted = keygen(tmp_path / "trusted").split()
@@ -227,14 +219,14 @@ def test_require_signed_applies_only_signed_heads(demo_repo: Path, tmp_path: Pat
     assert refused.returncode == 1
     assert f"head commit {unsigned_head[:12]} is not signed by a key of {allowed}" \
         in refused.stderr
-    assert "applied_revision" not in status(state)
+    assert "applied_revision" not in reconcile_status(state)
     good = signed_commit("trusted", "signed by a trusted key")
     assert attempt().returncode == 0
-    assert status(state)["applied_revision"] == good
+    assert reconcile_status(state)["applied_revision"] == good
     bad = signed_commit("stranger", "signed by someone else")
     refused = attempt()
     assert refused.returncode == 1
-    s = status(state)
+    s = reconcile_status(state)
     assert (s["applied_revision"], s["attempted_revision"]) == (good, bad)
     assert s["refused"].startswith(f"head commit {bad[:12]} is not signed by a key of")
 
@@ -242,7 +234,6 @@ def test_require_signed_applies_only_signed_heads(demo_repo: Path, tmp_path: Pat
 def test_push_to_a_bare_remote_reassigns_a_running_worker(demo_repo: Path,
                                                           tmp_path: Path) -> None:
 
-    from tests.integration.test_celery import poll
 
     remote = tmp_path / "remote.git"
     git(tmp_path, "clone", "-q", "--bare", str(demo_repo), str(remote))

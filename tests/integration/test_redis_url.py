@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,17 +14,8 @@ import pytest
 
 from runner.redis_url import broker_url, store_url
 from runner.settings import Settings
-
-JOBS = "jobs:\n  hello: {queue: q, targets: [here], steps: [{command: echo hello}]}\n"
-
-
-def _wait(check: object, deadline: float, what: str) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {deadline}s")
+from tests.helpers.cluster import a_worker_runs_a_job
+from tests.helpers.procs import poll
 
 
 @pytest.fixture
@@ -38,7 +27,7 @@ def socket_redis(tmp_path: Path) -> Iterator[Path]:
                              "--appendonly", "no", "--dir", str(tmp_path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(sock.exists, 10, "redis-server's socket")
+        poll(sock.exists, 10, "redis-server's socket")
         yield sock
     finally:
         proc.terminate()
@@ -66,36 +55,6 @@ def test_celerys_cert_reqs_spelling_reaches_redis_py() -> None:
         url = Settings.from_env({"REDIS_URL": f"rediss://h:6380/0?ssl_cert_reqs={given}"}).redis_url
         connection = redis.Redis.from_url(url).connection_pool.make_connection()
         assert connection.cert_reqs == ssl.CERT_REQUIRED  # type: ignore[attr-defined]
-
-
-def a_worker_runs_a_job(redis_url: str, tmp_path: Path) -> None:
-    """A `runner worker` on `redis_url` takes a run that `runner run --enqueue --wait`
-    queues through the same URL, with no traceback."""
-    repo = tmp_path / "config"
-    for d in ("targets.d", "jobs.d"):
-        (repo / d).mkdir(parents=True)
-    (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers:\n  w: {queues: [q]}\n")
-    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
-    (repo / "jobs.d" / "j.yaml").write_text(JOBS)
-    env = {**os.environ, "REDIS_URL": redis_url, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "runner", "worker", "w", "--repo",
-                                   str(repo)], env=env, stdout=log, stderr=log,
-                                  start_new_session=True)
-    try:
-        _wait(lambda: b" ready." in log_path.read_bytes() or worker.poll() is not None, 60,
-              "the worker is ready")
-        assert worker.poll() is None, log_path.read_text()
-        done = subprocess.run([sys.executable, "-m", "runner", "run", "hello", "--enqueue",
-                               "--wait", "--repo", str(repo)], env=env, capture_output=True,
-                              text=True, timeout=60)
-        assert done.returncode == 0, done.stdout + done.stderr + log_path.read_text()
-        assert "Traceback" not in log_path.read_text()
-    finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(30)
 
 
 @pytest.mark.parametrize("scheme", ["unix", "redis+socket"])

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import SourceError
-from tests.integration.conftest import copy_demo, git
-from tests.integration.test_cli import runner
+from tests.helpers.repos import copy_demo, git, runner
 
 SECRET = "git-config-secret"
 LEAK = ("jobs:\n  leak:\n    queue: system\n    targets: [localhost]\n    steps:\n"

@@ -10,24 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.conftest import copy_demo
-from tests.integration.test_ssh import gone
-
-
-def runner(repo: Path, *args: str, env: dict[str, str] | None = None
-           ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runner", *args, "--repo", str(repo)],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
-
-
-def add_job(repo: Path, text: str) -> None:
-    (repo / "jobs.d" / "extra.yaml").write_text(text)
+from tests.helpers.procs import gone, matching, poll, watching
+from tests.helpers.repos import add_job, copy_demo, runner_on
 
 
 def test_demo_job_runs_on_local_targets(tmp_path: Path) -> None:
     repo = copy_demo(tmp_path / "config")
-    done = runner(repo, "run", "health-check", "--format", "json")
+    done = runner_on(repo, "run", "health-check", "--format", "json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert set(result) >= {"run_id", "job", "status", "targets"}
@@ -45,7 +34,7 @@ def test_demo_job_runs_on_local_targets(tmp_path: Path) -> None:
 
 def test_text_report_and_limit(tmp_path: Path) -> None:
     repo = copy_demo(tmp_path / "config")
-    done = runner(repo, "run", "health-check", "--limit", "localhost")
+    done = runner_on(repo, "run", "health-check", "--limit", "localhost")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("ok        localhost rc 0 (")
@@ -64,7 +53,7 @@ def test_a_failed_target_exits_1_and_the_others_still_report(tmp_path: Path) -> 
       - {command: 'echo only-batch-fails >&2; exit 5', name: check}
       - {command: 'echo reporting failure', when: on_failure}
 """)
-    done = runner(repo, "run", "half-broken", "--format", "json")
+    done = runner_on(repo, "run", "half-broken", "--format", "json")
     assert done.returncode == 1
     result = json.loads(done.stdout)
     assert result["status"] == "failed"
@@ -86,13 +75,14 @@ def test_local_timeout_kills_the_process_group(tmp_path: Path) -> None:
       - {command: 'sh -c "sleep 44.9" & sleep 44.9'}
 """)
     t0 = time.monotonic()
-    done = runner(repo, "run", "slow", "--format", "json")
+    with watching(os.getpid(), "sleep 44.9") as sleeps:  # the run is this process's child
+        done = runner_on(repo, "run", "slow", "--format", "json")
     assert time.monotonic() - t0 < 20
     assert done.returncode == 1
     t = json.loads(done.stdout)["targets"]["localhost"]
     assert t["status"] == "timeout"
     assert t["error"] == "localhost: timed out after 1s in step 'command 1'; its command was killed"
-    assert gone("sleep 44[.]9")
+    assert sleeps and gone(sleeps)
 
 
 def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
@@ -107,10 +97,7 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "runner", "run", "long", "--repo", str(repo),
                              "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    deadline = time.monotonic() + 20
-    while subprocess.run(["pgrep", "-f", "sleep 45[.]3"], capture_output=True).returncode:
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.05)
+    sleeps = poll(lambda: matching(proc.pid, "sleep 45.3"), 20, "the job never started")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 1
@@ -120,19 +107,19 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
     for name, t in result["targets"].items():
         assert t["status"] == "cancelled"
         assert t["error"] == f"{name}: cancelled by Ctrl-C during step 'command 1'"
-    assert gone("sleep 45[.]3")
+    assert gone(sleeps)
 
 
 def test_unknown_job_is_a_usage_error(tmp_path: Path) -> None:
     repo = copy_demo(tmp_path / "config")
-    done = runner(repo, "run", "health-chek")
+    done = runner_on(repo, "run", "health-chek")
     assert done.returncode == 2
     assert "there is no job 'health-chek'; did you mean 'health-check'?" in done.stderr
 
 
 def test_bad_setting_is_a_usage_error(tmp_path: Path) -> None:
     repo = copy_demo(tmp_path / "config")
-    done = runner(repo, "run", "health-check", env={"RUNNER_OUTPUT_CAP": "lots"})
+    done = runner_on(repo, "run", "health-check", env={"RUNNER_OUTPUT_CAP": "lots"})
     assert done.returncode == 2
     assert done.stderr.strip() == ("error: RUNNER_OUTPUT_CAP='lots' is not a number (or a "
                                    "duration like 30s, 5m)")
@@ -147,7 +134,7 @@ def test_output_keeps_the_tail(tmp_path: Path) -> None:
     steps:
       - {command: 'seq 1 100000'}
 """)
-    done = runner(repo, "run", "chatty", "--format", "json", env={"RUNNER_OUTPUT_CAP": "1000"})
+    done = runner_on(repo, "run", "chatty", "--format", "json", env={"RUNNER_OUTPUT_CAP": "1000"})
     assert done.returncode == 0
     out = json.loads(done.stdout)["targets"]["localhost"]["stdout"]
     assert out.startswith("[... 587895 bytes cut ...]\n")
@@ -158,7 +145,7 @@ def test_unreachable_or_malformed_redis_is_an_environment_error(tmp_path: Path) 
     repo = copy_demo(tmp_path / "config")
     for url, words in (("redis://127.0.0.1:1/0", "cannot reach Redis at REDIS_URL="),
                        ("bogus", "REDIS_URL='bogus' is not a Redis URL")):
-        done = runner(repo, "history", env={"REDIS_URL": url})
+        done = runner_on(repo, "history", env={"REDIS_URL": url})
         assert done.returncode == 2
         assert done.stderr.startswith(f"error: {words}")
         assert "Traceback" not in done.stderr

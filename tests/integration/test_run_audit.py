@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from runner.runs import RunRecord
-from tests.integration.conftest import git
-from tests.integration.test_run import add_job, runner
+from tests.helpers.procs import alive, matching, poll, running
+from tests.helpers.repos import add_job, copy_demo, git, runner_on
 from tests.servers import Redis
 
 NO_REDIS = {"REDIS_URL": ""}
@@ -37,11 +37,11 @@ def isolated(server: Redis) -> dict[str, str]:
 def test_a_direct_run_reaches_history_and_the_report_branch(
         demo_repo: Path, where: str, request: pytest.FixtureRequest) -> None:
     env = NO_REDIS if where == "embedded" else isolated(request.getfixturevalue("redis_server"))
-    done = runner(demo_repo, "run", "health-check", "--format", "json", env=env)
+    done = runner_on(demo_repo, "run", "health-check", "--format", "json", env=env)
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     run_id = printed["run_id"]
-    shown = runner(demo_repo, "history", run_id, "--format", "json", env=env)
+    shown = runner_on(demo_repo, "history", run_id, "--format", "json", env=env)
     assert shown.returncode == 0, shown.stderr
     record = json.loads(shown.stdout)["runs"][0]
     assert (record["job"], record["state"], record["trigger"]) == ("health-check", "SUCCESS",
@@ -53,7 +53,7 @@ def test_a_direct_run_reaches_history_and_the_report_branch(
     assert record["result"]["targets"]["localhost"]["stdout"] == (
         printed["targets"]["localhost"]["stdout"])
 
-    published = runner(demo_repo, "publish", "--once", env=env)
+    published = runner_on(demo_repo, "publish", "--once", env=env)
     assert published.returncode == 0, published.stderr
     base = f"runs/{datetime.now(UTC):%Y/%m/%d}/health-check/{run_id}"
     on_branch = json.loads(git(demo_repo, "show", f"reports:{base}/result.json"))
@@ -67,21 +67,20 @@ def test_a_direct_run_reaches_history_and_the_report_branch(
 
 
 def test_a_dry_run_records_nothing(demo_repo: Path) -> None:
-    done = runner(demo_repo, "run", "health-check", "--dry-run", env=NO_REDIS)
+    done = runner_on(demo_repo, "run", "health-check", "--dry-run", env=NO_REDIS)
     assert done.returncode == 0, done.stderr
-    shown = runner(demo_repo, "history", "--format", "json", env=NO_REDIS)
+    shown = runner_on(demo_repo, "history", "--format", "json", env=NO_REDIS)
     assert json.loads(shown.stdout)["runs"] == []
 
 
 @pytest.mark.parametrize(("job", "code"), [("health-check", 0), ("fails", 1)])
 def test_an_unreachable_store_warns_and_the_run_still_runs(tmp_path: Path, job: str,
                                                            code: int) -> None:
-    from tests.integration.conftest import copy_demo
-
     repo = copy_demo(tmp_path / "config")
     add_job(repo, "jobs:\n  fails:\n    queue: system\n    targets: [localhost]\n"
                   "    steps: [{command: 'exit 4'}]\n")
-    done = runner(repo, "run", job, "--format", "json", env={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    done = runner_on(repo, "run", job, "--format", "json",
+                     env={"REDIS_URL": "redis://127.0.0.1:1/0"})
     assert done.returncode == code, done.stderr
     run_id = json.loads(done.stdout)["run_id"]
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
@@ -99,21 +98,18 @@ def test_runner_cancel_stops_a_direct_run(demo_repo: Path) -> None:
                              str(demo_repo), "--format", "json"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **NO_REDIS})
-    deadline = time.monotonic() + 20
-    while subprocess.run(["pgrep", "-f", "sleep 46[.]1"], capture_output=True).returncode:
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.05)
-    runs = json.loads(runner(demo_repo, "history", "long", "--format", "json",
-                             env=NO_REDIS).stdout)["runs"]
+    poll(lambda: matching(proc.pid, "sleep 46.1"), 20, "the job never started")
+    runs = json.loads(runner_on(demo_repo, "history", "long", "--format", "json",
+                                env=NO_REDIS).stdout)["runs"]
     assert runs[0]["state"] == "STARTED"
-    cancelled = runner(demo_repo, "cancel", runs[0]["run_id"], env=NO_REDIS)
+    cancelled = runner_on(demo_repo, "cancel", runs[0]["run_id"], env=NO_REDIS)
     assert cancelled.returncode == 0, cancelled.stderr
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 1, err
     why = f"localhost: cancelled by runner cancel (user {getpass.getuser()}) during step"
     assert json.loads(out)["targets"]["localhost"]["error"].startswith(why)
-    record = json.loads(runner(demo_repo, "history", runs[0]["run_id"], "--format", "json",
-                               env=NO_REDIS).stdout)["runs"][0]
+    record = json.loads(runner_on(demo_repo, "history", runs[0]["run_id"], "--format", "json",
+                                  env=NO_REDIS).stdout)["runs"][0]
     assert record["state"] == "REVOKED"
     assert record["result"]["targets"]["localhost"]["error"].startswith(why)
 
@@ -139,20 +135,13 @@ def test_kill_9_of_a_direct_run_kills_its_command(demo_repo: Path) -> None:
     """`runner run` killed with SIGKILL (its process alone) takes its command with it."""
     import signal
 
-    from tests.integration.test_celery import alive, ancestors, poll
-
     add_job(demo_repo, "jobs:\n  long:\n    queue: system\n    targets: [localhost]\n"
                        "    steps: [{command: 'sleep 46.4'}]\n")
     proc = subprocess.Popen([sys.executable, "-m", "runner", "run", "long", "--repo",
                              str(demo_repo)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, **NO_REDIS})
 
-    def command() -> list[int]:
-        found = subprocess.run(["pgrep", "-fx", "sleep 46[.]4"], capture_output=True,
-                               text=True).stdout.split()
-        return [int(p) for p in found if proc.pid in ancestors(int(p))]
-
-    [sleep] = poll(command, 30, "the job's sleep runs")
+    [sleep] = poll(lambda: running(proc.pid, "sleep 46.4"), 30, "the job's sleep runs")
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     poll(lambda: not alive(sleep), 10, "the killed run's command dies")

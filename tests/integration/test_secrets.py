@@ -20,8 +20,8 @@ import redis
 
 from runner.executor.base import MASK
 from runner.runs import RunRecord
-from tests.integration.conftest import copy_demo
-from tests.integration.test_celery import poll
+from tests.helpers.procs import poll
+from tests.helpers.repos import copy_demo
 from tests.servers import free_port, runner_up, wait_port
 
 

@@ -20,8 +20,10 @@ from runner.redis_url import broker_url, passwords, sentinel, transport_options
 from runner.runs import FINAL, RunRecord
 from runner.settings import Settings, masked_url
 from runner.store.redis import RedisStore
-from tests.integration.test_celery import poll
-from tests.integration.test_chaos import FAST, Commit, finished_since
+from tests.helpers.chaos import FAST_FILES
+from tests.helpers.cluster import finished_since
+from tests.helpers.procs import poll
+from tests.helpers.repos import Commit
 from tests.servers import free_port, redis_port, runner_up, start_sentinel
 
 URL = "sentinel://:pw@h1:26379/2;sentinel://:pw@h2:26380/2?master_name=mm&sentinel_password=sp"
@@ -101,7 +103,7 @@ def test_the_store_follows_a_failover_and_loses_no_replicated_record(tmp_path: P
 
 def test_a_worker_takes_runs_through_the_sentinels(tmp_path: Path) -> None:
     """The broker (kombu's Sentinel transport, runner's QoS) and the store on one REDIS_URL."""
-    from tests.integration.test_redis_url import a_worker_runs_a_job
+    from tests.helpers.cluster import a_worker_runs_a_job
 
     cluster = start_sentinel(tmp_path / "sentinel")
     try:
@@ -168,7 +170,7 @@ def test_up_rides_out_a_sentinel_failover_and_a_killed_master(
     """`runner up` on Sentinel with an every-2s schedule: SENTINEL FAILOVER, then kill -9 of
     the new master; runner up keeps running, firings resume by themselves, each firing is run
     or recorded MISSED exactly once, and every run ends."""
-    commit(FAST, "an every-2s schedule")
+    commit(FAST_FILES, "an every-2s schedule")
     cluster = start_sentinel(tmp_path / "sentinel")
     env = {**os.environ, "REDIS_URL": cluster.url, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
     log = tmp_path / "up.log"

@@ -21,9 +21,8 @@ import httpx
 import pytest
 
 from runner.store.files import FileStore
-from tests.integration.conftest import GIT_ENV, git
-from tests.integration.test_celery import poll
-from tests.integration.test_cli import runner
+from tests.helpers.procs import poll
+from tests.helpers.repos import GIT_ENV, git, runner
 from tests.servers import keygen, runner_up
 
 
@@ -150,7 +149,7 @@ def shown(repo: Path, log: Path, reason: str, browser: bool) -> None:
         return
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.integration.test_dashboard import ARGS, CHROMIUM
+    from tests.helpers.api import ARGS, CHROMIUM
 
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
@@ -173,8 +172,7 @@ def _get(url: str, token: str) -> dict[str, object] | None:
 
 
 def test_up_requiring_signatures_without_a_git_source_exits_2(tmp_path: Path) -> None:
-    from tests.integration.conftest import copy_demo
-    from tests.integration.test_cli import up_fails
+    from tests.helpers.repos import copy_demo, up_fails
     from tests.servers import free_port
 
     repo = copy_demo(tmp_path / "plain")  # a directory, no git: nothing could be verified
@@ -190,7 +188,7 @@ def test_up_requiring_signatures_without_a_git_source_exits_2(tmp_path: Path) ->
 def test_an_applied_head_is_verified_again_once_signatures_are_required(
         demo_repo: Path, tmp_path: Path) -> None:
     """Turning the keyring on: status says the running (unsigned) head is refused."""
-    from tests.integration.conftest import copy_demo
+    from tests.helpers.repos import copy_demo
 
     state = copy_demo(tmp_path / "home")
     (tmp_path / "allowed").write_text("")

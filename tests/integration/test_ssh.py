@@ -11,7 +11,6 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,41 +23,9 @@ from runner.executor.cancel import Cancel
 from runner.executor.engine import Engine
 from runner.executor.ssh import SshPool
 from runner.settings import Settings
+from tests.helpers.procs import gone, matching, poll, running, watching
+from tests.helpers.ssh import make_job, one, run
 from tests.servers import Sshd, free_port, keygen
-
-
-def make_job(steps: list[dict[str, Any]], **extra: Any) -> model.Job:
-    return model.job("j", {"queue": "q", "targets": ["t"], "steps": steps, **extra})
-
-
-def run(job: model.Job, targets: Mapping[str, model.Target], files: Mapping[str, FileBlob] = {},
-        engine: Engine | None = None, cancel: Cancel | None = None,
-        progress: Any = None) -> RunResult:
-    async def main() -> RunResult:
-        e = engine or Engine()
-        try:
-            return await e.run(job, targets, files, run_id="r1", revision="rev", cancel=cancel,
-                               progress=progress)
-        finally:
-            if engine is None:
-                await e.close()
-    return asyncio.run(main())
-
-
-def one(sshd: Sshd, steps: list[dict[str, Any]], files: Mapping[str, FileBlob] = {},
-        target: dict[str, Any] | None = None, **extra: Any) -> TargetResult:
-    t = model.target("t", target or sshd.target())
-    return run(make_job(steps, **extra), {"t": t}, files).targets["t"]
-
-
-def gone(pattern: str, deadline: float = 5.0) -> bool:
-    """True once no process matches `pattern` (polled with a deadline)."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 1:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_command_env_output_and_exit_code(sshd: Sshd) -> None:
@@ -89,12 +56,13 @@ def test_on_failure_steps_do_not_run_after_success(sshd: Sshd) -> None:
 
 def test_timeout_kills_the_remote_command_and_its_children(sshd: Sshd) -> None:
     t0 = time.monotonic()
-    t = one(sshd, [{"command": "sh -c 'sleep 41.3' & sleep 41.3; echo never"},
-                   {"command": "echo cleanup", "when": "on_failure"}], timeout="1s")
+    with watching(sshd.proc.pid, "sleep 41.3") as sleeps:
+        t = one(sshd, [{"command": "sh -c 'sleep 41.3' & sleep 41.3; echo never"},
+                       {"command": "echo cleanup", "when": "on_failure"}], timeout="1s")
     assert time.monotonic() - t0 < 10
     assert t.status == "timeout"
     assert t.error == "t: timed out after 1s in step 'command 1'; its command was killed"
-    assert gone("sleep 41[.]3"), "the remote command survived its timeout"
+    assert sleeps and gone(sleeps), "the remote command survived its timeout"
 
 
 def test_the_remote_command_dies_when_its_connection_drops(sshd: Sshd) -> None:
@@ -106,24 +74,23 @@ def test_the_remote_command_dies_when_its_connection_drops(sshd: Sshd) -> None:
     holder = multiprocessing.get_context("fork").Process(
         target=one, args=(sshd, [{"command": "sleep 62.3 & sleep 62.4; echo done"}]))
     holder.start()
-    end = time.monotonic() + 30
-    while subprocess.run(["pgrep", "-fx", "sleep 62[.]4"], capture_output=True).returncode:
-        assert time.monotonic() < end, "the remote command never started"
-        time.sleep(0.05)
+    poll(lambda: running(sshd.proc.pid, "sleep 62.4"), 30, "the remote command never started")
+    sleeps = matching(sshd.proc.pid, "sleep 62.")  # both sleeps, and their shell
     assert holder.pid is not None
     os.kill(holder.pid, signal.SIGKILL)
     holder.join(10)
-    assert gone("sleep 62[.][34]", 10)
+    assert gone(sleeps, 10)
 
 
 def test_step_timeout_then_on_failure_step_runs(sshd: Sshd) -> None:
-    t = one(sshd, [{"name": "slow", "command": "sleep 42.1", "timeout": "1s"},
-                   {"command": "echo cleanup", "when": "on_failure"}])
+    with watching(sshd.proc.pid, "sleep 42.1") as sleeps:
+        t = one(sshd, [{"name": "slow", "command": "sleep 42.1", "timeout": "1s"},
+                       {"command": "echo cleanup", "when": "on_failure"}])
     assert t.status == "timeout"
     assert t.error == "t: step 'slow' timed out after 1s; its command was killed"
     assert [s.status for s in t.steps] == ["timeout", "success"]
     assert t.stdout == "cleanup\n"
-    assert gone("sleep 42[.]1")
+    assert sleeps and gone(sleeps)
 
 
 def test_unknown_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
@@ -329,14 +296,15 @@ def test_cancel_stops_running_targets_and_pending_ones(sshd: Sshd) -> None:
                 threading.Timer(0.5, cancel.set, ("cancelled by test",)).start()
 
     t0 = time.monotonic()
-    result = run(job, targets, cancel=cancel, progress=progress)
+    with watching(sshd.proc.pid, "sleep 43.7") as sleeps:
+        result = run(job, targets, cancel=cancel, progress=progress)
     assert time.monotonic() - t0 < 10
     assert result.status == "cancelled"
     statuses = {n: t.status for n, t in result.targets.items()}
     assert statuses == dict.fromkeys(targets, "cancelled")
     assert result.targets["t0"].error == "t0: cancelled by test during step 'command 1'"
     assert result.targets["t3"].error == "t3: cancelled by test before it started"
-    assert gone("sleep 43[.]7")
+    assert sleeps and gone(sleeps)
 
 
 def test_agent_authentication(sshd: Sshd, tmp_path: Path,
@@ -516,13 +484,16 @@ def test_env_values_never_appear_in_a_command_line(sshd: Sshd,
         "TOKEN": "env:RUNNER_SECRET_TEST_SSH_TOKEN", "PLAIN": "plain-2718-value"})
     cancel = Cancel()
     seen: list[list[bytes]] = []
+    sleeps: list[int] = []
 
     def watch() -> None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            found = matching(sshd.proc.pid, "sleep 44.3")  # the step's, by its pids
             lines = cmdlines()
-            if any(b"sleep 44.3" in line for line in lines):
+            if found and any(b"sleep 44.3" in line for line in lines):
                 seen.append(lines)
+                sleeps.extend(found)
                 break
             time.sleep(0.02)
         cancel.set("seen")
@@ -536,7 +507,7 @@ def test_env_values_never_appear_in_a_command_line(sshd: Sshd,
     for needle in ("Tok-3141", "plain-2718-value"):
         leaks = [line for line in seen[0] if needle.encode() in line]
         assert leaks == [], f"{needle} is on a command line: {leaks}"
-    assert gone("sleep 44[.]3")
+    assert sleeps and gone(sleeps)
 
 
 def test_env_values_reach_commands_and_scripts_intact(sshd: Sshd,

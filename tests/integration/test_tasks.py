@@ -3,9 +3,9 @@ store: what a soft time limit leaves behind."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
-import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -20,6 +20,7 @@ from runner.celery.tasks import _Process, execute
 from runner.runs import RunRecord, new_run_id
 from runner.settings import Settings
 from runner.system import System
+from tests.helpers.procs import alive, watching
 
 
 def _system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str) -> System:
@@ -50,16 +51,17 @@ def test_a_soft_time_limit_kills_the_command_and_records_the_failure(
     previous = signal.signal(signal.SIGALRM, soft_limit)
     signal.setitimer(signal.ITIMER_REAL, 1.0)
     try:
-        state, error = execute(system, _Process(), "long", system.config().revision, run_id,
-                               None, "w-1@here", False)
+        with watching(os.getpid(), f"sleep {marker}") as sleeps:  # the command: our child
+            state, error = execute(system, _Process(), "long", system.config().revision, run_id,
+                                   None, "w-1@here", False)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert state == "FAILURE" and error and "passed its time limit" in error
     record = system.store.run(run_id) or {}
     assert record["state"] == "FAILURE" and "passed its time limit" in record["error"]
-    alive = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True)
-    assert alive.returncode == 1, alive.stdout  # the command was killed, not left running
+    assert sleeps
+    assert not [p for p in sleeps if alive(p)]  # the command was killed, not left running
 
 
 def test_a_second_delivery_of_a_started_run_runs_nothing(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +16,8 @@ from runner.config import model
 from runner.executor.base import TargetResult
 from runner.executor.engine import Engine
 from runner.settings import Settings
-from tests.integration.test_ssh import gone, make_job, run
+from tests.helpers.procs import gone, watching
+from tests.helpers.ssh import make_job, run
 from tests.servers import free_port
 from tests.wsman import Server, start_wsman
 
@@ -64,11 +66,12 @@ def test_exit_code_and_when(wsman: Server) -> None:
 
 def test_timeout_terminates_the_command(wsman: Server) -> None:
     t0 = time.monotonic()
-    t = one(wsman.port, [{"command": "sleep 46.1"}], timeout="1s")
+    with watching(os.getpid(), "sleep 46.1") as sleeps:  # wsman's commands: our children
+        t = one(wsman.port, [{"command": "sleep 46.1"}], timeout="1s")
     assert time.monotonic() - t0 < 15
     assert t.status == "timeout"
     assert "Signal" in wsman.state.requests
-    assert gone("sleep 46[.]1")
+    assert sleeps and gone(sleeps)
 
 
 def test_wrong_password_is_an_auth_failure(wsman: Server,

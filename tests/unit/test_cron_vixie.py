@@ -1,5 +1,5 @@
 """Differential test: runner's cron firings against crondst (an independent Vixie-cron
-implementation) and against cronie's main loop transliterated (tests/unit/cronie.py).
+implementation) and against cronie's main loop transliterated (tests/helpers/cronie.py).
 
 Random schema-valid expressions (seeded) in zones with 60-, 30- and 45-minute-offset transitions,
 compared from 2027-01-01 (calendar: day-of-month/day-of-week, months, steps) and in a window around
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from runner.cron import cron_error
 from runner.schedule import cron_fires
-from tests.unit import cronie
+from tests.helpers import cronie
 
 ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Pacific/Chatham",
          "America/Santiago", "America/Havana", "Australia/Sydney", "Asia/Tokyo"]

@@ -19,7 +19,7 @@ from runner.cron import hashed, parse
 from runner.desired import next_fires, when
 from runner.diff import changes
 from runner.schedule import jitter_offset
-from tests.test_cases import BASE
+from tests.helpers.repos import BASE
 
 
 def sched(name: str, **v: object) -> model.Schedule:

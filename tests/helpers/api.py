@@ -1,5 +1,6 @@
 """A real `runner api` process on a free loopback port in front of a real Cluster (workers on
-Redis or on the embedded default), with a viewer and an operator token."""
+Redis or on the embedded default), with a viewer and an operator token; the browser tests'
+chromium."""
 
 from __future__ import annotations
 
@@ -8,22 +9,25 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.integration.test_celery import JOBS, QUEUES, Cluster, poll
-from tests.servers import Redis, free_port, wait_port
+from tests.helpers.cluster import Cluster
+from tests.helpers.procs import poll
+from tests.servers import free_port, wait_port
 
 VIEW = "view-token-0123456789abcdef"
 OPS = "ops-token-0123456789abcdef"
 TOKENS = "viewer:vera=env:TEST_VIEW_TOKEN,operator:otto=env:TEST_OPS_TOKEN"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 class Api:
+    """`runner api` on the cluster's repository and environment, with the tokens above."""
+
     def __init__(self, cluster: Cluster, extra_env: dict[str, str] | None = None) -> None:
         self.cluster = cluster
         self.port = free_port()
@@ -52,49 +56,14 @@ class Api:
                 self.proc.wait(10)
 
 
-def make_cluster(tmp_path: Path, redis_url: str | None) -> Cluster:
-    env = {**os.environ, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("REDIS_URL", None)
-    for key in ("RUNNER_API_TOKENS", "RUNNER_API_JWT_KEY", "RUNNER_API_JWT_MAX_LIFETIME",
-                "RUNNER_API_JWT_AUDIENCE", "RUNNER_API_JWT_ISSUER", "RUNNER_API_ALLOWED_HOSTS"):
-        env.pop(key, None)
-    if redis_url:
-        import redis
-
-        redis.Redis.from_url(redis_url).flushall()
-        env["REDIS_URL"] = redis_url
-    repo = tmp_path / "config"
-    for d in ("targets.d", "jobs.d", "schedules.d"):
-        (repo / d).mkdir(parents=True)
-    (repo / "queues.yaml").write_text(QUEUES)
-    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
-    (repo / "jobs.d" / "j.yaml").write_text(
-        JOBS + "  secretive: {queue: other, targets: [here], "
-               "env: {PASSWORD: env:RUNNER_SECRET_JOB}, steps: [{command: 'echo pw=$PASSWORD'}]}\n")
-    env["RUNNER_SECRET_JOB"] = "hunter2-very-secret"
-    return Cluster(repo, env)
-
-
-@pytest.fixture
-def redis_cluster(tmp_path: Path, redis_server: Redis) -> Iterator[Cluster]:
-    c = make_cluster(tmp_path, redis_server.url)
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-def embedded_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = make_cluster(tmp_path, None)
-    yield c
-    c.stop()
-
-
 def start_api(cluster: Cluster, extra_env: dict[str, str] | None = None) -> Api:
+    """An Api in front of `cluster`, `extra_env` added to its environment."""
     return Api(cluster, extra_env)
 
 
 def wait_state(client: httpx.Client, run_id: str, states: tuple[str, ...],
                deadline: float = 60) -> dict[str, Any]:
+    """The run's record once GET /api/runs/RUN_ID says it is in one of `states`."""
     def check() -> dict[str, Any] | None:
         r = client.get(f"/api/runs/{run_id}")
         body: dict[str, Any] = r.json()

@@ -9,7 +9,6 @@ is a command that completed outside its run (an orphan, or a second execution)."
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -23,13 +22,19 @@ from runner.desired import next_fires
 from runner.errors import RunnerError
 from runner.runs import ACTIVE
 from runner.store.redis import RedisStore
+from tests.helpers.procs import cmdline, descendants
 
-FAST = Schedule(name="fast", job="quick", every=2, overlap="allow")  # test_chaos.FAST's
+FAST = Schedule(name="fast", job="quick", every=2, overlap="allow")  # FAST_FILES' schedule
+FAST_FILES = {  # an every-2s schedule of a quick job, and none other
+    "schedules.d/fast.yaml": "schedules:\n  fast: {job: quick, every: 2s, overlap: allow}\n",
+    "jobs.d/quick.yaml": "jobs:\n  quick: {queue: system, targets: [localhost], "
+                         "steps: [{command: echo quick}]}\n",
+    "schedules.d/ops.yaml": None}
 
 
 def slow_job(marks: Path, attempts: int = 0) -> tuple[dict[str, str | None], str]:
-    """test_chaos.FAST with `quick` taking about a second (and `retries: {attempts: N}`), and
-    the marker its command line holds (for pgrep -f)."""
+    """FAST_FILES with `quick` taking about a second (and `retries: {attempts: N}`), and
+    the marker its command line holds (unique: no other test's command has it)."""
     marker = f"chaos-{uuid.uuid4().hex[:12]}"
     command = (f": {marker}; t=$(date +%s%N)-$$; echo start $t >> {marks}; sleep 1; "
                f"echo done $t >> {marks}; echo $t")
@@ -41,11 +46,10 @@ def slow_job(marks: Path, attempts: int = 0) -> tuple[dict[str, str | None], str
             "schedules.d/ops.yaml": None}, marker
 
 
-def pids(marker: str) -> list[int]:
-    """The shells running the job's command now."""
-    found = subprocess.run(["pgrep", "-f", f"^/bin/sh -c : {marker}"], capture_output=True,
-                           text=True)
-    return [int(p) for p in found.stdout.split()]
+def pids(root: int, marker: str) -> list[int]:
+    """The shells running the job's command now, below the known process `root` (a worker
+    starts them: their pids are not ours to know, their marker is)."""
+    return sorted(p for p in descendants(root) if cmdline(p).startswith(f"/bin/sh -c : {marker}"))
 
 
 @dataclass(frozen=True)
