@@ -18,6 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+from runner.errors import StoreUnavailable
 from runner.overview import reports, shown
 from runner.store import SUMMARY, Store, keys
 
@@ -80,7 +81,11 @@ class Hub:
         async for raw in self._changes():
             if raw.get("kind") == "run":
                 self.generation += 1
-            event = await asyncio.to_thread(self._enrich, raw)
+            try:
+                event = await asyncio.to_thread(self._enrich, raw)
+            except StoreUnavailable as e:  # gone since it told the change: the change feed
+                log.debug("events: skipped a change: %s", e)  # says so and comes back
+                continue
             if event is not None:
                 self.broadcast(event)
 
