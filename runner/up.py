@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from runner.errors import RunnerError, StoreUnavailable, UsageError
-from runner.outage import Outage
+from runner.store.outage import Outage
 from runner.system import System
 
 TICK = 0.5        # seconds between looks at the configuration and the children

@@ -16,13 +16,13 @@ from fastapi_offline import FastAPIOffline
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from runner import overview
 from runner.api import control, live, metrics, pages, read
 from runner.api.auth import Auth, load_auth
 from runner.api.context import Context, Control
+from runner.api.events import Hub
 from runner.errors import ConfigInvalid, RunnerError, StoreUnavailable, UsageError
-from runner.events import Hub
-from runner.generation import Generation
+from runner.ops import overview
+from runner.store.generation import Generation
 from runner.system import System
 
 log = logging.getLogger("runner.api")

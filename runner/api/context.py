@@ -13,14 +13,14 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from runner import overview
 from runner.api.auth import Auth, Principal
+from runner.api.events import Hub
 from runner.api.pages import RunPages
 from runner.celery.app import create_app
 from runner.config.model import ConfigSet
-from runner.events import Hub
-from runner.generation import Generation
+from runner.ops import overview
 from runner.store import Store
+from runner.store.generation import Generation
 from runner.system import System
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from runner import overview
 from runner.api import views
 from runner.api.context import Context, context
 from runner.errors import RunnerError
+from runner.ops import overview
 
 router = APIRouter()
 

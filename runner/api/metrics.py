@@ -6,10 +6,10 @@ import time
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from runner import lateness, overview
 from runner.api.context import Context, Ctx
 from runner.celery.app import queue_length
 from runner.errors import RunnerError
+from runner.ops import lateness, overview
 from runner.runs import ACTIVE
 
 router = APIRouter()

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runner.api.auth import Auth
-from runner.events import Hub
+from runner.api.events import Hub
 
 DASHBOARD = Path(__file__).parent.parent / "dashboard"
 PAGE_TTL = 1.0  # seconds a cached page of GET /api/runs may live without any event

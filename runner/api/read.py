@@ -11,11 +11,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from runner import overview
 from runner.api import models as m
 from runner.api import views
 from runner.api.context import Ctx, Viewer
 from runner.api.models import NAME, READ, errors
+from runner.ops import overview
 from runner.store import Cursor
 
 HEALTH_TTL = 1.0  # seconds an answer of GET /api/health is reused

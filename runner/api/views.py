@@ -8,12 +8,12 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from runner import lateness, overview
 from runner.api.context import Context
 from runner.celery.app import queue_length
 from runner.errors import RunnerError
-from runner.generation import wiped
+from runner.ops import lateness, overview
 from runner.store import keys
+from runner.store.generation import wiped
 
 
 def status(ctx: Context) -> dict[str, Any]:

@@ -38,11 +38,11 @@ from runner.celery.tasks import cancel, send
 from runner.config.model import ConfigSet, Schedule
 from runner.desired import next_fires
 from runner.errors import StoreUnavailable, UsageError
-from runner.generation import Generation
-from runner.lateness import lateness_of, observe_lateness
-from runner.outage import Outage
+from runner.ops.lateness import lateness_of, observe_lateness
 from runner.runs import RunRecord
 from runner.store import Store, keys
+from runner.store.generation import Generation
+from runner.store.outage import Outage
 from runner.system import System
 from runner.timetable import GRACE, Decision, Timetable, decide, timing, window
 

@@ -11,7 +11,7 @@ from celery import Celery
 
 from runner.celery.beat import Beat
 from runner.errors import StoreUnavailable
-from runner.outage import Outage
+from runner.store.outage import Outage
 
 log = logging.getLogger("runner.beat")
 

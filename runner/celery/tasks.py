@@ -37,9 +37,9 @@ from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
 from runner.executor.cancel import Cancel
 from runner.executor.direct import final
 from runner.executor.engine import Engine
-from runner.outage import Outage, connection_error
 from runner.runs import ACTIVE, RunRecord, RunState, new_run_id
 from runner.store import Store
+from runner.store.outage import Outage, connection_error
 from runner.system import System
 
 _POLL = 0.25  # seconds between looks at the cancel flag

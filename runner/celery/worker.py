@@ -24,8 +24,8 @@ from celery import Celery, bootsteps, signals
 
 from runner.celery.message import TASK
 from runner.errors import RunnerError, StoreUnavailable
-from runner.outage import Outage
 from runner.store import keys
+from runner.store.outage import Outage
 from runner.system import RELOAD, System
 
 HEARTBEAT = 2.0  # seconds between a worker's heartbeats in its store entry

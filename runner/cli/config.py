@@ -129,7 +129,7 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
         _enqueue(job, repo, limit, wait, fmt)
         return
     if dry_run:
-        from runner.dryrun import describe, render
+        from runner.cli.dryrun import describe, render
 
         result = describe(_config(repo, fmt), job, limit)
         if fmt == "json":
@@ -140,7 +140,7 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
         return
     import sys
 
-    from runner import progress
+    from runner.cli import progress
     from runner.config.query import lookup, select
     from runner.executor.direct import Audit, relative, run_now, save_downloads
     from runner.runs import new_run_id

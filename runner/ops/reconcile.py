@@ -12,8 +12,8 @@ from pathlib import Path
 
 from runner.config.cache import DiskCache
 from runner.errors import StoreUnavailable
-from runner.outage import Outage
 from runner.reconcile import Outcome, reconcile
+from runner.store.outage import Outage
 from runner.system import System
 
 

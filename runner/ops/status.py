@@ -9,12 +9,12 @@ from typing import Any
 
 from celery import Celery
 
-from runner import lateness, overview
 from runner.celery.app import queue_length
 from runner.config.model import ConfigSet
-from runner.generation import wiped
+from runner.ops import lateness, overview
 from runner.runs import ACTIVE
 from runner.store import keys
+from runner.store.generation import wiped
 from runner.system import System
 
 ACTIVE_SCAN = 200  # newest runs looked at for the active ones

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from runner.errors import ReportError, RunnerError, StoreUnavailable
-from runner.outage import Outage
 from runner.publish.push import Publisher
 from runner.store import Store, forget_all, keys
+from runner.store.outage import Outage
 
 STATUS = keys.REPORTS                 # store key: what `runner status` shows
 RENEW = 2.5  # seconds between renewals of an idle publisher's lease (a write each)

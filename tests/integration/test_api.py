@@ -302,7 +302,7 @@ def test_docs_and_dashboard_load_only_same_origin_files(embedded_cluster: Cluste
 
 
 def test_firing_lateness_in_metrics_stats_and_status(api: Api) -> None:
-    from runner.lateness import observe_lateness
+    from runner.ops.lateness import observe_lateness
 
     cluster = api.cluster
     quiet = cluster.runner("status")

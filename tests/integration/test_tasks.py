@@ -116,7 +116,7 @@ def test_a_store_away_when_the_run_starts_is_waited_for_not_a_lost_run(
     from runner.errors import StoreUnavailable
     from runner.store.files import FileStore
 
-    monkeypatch.setattr("runner.outage.Outage.lost", lambda self, e: 0.01)  # quick backoff
+    monkeypatch.setattr("runner.store.outage.Outage.lost", lambda self, e: 0.01)  # quick backoff
     system = _system(tmp_path, monkeypatch,
         "jobs:\n  j: {queue: q, targets: [here], steps: [{command: echo done}]}\n")
     revision = system.config().revision

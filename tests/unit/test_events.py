@@ -9,8 +9,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from runner.api.events import Hub
 from runner.errors import StoreUnavailable
-from runner.events import Hub
 from runner.runs import RunRecord
 
 

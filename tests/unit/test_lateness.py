@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.lateness import increments, lateness_of, metric_lines, quantile, summary
+from runner.ops.lateness import increments, lateness_of, metric_lines, quantile, summary
 
 # observations -> (bucket counts 0.1 .. 300, +Inf), sum
 BUCKETS = [

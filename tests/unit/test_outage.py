@@ -8,7 +8,7 @@ import pytest
 
 from runner.celery.tasks import keep
 from runner.errors import StoreUnavailable
-from runner.outage import Outage
+from runner.store.outage import Outage
 
 
 def test_an_outage_is_told_once_when_lost_and_once_when_back(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runner.overview import Workers
+from runner.ops.overview import Workers
 from runner.store.files import FileStore
 
 

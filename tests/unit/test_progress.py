@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from runner.progress import Live
+from runner.cli.progress import Live
 
 
 def test_the_live_line_shows_the_time_passing_while_no_target_ends() -> None:

@@ -26,10 +26,10 @@ from kombu.exceptions import KombuError
 from runner.config.model import ConfigSet
 from runner.desired import next_fires, when
 from runner.errors import RunnerError
-from runner.lateness import metric_lines
-from runner.outage import connection_error
+from runner.ops.lateness import metric_lines
 from runner.runs import ACTIVE, FINAL
 from runner.store import Store, keys
+from runner.store.outage import connection_error
 
 BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 log = logging.getLogger("runner.api")

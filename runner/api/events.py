@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from runner.errors import StoreUnavailable
-from runner.overview import reports, shown
+from runner.ops.overview import reports, shown
 from runner.store import SUMMARY, Store, keys
 
 log = logging.getLogger("runner.api")
