@@ -6,7 +6,9 @@ jobs send. The Celery app is built from it in runner/celery/app.py."""
 from __future__ import annotations
 
 import base64
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -156,6 +158,30 @@ class System:
             raise ConfigInvalid(list(loaded.problems))
         self._seen = seen
         return loaded.config
+
+    def watch(self, wake: threading.Event) -> Callable[[], None] | None:
+        """Directory mode without waiting for the next look: a file written or moved into
+        --repo or one of its config folders sets `wake` and makes the next config() look at
+        once (inotify; removals are still seen by the look every DIR_RELOAD s). Returns the
+        function that stops watching; None where inotify cannot be had."""
+        from runner import inotify
+        from runner.config.load import CONFIG_DIRS
+
+        folders = [self.repo, *(p for d in CONFIG_DIRS if (p := self.repo / d).is_dir())]
+        folder = inotify.open_folder(*folders) if self.repo.is_dir() else None
+        if folder is None:
+            return None
+        stop = threading.Event()
+
+        def follow() -> None:
+            while not stop.is_set():
+                if folder.wait(1.0):
+                    self._looked = self._read = float("-inf")
+                    wake.set()
+            folder.close()
+
+        threading.Thread(target=follow, name="repo-watch", daemon=True).start()
+        return stop.set
 
     @property
     def broker_dir(self) -> Path:

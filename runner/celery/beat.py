@@ -312,6 +312,7 @@ class Beat:
         outage, self.stop = Outage("beat", log), stop
         self.running = True
         self.lease.start()
+        unwatch = self.system.watch(self.lease.changed)  # a --repo edit wakes it too
         try:
             while not stop.is_set():
                 try:
@@ -321,8 +322,10 @@ class Beat:
                     stop.wait(outage.lost(e))
                     continue
                 outage.ok()
-                if self.lease.changed.wait(self.idle()):  # woken early: the lease flipped
-                    self.lease.changed.clear()
+                if self.lease.changed.wait(self.idle()):  # woken early: the lease flipped,
+                    self.lease.changed.clear()            # or a file of --repo changed
         finally:
             self.running = False
             self.lease.stop()
+            if unwatch:
+                unwatch()

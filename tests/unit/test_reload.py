@@ -48,3 +48,28 @@ def test_a_changed_file_costs_its_own_objects(tmp_path: Path,
     assert "b2" not in after.schedules and not any(  # removed: forgotten, not kept alive
         "b2" in names for names in system._made.values())
     assert after == fresh(repo, tmp_path / "again").config()  # as a load from scratch
+
+
+def test_a_file_written_into_the_repository_wakes_its_watcher(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    repo = tmp_path / "repo"
+    for name, text in FILES.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    system = System(Settings(redis_url=""), repo, tmp_path / "state")
+    wake = threading.Event()
+    stop = system.watch(wake)
+    assert stop is not None, "inotify unavailable here"
+    try:
+        assert not wake.wait(0.3)  # nothing written: no wake-up
+        system._read = system._looked = time.monotonic()  # just looked
+        tmp = repo / "schedules.d" / "b.yaml.tmp"
+        tmp.write_text("schedules:\n  b1: {job: j, every: 10m}\n")
+        tmp.replace(repo / "schedules.d" / "b.yaml")  # as an editor or git checkout does
+        assert wake.wait(5), "the watcher did not wake"
+        assert system._read == float("-inf")  # the next config() looks at once
+        assert system.config().schedules["b1"].every == 600
+    finally:
+        stop()
