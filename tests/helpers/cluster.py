@@ -20,6 +20,7 @@ from runner.store import Store, open_store
 from runner.store.files import FileStore
 from runner.store.redis import RedisStore
 from tests.helpers.procs import poll
+from tests.helpers.repos import small_repo
 from tests.servers import Redis, start_redis
 
 QUEUES = """\
@@ -183,12 +184,7 @@ def finished_since(url: str, since: float) -> list[float]:
 def a_worker_runs_a_job(redis_url: str, tmp_path: Path) -> None:
     """A `runner worker` on `redis_url` takes a run that `runner run --enqueue --wait`
     queues through the same URL, with no traceback."""
-    repo = tmp_path / "config"
-    for d in ("targets.d", "jobs.d"):
-        (repo / d).mkdir(parents=True)
-    (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers:\n  w: {queues: [q]}\n")
-    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
-    (repo / "jobs.d" / "j.yaml").write_text(HELLO)
+    repo = small_repo(tmp_path / "config", HELLO)
     env = {**os.environ, "REDIS_URL": redis_url, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log:

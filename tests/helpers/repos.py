@@ -39,6 +39,17 @@ def copy_demo(repo: Path) -> Path:
     return repo
 
 
+def small_repo(repo: Path, jobs: str) -> Path:
+    """A configuration of one local target `here`, queue q served by worker w, and `jobs`
+    (jobs.d/j.yaml)."""
+    for d in ("targets.d", "jobs.d"):
+        (repo / d).mkdir(parents=True)
+    (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers: {w: {queues: [q]}}\n")
+    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
+    (repo / "jobs.d" / "j.yaml").write_text(jobs)
+    return repo
+
+
 def add_job(repo: Path, text: str) -> None:
     """`text` as the repository's jobs.d/extra.yaml."""
     (repo / "jobs.d" / "extra.yaml").write_text(text)

@@ -3,11 +3,15 @@ configuration; real servers (Redis, sshd); Celery clusters on them."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from runner.store import Store
+from runner.store.files import FileStore
+from runner.store.redis import RedisStore
 from tests.helpers.cluster import JOBS, QUEUES, Cluster, broker_env, make_cluster
 from tests.helpers.repos import copy_demo, git
 from tests.servers import Redis, Sshd, start_redis, start_sshd
@@ -85,3 +89,13 @@ def embedded_cluster(tmp_path: Path) -> Iterator[Cluster]:
     c = make_cluster(tmp_path, None)
     yield c
     c.stop()
+
+
+@pytest.fixture(params=["files", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """The same store tests on files (tmp_path) and on the session's Redis (a key prefix of
+    the test's own)."""
+    if request.param == "files":
+        return FileStore(tmp_path / "state")
+    server: Redis = request.getfixturevalue("redis_server")
+    return RedisStore(server.url, prefix=f"t{uuid.uuid4().hex[:8]}:")

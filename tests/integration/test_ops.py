@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,20 +14,10 @@ from runner.ops import runs, status, suspend
 from runner.ops.reconcile import Reconciler
 from runner.settings import Settings
 from runner.store import Store
-from runner.store.files import FileStore
-from runner.store.redis import RedisStore
 from runner.system import System
-from tests.servers import Redis
 
 THREADS, EACH = 8, 15
 
-
-@pytest.fixture(params=["files", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "files":
-        return FileStore(tmp_path / "state")
-    server: Redis = request.getfixturevalue("redis_server")
-    return RedisStore(server.url, prefix=f"t{uuid.uuid4().hex[:8]}:")
 
 
 def at_once(work: Callable[[int], None]) -> None:

@@ -13,15 +13,6 @@ from runner.store.files import FileStore
 from runner.store.redis import RedisStore
 from tests.servers import Redis
 
-
-@pytest.fixture(params=["files", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "files":
-        return FileStore(tmp_path / "state")
-    server: Redis = request.getfixturevalue("redis_server")
-    return RedisStore(server.url, prefix=f"t{tmp_path.name}:")
-
-
 # (state before or None for no record, cancel requested) -> (Begin, state after)
 BEGIN = [
     (None, False, Begin(None, False, 1), "STARTED"),

@@ -21,18 +21,14 @@ from runner.runs import RunRecord, new_run_id
 from runner.settings import Settings
 from runner.system import System
 from tests.helpers.procs import alive, watching
+from tests.helpers.repos import small_repo
 
 
 def _system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str) -> System:
     """The embedded system of a repository with one local target, queue q and `jobs`."""
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
-    repo = tmp_path / "repo"
-    for d in ("targets.d", "jobs.d"):
-        (repo / d).mkdir(parents=True)
-    (repo / "queues.yaml").write_text("queues: {q: {}}\nworkers: {w: {queues: [q]}}\n")
-    (repo / "targets.d" / "t.yaml").write_text("targets:\n  here: {transport: local}\n")
-    (repo / "jobs.d" / "j.yaml").write_text(jobs)
+    repo = small_repo(tmp_path / "repo", jobs)
     return System(Settings(), repo, repo / ".runner")
 
 
