@@ -10,9 +10,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from runner.adapters.redis_url import store_url
 from runner.config.model import seconds
 from runner.errors import UsageError
-from runner.redis_url import store_url
 
 MiB = 1024 * 1024
 

@@ -164,7 +164,7 @@ class System:
         --repo or one of its config folders sets `wake` and makes the next config() look at
         once (inotify; removals are still seen by the look every DIR_RELOAD s). Returns the
         function that stops watching; None where inotify cannot be had."""
-        from runner import inotify
+        from runner.adapters import inotify
         from runner.config.load import CONFIG_DIRS
 
         folders = [self.repo, *(p for d in CONFIG_DIRS if (p := self.repo / d).is_dir())]

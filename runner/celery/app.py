@@ -16,11 +16,11 @@ from typing import Any
 
 from celery import Celery
 
+from runner.adapters.redis_url import broker_url, transport_options
 from runner.celery.message import MAX_PRIORITY, TASK, time_limit
 from runner.celery.tasks import register
 from runner.config.model import ConfigSet
 from runner.errors import BrokerError
-from runner.redis_url import broker_url, transport_options
 from runner.store.outage import connection_error
 from runner.system import System
 

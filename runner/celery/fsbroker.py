@@ -10,7 +10,7 @@ A consumer claims a message by renaming it into the processed folder (one rename
 it and deletes it; kombu kept every processed message there for ever (`store_processed`).
 
 kombu's transport only polls. Here an idle consumer waits on inotify for a message file to
-be moved into the queue folder (runner/inotify.py; looking anyway every IDLE seconds), so
+be moved into the queue folder (runner/adapters/inotify.py; looking anyway every IDLE seconds), so
 an idle worker costs nothing and a message is taken at once. Where inotify is missing, or
 while the consumer's prefetch is full (a run ending frees a slot and writes no file), it
 polls: every `polling_interval` (an idle worker wakes seldom), but every BUSY seconds for
@@ -52,7 +52,7 @@ from kombu.exceptions import ChannelError
 from kombu.transport import filesystem, virtual
 from kombu.utils.json import dumps, loads
 
-from runner import inotify
+from runner.adapters import inotify
 
 EVENTS = "celeryev"  # Celery's event exchange, and the prefix of its receivers' queues
 PIDBOX = "celery.pidbox"  # Celery's broadcast exchange, and the suffix of its workers' queues

@@ -36,8 +36,8 @@ class SentinelChannel(redis.SentinelChannel):
     QoS = QoS
 
     def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
-        """kombu's pool, following a failover within a second (sentinel_pool.py)."""
-        from runner.sentinel_pool import FollowingPool
+        """kombu's pool, following a failover within a second (adapters/sentinel_pool.py)."""
+        from runner.adapters.sentinel_pool import FollowingPool
 
         pool = super()._sentinel_managed_pool(asynchronous)  # type: ignore[no-untyped-call]
         pool.__class__ = FollowingPool

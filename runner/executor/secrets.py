@@ -16,9 +16,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from urllib.parse import unquote
 
+from runner.adapters.redis_url import passwords
 from runner.config.model import SecretRef
 from runner.errors import SecretUnavailable
-from runner.redis_url import passwords
 from runner.settings import Settings
 
 MIN_SECRET = 4  # bytes

@@ -23,7 +23,7 @@ async def redis_changes(url: str, channel: str) -> AsyncIterator[dict[str, Any]]
     """The events published on `channel` of the Redis at `url`, until cancelled."""
     from redis.exceptions import RedisError
 
-    from runner.redis_url import async_client
+    from runner.adapters.redis_url import async_client
 
     client = async_client(url, decode_responses=True)
     delay = 0.1
@@ -48,7 +48,7 @@ async def redis_changes(url: str, channel: str) -> AsyncIterator[dict[str, Any]]
 async def file_changes(root: Path) -> AsyncIterator[dict[str, Any]]:
     """What is written under the file store's runs/ and kv/: inotify on the event loop
     (nothing runs while nothing changes), else watchfiles (polling every 5 ms)."""
-    from runner import inotify
+    from runner.adapters import inotify
 
     watch = inotify.open_folder(root / "runs", root / "kv")
     if watch is None:

@@ -48,7 +48,7 @@ class RedisStore:
         import redis
         from redis.sentinel import MasterNotFoundError
 
-        from runner.redis_url import client
+        from runner.adapters.redis_url import client
         from runner.settings import masked_url
 
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.redis_url import broker_url, store_url
+from runner.adapters.redis_url import broker_url, store_url
 from runner.settings import Settings
 from tests.helpers.cluster import a_worker_runs_a_job
 from tests.helpers.procs import poll

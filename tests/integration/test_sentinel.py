@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from runner.adapters.redis_url import broker_url, passwords, sentinel, transport_options
 from runner.errors import StoreUnavailable, UsageError
-from runner.redis_url import broker_url, passwords, sentinel, transport_options
 from runner.runs import FINAL, RunRecord
 from runner.settings import Settings, masked_url
 from runner.store.redis import RedisStore

@@ -133,7 +133,7 @@ def client(url: str, **kwargs: Any) -> redis.Redis:
     import redis
     from redis.sentinel import Sentinel as Sentinels  # untyped: Any below
 
-    from runner.sentinel_pool import FollowingPool
+    from runner.adapters.sentinel_pool import FollowingPool
 
     s = sentinel(url)
     if s is None:
