@@ -161,6 +161,34 @@ class Schedule:
         object.__setattr__(self, "jitter_offset", jitter_offset(self.name, self.jitter))
 
 
+When = Literal["on_success", "on_failure", "always"]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of a workflow: a job (optionally narrowed by `limit`) or an approval question.
+
+    It may start once every node of `after` has ended, if `when` holds of their results:
+    on_success (all succeeded), on_failure (any failed), always (any result)."""
+
+    name: str
+    job: str | None = None
+    approval: str | None = None  # the question an operator approves or rejects
+    limit: str | None = None  # a target selector narrowing the job's targets
+    timeout: int | None = None  # seconds an approval waits before it counts as rejected
+    after: tuple[str, ...] = ()
+    when: When = "on_success"
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """Jobs chained into a graph (workflows.d/*.yaml): nodes in the order written."""
+
+    name: str
+    nodes: tuple[Node, ...]
+    description: str = ""
+
+
 @dataclass(frozen=True)
 class Reports:
     """`reports:` of queues.yaml: how the report branch is kept."""
@@ -180,6 +208,7 @@ class ConfigSet:
     schedules: dict[str, Schedule]
     raw: dict[str, dict[str, Any]]  # kind -> name -> the plain value as written (for diff)
     reports: Reports = field(default_factory=Reports)
+    workflows: dict[str, Workflow] = field(default_factory=dict)
 
 
 def _str(value: object) -> str:
