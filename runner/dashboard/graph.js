@@ -45,8 +45,9 @@ function drawNode(svg, n, p, run, onOpen) {
     "data-node": n.name, "data-state": state, transform: `translate(${p.x},${p.y})`});
   g.append(svgEl("rect", {width: NODE_W, height: NODE_H, rx: 6}));
   g.append(svgEl("text", {x: 8, y: 18, class: "name"}, n.name));
-  const what = n.kind === "approval" ? "approval" : n.job + (n.limit ? ` (${n.limit})` : "");
-  g.append(svgEl("text", {x: 8, y: 35, class: "what"}, run ? `${what} · ${state}` : what));
+  const what = n.kind === "approval" ? `approval: ${n.approval}` : n.job + (n.limit ? ` (${n.limit})` : "");
+  const label = run ? `${state === "approval" ? "waiting" : state} · ${what}` : what;
+  g.append(svgEl("text", {x: 8, y: 35, class: "what"}, label.length > 24 ? label.slice(0, 23) + "…" : label));
   const tip = [n.kind === "approval" ? n.approval : `job ${n.job}`, `when ${n.when}`];
   if (run && run.decision) tip.push(`${run.decision} by ${run.by || "runner"}${run.comment ? ": " + run.comment : ""}`);
   if (child) tip.push(`run ${child} (click to open)`);
