@@ -78,8 +78,17 @@ def workflow_run(store: Store) -> tuple[str, dict[str, str], dict[str, Any]]:
 
 
 def test_the_api_lists_workflows_draws_a_graph_and_counts_workflow_runs(api: Api) -> None:
-    workflow_run(api.cluster.store)
+    from pydantic import TypeAdapter
+
+    from runner.api import models as m
+
+    flow, children, _nodes = workflow_run(api.cluster.store)
     with api.client(VIEW) as viewer:
+        for path, model in (("/api/workflows", m.Workflows), (f"/api/runs/{flow}", m.Run),
+                            ("/api/workflows/release", m.WorkflowGraph),
+                            (f"/api/runs/{children['test']}", m.Run)):
+            TypeAdapter(model).validate_json(viewer.get(path).content, strict=True)
+        assert viewer.get(f"/api/runs/{children['test']}").json()["parent"] == flow
         listed = viewer.get("/api/workflows")
         assert listed.status_code == 200, listed.text
         assert listed.json()["workflows"] == {"release": {
