@@ -37,7 +37,8 @@ def validate(repo: Path, fmt: str, no_cache: bool) -> None:
         raise SystemExit(1)
     if fmt == "text":
         counts = ", ".join(f"{len(loaded.names.get(k, ()))} {k}"
-                           for k in ("queues", "workers", "targets", "jobs", "schedules"))
+                           for k in ("queues", "workers", "targets", "jobs", "schedules",
+                                     "workflows"))
         click.echo(f"ok: {counts}")
 
 
