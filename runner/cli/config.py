@@ -55,9 +55,13 @@ def plan(repo: Path, fmt: str, now: str | None, count: int) -> None:
     moment = _parse_now(now)
     config = _config(repo, fmt)
     if fmt == "celery":
+        from dataclasses import replace
+
         from runner.celery.export import module
 
-        click.echo(module(config), nl=False)
+        # workflow runs are not Celery beat entries until the runtime slice of issue 20 lands
+        jobs_only = {n: s for n, s in config.schedules.items() if not s.workflow}
+        click.echo(module(replace(config, schedules=jobs_only)), nl=False)
         return
     result = desired.plan(config, moment, count)
     if fmt == "json":
@@ -79,9 +83,17 @@ def plan(repo: Path, fmt: str, now: str | None, count: int) -> None:
     for name, s in result["schedules"].items():
         jitter = (f", jitter {desired.duration_text(s['jitter'])} "
                   f"(+{desired.duration_text(s['jitter_offset'])})" if s["jitter"] else "")
-        click.echo(f"  {name}: job {s['job']} on {s['queue']}, {s['when']} ({s['timezone']}), "
+        what = f"workflow {s['workflow']}" if "workflow" in s else \
+            f"job {s['job']} on {s['queue']}"
+        click.echo(f"  {name}: {what}, {s['when']} ({s['timezone']}), "
                    f"overlap {s['overlap']}{jitter}")
         click.echo(f"      {', '.join(s['next']) or 'no future firing'}")
+    click.echo("workflows:" if result["workflows"] else "workflows: none")
+    for name, w in result["workflows"].items():
+        click.echo(f"  {name}: {len(w['nodes'])} nodes{', ' if w['description'] else ''}"
+                   f"{w['description']}")
+        for node, n in w["nodes"].items():
+            click.echo(f"    {node}: {desired.node_text(n)}")
 
 
 @cli.command()
