@@ -108,5 +108,6 @@ def node_text(n: dict[str, Any]) -> str:
     if "limit" in n:
         words.append(f"limit {n['limit']}")
     if "timeout" in n:
-        words.append(f"timeout {duration_text(n['timeout'])}")
+        t = n["timeout"]
+        words.append(f"timeout {duration_text(t) if isinstance(t, int) else t}")
     return ", ".join(words)

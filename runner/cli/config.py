@@ -20,6 +20,7 @@ from runner.cli.base import (
     cli,
 )
 from runner.config import load as config_load
+from runner.config.model import ConfigSet
 from runner.config.schema import KINDS, schema_text
 from runner.errors import UsageError
 
@@ -142,13 +143,19 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
         _enqueue(job, repo, limit, wait, fmt)
         return
     if dry_run:
-        from runner.cli.dryrun import describe, render
+        from runner.cli import dryrun
 
-        result = describe(_config(repo, fmt), job, limit)
+        config = _config(repo, fmt)
+        flow = job in config.workflows
+        if flow and limit is not None:
+            raise UsageError(f"--limit narrows a job's targets; {job} is a workflow, whose "
+                             "nodes narrow theirs with 'limit' in workflows.d")
+        result = (dryrun.describe_workflow(config, job) if flow else
+                  dryrun.describe(config, job, limit))
         if fmt == "json":
             _print_json(result)
         else:
-            for line in render(result):
+            for line in (dryrun.render_workflow if flow else dryrun.render)(result):
                 click.echo(line)
         return
     import sys
@@ -163,6 +170,7 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
 
     settings = Settings.from_env()
     config = _config(repo, fmt)
+    _not_a_workflow(config, job)
     chosen = select(config, lookup(config, job), limit)
     audit = Audit(lambda: open_store(settings.redis_url, repo / ".runner"), new_run_id(),
                   lambda line: click.echo(line, err=True))
@@ -187,11 +195,19 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
         raise SystemExit(1)
 
 
+def _not_a_workflow(config: ConfigSet, name: str) -> None:
+    # TODO(issue 20, runtime slice): run and --enqueue a workflow
+    if name in config.workflows:
+        raise UsageError(f"{name} is a workflow; workflow runs are not wired yet (only "
+                         f"`runner run {name} --dry-run` is)")
+
+
 def _enqueue(job: str, repo: Path, limit: str | None, wait: bool, fmt: str) -> None:
     from runner.celery import tasks
     from runner.ops.runs import enqueue
 
     system, app, config = _app(repo, fmt)
+    _not_a_workflow(config, job)
     run_id = enqueue(app, system.store, config, job, "cli", limit).run_id
     if not wait:
         _print_json({"run_id": run_id, "state": "PENDING"}) if fmt == "json" else click.echo(
