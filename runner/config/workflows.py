@@ -84,10 +84,11 @@ def _holds(when: str, results: Sequence[str]) -> bool:
     return True
 
 
-def can_run(after: Graph, when: Mapping[str, str]) -> set[str]:
-    """The nodes of an acyclic workflow that run for some outcomes of the nodes before them."""
+def can_run(after: Graph, when: Mapping[str, str], exact_up_to: int = EXACT_NODES) -> set[str]:
+    """The nodes of an acyclic workflow that run for some outcomes of the nodes before them
+    (exact up to `exact_up_to` nodes, else a superset: see the module's text)."""
     order = topological(after)
-    if len(order) > EXACT_NODES:
+    if len(order) > exact_up_to:
         ran: set[str] = set()
         for n in order:
             preds = [p in ran for p in after[n]]
