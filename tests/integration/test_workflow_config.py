@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -131,3 +132,19 @@ def test_status_names_the_workflow_a_schedule_runs(demo_repo: Path, commit: Comm
     assert shown["release-hourly"]["workflow"] == "release"
     assert "job" not in shown["release-hourly"]
     assert shown["nightly-cleanup"]["job"] == "tmp-cleanup"
+
+
+def test_the_readme_workflow_example_validates(demo_repo: Path, commit: Commit) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = re.search(r"```yaml\n(workflows:\n.*?)```", readme, re.S)
+    assert example is not None
+    jobs = re.findall(r"\{job: ([a-z-]+)", example[1])
+    assert len(jobs) == 5
+    commit({"workflows.d/readme.yaml": example[1],
+            "targets.d/prod.yaml": "targets:\n  prod-1: {transport: local, labels: {env: prod}}\n",
+            "jobs.d/readme.yaml": "jobs:\n" + "".join(
+                f"  {j}: {{queue: system, targets: [prod-1], steps: [{{command: 'true'}}]}}\n"
+                for j in jobs)})
+    code, out = cli_run(demo_repo, "validate", "--no-cache")
+    assert code == 0, out
+    assert out.startswith("ok: 2 queues, 2 workers, 3 targets, 9 jobs, 2 schedules, 2 workflows")
