@@ -15,7 +15,7 @@ from runner.workflow import topological
 def _schedules(config: ConfigSet, name: str) -> list[str]:
     """The schedules that run the workflow `name`."""
     return sorted(s.name for s in config.schedules.values()
-                  if s.job == name and getattr(s, "workflow", False))
+                  if s.workflow and s.job == name)
 
 
 def workflows(config: ConfigSet) -> dict[str, dict[str, Any]]:

@@ -4,7 +4,7 @@ workflow runs of /metrics, from a ConfigSet built in code."""
 from __future__ import annotations
 
 from runner.api.workflows import graph, metric_lines, run_states, workflows
-from runner.config.model import ConfigSet, Node, Workflow
+from runner.config.model import ConfigSet, Node, Schedule, Workflow
 
 DIAMOND = Workflow("release", (
     Node("build", job="build"),
@@ -17,7 +17,9 @@ DIAMOND = Workflow("release", (
 
 
 def config() -> ConfigSet:
-    return ConfigSet("c" * 40, {}, {}, {}, {}, {}, {}, workflows={"release": DIAMOND})
+    schedules = {"nightly": Schedule("nightly", "release", every=86400, workflow=True),
+                 "a-job": Schedule("a-job", "release", every=60)}  # a job of that name
+    return ConfigSet("c" * 40, {}, {}, {}, {}, schedules, {}, workflows={"release": DIAMOND})
 
 
 def test_nodes_come_in_topological_order_with_their_depth_and_edges_with_their_when() -> None:
@@ -35,7 +37,8 @@ def test_nodes_come_in_topological_order_with_their_depth_and_edges_with_their_w
         ("rollback", "report", "always"), ("test", "rollback", "on_failure"),
         ("test", "approve", "on_success"), ("lint", "approve", "on_success")}
     assert workflows(config()) == {"release": {"description": "diamond with a rollback",
-                                               "nodes": 6, "schedules": []}}
+                                               "nodes": 6, "schedules": ["nightly"]}}
+    assert graph(config(), DIAMOND)["schedules"] == ["nightly"]
 
 
 def test_workflow_runs_are_counted_by_state_and_jobs_runs_are_not() -> None:
