@@ -9,8 +9,9 @@ from fastapi.responses import PlainTextResponse
 from runner.api.context import Context, Ctx
 from runner.celery.app import queue_length
 from runner.errors import RunnerError
-from runner.ops import lateness, overview
+from runner.ops import overview
 from runner.runs import ACTIVE
+from runner.store import keys
 
 router = APIRouter()
 
@@ -29,7 +30,7 @@ def text(ctx: Context) -> str:
         lengths = {}
     return overview.metrics_text(ctx.metrics, active, lengths, len(ctx.workers.view()),
                                  overview.revisions(ctx.store), time.time(),
-                                 ctx.store.tallies(lateness.KEY))
+                                 ctx.store.tallies(keys.LATENESS))
 
 
 @router.get("/metrics", tags=["read"], response_class=PlainTextResponse)
