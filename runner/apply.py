@@ -17,9 +17,7 @@ from typing import Any
 
 from runner.config.load import Cache, check_file, decode, kind_for
 from runner.source import GitSnapshot
-from runner.store import Store, keys
-
-APPLIED = keys.APPLIED  # runner/system.py reads it by this name
+from runner.store import Store, entries, keys
 
 
 @dataclass(frozen=True)
@@ -76,5 +74,5 @@ def apply(store: Store, validated: Validated, current: Current) -> Applied:
     digest = hashlib.sha256(json.dumps([config, files], sort_keys=True).encode()).hexdigest()
     store.put(keys.revision(revision),
               {"revision": revision, "config": config, "files": files, "digest": digest})
-    store.put(keys.APPLIED, {"revision": revision, "digest": digest})
+    entries.write_applied(store, entries.Applied(revision, digest))
     return Applied(revision, digest, digest != current.digest)

@@ -12,17 +12,15 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from runner.apply import Current, Validated, apply
 from runner.config.load import Cache, load
 from runner.errors import Problem, SourceError
 from runner.source import GitSnapshot, fetch, unsigned
-from runner.store import Store, keys
-
-STATUS = keys.RECONCILE
+from runner.store import Store
+from runner.store.entries import ReconcileStatus, read_reconcile, write_reconcile
 
 
 @dataclass(frozen=True)
@@ -40,39 +38,32 @@ class Outcome:
 def reconcile(store: Store, source: str, branch: str, mirror: Path,
               cache: Cache | None = None, require_signed: Path | None = None) -> Outcome:
     """Bring the store to the head of `branch` at `source`, and record the outcome."""
-    status: dict[str, Any] = store.get(STATUS) or {}
-    status.update(last_reconcile=time.time(), source=source, branch=branch)
+    status = replace(read_reconcile(store) or ReconcileStatus(), last_reconcile=time.time(),
+                     source=source, branch=branch)
     try:
         revision = fetch(source, branch, mirror)
     except SourceError as e:
-        status["fetch_error"] = str(e)
-        store.put(STATUS, status)
+        write_reconcile(store, replace(status, fetch_error=str(e)))
         return Outcome(None, False, False, reason=str(e))
-    status.pop("fetch_error", None)
-    status["attempted_revision"] = revision
-    status.pop("refused", None)
+    status = replace(status, fetch_error=None, attempted_revision=revision, refused=None)
     if require_signed is not None:  # the applied head too: it may predate the keyring
         why = unsigned(mirror, revision, require_signed)
         if why:
-            status.update(errors=[], refused=why)
-            store.put(STATUS, status)
+            write_reconcile(store, replace(status, errors=(), refused=why))
             return Outcome(revision, False, False, reason=why)
-    if revision == status.get("applied_revision"):
-        status["errors"] = []
-        store.put(STATUS, status)
+    if revision == status.applied_revision:
+        write_reconcile(store, replace(status, errors=()))
         return Outcome(revision, True, False)
     snapshot = GitSnapshot(mirror, revision)
     cache = {} if cache is None else cache
     loaded = load(snapshot, cache, model_too=False)  # validity only: no model to build
     if loaded.problems:
-        status["errors"] = [p.as_dict() for p in loaded.problems]
-        store.put(STATUS, status)
+        write_reconcile(store, replace(status, errors=tuple(p.as_dict() for p in loaded.problems)))
         return Outcome(revision, False, False, loaded.problems,
                        f"revision {revision[:12]} is invalid ({len(loaded.problems)} errors); "
-                       f"{str(status.get('applied_revision', 'nothing'))[:12]} keeps running")
+                       f"{str(status.applied_revision or 'nothing')[:12]} keeps running")
     done = apply(store, Validated(snapshot, cache),
-                 Current(status.get("applied_revision"), status.get("applied_digest")))
-    status.update(applied_revision=revision, applied_digest=done.digest, applied_at=time.time(),
-                  errors=[])
-    store.put(STATUS, status)
+                 Current(status.applied_revision, status.applied_digest))
+    write_reconcile(store, replace(status, applied_revision=revision, applied_digest=done.digest,
+                                   applied_at=time.time(), errors=()))
     return Outcome(revision, True, done.changed)

@@ -20,6 +20,7 @@ from runner.executor.base import FileBlob
 from runner.executor.direct import job_files, job_paths
 from runner.settings import Settings
 from runner.store import Store, keys, open_store
+from runner.store.entries import read_applied
 
 if TYPE_CHECKING:
     from runner.config.cache import DiskCache
@@ -71,13 +72,11 @@ class System:
 
     def applied(self) -> ConfigSet | None:
         """The revision `runner reconcile` applied, from the store; None if there is none."""
-        from runner.apply import APPLIED
-
-        applied = self.store.get(APPLIED) or {}
-        self._applied = applied.get("digest")
-        if not self._applied:
+        applied = read_applied(self.store)
+        self._applied = applied.digest if applied and applied.digest else None
+        if applied is None or self._applied is None:
             return None
-        return self._build(self._applied, applied["revision"])
+        return self._build(self._applied, applied.revision)
 
     def at(self, revision: str) -> ConfigSet:
         """The configuration of `revision` as the reconciler published it — what a run

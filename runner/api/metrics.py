@@ -11,8 +11,9 @@ from runner.api import workflows
 from runner.api.context import Context, Ctx
 from runner.celery.app import queue_length
 from runner.errors import RunnerError
-from runner.ops import lateness, overview
+from runner.ops import overview
 from runner.runs import ACTIVE
+from runner.store import keys
 
 router = APIRouter()
 
@@ -33,7 +34,7 @@ def text(ctx: Context) -> str:
         lengths = {}
     return overview.metrics_text(ctx.metrics, active, lengths, len(ctx.workers.view()),
                                  overview.revisions(ctx.store), time.time(),
-                                 ctx.store.tallies(lateness.KEY)) + "\n".join(
+                                 ctx.store.tallies(keys.LATENESS)) + "\n".join(
         workflows.metric_lines(workflows.run_states(runs, names))) + "\n"
 
 

@@ -13,6 +13,7 @@ from runner.celery.app import queue_length
 from runner.errors import RunnerError
 from runner.ops import lateness, overview
 from runner.store import keys
+from runner.store.entries import ReconcileStatus, read_reconcile
 from runner.store.generation import wiped
 
 
@@ -54,7 +55,7 @@ def health(ctx: Context) -> tuple[int, bytes]:
     store = ctx.store
     try:
         store.ping()
-        rec = store.get(keys.RECONCILE) or {}
+        rec = read_reconcile(store) or ReconcileStatus()
         beat = store.holder(keys.BEAT) is not None
         ctx.generation.check(store)
         warning = wiped(store.get(keys.GENERATION))
@@ -65,7 +66,7 @@ def health(ctx: Context) -> tuple[int, bytes]:
     return 200, json.dumps({"ok": True, "store": True, "warning": warning,
                             "broker": "redis" if
                             ctx.system.settings.redis_url else "embedded",
-                            "last_reconcile": rec.get("last_reconcile"),
-                            "applied_revision": rec.get("applied_revision"),
+                            "last_reconcile": rec.last_reconcile,
+                            "applied_revision": rec.applied_revision,
                             "beat_alive": beat}).encode()
 

@@ -41,6 +41,7 @@ from runner.errors import StoreUnavailable, UsageError
 from runner.ops.lateness import lateness_of, observe_lateness
 from runner.runs import RunRecord
 from runner.store import Store, keys
+from runner.store.entries import BeatStatus, Suspended, read_suspended, write_beat
 from runner.store.generation import Generation
 from runner.store.outage import Outage
 from runner.system import System
@@ -120,9 +121,8 @@ class Beat:
             self._plan(config)
         if config.revision != self.revision:  # the schedules it fires, for status
             self.revision = config.revision
-            self.store.put(keys.BEAT, {"owner": self.owner, "revision": config.revision,
-                                    "schedules": sorted(config.schedules),
-                                    "loaded_at": time.time()})
+            write_beat(self.store, BeatStatus(self.owner, config.revision,
+                                              tuple(sorted(config.schedules)), time.time()))
         if self.unfinished:
             self._finish(self.unfinished, config)
         self._fire_due(config)
@@ -202,7 +202,7 @@ class Beat:
             return
         done = 0
         try:
-            paused = self.store.get(keys.SUSPENDED) or {}
+            paused = read_suspended(self.store) or Suspended()
             for k in range(0, len(due), CHUNK):
                 if self.stop.is_set() or self.lease.lapsed:
                     return
@@ -212,7 +212,7 @@ class Beat:
             for name, at in due[done:]:  # a handled one decides nothing new at `at`
                 self.table.plan(name, at)
 
-    def _fire(self, due: list[tuple[str, datetime]], now: datetime, paused: dict[str, Any],
+    def _fire(self, due: list[tuple[str, datetime]], now: datetime, paused: Suspended,
               config: ConfigSet) -> None:
         """Decides each due schedule; marks the firings handled with their outboxes (one
         write: if it fails, nothing is handled), then completes the outboxes."""

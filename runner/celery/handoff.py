@@ -19,6 +19,7 @@ from runner.config.model import ConfigSet, Schedule
 from runner.errors import UsageError
 from runner.runs import ACTIVE, RunRecord, RunState, new_run_id
 from runner.store import Store
+from runner.store.entries import Suspended
 from runner.timetable import Decision
 
 log = logging.getLogger("runner.beat")
@@ -56,11 +57,11 @@ def complete(app: Celery, store: Store, name: str, state: dict[str, Any],
 
 
 def outbox(store: Store, s: Schedule, d: Decision, state: dict[str, Any],
-           paused: dict[str, Any], config: ConfigSet) -> dict[str, Any]:
+           paused: Suspended, config: ConfigSet) -> dict[str, Any]:
     """What the firing hands off: the records to save, the run to send, the run to
     cancel. A suspended schedule's firings pass, unrun and unrecorded."""
     box: dict[str, Any] = {"records": []}
-    if paused.get("all") or s.name in paused.get("schedules", {}):
+    if paused.holds(s.name):
         return box
     if d.missed and d.first_missed and d.last_missed:
         box["records"].append(final_record(

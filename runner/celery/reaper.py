@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,8 @@ from celery import Celery
 from runner.celery.tasks import bury, send
 from runner.config.model import ConfigSet
 from runner.runs import RunState
-from runner.store import Store, keys
+from runner.store import Store
+from runner.store.entries import read_workers, write_worker
 
 PERIOD = 2.0    # seconds between two looks at the workers
 DEAD = 10.0     # seconds a heartbeat may stand still before its worker counts as dead
@@ -71,13 +72,12 @@ class Reaper:
     def workers(self, config: ConfigSet, now: float) -> list[str]:
         """Buries the runs of workers whose heartbeat stood still for DEAD seconds: the ids
         of the runs buried."""
-        entries = {k.removeprefix(keys.WORKER): e
-                   for k, e in self.store.entries(keys.WORKER).items()}
+        entries = read_workers(self.store)
         dead = []
         for host, entry in entries.items():
-            if entry.get("reaped") or host.startswith("cli-"):
+            if entry.reaped or host.startswith("cli-"):
                 continue
-            beat = entry.get("heartbeat")
+            beat = entry.heartbeat
             if host not in self.seen or self.seen[host][0] != beat:
                 self.seen[host] = (beat, now)
             elif now - self.seen[host][1] >= DEAD:
@@ -90,7 +90,7 @@ class Reaper:
         buried = []
         for host in dead:
             entry = entries[host]
-            last = datetime.fromtimestamp(float(entry.get("heartbeat") or 0), UTC)
+            last = datetime.fromtimestamp(float(entry.heartbeat or 0), UTC)
             why = (f"worker {host} died during the run (last heartbeat "
                    f"{last.isoformat(timespec='seconds')})")
             for run in started:
@@ -99,7 +99,7 @@ class Reaper:
                     log.warning("run %s: %s%s", run.run_id, why,
                                 f"; retried as run {retry}" if retry else "")
                     buried.append(run.run_id)
-            self.store.put(keys.worker(host), {**entry, "reaped": time.time()})
+            write_worker(self.store, host, replace(entry, reaped=time.time()))
             del self.seen[host]
         return buried
 

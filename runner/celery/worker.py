@@ -17,6 +17,7 @@ import contextlib
 import logging
 import threading
 import time
+from dataclasses import replace
 from queue import Empty, SimpleQueue
 from typing import Any
 
@@ -24,7 +25,7 @@ from celery import Celery, bootsteps, signals
 
 from runner.celery.message import TASK
 from runner.errors import RunnerError, StoreUnavailable
-from runner.store import keys
+from runner.store.entries import WorkerHeartbeat, write_worker
 from runner.store.outage import Outage
 from runner.system import RELOAD, System
 
@@ -51,7 +52,7 @@ def reload_step(app: Celery, system: System, name: str,
         requires = ("celery.worker.consumer.tasks:Tasks",)
 
         def start(self, c: Any) -> None:
-            self.entry: dict[str, Any] = {"name": name}
+            self.entry = WorkerHeartbeat(name)
             self.outage = Outage(f"worker {name}", log)
             self.beat = 0.0
             self.tref = c.timer.call_repeatedly(RELOAD, self.match, (c,), priority=10)
@@ -76,9 +77,9 @@ def reload_step(app: Celery, system: System, name: str,
         def put(self, c: Any, **fields: Any) -> None:
             """The worker's entry (worker:HOST): what it serves and a heartbeat, for status
             and the API even when remote control is slow to answer."""
-            self.entry.update(fields, heartbeat=time.time())
+            self.entry = replace(self.entry, **fields, heartbeat=time.time())
             self.beat = time.monotonic()
-            system.store.put(keys.worker(c.hostname), self.entry)
+            write_worker(system.store, c.hostname, self.entry)
 
         def match(self, c: Any) -> None:
             try:
@@ -109,7 +110,7 @@ def reload_step(app: Celery, system: System, name: str,
             if (wanted, size) != getattr(self, "assigned", None):
                 self.assigned = (wanted, size)
                 self.assign(c, wanted, size)
-            self.put(c, revision=config.revision, queues=sorted(wanted), concurrency=size,
+            self.put(c, revision=config.revision, queues=tuple(sorted(wanted)), concurrency=size,
                      matched_at=time.time())
 
         def assign(self, c: Any, wanted: set[str], size: int | None) -> None:

@@ -253,6 +253,7 @@ def publish(repo: Path, mode: str, source: str | None, push: str | None, report_
     import threading
 
     from runner import publish as pub
+    from runner.store.entries import PublisherStatus, read_publisher
 
     system = _system(repo)
     git_dir, remote = pub.locate(repo, system.state_dir, source, push)
@@ -270,6 +271,6 @@ def publish(repo: Path, mode: str, source: str | None, push: str | None, report_
     finally:
         publisher.close()
     if mode == "once":
-        s = system.store.get(pub.STATUS) or {}
-        click.echo(f"{report_branch} at {str(s.get('head'))[:12]}; "
-                   + (f"unpushed {s.get('unpushed')}" if remote else "kept local (no --push)"))
+        s = read_publisher(system.store) or PublisherStatus()
+        click.echo(f"{report_branch} at {str(s.head)[:12]}; "
+                   + (f"unpushed {s.unpushed}" if remote else "kept local (no --push)"))

@@ -16,7 +16,6 @@ from typing import Any
 
 from runner.store import Store, keys
 
-KEY = keys.LATENESS  # the store's tally
 NAME = "runner_schedule_lateness_seconds"
 BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
@@ -47,7 +46,7 @@ def observe_lateness(store: Store, seconds: list[float], now: float) -> None:
     """Adds the lateness of a batch of queued firings to the store's histogram (one store
     call; nothing for an empty batch). `now`: when the batch was queued (last_at)."""
     if seconds:
-        store.tally(KEY, increments(seconds), {"last": seconds[-1], "last_at": now})
+        store.tally(keys.LATENESS, increments(seconds), {"last": seconds[-1], "last_at": now})
 
 
 def quantile(q: float, tally: Mapping[str, float]) -> float | None:

@@ -29,6 +29,15 @@ from runner.errors import RunnerError
 from runner.ops.lateness import metric_lines
 from runner.runs import ACTIVE, FINAL
 from runner.store import Store, keys
+from runner.store.entries import (
+    ReconcileStatus,
+    Suspended,
+    WorkerHeartbeat,
+    read_reconcile,
+    read_suspended,
+    read_worker,
+    read_workers,
+)
 from runner.store.outage import connection_error
 
 BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
@@ -59,27 +68,26 @@ def reports(status: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def revisions(store: Store) -> dict[str, Any]:
     """The applied and the attempted revision, their errors and the last reconcile."""
-    rec = store.get(keys.RECONCILE) or {}
-    return {"applied_revision": rec.get("applied_revision"),
-            "attempted_revision": rec.get("attempted_revision"),
-            "applied_at": rec.get("applied_at"),
-            "errors": rec.get("errors", []), "last_reconcile": rec.get("last_reconcile"),
-            "fetch_error": rec.get("fetch_error"), "refused": rec.get("refused"),
-            "source": rec.get("source"), "branch": rec.get("branch")}
+    rec = read_reconcile(store) or ReconcileStatus()
+    return {"applied_revision": rec.applied_revision,
+            "attempted_revision": rec.attempted_revision, "applied_at": rec.applied_at,
+            "errors": list(rec.errors or ()), "last_reconcile": rec.last_reconcile,
+            "fetch_error": rec.fetch_error, "refused": rec.refused,
+            "source": rec.source, "branch": rec.branch}
 
 
 def schedules(store: Store, config: ConfigSet,
               now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """Each schedule's next firing (after `now`), last handled firing and last run id."""
     now = now or datetime.now(UTC)
-    paused = store.get(keys.SUSPENDED) or {}
+    paused = read_suspended(store) or Suspended()
     out = {}
     for name, s in config.schedules.items():
         state = store.get(keys.schedule(name)) or {}
         nxt = next_fires(s, now, 1)
         out[name] = {"job": s.job, "when": when(s), "timezone": s.timezone,
                      "overlap": s.overlap,
-                     "suspended": bool(paused.get("all") or name in paused.get("schedules", {})),
+                     "suspended": paused.holds(name),
                      "next_fire": nxt[0].isoformat() if nxt else None,
                      "last_fire": state.get("last_fire"),
                      "last_run_id": state.get("last_run_id")}
@@ -148,29 +156,29 @@ class Workers:
             stats, active, consuming = ex.map(ask, ("stats", "active", "active_queues"))
         now = time.time()
         view = {}
-        beating = {k[len(keys.WORKER):]: e for k, e in self.store.entries(keys.WORKER).items()
-                   if not e.get("stopped") and now - float(e.get("heartbeat") or 0) < STALE}
+        beating = {host: e for host, e in read_workers(self.store).items()
+                   if not e.stopped and now - float(e.heartbeat or 0) < STALE}
         for host in sorted(set(stats) | set(consuming) | set(beating)):
             s = stats.get(host) or {}
             pool = s.get("pool") or {}
             size = pool.get("max-concurrency") or len(pool.get("processes") or []) or None
             runs = [{"run_id": t.get("id"), "job": (t.get("kwargs") or {}).get("job"),
                      "started": t.get("time_start")} for t in active.get(host, [])]
-            entry = beating.get(host) or self.store.get(keys.worker(host)) or {}
+            entry = beating.get(host) or read_worker(self.store, host) or WorkerHeartbeat()
             queues = ([q["name"] for q in consuming[host]] if host in consuming
-                      else entry.get("queues") or [])  # remote control did not answer in time
+                      else entry.queues or [])  # remote control did not answer in time
             view[host] = {
-                "name": entry.get("name") or host.split("@")[0].rsplit("-", 1)[0],
+                "name": entry.name or host.split("@")[0].rsplit("-", 1)[0],
                 "hostname": host.rpartition("@")[2], "celery_hostname": host,
                 "queues": sorted(queues),
-                "concurrency": entry.get("concurrency") or size,
+                "concurrency": entry.concurrency or size,
                 "active": len(runs), "active_runs": runs,
                 "processed": sum((s.get("total") or {}).values()),
                 "load": round(len(runs) / size, 3) if size else None,
                 "memory_kib": (s.get("rusage") or {}).get("maxrss"),
                 "pid": s.get("pid"), "uptime": s.get("uptime"),
-                "revision": entry.get("revision"),
-                "last_heartbeat": now if host in stats else entry.get("heartbeat")}
+                "revision": entry.revision,
+                "last_heartbeat": now if host in stats else entry.heartbeat}
         changed = _shape(view) != _shape(self._view)
         self._view, self._at = view, now
         if changed and self.on_change:

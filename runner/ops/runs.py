@@ -17,6 +17,7 @@ from runner.errors import RunnerError, UsageError
 from runner.report import created_of
 from runner.runs import ACTIVE, RunRecord
 from runner.store import Store
+from runner.store.entries import read_publisher
 from runner.system import System
 
 Load = Callable[[], tuple[Celery, ConfigSet]]  # the Celery app and its configuration, on demand
@@ -137,9 +138,9 @@ def history(system: System, job: str | None, limit: int, report_branch: str) -> 
 def _from_reports(system: System, branch: str, run_id: str | None = None,
                   job: str | None = None) -> RunRecord | None:
     """A run from the report branch (by id, or the latest of `job`), or None."""
-    rec = system.store.get(publish.STATUS) or {}
+    rec = read_publisher(system.store)
     try:
-        git_dir = Path(rec["git_dir"]) if rec.get("git_dir") else publish.locate(
+        git_dir = Path(rec.git_dir) if rec and rec.git_dir else publish.locate(
             system.repo, system.state_dir, None)[0]
     except RunnerError:
         return None

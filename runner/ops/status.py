@@ -14,6 +14,13 @@ from runner.config.model import ConfigSet
 from runner.ops import lateness, overview
 from runner.runs import ACTIVE
 from runner.store import keys
+from runner.store.entries import (
+    WorkerHeartbeat,
+    read_beat,
+    read_publisher,
+    read_suspended,
+    read_worker,
+)
 from runner.store.generation import wiped
 from runner.system import System
 
@@ -51,12 +58,13 @@ class Detail:
 def status(system: System) -> Status:
     """The system's status as the store holds it."""
     store = system.store
+    paused, beat, reports = read_suspended(store), read_beat(store), read_publisher(store)
     return Status(
         revisions=overview.revisions(store),
         broker="redis" if system.settings.redis_url else "embedded",
-        suspended=store.get(keys.SUSPENDED) or {},
-        beat=store.get(keys.BEAT), beat_alive=store.holder(keys.BEAT) is not None,
-        reports={k: v for k, v in (store.get(keys.REPORTS) or {}).items()
+        suspended=paused.to_json() if paused else {},
+        beat=beat.to_json() if beat else None, beat_alive=store.holder(keys.BEAT) is not None,
+        reports={k: v for k, v in (reports.to_json() if reports else {}).items()
                  if k in overview.REPORT_FIELDS})
 
 
@@ -71,7 +79,7 @@ def detail(system: System, app: Celery, config: ConfigSet) -> Detail:
         status=status(system),
         workers={host: {"queues": sorted(q["name"] for q in qs),
                         "active": len(active.get(host, [])),
-                        "revision": (store.get(keys.worker(host)) or {}).get("revision")}
+                        "revision": (read_worker(store, host) or WorkerHeartbeat()).revision}
                  for host, qs in sorted(queues.items())},
         queues={q: {"length": queue_length(app, q), "priority": config.queues[q].priority}
                 for q in config.queues},

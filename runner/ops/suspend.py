@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runner.config.model import ConfigSet
 from runner.config.schema import did_you_mean
 from runner.errors import StoreUnavailable, UsageError
 from runner.store import Store, keys
+from runner.store.entries import Mark, Suspended, read_suspended, write_suspended
 
 LEASE = 10.0  # seconds the lock is held at most (a writer that died lets go after this)
 PATIENCE = 15.0  # seconds a writer waits for the lock: longer than a dead holder's lease
@@ -33,29 +34,26 @@ def suspend(store: Store, by: str, schedule: str | None = None,
     if schedule is not None and config is not None and schedule not in config.schedules:
         raise UsageError(f"there is no schedule {schedule!r}"
                          f"{did_you_mean(schedule, config.schedules)}")
-    mark = {"by": by, "at": time.time()}
+    mark = Mark(by, time.time())
 
-    def change(paused: dict[str, Any], named: dict[str, Any]) -> None:
+    def change(paused: Suspended) -> Suspended:
         if schedule is None:
-            paused["all"] = mark
-        else:
-            named[schedule] = mark
-    return Suspension(_change(store, change))
+            return replace(paused, all=mark)
+        return replace(paused, schedules={**paused.schedules, schedule: mark})
+    return Suspension(_change(store, change).to_json())
 
 
 def resume(store: Store, schedule: str | None = None) -> Suspension:
     """Lets `schedule` fire again, or every schedule (forgetting single ones) when None."""
-    def change(paused: dict[str, Any], named: dict[str, Any]) -> None:
+    def change(paused: Suspended) -> Suspended:
         if schedule is None:
-            paused.pop("all", None)
-            named.clear()
-        else:
-            named.pop(schedule, None)
-    return Suspension(_change(store, change))
+            return replace(paused, all=None, schedules={})
+        return replace(paused, schedules={n: m for n, m in paused.schedules.items()
+                                          if n != schedule})
+    return Suspension(_change(store, change).to_json())
 
 
-def _change(store: Store, change: Callable[[dict[str, Any], dict[str, Any]], None]
-            ) -> dict[str, Any]:
+def _change(store: Store, change: Callable[[Suspended], Suspended]) -> Suspended:
     """The entry, read, changed and written while holding its lock."""
     owner = uuid.uuid4().hex
     give_up = time.monotonic() + PATIENCE
@@ -65,9 +63,8 @@ def _change(store: Store, change: Callable[[dict[str, Any], dict[str, Any]], Non
                                    f"suspend or resume for {PATIENCE:.0f}s; try again")
         time.sleep(_POLL)
     try:
-        paused = store.get(keys.SUSPENDED) or {}
-        change(paused, paused.setdefault("schedules", {}))
-        store.put(keys.SUSPENDED, paused)
+        paused = change(read_suspended(store) or Suspended())
+        write_suspended(store, paused)
     finally:
         store.lock(keys.SUSPENDED, owner, _RELEASE)
     return paused

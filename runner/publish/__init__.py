@@ -27,7 +27,7 @@ from runner.publish.git import BUILD, current_branch, put
 from runner.publish.locate import locate
 from runner.publish.push import Publisher
 from runner.publish.read import read_latest, read_run
-from runner.publish.service import STATUS, keep_days_of, serve
+from runner.publish.service import keep_days_of, serve
 
-__all__ = ["BUILD", "STATUS", "Publisher", "Written", "current_branch", "keep_days_of", "locate",
+__all__ = ["BUILD", "Publisher", "Written", "current_branch", "keep_days_of", "locate",
            "put", "read_latest", "read_run", "serve"]

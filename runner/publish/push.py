@@ -10,11 +10,11 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from runner.errors import ReportError
 from runner.publish.branch import Branch
 from runner.publish.git import BAD_JSON, BUILD
+from runner.store.entries import PublisherStatus
 
 PUSHED = "refs/runner/reports-pushed"  # the last tip the remote accepted
 REMOTE = "refs/runner/reports-remote"  # the remote's branch, as last fetched
@@ -104,11 +104,10 @@ class Publisher(Branch):
             return finished < self._latest_finished(theirs, m[2].decode())
         return False
 
-    def status(self, last_error: str | None) -> dict[str, Any]:
+    def status(self, last_error: str | None) -> PublisherStatus:
         """What `runner status` shows of the publisher."""
-        return {"branch": self.branch, "head": self.tip(), "remote": self.remote,
-                "unpushed": self.unpushed(), "last_error": last_error,
-                "git_dir": str(self.git.dir), "at": time.time()}
+        return PublisherStatus(self.branch, self.tip(), self.remote, self.unpushed(),
+                               last_error, str(self.git.dir), time.time())
 
 
 def _replay_ops(changes: str) -> tuple[list[bytes], list[str]]:

@@ -14,9 +14,9 @@ from typing import Any
 from runner.errors import ReportError, RunnerError, StoreUnavailable
 from runner.publish.push import Publisher
 from runner.store import Store, forget_all, keys
+from runner.store.entries import write_publisher
 from runner.store.outage import Outage
 
-STATUS = keys.REPORTS                 # store key: what `runner status` shows
 RENEW = 2.5  # seconds between renewals of an idle publisher's lease (a write each)
 LOCK_TTL = 10.0  # seconds; renewed every batch. Two writers would still be safe (CAS, ids)
 FORGET_EVERY = 60.0  # seconds between looks for run records past RUNNER_KEEP_RUNS
@@ -45,7 +45,7 @@ def serve(store: Store, publisher: Publisher, stop: threading.Event,
                 stop.wait(outage.lost(e))
     finally:
         with contextlib.suppress(StoreUnavailable):
-            store.lock("publisher", owner, 0.001)  # let the next publisher in at once
+            store.lock(keys.PUBLISHER, owner, 0.001)  # let the next publisher in at once
 
 
 def _serve(store: Store, publisher: Publisher, stop: threading.Event,
@@ -58,7 +58,7 @@ def _serve(store: Store, publisher: Publisher, stop: threading.Event,
     renewed, idle = -LOCK_TTL, False  # an idle publisher renews its lease every RENEW s
     while not stop.is_set():
         if not (idle and time.monotonic() - renewed < RENEW):
-            held, renewed = store.lock("publisher", owner, LOCK_TTL), time.monotonic()
+            held, renewed = store.lock(keys.PUBLISHER, owner, LOCK_TTL), time.monotonic()
         outage.ok()
         if not held:
             if once and time.monotonic() > waited:
@@ -72,7 +72,7 @@ def _serve(store: Store, publisher: Publisher, stop: threading.Event,
             if once:
                 raise
             log.warning("%s; trying again in 5s", e)
-            store.put(STATUS, {**publisher.status(str(e))})
+            write_publisher(store, publisher.status(str(e)))
             stop.wait(5.0)
             continue
         changed = bool(written.committed)
@@ -93,7 +93,7 @@ def _serve(store: Store, publisher: Publisher, stop: threading.Event,
                 next_push = time.monotonic() + backoff
                 log.warning("%s; next push in %.0fs", e, backoff)
         if changed or time.monotonic() - shown > 5:
-            store.put(STATUS, publisher.status(last_error))
+            write_publisher(store, publisher.status(last_error))
             shown = time.monotonic()
         if keep_runs and time.monotonic() - swept > FORGET_EVERY:
             swept = time.monotonic()

@@ -15,7 +15,6 @@ from typing import Any
 
 from runner.store import Store, keys
 
-KEY = keys.GENERATION
 SHOWN = 86400.0  # seconds status and health keep saying the store was wiped
 
 
@@ -35,11 +34,11 @@ class Generation:
         wipe = {"previous": self.seen, "noticed": now, "by": self.who}
         if self.seen is not None:
             fresh["wiped"] = wipe
-        current = store.put_new(KEY, fresh)
+        current = store.put_new(keys.GENERATION, fresh)
         wiped = self.seen is not None and current.get("id") != self.seen
         if wiped:
             if "wiped" not in current:  # re-created by a process that had seen none
-                store.put(KEY, {**current, "wiped": wipe})
+                store.put(keys.GENERATION, {**current, "wiped": wipe})
             self.log.error("%s: the store was wiped (generation %s is gone; Redis restarted "
                            "without persistence or was flushed): runs queued or running "
                            "before have no record", self.who, self.seen)

@@ -1,4 +1,5 @@
-"""Every key runner keeps in its store, named once (arq's constants.py is the model).
+"""Every key and lock name runner keeps in its store, named once (arq's constants.py is the
+model); entries.py reads and writes the entries.
 
 Entries (`Store.get`/`put`; JSON objects) and tallies are named by the first group; the store
 backends' own layout (run records, indexes, the publish feed) by the second.
@@ -13,6 +14,7 @@ GENERATION = "generation"  # {id, created, wiped?}: noticing a wiped store
 SUSPENDED = "suspended"    # {"all": {...} | absent, "schedules": {NAME: {...}}}
 BEAT = "beat"              # beat's entry; also the name of beat's lock
 REPORTS = "reports"        # the report publisher's status
+PUBLISHER = "publisher"    # the report publisher's lock
 LATENESS = "lateness"      # tally: schedule lateness histogram
 SCHEDULE = "schedule:"     # prefix: per-schedule state of beat (entries("schedule:"))
 WORKER = "worker:"         # prefix: worker heartbeats

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runner.apply import APPLIED, Current, Validated, apply
+from runner.apply import Current, Validated, apply
 from runner.config.load import load
 from runner.source import GitSnapshot
 from runner.store.files import FileStore
+from runner.store.keys import APPLIED
 
 
 class Recording(FileStore):

@@ -145,7 +145,8 @@ def test_a_jitter_change_never_runs_a_firing_again_at_its_new_instant(tmp_path: 
 
 
 def test_each_queued_firing_adds_its_lateness_to_the_histogram(tmp_path: Path) -> None:
-    from runner.ops.lateness import KEY, lateness_of
+    from runner.ops.lateness import lateness_of
+    from runner.store.keys import LATENESS as KEY
 
     _repo, system, now, beat = beat_on(tmp_path, FIVE, datetime(2026, 11, 25, 12, 1, tzinfo=UTC))
     beat.tick()

@@ -195,7 +195,8 @@ def test_scripts_are_loaded_again_after_redis_lost_them(redis_server: Redis,
 
 def test_lateness_tally_is_shared_and_cumulative(store: Store, tmp_path: Path,
                                                  request: pytest.FixtureRequest) -> None:
-    from runner.ops.lateness import KEY, observe_lateness, summary
+    from runner.ops.lateness import observe_lateness, summary
+    from runner.store.keys import LATENESS as KEY
 
     assert store.tallies(KEY) == {}
     observe_lateness(store, [], 1.0)  # an empty batch writes nothing
