@@ -20,6 +20,7 @@ from runner.cli.base import (
     cli,
 )
 from runner.errors import Problem, UsageError
+from runner.runs import RunRecord
 
 
 @cli.command()
@@ -77,7 +78,7 @@ def status(repo: Path, fmt: str) -> None:
                       else ""))
     click.echo(f"active runs: {len(out['active_runs'])}")
     for r in out["active_runs"]:
-        for line in _record_lines(r):
+        for line in _record_lines(RunRecord.from_json(r)):
             click.echo(f"  {line}")
 
 
