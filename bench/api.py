@@ -150,7 +150,7 @@ async def events(url: str, redis_url: str, n_clients: int, changes: int) -> list
     tasks = [asyncio.create_task(client()) for _ in range(n_clients)]
     while len(ready) < n_clients:
         await asyncio.sleep(0.05)  # waiting for connections, polled
-    ids = [r["run_id"] for r in store.runs(limit=changes)]
+    ids = [r.run_id for r in store.runs(limit=changes)]
     for rid in ids:
         sent[rid] = time.perf_counter()
         await asyncio.to_thread(store.update_run, rid, {"state": "STARTED"})

@@ -188,14 +188,14 @@ class Runner(Bench):
     def done(self, ids: list[str]) -> list[dict[str, Any]] | None:
         from runner.runs import FINAL
 
-        records = []
+        records = []  # as JSON: the shape Floor's are in
         for i in reversed(ids):  # the last enqueued finish last
-            r = self.system.store.run(i) or {}
-            if r.get("state") not in FINAL:
+            r = self.system.store.run(i)
+            if r is None or r.state not in FINAL:
                 return None
-            if r["state"] != "SUCCESS":
+            if r.state != "SUCCESS":
                 raise SystemExit(f"{self.name}: run failed: {r}")
-            records.append(r)
+            records.append(r.to_json())
         return records
 
 

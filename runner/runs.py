@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -31,26 +31,28 @@ FINAL = (RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED, RunState.SKIPPED,
 ENDED = (RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED)  # what a worker never runs again
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class RunRecord(Mapping[str, Any]):
+@dataclass(frozen=True, slots=True)
+class RunRecord:
     """A run's record, as the store holds it. Each writer sets some fields (the enqueuer
     PENDING with queue, targets and limit; the worker's start and end; beat's MISSED and
     SKIPPED; `runner run`'s STARTED; the reaper's resend); a field never set is None, and
-    absent from to_json. Times are Unix seconds; lists of the JSON are tuples here. It
-    also reads (and compares) as its JSON object, read-only: record["state"] is "PENDING"."""
+    absent from to_json. Times are Unix seconds; lists of the JSON are tuples here. Read
+    it by attribute (record.state); to_json() is the JSON object, for the store, the API
+    and reports; a field of another version is in `extra`. Equal records have equal
+    fields (the order they were written in aside)."""
 
-    run_id: str
-    job: str | None = None
-    state: RunState | None = None
+    run_id: str                       # new_run_id(): sortable by creation time
+    job: str | None = None            # the job's name
+    state: RunState | None = None     # where it is (None: a state of another version)
     trigger: str | None = None        # "cli", "api", "schedule NAME", "retry-of RUN_ID", ...
     revision: str | None = None       # the configuration's, as queued, then as it ran
     queue: str | None = None          # the job's queue when it was queued
     targets: tuple[str, ...] | None = None  # the targets chosen when it was queued
     limit: str | None = None          # the target pattern asked for (None: every target)
-    created: float | None = None
+    created: float | None = None      # when it was recorded (queued, or fired by beat)
     received: float | None = None     # a worker took its message (kept from the first time)
-    started: float | None = None
-    finished: float | None = None
+    started: float | None = None      # its targets began
+    finished: float | None = None     # it became final
     worker: str | None = None         # the Celery worker, or cli-PID@HOST for `runner run`
     deliveries: int | None = None     # deliveries of its message that started it
     error: str | None = None          # why it failed, was cancelled, skipped or missed
@@ -59,9 +61,9 @@ class RunRecord(Mapping[str, Any]):
     attempt: int | None = None        # its place along the retry_of chain (None: 1)
     schedule: str | None = None       # the schedule that fired it
     scheduled_for: str | None = None  # the firing's ISO time
-    missed_from: str | None = None    # MISSED: the first and last firings missed, how many
-    missed_to: str | None = None
-    missed_count: int | None = None
+    missed_from: str | None = None    # MISSED: the first firing missed
+    missed_to: str | None = None      # MISSED: the last firing missed
+    missed_count: int | None = None   # MISSED: how many firings were missed
     note: str | None = None           # a redelivery or a resend by the reaper, said plainly
     resent: float | None = None       # when the reaper sent its message again
     actions: tuple[dict[str, Any], ...] | None = None  # who asked for what, via what
@@ -96,21 +98,13 @@ class RunRecord(Mapping[str, Any]):
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object the store holds: the fields set, as they were written."""
-        return {k: self[k] for k in self.order or ()}
+        return {k: self._json(k) for k in self.order or ()}
 
-    def __getitem__(self, key: str) -> Any:
+    def _json(self, key: str) -> Any:
         if key in self.extra:
             return self.extra[key]
-        if key not in (self.order or ()):
-            raise KeyError(key)
         v = getattr(self, key)
         return list(v) if isinstance(v, tuple) else v.value if isinstance(v, RunState) else v
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.order or ())
-
-    def __len__(self) -> int:
-        return len(self.order or ())
 
     def updated(self, changes: Mapping[str, Any]) -> RunRecord:
         """This record with `changes` (JSON fields) set, as dict.update sets them."""

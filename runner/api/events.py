@@ -15,11 +15,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from runner.errors import StoreUnavailable
 from runner.ops.overview import reports, shown
+from runner.runs import RunRecord
 from runner.store import SUMMARY, Store, keys
 
 log = logging.getLogger("runner.api")
@@ -28,14 +29,15 @@ ENTRY_KINDS = {keys.RECONCILE: "reconcile", keys.BEAT: "beat", keys.REPORTS: "re
                keys.SUSPENDED: "suspended"}
 
 
-def summary(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A run record without its result (the output), plus each target's status."""
-    out = {k: record[k] for k in SUMMARY if k in record}
-    targets = (record.get("result") or {}).get("targets") or {}
+def summary(record: RunRecord) -> dict[str, Any]:
+    """A run record's JSON without its result (the output), plus each target's status."""
+    data = record.to_json()
+    out = {k: data[k] for k in SUMMARY if k in data}
+    targets = (record.result or {}).get("targets") or {}
     if targets:
         out["target_status"] = {name: t.get("status") for name, t in targets.items()}
-    if record.get("actions"):
-        out["actions"] = record["actions"]
+    if data.get("actions"):
+        out["actions"] = data["actions"]
     return out
 
 

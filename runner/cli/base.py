@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +19,7 @@ from runner import __version__
 from runner.config import load as config_load
 from runner.config.model import ConfigSet
 from runner.errors import ConfigInvalid, Problem, RunnerError, UsageError
+from runner.runs import RunRecord, RunState
 
 F = TypeVar("F", bound=Callable[..., Any])
 REPO: Callable[[F], F] = click.option(
@@ -159,40 +160,40 @@ def _app(repo: Path, fmt: str = "text") -> tuple[Any, Any, ConfigSet]:
     return system, create_app(system, config), config
 
 
-def _record_lines(r: Mapping[str, Any]) -> list[str]:
-    took = (f"{r['finished'] - r['started']:.2f}s" if r.get("finished") and r.get("started")
-            else "-")
-    created = datetime.fromtimestamp(r.get("created", 0), UTC).strftime("%Y-%m-%d %H:%M:%S")
-    lines = [f"{r['run_id']}  {created}  {r.get('job', '?'):<20} {r.get('state', '?'):<9} "
-             f"{took:>8}  {r.get('trigger', '')}"]
-    if r.get("error"):
-        lines.append(f"    {r['error']}")
+def _record_lines(r: RunRecord) -> list[str]:
+    took = f"{r.finished - r.started:.2f}s" if r.finished and r.started else "-"
+    created = datetime.fromtimestamp(r.created or 0, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    state = r.state or r.extra.get("state", "?")  # extra: a later version's state
+    lines = [f"{r.run_id}  {created}  {r.job or '?':<20} {state:<9} "
+             f"{took:>8}  {r.trigger or ''}"]
+    if r.error:
+        lines.append(f"    {r.error}")
     return lines
 
 
-def _run_json(record: Mapping[str, Any]) -> dict[str, Any]:
+def _run_json(record: RunRecord) -> dict[str, Any]:
     """A queued run's record as `runner run --format json` prints a direct run: its `result`
     (the same keys made up from the record when no target ran), then the record's other
     fields (state, trigger, queue, worker, created, ...)."""
-    started, finished = record.get("started"), record.get("finished")
-    result = record.get("result") or {
-        "run_id": record.get("run_id"), "job": record.get("job"),
-        "revision": record.get("revision"),
+    started, finished = record.started, record.finished
+    result = record.result or {
+        "run_id": record.run_id or None, "job": record.job, "revision": record.revision,
         "status": {"SUCCESS": "success", "REVOKED": "cancelled"}.get(
-            str(record.get("state")), "failed"),
+            str(record.state), "failed"),
         "started": started, "finished": finished,
         "duration": round(finished - started, 3) if started and finished else None,
         "targets": {}}
-    return {**result, **{k: v for k, v in record.items() if k not in result and k != "result"}}
+    data = record.to_json()
+    return {**result, **{k: v for k, v in data.items() if k not in result and k != "result"}}
 
 
-def _finish(record: Mapping[str, Any], fmt: str) -> None:
+def _finish(record: RunRecord, fmt: str) -> None:
     if fmt == "json":
         _print_json(_run_json(record))
     else:
         for line in _record_lines(record):
             click.echo(line)
-        for name, t in (record.get("result") or {}).get("targets", {}).items():
+        for name, t in (record.result or {}).get("targets", {}).items():
             click.echo(f"    {t['status']:<9} {name}" + (f": {t['error']}" if t["error"] else ""))
-    if record.get("state") != "SUCCESS":
+    if record.state != RunState.SUCCESS:
         raise SystemExit(1)

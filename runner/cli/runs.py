@@ -21,6 +21,7 @@ from runner.cli.base import (
 )
 from runner.config.model import ConfigSet
 from runner.errors import Problem, UsageError
+from runner.runs import RunRecord
 
 
 def _runs(config: ConfigSet, name: str, sch: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def status(repo: Path, fmt: str) -> None:
                       else ""))
     click.echo(f"active runs: {len(out['active_runs'])}")
     for r in out["active_runs"]:
-        for line in _record_lines(r):
+        for line in _record_lines(RunRecord.from_json(r)):
             click.echo(f"  {line}")
 
 

@@ -27,7 +27,7 @@ from runner.config.model import ConfigSet
 from runner.desired import next_fires, when
 from runner.errors import RunnerError
 from runner.ops.lateness import metric_lines
-from runner.runs import ACTIVE, FINAL
+from runner.runs import ACTIVE, FINAL, RunRecord
 from runner.store import Store, keys
 from runner.store.entries import (
     ReconcileStatus,
@@ -212,7 +212,7 @@ def _shape(view: Mapping[str, Mapping[str, Any]]) -> list[Any]:
             for h, w in sorted(view.items())]
 
 
-def stats(summaries: Iterable[Mapping[str, Any]], now: float, minutes: int) -> dict[str, Any]:
+def stats(summaries: Iterable[RunRecord], now: float, minutes: int) -> dict[str, Any]:
     """Runs created in the last `minutes`: per state, per queue and state, per minute and
     state, the rate over the last 5 minutes, and run durations per job."""
     start = now - minutes * 60
@@ -222,17 +222,17 @@ def stats(summaries: Iterable[Mapping[str, Any]], now: float, minutes: int) -> d
     durations: dict[str, list[tuple[float, float]]] = defaultdict(list)
     recent = 0
     for r in summaries:
-        created = float(r.get("created") or 0)
+        created = float(r.created or 0)
         if created < start:
             continue
-        state = str(r.get("state"))
+        state = str(r.state or r.extra.get("state"))  # extra: a later version's state
         by_state[state] += 1
-        by_queue[str(r.get("queue") or "-")][state] += 1
+        by_queue[str(r.queue or "-")][state] += 1
         per_minute[int(created // 60 * 60)][state] += 1
         recent += created >= now - 300
-        if r.get("started") and r.get("finished"):
-            took = float(r["finished"]) - float(r["started"])
-            durations[str(r.get("job"))].append((float(r["finished"]), round(took, 3)))
+        if r.started and r.finished:
+            took = float(r.finished) - float(r.started)
+            durations[str(r.job)].append((float(r.finished), round(took, 3)))
     return {
         "window_minutes": minutes, "runs": sum(by_state.values()),
         "by_state": dict(by_state),

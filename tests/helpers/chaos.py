@@ -15,12 +15,11 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from runner.config.model import Schedule
 from runner.desired import next_fires
 from runner.errors import RunnerError
-from runner.runs import ACTIVE
+from runner.runs import ACTIVE, RunRecord
 from runner.store.redis import RedisStore
 from tests.helpers.procs import cmdline, descendants
 
@@ -75,16 +74,17 @@ class Account:
                 f"{len(self.orphans)}, completed twice {len(self.twice)}")
 
 
-def covered(record: dict[str, Any]) -> list[datetime]:
+def covered(record: RunRecord) -> list[datetime]:
     """The firings a record accounts for: its scheduled_for, or a MISSED record's range."""
-    if record.get("state") == "MISSED" and record.get("missed_from"):
-        at, last = (datetime.fromisoformat(record[k]) for k in ("missed_from", "missed_to"))
+    if record.state == "MISSED" and record.missed_from:
+        at, last = (datetime.fromisoformat(str(t)) for t in (record.missed_from,
+                                                              record.missed_to))
         out = [at]
         while out[-1] < last:
             out += next_fires(FAST, out[-1], 1)
-        assert len(out) == record["missed_count"], record
+        assert len(out) == record.missed_count, record
         return out
-    return [datetime.fromisoformat(record["scheduled_for"])]
+    return [datetime.fromisoformat(str(record.scheduled_for))]
 
 
 def account(store: RedisStore, start: datetime, end: datetime, marks: Path | None,
@@ -93,21 +93,21 @@ def account(store: RedisStore, start: datetime, end: datetime, marks: Path | Non
     tokens of commands started at or after `since` (epoch seconds) against SUCCESS runs."""
     want = [start, *next_fires(FAST, start, 10_000)]
     want = [w for w in want if w <= end]
-    records = [r for r in store.runs(job="quick", limit=10_000) if r.get("schedule") == "fast"]
+    records = [r for r in store.runs(job="quick", limit=10_000) if r.schedule == "fast"]
     ran, recorded = Counter[datetime](), Counter[datetime]()
     unfinished, retries, tokens = [], 0, []
     for summary in records:
-        r = store.run(str(summary["run_id"])) or summary  # the whole record: range, result
-        if r.get("retry_of"):
+        r = store.run(summary.run_id) or summary  # the whole record: range, result
+        if r.retry_of:
             retries += 1
-        elif r.get("state") in ("MISSED", "SKIPPED"):
+        elif r.state in ("MISSED", "SKIPPED"):
             recorded.update(covered(r))
-        elif r.get("scheduled_for"):
+        elif r.scheduled_for:
             ran.update(covered(r))
-        if r.get("state") in ACTIVE:
-            unfinished.append(str(r["run_id"]))
-        if r.get("state") == "SUCCESS" and r.get("result"):
-            tokens.append(str(r["result"]["targets"]["localhost"]["stdout"]).strip())
+        if r.state in ACTIVE:
+            unfinished.append(r.run_id)
+        if r.state == "SUCCESS" and r.result:
+            tokens.append(str(r.result["targets"]["localhost"]["stdout"]).strip())
     lines = [line.split() for line in marks.read_text().splitlines()] if marks else []
     recent = {t for kind, t in lines if kind == "start" and int(t.split("-")[0]) >= since * 1e9}
     done = Counter(t for kind, t in lines if kind == "done" and t in recent)
@@ -142,8 +142,7 @@ def first_firing(url: str) -> datetime:
     """The earliest firing of FAST the store holds a run of: the window starts there (beat
     owes no firing from before it first saw the schedule)."""
     runs = RedisStore(url).runs(job="quick", limit=10_000)
-    return min(datetime.fromisoformat(str(r["scheduled_for"])) for r in runs
-               if r.get("scheduled_for"))
+    return min(datetime.fromisoformat(str(r.scheduled_for)) for r in runs if r.scheduled_for)
 
 
 def window_end(now: datetime) -> datetime:

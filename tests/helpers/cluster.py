@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from runner.errors import RunnerError
+from runner.runs import RunRecord
 from runner.store import Store, open_store
 from runner.store.files import FileStore
 from runner.store.redis import RedisStore
@@ -80,12 +81,13 @@ class Cluster:
         return done.stdout.strip()
 
     def state(self, run_id: str) -> str:
-        return str((self.store.run(run_id) or {}).get("state"))
+        return str((self.store.run(run_id) or RunRecord(run_id)).state)
 
-    def final(self, run_id: str, deadline: float = 60) -> dict[str, Any]:
-        return dict(poll(lambda: (r := self.store.run(run_id)) and r.get("state") not in
-                         ("PENDING", "RECEIVED", "STARTED", "RETRY") and r, deadline,
-                         f"run {run_id} ends"))
+    def final(self, run_id: str, deadline: float = 60) -> RunRecord:
+        record: RunRecord = poll(lambda: (r := self.store.run(run_id)) and r.state not in
+                                 ("PENDING", "RECEIVED", "STARTED", "RETRY") and r, deadline,
+                                 f"run {run_id} ends")
+        return record
 
     def stop(self) -> None:
         for p in self.procs:
@@ -177,8 +179,8 @@ def finished_since(url: str, since: float) -> list[float]:
         runs = RedisStore(url).runs(job="quick", limit=500)
     except RunnerError:  # Redis still starting: nothing yet
         return []
-    return sorted(float(r["finished"]) for r in runs
-                  if r.get("state") == "SUCCESS" and float(r.get("created", 0)) > since)
+    return sorted(float(r.finished or 0) for r in runs
+                  if r.state == "SUCCESS" and float(r.created or 0) > since)
 
 
 def a_worker_runs_a_job(redis_url: str, tmp_path: Path) -> None:

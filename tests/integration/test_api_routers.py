@@ -38,7 +38,7 @@ def test_the_control_router_runs_a_job_alone(demo_repo: Path, redis_server: Redi
     r = client.post(f"/api/jobs/{job}/run", headers={"Authorization": f"Bearer {OPERATOR}"})
     assert r.status_code == 201, r.text
     record = system.store.run(r.json()["run_id"])
-    assert record and record["actions"][0]["by"] == "ops"
+    assert record and record.actions[0]["by"] == "ops"
     assert client.get("/api/health").status_code == 404  # a read route: not this router's
 
 

@@ -28,7 +28,7 @@ def test_ticks_fire_on_time_and_new_schedules_owe_nothing(tmp_path: Path) -> Non
     repo, system, now, beat = beat_on(tmp_path, FIVE, datetime(2026, 11, 25, 12, 1, tzinfo=UTC))
 
     def scheduled() -> list[tuple[str, str, str]]:
-        return sorted((r["schedule"], r["state"], r["scheduled_for"])
+        return sorted((r.schedule, r.state, r.scheduled_for)
                       for r in system.store.runs(limit=100))
 
     assert beat.tick() and scheduled() == []
@@ -82,7 +82,7 @@ def test_suspend_and_resume(tmp_path: Path) -> None:
     assert cli("resume", "five").returncode == 0
     now[0] = datetime(2026, 11, 25, 12, 10, 1, tzinfo=UTC)
     beat.tick()  # 12:05 is not made up; 12:10 fires
-    assert [r["scheduled_for"] for r in system.store.runs(limit=10)] == [
+    assert [r.scheduled_for for r in system.store.runs(limit=10)] == [
         "2026-11-25T12:10:00+00:00"]
     assert cli("suspend", "--all").returncode == 0
     now[0] = datetime(2026, 11, 25, 12, 15, 1, tzinfo=UTC)
@@ -93,7 +93,7 @@ def test_suspend_and_resume(tmp_path: Path) -> None:
 
     five = json.loads(cli("status", "--format", "json").stdout)["schedules"]["five"]
     assert five["last_fire"] == "2026-11-25T12:15:00+00:00"  # passed while suspended
-    assert five["last_run_id"] == system.store.runs(limit=1)[0]["run_id"]
+    assert five["last_run_id"] == system.store.runs(limit=1)[0].run_id
     assert five["next_fire"] is not None and five["job"] == "health-check"
 
 
@@ -104,8 +104,8 @@ def test_removed_schedules_stop_and_changed_ones_move(tmp_path: Path) -> None:
     ops = repo / "schedules.d" / "ops.yaml"
 
     def fired() -> list[str]:
-        return sorted(r["scheduled_for"] for r in system.store.runs(limit=100)
-                      if r["state"] == "PENDING")
+        return sorted(r.scheduled_for for r in system.store.runs(limit=100)
+                      if r.state == "PENDING")
 
     def at(hour: int, minute: int) -> None:
         now[0] = datetime(2026, 11, 25, hour, minute, 1, tzinfo=UTC)
@@ -140,7 +140,7 @@ def test_a_jitter_change_never_runs_a_firing_again_at_its_new_instant(tmp_path: 
         beat.tick()
     now[0] = datetime(2026, 11, 25, 12, 10, 35, tzinfo=UTC)
     beat.tick()
-    assert sorted(r["scheduled_for"] for r in system.store.runs(limit=10)) == [
+    assert sorted(r.scheduled_for for r in system.store.runs(limit=10)) == [
         "2026-11-25T12:05:00+00:00", "2026-11-25T12:10:34+00:00"]
 
 
@@ -156,4 +156,4 @@ def test_each_queued_firing_adds_its_lateness_to_the_histogram(tmp_path: Path) -
     beat.tick()
     (run,) = system.store.runs(limit=10)
     tally = system.store.tallies(KEY)
-    assert (tally["count"], tally["last"]) == (1, lateness_of(run))  # once, as recorded
+    assert (tally["count"], tally["last"]) == (1, lateness_of(run.to_json()))  # once

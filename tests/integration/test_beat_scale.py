@@ -115,7 +115,7 @@ def test_the_contract_holds_at_10000_schedules(redis_server: Redis, tmp_path: Pa
 
     records: dict[str, list[tuple[str, str]]] = {}
     for r in system.store.runs(limit=100_000):
-        records.setdefault(r["schedule"], []).append((r["scheduled_for"], r["state"]))
+        records.setdefault(r.schedule, []).append((r.scheduled_for, r.state))
     for name, s in schedules.items():  # every firing once: run, or missed in the gap
         if name[1:].isdigit():
             assert sorted(records.get(name, [])) == sorted(expected(s).items()), name
@@ -160,12 +160,12 @@ def test_one_changed_schedule_among_100000_fires_within_a_second(
         changed = sched("d42", every="1s")
         applied = time.monotonic()
         current[0] = replace(current[0], schedules={**schedules, "d42": changed})
-        poll(lambda: [r for r in system.store.runs(limit=5) if r["schedule"] == "d42"], 10,
+        poll(lambda: [r for r in system.store.runs(limit=5) if r.schedule == "d42"], 10,
              "the changed schedule fires")
         took = time.monotonic() - applied
         assert took < 1.5, f"{took:.2f}s"
         assert set(computed) == {"d42"}  # the 99,999 others were not recomputed
-        assert {r["state"] for r in system.store.runs(limit=5)} == {"PENDING"}  # none MISSED
+        assert {r.state for r in system.store.runs(limit=5)} == {"PENDING"}  # none MISSED
     finally:
         stop.set()
         thread.join(5)

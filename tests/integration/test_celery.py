@@ -8,10 +8,10 @@ import json
 import os
 import signal
 from datetime import datetime
-from typing import Any
 
 import pytest
 
+from runner.runs import RunRecord
 from tests.helpers.cluster import JOBS, QUEUES, Cluster
 from tests.helpers.procs import alive, ancestors, matching, poll, running
 from tests.servers import free_port
@@ -30,7 +30,7 @@ def test_enqueue_wait_routes_to_the_named_worker(cluster: Cluster) -> None:
     assert record["deliveries"] == 1
     assert record["targets"]["here"]["stdout"] == "high\n"
     side = cluster.final(cluster.enqueue("side-job"))
-    assert (side["state"], side["worker"].split("-")[0]) == ("SUCCESS", "side")
+    assert (side.state, side.worker.split("-")[0]) == ("SUCCESS", "side")
     history = json.loads(cluster.runner("history", "--format", "json").stdout)["runs"]
     assert [r["job"] for r in history] == ["side-job", "quick-high"]
     failed = cluster.runner("run", "fails", "--enqueue", "--wait")
@@ -60,7 +60,7 @@ def test_cancel_queued_and_running_runs(cluster: Cluster) -> None:
     assert done.returncode == 0, done.stderr
     assert cluster.state(queued) == "REVOKED"
     user = getpass.getuser()
-    assert (cluster.store.run(queued) or {})["error"] == (
+    assert (cluster.store.run(queued) or RunRecord(queued)).error == (
         f"cancelled by runner cancel (user {user}) before it started")
     worker = cluster.worker("side")
     running = cluster.enqueue("slow")
@@ -69,12 +69,12 @@ def test_cancel_queued_and_running_runs(cluster: Cluster) -> None:
     sleeping = poll(lambda: matching(worker.pid, "sleep 47.3"), 10, "sleep runs")
     assert cluster.runner("cancel", running).returncode == 0
     record = cluster.final(running, 15)
-    assert record["state"] == "REVOKED"
-    assert record["result"]["targets"]["here"]["error"] == (
+    assert record.state == "REVOKED"
+    assert record.result["targets"]["here"]["error"] == (
         f"here: cancelled by runner cancel (user {user}) during step 'command 1'")
     poll(lambda: not any(map(alive, sleeping)), 5, "the run's sleep is killed")
-    assert cluster.final(queued)["state"] == "REVOKED"
-    assert "started" not in (cluster.store.run(queued) or {})  # the queued one never started
+    assert cluster.final(queued).state == "REVOKED"
+    assert (cluster.store.run(queued) or RunRecord(queued)).started is None  # never started
     again = cluster.runner("cancel", running)
     assert again.returncode == 2 and "already REVOKED" in again.stderr
 
@@ -82,12 +82,11 @@ def test_cancel_queued_and_running_runs(cluster: Cluster) -> None:
 def test_retry_links_the_new_run(cluster: Cluster) -> None:
     cluster.worker("side")
     first = cluster.final(cluster.enqueue("fails"))
-    assert first["state"] == "FAILURE"
-    done = cluster.runner("retry", first["run_id"], "--format", "json")
+    assert first.state == "FAILURE"
+    done = cluster.runner("retry", first.run_id, "--format", "json")
     assert done.returncode == 0, done.stderr
     second = cluster.final(json.loads(done.stdout)["run_id"])
-    assert (second["retry_of"], second["trigger"]) == (first["run_id"],
-                                                       f"retry-of {first['run_id']}")
+    assert (second.retry_of, second.trigger) == (first.run_id, f"retry-of {first.run_id}")
 
 
 def test_a_worker_takes_the_higher_priority_queue_first(cluster: Cluster) -> None:
@@ -95,7 +94,7 @@ def test_a_worker_takes_the_higher_priority_queue_first(cluster: Cluster) -> Non
     high = [cluster.enqueue("quick-high") for _ in range(3)]
     cluster.worker("busy")  # concurrency 1, serves low and high, both with a backlog
     records = [cluster.final(r) for r in low + high]
-    order = [r["job"] for r in sorted(records, key=lambda r: r["started"])]
+    order = [r.job for r in sorted(records, key=lambda r: r.started)]
     if "REDIS_URL" in cluster.env:
         assert order == ["quick-high"] * 3 + ["quick-low"] * 3
     else:  # embedded: no message priorities; every run still runs, each once
@@ -121,13 +120,13 @@ def test_kill_9_of_a_pool_process_mid_run_kills_its_command_and_retries_once(
     os.kill(pool, signal.SIGKILL)
     poll(lambda: not alive(sleep), 10, "the killed pool process's command dies")
     record = cluster.final(run_id, 30)
-    assert record["state"] == "FAILURE"
-    assert record["error"].startswith(f"worker process {pool} of {record['worker']} died "
-                                      "during the run"), record["error"]
-    retries = poll(lambda: [r for r in cluster.store.runs("mortal", 10) if r["run_id"] != run_id],
+    assert record.state == "FAILURE"
+    assert record.error.startswith(f"worker process {pool} of {record.worker} died "
+                                   "during the run"), record.error
+    retries = poll(lambda: [r for r in cluster.store.runs("mortal", 10) if r.run_id != run_id],
                    30, "its retry is queued")
-    assert [(r["retry_of"], r["attempt"]) for r in retries] == [(run_id, 2)]
-    assert cluster.final(retries[0]["run_id"], 60)["state"] == "SUCCESS"
+    assert [(r.retry_of, r.attempt) for r in retries] == [(run_id, 2)]
+    assert cluster.final(retries[0].run_id, 60).state == "SUCCESS"
     assert done.read_text() == "once\n"  # the retry's: the killed command never completed
     assert len(cluster.store.runs("mortal", 10)) == 2 and cluster.state(run_id) == "FAILURE"
     assert worker.poll() is None
@@ -137,8 +136,8 @@ def schedule(cluster: Cluster, text: str) -> None:
     (cluster.repo / "schedules.d" / "s.yaml").write_text(f"schedules:\n{text}")
 
 
-def runs_of(cluster: Cluster, name: str) -> list[dict[str, Any]]:
-    return [r for r in cluster.store.runs(limit=1000) if r.get("schedule") == name]
+def runs_of(cluster: Cluster, name: str) -> list[RunRecord]:
+    return [r for r in cluster.store.runs(limit=1000) if r.schedule == name]
 
 
 def test_beat_failover_fires_each_firing_once(cluster: Cluster) -> None:
@@ -152,7 +151,7 @@ def test_beat_failover_fires_each_firing_once(cluster: Cluster) -> None:
     before = len(runs_of(cluster, "tick"))
     poll(lambda: len(runs_of(cluster, "tick")) >= before + 3, 40, "the standby takes over")
     assert second.poll() is None
-    fired = [r["scheduled_for"] for r in runs_of(cluster, "tick") if r["state"] != "MISSED"]
+    fired = [r.scheduled_for for r in runs_of(cluster, "tick") if r.state != "MISSED"]
     assert len(fired) == len(set(fired)), "a firing ran twice"
     stamps = sorted(datetime.fromisoformat(f) for f in fired)
     assert all((b - a).total_seconds() % 2 == 0 for a, b in itertools.pairwise(stamps))
@@ -165,15 +164,15 @@ def test_overlap_policies(cluster: Cluster, policy: str) -> None:
     cluster.start("beat")
     if policy == "forbid":
         skipped = poll(lambda: [r for r in runs_of(cluster, "often")
-                                if r["state"] == "SKIPPED"], 40, "a skipped firing")
-        assert "of schedule often is still" in skipped[0]["error"]
-        assert "(overlap: forbid)" in skipped[0]["error"]
+                                if r.state == "SKIPPED"], 40, "a skipped firing")
+        assert "of schedule often is still" in skipped[0].error
+        assert "(overlap: forbid)" in skipped[0].error
     else:
         replaced = poll(lambda: [r for r in runs_of(cluster, "often")
-                                 if r["state"] == "REVOKED"], 40, "a replaced run")
-        assert "cancelled by schedule often (overlap: replace)" in replaced[0]["error"]
-    started = [r for r in runs_of(cluster, "often") if r.get("started")]
-    assert all(r["state"] != "SKIPPED" for r in started)
+                                 if r.state == "REVOKED"], 40, "a replaced run")
+        assert "cancelled by schedule often (overlap: replace)" in replaced[0].error
+    started = [r for r in runs_of(cluster, "often") if r.started]
+    assert all(r.state != "SKIPPED" for r in started)
 
 
 def test_remote_control_adds_and_cancels_consumers(cluster: Cluster) -> None:
@@ -190,7 +189,7 @@ def test_remote_control_adds_and_cancels_consumers(cluster: Cluster) -> None:
     low = cluster.enqueue("quick-low")  # nobody consumes low yet
     app.control.add_consumer("low", destination=[host], reply=True, timeout=5)
     record = cluster.final(low)
-    assert (record["state"], record["worker"]) == ("SUCCESS", host)
+    assert (record.state, record.worker) == ("SUCCESS", host)
     app.control.cancel_consumer("low", destination=[host], reply=True, timeout=5)
 
     def consumed() -> list[str]:
@@ -203,11 +202,11 @@ def test_remote_control_adds_and_cancels_consumers(cluster: Cluster) -> None:
 def test_up_runs_the_schedules_and_history_shows_them(cluster: Cluster) -> None:
     schedule(cluster, "  often: {job: side-job, every: 2s}\n")
     up = cluster.start("up", "--api-bind", f"127.0.0.1:{free_port()}")
-    runs = poll(lambda: [r for r in runs_of(cluster, "often") if r["state"] == "SUCCESS"],
+    runs = poll(lambda: [r for r in runs_of(cluster, "often") if r.state == "SUCCESS"],
                 60, "a scheduled run succeeds")
     history = cluster.runner("history", "side-job")
     assert history.returncode == 0
-    assert runs[0]["run_id"] in history.stdout and "SUCCESS" in history.stdout
+    assert runs[0].run_id in history.stdout and "SUCCESS" in history.stdout
     workers = matching(up.pid, " runner worker ")
     assert workers  # up's workers and their pool processes, found below it
     up.send_signal(signal.SIGTERM)
@@ -224,8 +223,8 @@ def test_embedded_run_of_a_dead_worker_ends_failed_not_lost(cluster: Cluster) ->
     worker.wait(10)
     cluster.worker("side")
     record = cluster.final(run_id, 30)
-    assert record["state"] == "FAILURE"
-    assert record["error"].startswith(f"worker {record['worker']} died during the run")
+    assert record.state == "FAILURE"
+    assert record.error.startswith(f"worker {record.worker} died during the run")
 
 
 def test_a_running_worker_follows_its_queue_assignment(cluster: Cluster) -> None:
@@ -245,7 +244,7 @@ def test_a_running_worker_follows_its_queue_assignment(cluster: Cluster) -> None
                                                              "queues: [other, low]"))
     low = cluster.enqueue("quick-low")
     record = cluster.final(low, 30)  # picked up with no restart
-    assert (record["state"], record["worker"].split("-")[0]) == ("SUCCESS", "side")
+    assert (record.state, record.worker.split("-")[0]) == ("SUCCESS", "side")
     assert consumed() == ["low", "other"]
     (cluster.repo / "queues.yaml").write_text(QUEUES)
     poll(lambda: consumed() == ["other"], 30, "the worker drops queue low")
@@ -257,15 +256,15 @@ def test_a_queued_run_of_a_removed_job_ends_with_the_reason(cluster: Cluster) ->
         "  side-job: {queue: other, targets: [here], steps: [{command: echo side}]}\n", ""))
     cluster.worker("side")
     record = cluster.final(run_id)
-    assert record["state"] == "REVOKED"
-    assert record["error"].startswith("job side-job was removed from the configuration")
-    assert "started" in record and "result" not in record
+    assert record.state == "REVOKED"
+    assert record.error.startswith("job side-job was removed from the configuration")
+    assert record.started is not None and record.result is None
 
 
 def test_sigterm_to_the_whole_process_group_stops_the_worker(cluster: Cluster) -> None:
     # systemd's default stop: SIGTERM to the main process and every pool process at once
     worker = cluster.worker("side")
-    assert cluster.final(cluster.enqueue("side-job"))["state"] == "SUCCESS"
+    assert cluster.final(cluster.enqueue("side-job")).state == "SUCCESS"
     os.killpg(worker.pid, signal.SIGTERM)
     poll(lambda: worker.poll() is not None, 20, "the worker exits")
     assert worker.returncode == 0

@@ -120,5 +120,5 @@ def test_an_entry_sent_by_celerys_beat_runs_on_a_runner_worker(
     beat = Scheduler(app)  # Celery's own beat scheduler sends the entry, as it would when due
     sent = beat.apply_async(beat.schedule["hourly"])
     record = cluster.final(sent.id)  # recorded under the message's task id: no run_id sent
-    assert (record["state"], record["job"], record["worker"].split("-")[0]) == (
+    assert (record.state, record.job, record.worker.split("-")[0]) == (
         "SUCCESS", "quick-high", "busy")

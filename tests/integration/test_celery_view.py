@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from runner.runs import RunRecord
 from runner.store import open_store
 from tests.helpers.cluster import Cluster
 from tests.helpers.procs import poll
@@ -67,7 +68,7 @@ def test_flower_on_redis_lists_each_run_by_job_with_its_state(
             poll(lambda: b"Events of group {task} enabled" in up_log.read_bytes(), 60,
                  "the worker sends task events")
             good, bad, long = (runner("run", job, "--enqueue") for job in ("good", "bad", "long"))
-            poll(lambda: (store.run(long) or {}).get("state") == "STARTED", 30, "long starts")
+            poll(lambda: (store.run(long) or RunRecord(long)).state == "STARTED", 30, "long starts")
             runner("cancel", long)
             want = {good: ("good", "SUCCESS"), bad: ("bad", "FAILURE"),
                     long: ("long", "REVOKED")}
@@ -82,8 +83,8 @@ def test_flower_on_redis_lists_each_run_by_job_with_its_state(
     messages = r.hvals("unacked") + [m for k in r.scan_iter("system*")
                                      if r.type(k) == b"list" for m in r.lrange(k, 0, -1)]
     assert [m for m in messages if bad.encode() in m or long.encode() in m] == []
-    assert (store.run(bad) or {})["state"] == "FAILURE"
-    assert (store.run(long) or {})["state"] == "REVOKED"
+    assert (store.run(bad) or RunRecord(bad)).state == "FAILURE"
+    assert (store.run(long) or RunRecord(long)).state == "REVOKED"
 
 
 def test_the_celery_cli_reaches_the_workers(cluster: Cluster, tmp_path: Path) -> None:

@@ -235,8 +235,8 @@ def test_a_run_that_ends_while_redis_is_away_saves_its_state_when_it_is_back(
         server = start_redis(tmp_path / "redis", port, persist=True)
         cluster.store = RedisStore(server.url)
         record = cluster.final(run_id, 30)
-        assert record["state"] == "SUCCESS", record
-        assert "finished" in str(record["result"])
+        assert record.state == "SUCCESS", record
+        assert "finished" in str(record.result)
         assert worker.poll() is None
         assert b"Traceback" not in cluster._log(worker)
     finally:

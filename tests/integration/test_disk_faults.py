@@ -73,10 +73,11 @@ def test_a_full_disk_is_store_unavailable_and_leaves_no_temporary_file(tmp_path:
         with pytest.raises(StoreUnavailable, match="cannot be written"):
             store.put("big", {"v": "x" * 200_000})
         assert leftovers(root) == []
-        assert store.run("r1") == {"run_id": "r1", "job": "j", "state": "PENDING"}
+        got = store.run("r1")
+        assert got is not None and got.to_json() == {"run_id": "r1", "job": "j", "state": "PENDING"}
         filler.unlink()
         store.update_run("r1", {"state": "SUCCESS"})
-        assert store.run("r1")["state"] == "SUCCESS"  # type: ignore[index]
+        assert (store.run("r1") or RunRecord("r1")).state == "SUCCESS"
 
 
 def test_stale_temporary_files_are_removed_fresh_ones_kept(tmp_path: Path) -> None:
@@ -104,8 +105,8 @@ def test_an_enqueue_on_a_full_broker_disk_ends_its_run_failure_and_says_so(
         assert "No space left on device" in done.stderr
         assert "was not queued (recorded FAILURE)" in done.stderr, done.stderr
         runs = cluster.store.runs()
-        assert [r["state"] for r in runs] == ["FAILURE"], runs
-        assert "its message could not be queued" in runs[0]["error"]
+        assert [r.state for r in runs] == ["FAILURE"], runs
+        assert "its message could not be queued" in runs[0].error
         assert leftovers(queue) == []
         filler.unlink()
         assert cluster.state(cluster.enqueue("side-job")) == "PENDING"  # room again
@@ -139,8 +140,8 @@ def test_a_run_ending_on_a_read_only_state_directory_saves_its_end_when_it_is_wr
             assert len(said.stderr.strip().splitlines()) == 1
             assert cluster.state(run_id) == "STARTED"
         record = cluster.final(run_id, 60)
-        assert record["state"] == "SUCCESS", record
-        assert "finished" in str(record["result"])
+        assert record.state == "SUCCESS", record
+        assert "finished" in str(record.result)
         poll(lambda: health(api.port) == 200, 30, "health ok again")
         assert leftovers(cluster.repo / ".runner") == []
         assert worker.poll() is None

@@ -83,15 +83,15 @@ def test_up_rides_out_a_killed_child(fault: str, demo_repo: Path, commit: Commit
             print(f"kill -9 of the {fault}: {got}")
             assert up.poll() is None
             store = RedisStore(server.url)
-            runs = {str(r["run_id"]): r for r in store.runs(job="quick", limit=10_000)}
-            died = [r for r in runs.values() if "died" in str(r.get("error"))]
+            runs = {r.run_id: r for r in store.runs(job="quick", limit=10_000)}
+            died = [r for r in runs.values() if "died" in str(r.error)]
             if fault in ("worker", "pool"):  # the run killed mid-command: retried once
                 assert died and got.retries == len(died) and got.killed == len(died), got
-                assert Counter(r.get("retry_of") for r in runs.values()
-                               if r.get("retry_of")) == Counter(r["run_id"] for r in died)
+                assert Counter(r.retry_of for r in runs.values()
+                               if r.retry_of) == Counter(r.run_id for r in died)
             else:
                 assert not died and got.retries == 0 and got.killed == 0, got
-            ended = {i for i, r in runs.items() if r.get("state") in FINAL}
+            ended = {i for i, r in runs.items() if r.state in FINAL}
             poll(lambda: ended <= set(reported(demo_repo)), 60, "every ended run reported")
             twice = [i for i, n in reported(demo_repo).items() if n > 1]
             assert not twice, twice

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from runner.runs import RunRecord
 from tests.helpers.cluster import Cluster, broker_env
 from tests.helpers.procs import alive, cmdline, descendants, poll
 from tests.helpers.repos import git
@@ -77,8 +78,8 @@ class Loop:
         return dict(poll(lambda: (b := store.get("beat") or {}).get("revision") == revision
                          and b, 30, f"beat runs {revision[:12]}"))
 
-    def runs(self, schedule: str) -> list[dict[str, Any]]:
-        return [r for r in self.cluster.store.runs(limit=500) if r.get("schedule") == schedule]
+    def runs(self, schedule: str) -> list[RunRecord]:
+        return [r for r in self.cluster.store.runs(limit=500) if r.schedule == schedule]
 
 
 @pytest.fixture(params=["embedded", "redis"])
@@ -113,15 +114,15 @@ def test_pushes_change_what_runs_without_restart_and_bad_ones_change_nothing(
                        "schedules:\n  tick: {job: quick, every: 1s, overlap: allow}\n"},
                       "serve b, tick every second")
     loop.applied(grown)
-    ticks = poll(lambda: [r for r in loop.runs("tick") if r["state"] == "SUCCESS"], 30,
+    ticks = poll(lambda: [r for r in loop.runs("tick") if r.state == "SUCCESS"], 30,
                  "tick fires and its run succeeds on queue b")
-    assert min(r["created"] for r in loop.runs("tick")) - pushed < 3.5  # push to first firing
-    assert ticks[0]["worker"] == worker  # the same worker process, no restart
-    assert ticks[0]["revision"] == grown
+    assert min(r.created for r in loop.runs("tick")) - pushed < 3.5  # push to first firing
+    assert ticks[0].worker == worker  # the same worker process, no restart
+    assert ticks[0].revision == grown
     for run_id in slow:
         record = cluster.final(run_id)
-        assert (record["state"], record["deliveries"]) == ("SUCCESS", 1), record
-        assert record["result"]["targets"]["here"]["stdout"] == "slept\n"
+        assert (record.state, record.deliveries) == ("SUCCESS", 1), record
+        assert record.result["targets"]["here"]["stdout"] == "slept\n"
     status = loop.status()
     assert status["workers"][worker]["queues"] == ["a", "b"]
     assert status["workers"][worker]["revision"] == grown
@@ -132,9 +133,9 @@ def test_pushes_change_what_runs_without_restart_and_bad_ones_change_nothing(
                          "  nightly: {job: quick, cron: '0 3 * * *'}\n"},
                         "tock instead of tick")
     loaded = loop.applied(swapped)["loaded_at"]
-    poll(lambda: len([r for r in loop.runs("tock") if r["created"] > loaded + 0.5]) >= 2, 30,
+    poll(lambda: len([r for r in loop.runs("tock") if r.created > loaded + 0.5]) >= 2, 30,
          "tock fires twice after the swap")
-    assert [r for r in loop.runs("tick") if r["created"] > loaded] == []
+    assert [r for r in loop.runs("tick") if r.created > loaded] == []
 
     # an invalid push changes nothing; status shows both revisions and where it is wrong
     bad = loop.push({"jobs.d/j.yaml": JOBS + QUICK + "  broken: {queue: nowhere, targets: "
@@ -199,7 +200,7 @@ def test_up_starts_a_worker_a_commit_adds_and_restarts_a_child_that_died(
                           "a worker v for queue c")
         loop.applied(added)
         record = cluster.final(cluster.enqueue("cjob"))
-        assert (record["state"], record["worker"].split("-")[0]) == ("SUCCESS", "v")
+        assert (record.state, record.worker.split("-")[0]) == ("SUCCESS", "v")
         workers_v = pids("worker v")
         assert workers_v
 

@@ -58,8 +58,8 @@ def system_on(tmp_path: Path, url: str) -> System:
 
 
 def fired(system: System) -> list[tuple[str, str]]:
-    return sorted((r["scheduled_for"], r["state"]) for r in system.store.runs(limit=100)
-                  if r.get("schedule") == "five")
+    return sorted((r.scheduled_for, r.state) for r in system.store.runs(limit=100)
+                  if r.schedule == "five")
 
 
 @pytest.mark.parametrize("where", ["embedded", "redis"])
@@ -146,9 +146,9 @@ def test_beat_writes_back_what_a_wiped_redis_lost(tmp_path: Path,
             beat.tick()
         assert fired(system) == [*lost, ("2026-11-25T12:15:00+00:00", "MISSED"),
                                  ("2026-11-25T12:20:00+00:00", "PENDING")]
-        missed = next(r for r in system.store.runs(limit=10) if r["state"] == "MISSED")
-        assert missed["error"].startswith("2 firing(s) of schedule five missed, "
-                                          "2026-11-25T12:10:00+00:00 to 2026-11-25T12:15:00")
+        missed = next(r for r in system.store.runs(limit=10) if r.state == "MISSED")
+        assert missed.error.startswith("2 firing(s) of schedule five missed, "
+                                       "2026-11-25T12:10:00+00:00 to 2026-11-25T12:15:00")
         said = [r.getMessage() for r in caplog.records if "was wiped" in r.getMessage()]
         assert len(said) == 1, said
         env = {**os.environ, "REDIS_URL": server.url,
@@ -193,8 +193,8 @@ def test_beat_records_a_firing_whose_record_a_restart_lost(
         lost = [("2026-11-25T12:05:00+00:00", "FAILURE"),  # not run again as it is
                 ("2026-11-25T12:05:00+00:00", "PENDING")]  # its retry (attempts: 2)
         assert fired(system) == lost
-        failed = next(r for r in system.store.runs(limit=10) if r["state"] == "FAILURE")
-        assert "the store lost this run's record in a Redis failover" in failed["error"]
+        failed = next(r for r in system.store.runs(limit=10) if r.state == "FAILURE")
+        assert "the store lost this run's record in a Redis failover" in failed.error
         state = system.store.get("schedule:five") or {}
         assert state.get("last_fire") == "2026-11-25T12:05:00+00:00"
         said = [r.getMessage() for r in caplog.records]

@@ -35,8 +35,8 @@ def test_modules_planted_in_the_repository_never_run_under_up(demo_repo: Path,
         head = git(demo_repo, "rev-parse", "HEAD")
         poll(lambda: (store.get("reconcile") or {}).get("applied_revision") == head, 60,
              "the reconciler applies HEAD")
-        poll(lambda: [r for r in store.runs(limit=50) if r.get("schedule") == "fast"
-                      and r["state"] == "SUCCESS"], 60, "a scheduled run succeeds")
+        poll(lambda: [r for r in store.runs(limit=50) if r.schedule == "fast"
+                      and r.state == "SUCCESS"], 60, "a scheduled run succeeds")
         poll(lambda: (store.get("reports") or {}).get("head"), 60, "the publisher commits it")
     log = (tmp_path / "up.log").read_text()
     assert "Traceback" not in log, log

@@ -12,6 +12,7 @@ from runner.celery.app import create_app
 from runner.errors import UsageError
 from runner.ops import runs, status, suspend
 from runner.ops.reconcile import Reconciler
+from runner.runs import RunRecord
 from runner.settings import Settings
 from runner.store import Store
 from runner.system import System
@@ -78,24 +79,27 @@ def test_enqueue_cancel_retry_and_history(demo_repo: Path) -> None:
         runs.enqueue(app, store, config, "no-such-job", "test")
     assert missing.value.revision == config.revision
     queued = runs.enqueue(app, store, config, job, "test", action={"action": "run"})
-    assert (store.run(queued.run_id) or {})["actions"] == [{"action": "run"}]
+    record = store.run(queued.run_id) or RunRecord(queued.run_id)
+    assert record.actions == ({"action": "run"},)
     with pytest.raises(runs.RunNotFound, match="there is no run 'nope'"):
         runs.cancel(load, store, "nope", "me")
     done = runs.cancel(load, store, queued.run_id, "me", {"action": "cancel"})
-    assert done.state == "REVOKED" and done.record["state"] == "REVOKED"
-    record = store.run(queued.run_id) or {}
-    assert record["actions"] == [{"action": "run"}, {"action": "cancel"}]
+    assert done.state == "REVOKED" and done.record.state == "REVOKED"
+    record = store.run(queued.run_id) or RunRecord(queued.run_id)
+    assert record.actions == ({"action": "run"}, {"action": "cancel"})
     with pytest.raises(runs.RunNotActive, match="is already REVOKED; nothing to cancel"):
         runs.cancel(load, store, queued.run_id, "me", {"action": "cancel"})
-    assert len((store.run(queued.run_id) or {})["actions"]) == 2  # a refused cancel: none
+    record = store.run(queued.run_id) or RunRecord(queued.run_id)
+    assert len(record.actions or ()) == 2  # a refused cancel: none
     again = runs.retry(load, store, queued.run_id)
     assert (again.job, again.retry_of) == (job, queued.run_id)
-    assert (store.run(again.run_id) or {})["trigger"] == f"retry-of {queued.run_id}"
+    record = store.run(again.run_id) or RunRecord(again.run_id)
+    assert record.trigger == f"retry-of {queued.run_id}"
     with pytest.raises(runs.RunNotFound):
         runs.retry(load, store, "nope")
-    assert [r["run_id"] for r in runs.history(system, job, 10, "reports").runs] == [
+    assert [r.run_id for r in runs.history(system, job, 10, "reports").runs] == [
         again.run_id, queued.run_id]
-    assert runs.history(system, queued.run_id, 10, "reports").runs[0]["state"] == "REVOKED"
+    assert runs.history(system, queued.run_id, 10, "reports").runs[0].state == "REVOKED"
     with pytest.raises(UsageError, match="in the store or on reports"):
         runs.history(system, queued.run_id[:-4] + "ffff", 10, "reports")
 

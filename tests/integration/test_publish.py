@@ -189,7 +189,7 @@ def test_a_publisher_killed_mid_batch_loses_nothing_and_commits_nothing_twice(
     assert committed[::-1] == ids  # in the order they finished
     assert sorted(run_dirs(demo_repo)) == sorted(ids)
     # published again (a feed entry left behind): skipped, not committed twice
-    store.save_run(RunRecord.from_json(store.run(ids[5]) or {}))
+    store.save_run(store.run(ids[5]) or RunRecord(ids[5]))
     again = Publisher(demo_repo / ".git").publish(store)
     assert (again.committed, again.present) == ([], [ids[5]])
 

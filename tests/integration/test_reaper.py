@@ -45,18 +45,18 @@ def test_a_killed_worker_is_buried_and_its_run_retried_once(tmp_path: Path,
         record = cluster.final(run_id, 60)
         took = time.monotonic() - killed
         print(f"buried {took:.1f}s after the kill")
-        assert record["state"] == "FAILURE"
-        assert record["error"].startswith(f"worker {record['worker']} died during the run "
-                                          "(last heartbeat 20")
+        assert record.state == "FAILURE"
+        assert record.error.startswith(f"worker {record.worker} died during the run "
+                                       "(last heartbeat 20")
         assert took < 30
         retries = poll(lambda: [r for r in cluster.store.runs(limit=50)
-                                if r.get("retry_of") == run_id], 30, "a retry is queued")
+                                if r.retry_of == run_id], 30, "a retry is queued")
         assert len(retries) == 1
-        retry = cluster.final(retries[0]["run_id"], 60)
-        assert retry["state"] == "SUCCESS", retry
-        assert retry["worker"].startswith(f"side-{second.pid}@")
-        assert retry["result"]["targets"]["here"]["stdout"] == "again\n"
-        assert retry["attempt"] == 2
+        retry = cluster.final(retries[0].run_id, 60)
+        assert retry.state == "SUCCESS", retry
+        assert retry.worker.startswith(f"side-{second.pid}@")
+        assert retry.result["targets"]["here"]["stdout"] == "again\n"
+        assert retry.attempt == 2
     finally:
         cluster.stop()
 
@@ -71,7 +71,7 @@ def test_a_redis_outage_buries_nobody(tmp_path: Path) -> None:
         run_id = cluster.enqueue("gated")
         poll(lambda: cluster.state(run_id) == "STARTED", 30, "the run started")
         poll(lambda: cluster.store.holder("beat"), 30, "beat is active")
-        key = f"worker:{(cluster.store.run(run_id) or {})['worker']}"
+        key = f"worker:{(cluster.store.run(run_id) or RunRecord(run_id)).worker}"
         beats = set()
         poll(lambda: beats.add((cluster.store.get(key) or {}).get("heartbeat")) or
              len(beats) > 3, 30, "the reaper has watched the worker beat a few times")
@@ -94,7 +94,7 @@ def test_a_redis_outage_buries_nobody(tmp_path: Path) -> None:
             time.sleep(0.2)
         go.touch()
         record = cluster.final(run_id, 30)
-        assert record["state"] == "SUCCESS", record
+        assert record.state == "SUCCESS", record
         assert worker.poll() is None
     finally:
         go.touch()  # the command ends, whatever happened
@@ -117,7 +117,7 @@ def test_a_pending_run_without_a_message_is_sent_again_once(tmp_path: Path,
         assert reaper.pending(config) == []  # once
         cluster.worker("side")
         done = cluster.final(record["run_id"], 60)
-        assert done["state"] == "SUCCESS"
-        assert done["note"].startswith("message sent again by the reaper")
+        assert done.state == "SUCCESS"
+        assert done.note.startswith("message sent again by the reaper")
     finally:
         cluster.stop()

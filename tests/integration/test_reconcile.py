@@ -163,10 +163,10 @@ def test_a_queued_run_executes_the_revision_that_triggered_it(
                                   start_new_session=True)
     try:
         for run_id, revision, word in ((early, first, "first"), (late, second, "second")):
-            record = poll(lambda r=run_id: (x := store.run(r)) and x.get("state") == "SUCCESS"
+            record = poll(lambda r=run_id: (x := store.run(r)) and x.state == "SUCCESS"
                           and x, 60, f"run {run_id} succeeds")
-            assert record["revision"] == revision
-            assert record["result"]["targets"]["localhost"]["stdout"] == (
+            assert record.revision == revision
+            assert record.result["targets"]["localhost"]["stdout"] == (
                 f"{word}\n{word} script\n")
     finally:
         os.killpg(worker.pid, 9)
@@ -187,12 +187,12 @@ def test_up_applies_a_pushed_schedule_within_seconds(
         pushed = time.time()
         commit({"schedules.d/fast.yaml": "schedules:\n  fast: {job: health-check, every: 2s, "
                                          "overlap: allow}\n"}, "fire every 2s")
-        runs = poll(lambda: [r for r in store.runs(limit=50) if r.get("schedule") == "fast"],
+        runs = poll(lambda: [r for r in store.runs(limit=50) if r.schedule == "fast"],
                     30, "the new schedule fires")
-        assert runs[-1]["created"] - pushed < 10  # commit to first firing, through everything
-        done = poll(lambda: [r for r in store.runs(limit=50) if r.get("schedule") == "fast"
-                             and r["state"] == "SUCCESS"], 60, "a fired run succeeds")
-        assert done[0]["revision"] == git(demo_repo, "rev-parse", "HEAD")
+        assert runs[-1].created - pushed < 10  # commit to first firing, through everything
+        done = poll(lambda: [r for r in store.runs(limit=50) if r.schedule == "fast"
+                             and r.state == "SUCCESS"], 60, "a fired run succeeds")
+        assert done[0].revision == git(demo_repo, "rev-parse", "HEAD")
 
 
 def test_require_signed_applies_only_signed_heads(demo_repo: Path, tmp_path: Path) -> None:

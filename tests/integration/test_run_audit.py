@@ -124,11 +124,11 @@ def test_a_killed_direct_run_ends_failed_with_the_reason(demo_repo: Path) -> Non
 
     store = FileStore(demo_repo / ".runner" / "state")
     pid = kill_direct_run(demo_repo, NO_REDIS, store, "46.2")
-    assert sweep_orphans(store, socket.gethostname()) == [store.runs("long")[0]["run_id"]]
+    assert sweep_orphans(store, socket.gethostname()) == [store.runs("long")[0].run_id]
     record = store.runs("long")[0]
-    assert record["state"] == "FAILURE"
-    assert record["error"] == (f"`runner run` (process {pid}) died during the run (run it "
-                               "again with runner retry)")
+    assert record.state == "FAILURE"
+    assert record.error == (f"`runner run` (process {pid}) died during the run (run it "
+                            "again with runner retry)")
 
 
 def test_kill_9_of_a_direct_run_kills_its_command(demo_repo: Path) -> None:
@@ -159,14 +159,15 @@ def test_on_redis_the_sweep_ends_a_killed_direct_run_but_leaves_workers_runs(
     env = isolated(redis_server)
     store = RedisStore(env["REDIS_URL"])
     host = socket.gethostname()
+    untouched = "01a000000000-00000001"
     store.save_run(RunRecord.from_json(
-        {"run_id": "01a000000000-00000001", "job": "long", "state": "STARTED",
+        {"run_id": untouched, "job": "long", "state": "STARTED",
          "created": 1.0, "worker": f"w-999999@{host}", "trigger": "schedule s"}))
     kill_direct_run(demo_repo, env, store, "46.3")
-    direct = next(r["run_id"] for r in store.runs("long") if r["worker"].startswith("cli-"))
+    direct = next(r.run_id for r in store.runs("long") if r.worker.startswith("cli-"))
     assert sweep_orphans(store, host, cli_only=True) == [direct]
-    assert (store.run(direct) or {})["state"] == "FAILURE"
-    assert (store.run("01a000000000-00000001") or {})["state"] == "STARTED"
+    assert (store.run(direct) or RunRecord(direct)).state == "FAILURE"
+    assert (store.run(untouched) or RunRecord(untouched)).state == "STARTED"
 
 
 def kill_direct_run(repo: Path, env: dict[str, str], store: Any, seconds: str) -> int:
@@ -180,7 +181,7 @@ def kill_direct_run(repo: Path, env: dict[str, str], store: Any, seconds: str) -
                              str(repo)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, **env}, start_new_session=True)
     deadline = time.monotonic() + 20
-    while not [r for r in store.runs("long") if str(r.get("worker")).startswith("cli-")]:
+    while not [r for r in store.runs("long") if str(r.worker).startswith("cli-")]:
         assert time.monotonic() < deadline, "the run was never recorded"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)

@@ -245,7 +245,7 @@ def test_a_worker_masks_the_api_token_runner_api_generated(
     assert execute(system, _Process(), "peek", revision, run_id, None, "w", False)[0] == "SUCCESS"
     record = system.store.run(run_id)
     assert record is not None
-    assert record["result"]["targets"]["localhost"]["stdout"] == f"{MASK}\n"
+    assert record.result["targets"]["localhost"]["stdout"] == f"{MASK}\n"
     # and a direct `runner run` masks it too
     direct = subprocess.run([sys.executable, "-m", "runner", "run", "peek", "--repo",
                              str(demo_repo), "--format", "json"], capture_output=True, text=True,

@@ -94,7 +94,7 @@ def test_the_store_follows_a_failover_and_loses_no_replicated_record(tmp_path: P
         assert cluster.master_port() != old
         for i in range(51, 60):
             assert write(i)
-        kept = {r["run_id"] for r in store.runs(limit=500)}
+        kept = {r.run_id for r in store.runs(limit=500)}
         assert kept == {f"r{i}" for i in range(60)}
         assert redis_port(cluster.servers[1].url) == cluster.master_port()
     finally:
@@ -144,20 +144,20 @@ def test_the_store_leaves_a_former_master_that_is_still_up(tmp_path: Path) -> No
         cluster.stop()
 
 
-def firings(records: list[dict[str, object]]) -> list[str]:
+def firings(records: list[RunRecord]) -> list[str]:
     """Each firing of `fast` the records account for: a run's scheduled_for, or each 2 s
     instant of a MISSED record's range."""
     from datetime import datetime, timedelta
 
     out = []
     for r in records:
-        if r.get("schedule") != "fast" or not r.get("scheduled_for"):
+        if r.schedule != "fast" or not r.scheduled_for:
             continue
-        if r.get("state") != "MISSED":
-            out.append(str(r["scheduled_for"]))
+        if r.state != "MISSED":
+            out.append(str(r.scheduled_for))
             continue
         first, last = re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?[+-]\d\d:\d\d",
-                                 str(r["error"]))[:2]
+                                 str(r.error))[:2]
         at, end = datetime.fromisoformat(first), datetime.fromisoformat(last)
         while at <= end:
             out.append(at.isoformat())
@@ -193,10 +193,10 @@ def test_up_rides_out_a_sentinel_failover_and_a_killed_master(
             end = time.time()
             store = RedisStore(cluster.url)
 
-            def ended() -> list[dict[str, object]] | None:
+            def ended() -> list[RunRecord] | None:
                 runs = [r for r in store.runs(job="quick", limit=1000)
-                        if float(r.get("created", 0)) < end]  # type: ignore[arg-type]
-                return runs if all(r.get("state") in FINAL for r in runs) else None
+                        if float(r.created or 0) < end]
+                return runs if all(r.state in FINAL for r in runs) else None
 
             runs = poll(ended, 60, "every run created before the end finished")
         seen = firings(runs)

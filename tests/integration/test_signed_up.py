@@ -120,19 +120,19 @@ def test_up_runs_only_signed_heads(demo_repo: Path, tmp_path: Path, kind: str) -
                            "schedules.d/fast.yaml": every("fast", "2s")}, "trusted")
             poll(lambda: (store.get("reconcile") or {}).get("applied_revision") == good, 60,
                  "the signed commit is applied")
-            poll(lambda: [r for r in store.runs(limit=50) if r["state"] == "SUCCESS"], 60,
+            poll(lambda: [r for r in store.runs(limit=50) if r.state == "SUCCESS"], 60,
                  "its schedule fires and the run succeeds")
             bad = commit({"schedules.d/fast.yaml": None,
                           "schedules.d/other.yaml": every("other", "1s")}, None)
             reason = refused(bad)
             since = time.time()
-            poll(lambda: [r for r in store.runs(limit=50) if r["created"] > since
-                          and r["state"] == "SUCCESS"], 60, "the signed revision keeps running")
+            poll(lambda: [r for r in store.runs(limit=50) if r.created > since
+                          and r.state == "SUCCESS"], 60, "the signed revision keeps running")
             assert (store.get("reconcile") or {})["applied_revision"] == good
             shown(demo_repo, log, reason, browser=kind == "ssh")
             refused(commit({"schedules.d/other.yaml": every("other", "3s")}, "stranger"))
             runs = store.runs(limit=500)
-    assert runs and {(r.get("schedule"), r["revision"]) for r in runs} == {("fast", good)}
+    assert runs and {(r.schedule, r.revision) for r in runs} == {("fast", good)}
 
 
 def shown(repo: Path, log: Path, reason: str, browser: bool) -> None:

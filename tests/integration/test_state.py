@@ -40,12 +40,11 @@ def test_begin_run(store: Store, before: str | None, cancel: bool, expected: Beg
         store.request_cancel("r1", "t")
     assert store.begin_run("r1", "j", "w-1@h", 7.5) == expected
     got = store.run("r1")
-    assert (got or {}).get("state") == after
+    assert (got or RunRecord("r1")).state == after
     if expected.started:
         assert got is not None
-        assert (got["worker"], got["started"], got["deliveries"]) == ("w-1@h", 7.5,
-                                                                      expected.deliveries)
-        assert [r["run_id"] for r in store.runs("j")] == ["r1"]  # indexed, even if it was new
+        assert (got.worker, got.started, got.deliveries) == ("w-1@h", 7.5, expected.deliveries)
+        assert [r.run_id for r in store.runs("j")] == ["r1"]  # indexed, even if it was new
 
 
 def test_a_cancel_request_keeps_who_asked(store: Store) -> None:
@@ -60,10 +59,10 @@ def test_mark_received_moves_only_a_pending_run(store: Store, before: str, after
     store.save_run(RunRecord.from_json(
         {"run_id": "r2", "job": "j", "state": before, "created": 1.0}))
     store.mark_received([("r2", 2.0), ("no-such-run", 2.0)])
-    got = store.run("r2") or {}
-    assert (got["state"], got["received"]) == (after, 2.0)  # the time, whatever the state
+    got = store.run("r2") or RunRecord("r2")
+    assert (got.state, got.received) == (after, 2.0)  # the time, whatever the state
     store.mark_received([("r2", 3.0)])
-    assert (store.run("r2") or {})["received"] == 2.0  # the first time is kept
+    assert (store.run("r2") or RunRecord("r2")).received == 2.0  # the first time is kept
     assert store.run("no-such-run") is None  # no record is made up
 
 
@@ -72,9 +71,10 @@ def test_update_run_keeps_the_other_fields_and_their_types(store: Store) -> None
         {"run_id": "r3", "job": "j", "state": "PENDING", "created": 1.25,
          "targets": ["a", "b"], "limit": None}))
     store.update_run("r3", {"state": "SUCCESS", "result": {"targets": {"a": {"rc": 0}}}})
-    assert store.run("r3") == {"run_id": "r3", "job": "j", "state": "SUCCESS", "created": 1.25,
-                               "targets": ["a", "b"], "limit": None,
-                               "result": {"targets": {"a": {"rc": 0}}}}
+    got = store.run("r3")
+    assert got is not None and got.to_json() == {
+        "run_id": "r3", "job": "j", "state": "SUCCESS", "created": 1.25, "targets": ["a", "b"],
+        "limit": None, "result": {"targets": {"a": {"rc": 0}}}}
     assert store.run("nope") is None
 
 
@@ -89,11 +89,11 @@ def test_end_run_ends_only_a_run_in_the_expected_states(store: Store, before: st
     fields = {"state": "FAILURE", "finished": 2.0, "error": "worker w died"}
     assert store.end_run("r4", fields, ("PENDING", "RECEIVED", "STARTED")) is ended
     got = store.run("r4")
-    assert (got or {}).get("state") == ("FAILURE" if ended else before)
+    assert (got or RunRecord("r4")).state == ("FAILURE" if ended else before)
     assert ("r4" in store.to_publish(10)) is ended or before in ("SUCCESS", "FAILURE")
     if ended:  # a second reaper, or the worker's own final save racing it, changes nothing
         assert not store.end_run("r4", {"state": "FAILURE", "error": "again"}, ("STARTED",))
-        assert (store.run("r4") or {})["error"] == "worker w died"
+        assert (store.run("r4") or RunRecord("r4")).error == "worker w died"
 
 
 def test_entries_by_prefix(store: Store) -> None:
@@ -115,7 +115,7 @@ def test_put_many_and_save_runs_write_each_as_put_and_save_run_do(store: Store,
     store.save_runs([RunRecord.from_json(r) for r in
         [{"run_id": f"r{i:05d}", "job": "j", "state": "MISSED" if i % 2 else
           "PENDING", "created": float(i), "finished": float(i)} for i in range(n)]])
-    assert [r["run_id"] for r in store.runs("j", limit=n + 1)] == [
+    assert [r.run_id for r in store.runs("j", limit=n + 1)] == [
         f"r{i:05d}" for i in reversed(range(n))]  # indexed, newest first
     assert store.to_publish(n + 1) == [f"r{i:05d}" for i in range(1, n, 2)]  # final: on the feed
 
@@ -156,9 +156,9 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
         assert (store.cancel_requested(run_id) is None) == forgotten, state
         if state != "SKIPPED":
             assert (store.get(keys.download(run_id, "aa")) is None) == forgotten, state
-    kept = {r["run_id"] for r in store.runs("j", limit=100)}
+    kept = {r.run_id for r in store.runs("j", limit=100)}
     assert kept == {i for i, row in zip(ids, FORGET, strict=True) if not row[3]}
-    assert {r["run_id"] for r in store.runs(limit=100)} == kept
+    assert {r.run_id for r in store.runs(limit=100)} == kept
     assert store.forget(100.0) == (0, 3)
 
 
@@ -175,7 +175,7 @@ def test_forget_all_pages_past_old_runs_that_must_stay(store: Store) -> None:
     store.published(old)  # on the report branch
     # batches of 2: the stuck five fill the first batches, the expired seven come after
     assert forget_all(store, 100.0, batch=2) == 7
-    assert {r["run_id"] for r in store.runs("j", limit=100)} == set(stuck)
+    assert {r.run_id for r in store.runs("j", limit=100)} == set(stuck)
     assert forget_all(store, 100.0, batch=2, stop=lambda: True) == 0
 
 
@@ -190,7 +190,7 @@ def test_scripts_are_loaded_again_after_redis_lost_them(redis_server: Redis,
     store.update_run("r9", {"state": "SUCCESS"})
     store.r.script_flush()
     store.mark_received([("r9", 3.0)])
-    assert (store.run("r9") or {})["state"] == "SUCCESS"
+    assert (store.run("r9") or RunRecord("r9")).state == "SUCCESS"
 
 
 def test_lateness_tally_is_shared_and_cumulative(store: Store, tmp_path: Path,

@@ -54,8 +54,8 @@ def test_a_soft_time_limit_kills_the_command_and_records_the_failure(
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert state == "FAILURE" and error and "passed its time limit" in error
-    record = system.store.run(run_id) or {}
-    assert record["state"] == "FAILURE" and "passed its time limit" in record["error"]
+    record = system.store.run(run_id) or RunRecord(run_id)
+    assert record.state == "FAILURE" and "passed its time limit" in record.error
     assert sleeps
     assert not [p for p in sleeps if alive(p)]  # the command was killed, not left running
 
@@ -74,9 +74,8 @@ def test_a_second_delivery_of_a_started_run_runs_nothing(
                            None, "w-2@here", True)
     assert (state, error) == ("STARTED", f"run {run_id} had already STARTED")
     assert not ran.exists()
-    record = system.store.run(run_id) or {}
-    assert (record["state"], record["worker"], record["deliveries"]) == ("STARTED",
-                                                                        "w-1@there", 1)
+    record = system.store.run(run_id) or RunRecord(run_id)
+    assert (record.state, record.worker, record.deliveries) == ("STARTED", "w-1@there", 1)
 
 
 @pytest.mark.parametrize(("attempts", "attempt", "retried"), [(0, 1, False), (2, 1, True),
@@ -96,15 +95,15 @@ def test_bury_ends_a_dead_run_and_queues_a_retry_while_attempts_remain(
          "attempt": attempt, "schedule": "s", "scheduled_for": "T"}))
     app = create_app(system, config)
     retry = bury(app, system.store, config, "r1", "worker w@h died during the run")
-    record = system.store.run("r1") or {}
-    assert (record["state"], record["error"]) == ("FAILURE", "worker w@h died during the run")
+    record = system.store.run("r1") or RunRecord("r1")
+    assert (record.state, record.error) == ("FAILURE", "worker w@h died during the run")
     assert (retry is not None) is retried
     if retry is not None:
-        again = system.store.run(retry) or {}
-        assert (again["state"], again["retry_of"], again["attempt"], again["trigger"],
-                again["schedule"]) == ("PENDING", "r1", attempt + 1, "retry-of r1", "s")
+        again = system.store.run(retry) or RunRecord(retry)
+        assert (again.state, again.retry_of, again.attempt, again.trigger,
+                again.schedule) == ("PENDING", "r1", attempt + 1, "retry-of r1", "s")
     assert bury(app, system.store, config, "r1", "again") is None  # ended: never twice
-    assert (system.store.run("r1") or {})["error"] == "worker w@h died during the run"
+    assert (system.store.run("r1") or RunRecord("r1")).error == "worker w@h died during the run"
 
 
 def test_a_store_away_when_the_run_starts_is_waited_for_not_a_lost_run(
@@ -129,7 +128,7 @@ def test_a_store_away_when_the_run_starts_is_waited_for_not_a_lost_run(
     monkeypatch.setattr(FileStore, "begin_run", flaky)
     state, _ = execute(system, _Process(), "j", revision, "r1", None, "w-1@here", False)
     assert (state, failures) == ("SUCCESS", [])
-    assert "done" in str((system.store.run("r1") or {})["result"])
+    assert "done" in str((system.store.run("r1") or RunRecord("r1")).result)
 
 
 def test_the_directory_is_parsed_again_only_when_a_file_changed(
@@ -180,6 +179,6 @@ def test_two_apps_in_one_process_each_run_jobs_with_their_own_system(
             "trigger": "cli", "queue": "q"}))
         task.apply(kwargs={"job": "j", "revision": system.config().revision,
                            "run_id": run_id}).get()
-        assert (system.store.run(run_id) or {})["state"] == "SUCCESS"
+        assert (system.store.run(run_id) or RunRecord(run_id)).state == "SUCCESS"
         assert (tmp_path / name / "ran").exists() and not (tmp_path / other / "ran").exists()
         (tmp_path / name / "ran").unlink()
