@@ -80,10 +80,7 @@ def _one_line(text: object, limit: int = 200) -> str:
 
 
 def lineage(record: Mapping[str, Any], name: str) -> Any:
-    """A workflow field of a run record ("workflow", "parent" or "node"): RunRecord's attribute
-    once it has one, else the value kept in its `extra` (or the JSON object's key)."""
-    if name in getattr(record, "__dataclass_fields__", {}):
-        return getattr(record, name)
+    """A workflow field ("workflow", "parent" or "node") of a run record's JSON, or None."""
     return record.get(name)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runner.config.model import ConfigSet, Node, Workflow
-from runner.runs import RunState
+from runner.runs import RunRecord, RunState
 from runner.workflow import topological
 
 
@@ -47,14 +47,14 @@ def graph(config: ConfigSet, workflow: Workflow) -> dict[str, Any]:
                       for n in workflow.nodes for a in n.after]}
 
 
-def run_states(summaries: Iterable[Mapping[str, Any]], names: Iterable[str]) -> dict[str, int]:
+def run_states(runs: Iterable[RunRecord], names: Iterable[str]) -> dict[str, int]:
     """How many of the runs are workflow runs (their `job` is one of the workflows' `names`,
     which no job may share), by state; every state named, 0 when none."""
     flows = set(names)
     counts = dict.fromkeys(RunState, 0)
-    for r in summaries:
-        if r.get("job") in flows and r.get("state") in counts:
-            counts[RunState(r["state"])] += 1
+    for r in runs:
+        if r.job in flows and r.state in counts:
+            counts[RunState(r.state)] += 1
     return {str(s): n for s, n in counts.items()}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from runner.api.workflows import graph, metric_lines, run_states, workflows
 from runner.config.model import ConfigSet, Node, Schedule, Workflow
+from runner.runs import RunRecord
 
 DIAMOND = Workflow("release", (
     Node("build", job="build"),
@@ -42,8 +43,9 @@ def test_nodes_come_in_topological_order_with_their_depth_and_edges_with_their_w
 
 
 def test_workflow_runs_are_counted_by_state_and_jobs_runs_are_not() -> None:
-    runs = [{"job": "release", "state": "SUCCESS"}, {"job": "release", "state": "STARTED"},
-            {"job": "release", "state": "SUCCESS"}, {"job": "build", "state": "FAILURE"}]
+    runs = [RunRecord.from_json({"run_id": str(i), "job": job, "state": state}) for i, (job, state)
+            in enumerate([("release", "SUCCESS"), ("release", "STARTED"), ("release", "SUCCESS"),
+                          ("build", "FAILURE")])]
     counts = run_states(runs, ["release"])
     assert (counts["SUCCESS"], counts["STARTED"], counts["FAILURE"]) == (2, 1, 0)
     lines = metric_lines(counts)

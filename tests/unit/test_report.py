@@ -109,7 +109,7 @@ def test_a_workflow_run_has_a_line_per_node_and_a_workflow_trailer() -> None:
 
 def test_a_child_run_names_its_workflow_run_and_node() -> None:
     child = RunRecord.from_json(record(parent="019ab8f0e2c7-0a1b2c3d", node="build"))
-    assert lineage(child, "parent") == "019ab8f0e2c7-0a1b2c3d"  # kept in extra for now
+    assert lineage(child.to_json(), "parent") == "019ab8f0e2c7-0a1b2c3d"
     trailers = dict(line.split(": ", 1) for line in render(child.to_json()).message
                     .split("\n\n")[-1].splitlines())
     assert trailers["Job"] == "health-check"
