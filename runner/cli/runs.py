@@ -19,6 +19,7 @@ from runner.cli.base import (
     branch_value,
     cli,
 )
+from runner.cli.workflows import approval_lines, approvals
 from runner.errors import Problem, UsageError
 
 
@@ -40,6 +41,7 @@ def status(repo: Path, fmt: str) -> None:
         "schedules": d.schedules, "reports": d.status.reports, "wiped": d.wiped,
         "lateness": d.lateness,
     }
+    out["approvals"] = approvals(system, config)
     if fmt == "json":
         _print_json(out)
         return
@@ -79,6 +81,8 @@ def status(repo: Path, fmt: str) -> None:
     for r in out["active_runs"]:
         for line in _record_lines(r):
             click.echo(f"  {line}")
+    for line in approval_lines(out["approvals"]) if out["approvals"] else ():
+        click.echo(line)
 
 
 def _lateness_text(late: dict[str, Any]) -> str:
