@@ -23,6 +23,7 @@ from runner.runs import RunRecord
 from runner.settings import Settings
 from runner.store import Store
 from runner.system import System
+from tests.helpers.procs import poll
 from tests.helpers.repos import small_repo
 
 JOBS = "jobs:\n" + "".join(f"  {j}: {{queue: q, targets: [here], steps: [{{command: 'true'}}]}}\n"
@@ -178,3 +179,20 @@ def test_a_partial_retry_runs_only_what_failed_and_keeps_the_children_that_succe
     assert (nodes["a"].state, nodes["a"].run_id) == ("success", kept)
     assert (nodes["ok"].state, nodes["ok"].attempt) == ("pending", 2)
     assert nodes["b"].state == "pending"
+
+
+def test_an_approval_not_decided_in_its_timeout_fails_and_the_run_ends_failed(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    store, app, config = setup
+    quick = Workflow("quick", (Node("a", job="a"),
+                               Node("ok", approval="Go on?", after=("a",), timeout=1)))
+    config = replace(config, workflows={"quick": quick})
+    run_id = _start(store, config, "quick")
+    coordinate.advance(store, app, config, run_id)
+    _end(store, run_id, "a")
+    coordinate.advance(store, app, config, run_id)
+    assert _nodes(store, run_id)["ok"].state == "approval"
+    record = poll(lambda: (r := coordinate.advance(store, app, config, run_id)) and
+                  r.state != "STARTED" and r, 10, "the approval times out")  # beat's looks
+    assert (record.state, record.error) == ("FAILURE", "failed: ok")
+    assert _nodes(store, run_id)["ok"].decision == "timed out"
