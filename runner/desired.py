@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from runner.config.model import ConfigSet, Schedule
+from runner.config.model import ConfigSet, Schedule, Workflow
 from runner.config.semantic import zone
+from runner.config.workflows import topological
 from runner.schedule import at_fires, cron_fires, every_fires
 
 
@@ -69,9 +70,44 @@ def plan(config: ConfigSet, now: datetime, count: int) -> dict[str, Any]:
         "workers": {w.name: {"queues": list(w.queues), "concurrency": w.concurrency}
                     for w in config.workers.values()},
         "routes": {j.name: j.queue for j in config.jobs.values()},
-        "schedules": {s.name: {"job": s.job, "queue": config.jobs[s.job].queue,
-                               "when": when(s), "timezone": s.timezone, "overlap": s.overlap,
+        "schedules": {s.name: {**_runs(config, s), "when": when(s), "timezone": s.timezone,
+                               "overlap": s.overlap,
                                "jitter": s.jitter, "jitter_offset": s.jitter_offset,
                                "next": [t.isoformat() for t in next_fires(s, now, count)]}
                       for s in config.schedules.values()},
+        "workflows": {w.name: workflow(w) for w in config.workflows.values()},
     }
+
+
+def _runs(config: ConfigSet, s: Schedule) -> dict[str, Any]:
+    """What a schedule runs: {"job", "queue"}, or {"workflow"} (its nodes have queues)."""
+    if s.workflow:
+        return {"workflow": s.job}
+    return {"job": s.job, "queue": config.jobs[s.job].queue}
+
+
+def workflow(w: Workflow) -> dict[str, Any]:
+    """A workflow as plan shows it: its nodes in run order, each with only what it sets."""
+    nodes = {n.name: n for n in w.nodes}
+    out: dict[str, Any] = {}
+    for name in topological({n.name: n.after for n in w.nodes}):
+        n = nodes[name]
+        out[name] = {k: v for k, v in (("job", n.job), ("approval", n.approval),
+                                       ("limit", n.limit), ("timeout", n.timeout),
+                                       ("after", list(n.after)), ("when", n.when)) if v}
+    return {"description": w.description, "nodes": out}
+
+
+def node_text(n: dict[str, Any]) -> str:
+    """One node of `workflow` in words: 'job promote, after [approve], limit label:env=prod'."""
+    words = [f"job {n['job']}" if "job" in n else f"approval {n['approval']!r}"]
+    if n.get("after"):
+        words.append(f"after [{', '.join(n['after'])}]")
+    if n.get("when", "on_success") != "on_success":
+        words.append(f"when {n['when']}")
+    if "limit" in n:
+        words.append(f"limit {n['limit']}")
+    if "timeout" in n:
+        t = n["timeout"]
+        words.append(f"timeout {duration_text(t) if isinstance(t, int) else t}")
+    return ", ".join(words)

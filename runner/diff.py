@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from runner.config import model
-from runner.desired import next_fires
+from runner.desired import next_fires, node_text
 
 SECTIONS = (("queues", "queue"), ("workers", "worker"), ("targets", "target"),
-            ("jobs", "job"), ("schedules", "schedule"))
+            ("jobs", "job"), ("schedules", "schedule"), ("workflows", "workflow"))
 Objects = dict[str, dict[str, Any]]
 
 
@@ -22,11 +22,12 @@ Objects = dict[str, dict[str, Any]]
 class Change:
     """One object added, removed or changed between two revisions, field by field."""
 
-    kind: str  # queue, worker, target, job, schedule
+    kind: str  # queue, worker, target, job, schedule, workflow
     name: str
     change: str  # added, removed, changed
     fields: tuple[tuple[str, Any, Any], ...]  # (field, before, after); absent = None
     fires: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # schedules: before, after
+    words: tuple[str, ...] = ()  # workflows: nodes and edges added, removed, changed
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "name": self.name, "change": self.change,
@@ -34,6 +35,8 @@ class Change:
                                           for f, b, a in self.fields]}
         if self.fires is not None:
             out["next_before"], out["next_after"] = list(self.fires[0]), list(self.fires[1])
+        if self.kind == "workflow":
+            out["words"] = list(self.words)
         return out
 
 
@@ -77,8 +80,34 @@ def changes(base: Objects, head: Objects, now: datetime, count: int = 3) -> list
             fires = None
             if section == "schedules":
                 fires = (_fires(name, b, now, count), _fires(name, a, now, count))
-            out.append(Change(kind, name, change, fields, fires))
+            words = _graph(b, a) if section == "workflows" else ()
+            out.append(Change(kind, name, change, fields, fires, words))
     return out
+
+
+_NODE_FIELDS = ("job", "approval", "limit", "timeout", "when")
+
+
+def _graph(base: dict[str, Any] | None, head: dict[str, Any] | None) -> tuple[str, ...]:
+    """A workflow's change in words: nodes added, removed or changed, and the edges between
+    nodes of both revisions added or removed ('edge test -> rollback (on_failure) removed')."""
+    before, after = (base or {}).get("nodes", {}), (head or {}).get("nodes", {})
+    out = [f"node {n} removed" for n in before if n not in after]
+    for name, node in after.items():
+        if name not in before:
+            out.append(f"node {name} added ({node_text(node)})")
+            continue
+        old = before[name]
+        changed = [f"{k} {_show(old.get(k))} -> {_show(node.get(k))}" for k in _NODE_FIELDS
+                   if old.get(k) != node.get(k)]
+        if changed:
+            out.append(f"node {name} changed: {', '.join(changed)}")
+        was, now = old.get("after", []), node.get("after", [])
+        out += [f"edge {p} -> {name} ({node.get('when', 'on_success')}) added"
+                for p in now if p not in was]
+        out += [f"edge {p} -> {name} ({old.get('when', 'on_success')}) removed"
+                for p in was if p not in now]
+    return tuple(out)
 
 
 def _show(value: Any) -> str:
@@ -89,11 +118,16 @@ def _show(value: Any) -> str:
 def render(found: list[Change]) -> list[str]:
     """The changes as the lines `runner diff` prints."""
     if not found:
-        return ["no changes to queues, workers, targets, jobs or schedules"]
+        return ["no changes to queues, workers, targets, jobs, schedules or workflows"]
     lines: list[str] = []
     for c in found:
         lines.append(f"{c.kind} {c.name!r} {c.change}")
-        if c.change == "changed":
+        if c.kind == "workflow" and c.change != "removed":
+            lines += [f"    {w}" for w in c.words]
+            if c.change == "changed":
+                lines += [f"    {f}: {_show(b)} -> {_show(a)}" for f, b, a in c.fields
+                          if f == "description"]
+        elif c.change == "changed":
             lines += [f"    {f}: {_show(b)} -> {_show(a)}" for f, b, a in c.fields]
         elif c.change == "added":
             lines += [f"    {f}: {_show(a)}" for f, _, a in c.fields]

@@ -36,11 +36,13 @@ VALUES = [
     "'env:RUNNER_SECRET_NOPE'", "'file:/etc/passwd'", "'label:'", "'group:'", "'*/0 * * * *'",
     "'0 0 31 2 *'", "'@yearly'", "'99999999999s'", "'1h1h'", "/dev/zero", "'../../etc'",
     "'files/../.git/config'", "'C:\\\\x'", "'unix:///tmp/x.sock'", "[{queue: x}]",
+    "on_failure", "[check]",
 ]
 KEYS = ["queue", "queues", "targets", "steps", "command", "script", "upload", "download",
         "timeout", "retries", "env", "labels", "groups", "cron", "every", "at", "job", "limit",
         "concurrency", "priority", "max_bytes", "src", "dest", "mode", "when", "transport",
         "host", "port", "user", "password", "key_file", "timezone", "overlap", "<<", "? [a]",
+        "workflow", "nodes", "after", "approval",
         "1", "on", "", "x" * 70, "-a"]
 
 
@@ -106,11 +108,13 @@ def _invoke(args: list[str], what: str) -> Result:
     return result
 
 
-def _jobs(repo: Path) -> list[str]:
+def _runnable(repo: Path) -> list[str]:
+    """The names of the jobs and the workflows (each has a dry run)."""
     names = []
-    for path in sorted((repo / "jobs.d").glob("*.yaml")):
-        doc = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)  # as runner parses
-        names += [n for n in doc["jobs"] if isinstance(n, str)]
+    for kind in ("jobs", "workflows"):
+        for path in sorted((repo / f"{kind}.d").glob("*.yaml")):
+            doc = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)  # as runner does
+            names += [n for n in doc[kind] if isinstance(n, str)]
     return names
 
 
@@ -133,7 +137,7 @@ def check_case(repo: Path, seed: int) -> bool:
         return False
     done = _invoke(["plan", "--repo", r], what)
     assert done.exit_code == 0, f"plan: {done.output}\n{what}"
-    for job in _jobs(repo):
+    for job in _runnable(repo):
         done = _invoke(["run", job, "--dry-run", "--repo", r], what)
         assert done.exit_code == 0, f"run --dry-run {job}: {done.output}\n{what}"
     done = _invoke(["diff", "base", "HEAD", "--repo", r], what)

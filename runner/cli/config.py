@@ -20,6 +20,7 @@ from runner.cli.base import (
     cli,
 )
 from runner.config import load as config_load
+from runner.config.model import ConfigSet
 from runner.config.schema import KINDS, schema_text
 from runner.errors import UsageError
 
@@ -37,7 +38,8 @@ def validate(repo: Path, fmt: str, no_cache: bool) -> None:
         raise SystemExit(1)
     if fmt == "text":
         counts = ", ".join(f"{len(loaded.names.get(k, ()))} {k}"
-                           for k in ("queues", "workers", "targets", "jobs", "schedules"))
+                           for k in ("queues", "workers", "targets", "jobs", "schedules",
+                                     "workflows"))
         click.echo(f"ok: {counts}")
 
 
@@ -54,9 +56,13 @@ def plan(repo: Path, fmt: str, now: str | None, count: int) -> None:
     moment = _parse_now(now)
     config = _config(repo, fmt)
     if fmt == "celery":
+        from dataclasses import replace
+
         from runner.celery.export import module
 
-        click.echo(module(config), nl=False)
+        # workflow runs are not Celery beat entries until the runtime slice of issue 20 lands
+        jobs_only = {n: s for n, s in config.schedules.items() if not s.workflow}
+        click.echo(module(replace(config, schedules=jobs_only)), nl=False)
         return
     result = desired.plan(config, moment, count)
     if fmt == "json":
@@ -78,9 +84,17 @@ def plan(repo: Path, fmt: str, now: str | None, count: int) -> None:
     for name, s in result["schedules"].items():
         jitter = (f", jitter {desired.duration_text(s['jitter'])} "
                   f"(+{desired.duration_text(s['jitter_offset'])})" if s["jitter"] else "")
-        click.echo(f"  {name}: job {s['job']} on {s['queue']}, {s['when']} ({s['timezone']}), "
+        what = f"workflow {s['workflow']}" if "workflow" in s else \
+            f"job {s['job']} on {s['queue']}"
+        click.echo(f"  {name}: {what}, {s['when']} ({s['timezone']}), "
                    f"overlap {s['overlap']}{jitter}")
         click.echo(f"      {', '.join(s['next']) or 'no future firing'}")
+    click.echo("workflows:" if result["workflows"] else "workflows: none")
+    for name, w in result["workflows"].items():
+        click.echo(f"  {name}: {len(w['nodes'])} nodes{', ' if w['description'] else ''}"
+                   f"{w['description']}")
+        for node, n in w["nodes"].items():
+            click.echo(f"    {node}: {desired.node_text(n)}")
 
 
 @cli.command()
@@ -129,13 +143,19 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
         _enqueue(job, repo, limit, wait, fmt)
         return
     if dry_run:
-        from runner.cli.dryrun import describe, render
+        from runner.cli import dryrun
 
-        result = describe(_config(repo, fmt), job, limit)
+        config = _config(repo, fmt)
+        flow = job in config.workflows
+        if flow and limit is not None:
+            raise UsageError(f"--limit narrows a job's targets; {job} is a workflow, whose "
+                             "nodes narrow theirs with 'limit' in workflows.d")
+        result = (dryrun.describe_workflow(config, job) if flow else
+                  dryrun.describe(config, job, limit))
         if fmt == "json":
             _print_json(result)
         else:
-            for line in render(result):
+            for line in (dryrun.render_workflow if flow else dryrun.render)(result):
                 click.echo(line)
         return
     import sys
@@ -150,6 +170,7 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
 
     settings = Settings.from_env()
     config = _config(repo, fmt)
+    _not_a_workflow(config, job)
     chosen = select(config, lookup(config, job), limit)
     audit = Audit(lambda: open_store(settings.redis_url, repo / ".runner"), new_run_id(),
                   lambda line: click.echo(line, err=True))
@@ -174,11 +195,19 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
         raise SystemExit(1)
 
 
+def _not_a_workflow(config: ConfigSet, name: str) -> None:
+    # TODO(issue 20, runtime slice): run and --enqueue a workflow
+    if name in config.workflows:
+        raise UsageError(f"{name} is a workflow; workflow runs are not wired yet (only "
+                         f"`runner run {name} --dry-run` is)")
+
+
 def _enqueue(job: str, repo: Path, limit: str | None, wait: bool, fmt: str) -> None:
     from runner.celery import tasks
     from runner.ops.runs import enqueue
 
     system, app, config = _app(repo, fmt)
+    _not_a_workflow(config, job)
     run_id = enqueue(app, system.store, config, job, "cli", limit).run_id
     if not wait:
         _print_json({"run_id": run_id, "state": "PENDING"}) if fmt == "json" else click.echo(

@@ -1,4 +1,5 @@
-"""`runner run JOB --dry-run`: the resolved targets and the steps that would run.
+"""`runner run JOB --dry-run`: the resolved targets and the steps that would run; of a
+WORKFLOW: its nodes in run order, each job node with its targets.
 
 Secrets appear as their reference and whether it resolves on this machine
 (`<secret env:NAME: resolves>`, `<secret file:/x: outside RUNNER_SECRET_DIRS (...)>`), never
@@ -13,6 +14,8 @@ from typing import Any
 
 from runner.config.model import ConfigSet, SecretRef, Step, Target
 from runner.config.query import lookup, select
+from runner.config.workflows import topological
+from runner.desired import duration_text
 from runner.executor.secrets import lookup as lookup_secret
 from runner.settings import Settings
 
@@ -90,4 +93,43 @@ def render(d: dict[str, Any]) -> list[str]:
         detail = _detail(s)
         when = "" if s["when"] == "on_success" else f"  [{s['when']}]"
         lines.append(f"  {i}. {s['name']}: {s['kind']} {detail}{when}")
+    return lines
+
+
+def describe_workflow(config: ConfigSet, name: str) -> dict[str, Any]:
+    """What a run of workflow `name` would start: its nodes in run order, each job node with
+    the targets it would run on (its job's, narrowed by the node's limit)."""
+    w = config.workflows[name]
+    nodes = {n.name: n for n in w.nodes}
+    out = []
+    for n in (nodes[x] for x in topological({n.name: n.after for n in w.nodes})):
+        node: dict[str, Any] = {"name": n.name, "kind": "job" if n.job else "approval",
+                                "after": list(n.after), "when": n.when}
+        if n.job is not None:
+            job = lookup(config, n.job)
+            node.update(job=job.name, queue=job.queue, limit=n.limit,
+                        targets=select(config, job, n.limit))
+        else:
+            node.update(question=n.approval, timeout=n.timeout)
+        out.append(node)
+    return {"run_id": None, "workflow": w.name, "status": "dry-run",
+            "revision": config.revision, "description": w.description, "nodes": out}
+
+
+def render_workflow(d: dict[str, Any]) -> list[str]:
+    """A workflow's dry run as the lines `runner run WORKFLOW --dry-run` prints."""
+    lines = [f"dry run of workflow {d['workflow']} at revision {d['revision']} (nothing is run)",
+             f"nodes in run order ({len(d['nodes'])}):"]
+    for i, n in enumerate(d["nodes"], 1):
+        if n["kind"] == "job":
+            limit = f", limit {n['limit']}" if n["limit"] else ""
+            what = f"job {n['job']} on queue {n['queue']}{limit}"
+        else:
+            wait = f", rejected after {duration_text(n['timeout'])}" if n["timeout"] else ""
+            what = f"approval {n['question']!r}{wait}"
+        after = f", after [{', '.join(n['after'])}] when {n['when']}" if n["after"] else (
+            "" if n["when"] == "on_success" else f", when {n['when']}")
+        lines.append(f"  {i}. {n['name']}: {what}{after}")
+        if n["kind"] == "job":
+            lines.append(f"       targets ({len(n['targets'])}): {', '.join(n['targets'])}")
     return lines

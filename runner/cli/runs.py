@@ -20,7 +20,16 @@ from runner.cli.base import (
     cli,
 )
 from runner.cli.workflows import approval_lines, approvals
+from runner.config.model import ConfigSet
 from runner.errors import Problem, UsageError
+
+
+def _runs(config: ConfigSet, name: str, sch: dict[str, Any]) -> dict[str, Any]:
+    """A status schedule entry saying "workflow": NAME instead of "job" when it runs one."""
+    s = config.schedules.get(name)
+    if s is None or not s.workflow:
+        return sch
+    return {**{k: v for k, v in sch.items() if k != "job"}, "workflow": s.job}
 
 
 @cli.command()
@@ -38,7 +47,8 @@ def status(repo: Path, fmt: str) -> None:
                                "last_reconcile", "fetch_error", "refused")},
         "suspended": d.status.suspended, "broker": d.status.broker, "workers": d.workers,
         "beat": d.status.beat, "queues": d.queues, "active_runs": d.active_runs,
-        "schedules": d.schedules, "reports": d.status.reports, "wiped": d.wiped,
+        "schedules": {n: _runs(config, n, s) for n, s in d.schedules.items()},
+        "reports": d.status.reports, "wiped": d.wiped,
         "lateness": d.lateness,
     }
     out["approvals"] = approvals(system, config)
@@ -67,8 +77,9 @@ def status(repo: Path, fmt: str) -> None:
         click.echo(f"  {q:<24} {info['length']} waiting, priority {info['priority']}")
     click.echo("schedules:")
     for name, sch in out["schedules"].items():
+        flow = f"  workflow {sch['workflow']}" if "workflow" in sch else ""
         click.echo(f"  {name:<24} next {sch['next_fire'] or '-'}  last {sch['last_fire'] or '-'}"
-                   f"  run {sch['last_run_id'] or '-'}")
+                   f"  run {sch['last_run_id'] or '-'}{flow}")
     click.echo(f"lateness: {_lateness_text(out['lateness'])}")
     rep = out["reports"]
     if rep:

@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from runner.config import documents, model, references, schema, semantic
+from runner.config import documents, model, references, schema, semantic, workflows
 from runner.errors import ConfigInvalid, Problem
 
-CONFIG_DIRS = {"targets.d": "targets", "jobs.d": "jobs", "schedules.d": "schedules"}
+CONFIG_DIRS = {"targets.d": "targets", "jobs.d": "jobs", "schedules.d": "schedules",
+               "workflows.d": "workflows"}
 QUEUES_FILE = "queues.yaml"
 
 
@@ -114,7 +115,8 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
         if isinstance(value, dict):
             for name, obj in value.items():
                 objects[f"{section}/{name}"] = obj
-                findings += semantic.check_object(section, name, obj)
+                findings += (workflows.check(name, obj) if section == "workflows"
+                             else semantic.check_object(section, name, obj))
                 refs.extend(references.refs(section, name, obj))
     if kind == "queues" and isinstance(doc.get("reports"), dict):
         objects["reports/reports"] = doc["reports"]  # one settings object, not a named kind
@@ -235,7 +237,8 @@ def build(revision: str, objects: dict[str, dict[str, Any]],
         workers=each("workers", model.worker), targets=each("targets", model.target),
         jobs=each("jobs", model.job), schedules=each("schedules", model.schedule),
         raw={k: {n: v[n] for n in order[k]} for k, v in objects.items()},
-        reports=model.reports(objects.get("reports", {}).get("reports", {})))
+        reports=model.reports(objects.get("reports", {}).get("reports", {})),
+        workflows=each("workflows", model.workflow))
     if made is not None:  # what the next build reuses: removed objects are forgotten
         made.clear()
         made.update(now)

@@ -138,10 +138,10 @@ class Job:
 
 @dataclass(frozen=True)
 class Schedule:
-    """When a job runs by itself (cron, every, at) and what an overlap does."""
+    """When a job (or a workflow) runs by itself (cron, every, at) and what an overlap does."""
 
     name: str
-    job: str
+    job: str  # the name of what it runs: a job, or a workflow when `workflow` is set
     cron: str | None = None
     every: int | None = None
     at: str | None = None
@@ -151,6 +151,7 @@ class Schedule:
     limit: str | None = None
     description: str = ""
     jitter: int = 0  # seconds; each firing is delayed by jitter_offset, in [0, jitter)
+    workflow: bool = False  # `job` names a workflow (the schedule was written `workflow:`)
     # Set from the fields above when the schedule is built: what beat and plan fire by.
     hashed_cron: str | None = field(init=False, default=None)  # cron with H resolved
     jitter_offset: int = field(init=False, default=0)
@@ -272,9 +273,18 @@ def job(name: str, v: dict[str, Any]) -> Job:
 def schedule(name: str, v: dict[str, Any]) -> Schedule:
     """The Schedule of a validated schedules file entry."""
     return Schedule(
-        name=name, job=v["job"], cron=v.get("cron"),
+        name=name, job=v["workflow"] if "workflow" in v else v["job"], cron=v.get("cron"),
         every=seconds(v["every"]) if "every" in v else None, at=v.get("at"),
         timezone=v.get("timezone", "UTC"), overlap=v.get("overlap", "forbid"),
         starting_deadline=seconds(v["starting_deadline"]) if "starting_deadline" in v else None,
         limit=v.get("limit"), description=v.get("description", ""),
-        jitter=seconds(v.get("jitter", 0)))
+        jitter=seconds(v.get("jitter", 0)), workflow="workflow" in v)
+
+
+def workflow(name: str, v: dict[str, Any]) -> Workflow:
+    """The Workflow of a validated workflows file entry, its nodes in the order written."""
+    return Workflow(name, tuple(
+        Node(n, job=x.get("job"), approval=x.get("approval"), limit=x.get("limit"),
+             timeout=seconds(x["timeout"]) if "timeout" in x else None,
+             after=tuple(x.get("after", ())), when=x.get("when", "on_success"))
+        for n, x in v["nodes"].items()), v.get("description", ""))

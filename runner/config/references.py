@@ -22,7 +22,8 @@ from runner.config.semantic import (
 )
 
 # A reference one object makes to others: (path, kind, value); kinds: queue, worker-queue,
-# selector, file, job, limit. Collected per file (cached with it), resolved over the whole set.
+# selector, file, job, limit, workflow, workflow-name (a workflow's own name, unique among jobs).
+# Collected per file (cached with it), resolved over the whole set.
 Ref = tuple[Path, str, str]
 
 
@@ -47,10 +48,21 @@ def refs(section: str, name: str, v: Any) -> list[Ref]:
                     out.append((("jobs", name, "steps", i, *where), "file", path))
     elif section == "schedules" and isinstance(v.get("job"), str):
         out.append((("schedules", name, "job"), "job", v["job"]))
-        limit = _s(v, "limit")
-        if limit is not None and selector_error(limit) is None:
-            out.append((("schedules", name, "limit"), "limit", limit))
+        out += _limit(("schedules", name), v)
+    elif section == "schedules" and isinstance(v.get("workflow"), str):
+        out.append((("schedules", name, "workflow"), "workflow", v["workflow"]))
+    elif section == "workflows":
+        out.append((("workflows", name), "workflow-name", name))
+        for node, x in _d(v, "nodes").items():
+            if isinstance(_s(x, "job"), str):
+                out.append((("workflows", name, "nodes", node, "job"), "job", x["job"]))
+                out += _limit(("workflows", name, "nodes", node), x)
     return out
+
+
+def _limit(owner: Path, v: Any) -> list[Ref]:
+    limit = _s(v, "limit")
+    return [] if limit is None or selector_error(limit) else [((*owner, "limit"), "limit", limit)]
 
 
 def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
@@ -59,12 +71,13 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
     """Resolve every reference against the whole configuration. `objects` holds the workers and
     targets (any shape), `names` every declared name; `file_error` checks a repository file."""
     queues, jobs = names.get("queues"), names.get("jobs", set())
+    flows = names.get("workflows", set())
     workers = objects.get("workers", {})
     served = {q for w in workers.values() for q in _l(w, "queues") if isinstance(q, str)}
     index = TargetIndex(objects.get("targets", {}), names.get("targets", set()))
     selectors: dict[str, list[str]] = {}  # job -> its selectors, for schedule limits
     limits: list[Ref] = []
-    scheduled: dict[str, str] = {}  # schedule -> job
+    scheduled: dict[Path, str] = {}  # schedule or workflow node -> its job
     verdicts: dict[tuple[str, str], str | None] = {}  # (kind, value) -> problem; values repeat
     out: list[Finding] = []
     for ref in found:
@@ -72,9 +85,14 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
         if kind == "selector":
             selectors.setdefault(str(where[1]), []).append(value)
         elif kind == "job":
-            scheduled[str(where[1])] = value
+            scheduled[where[:-1]] = value
         elif kind == "limit":
             limits.append(ref)
+            continue
+        elif kind in ("workflow", "workflow-name"):
+            problem = _workflow_verdict(kind, value, flows, jobs)
+            if problem:
+                out.append((where, _SUBJECT[kind](where, value) + problem, kind != "workflow"))
             continue
         key = (kind, value)
         if key not in verdicts:
@@ -84,11 +102,27 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
         if problem:
             out.append((where, _SUBJECT[kind](where, value) + problem, False))
     for where, _, limit in limits:
-        job = scheduled.get(str(where[1]), "")
+        job = scheduled.get(where[:-1], "")
         if job in selectors and not index.match(limit) & set(index.resolve(selectors[job])):
-            out.append((where, f"limit {limit!r} of schedule {where[1]!r} matches none of the "
+            out.append((where, f"limit {limit!r} of {_owner(where)} matches none of the "
                                f"targets of job {job!r}", False))
     return out
+
+
+def _owner(where: Path) -> str:
+    """'schedule 's'' or 'node 'n' of workflow 'w'': what a reference at `where` belongs to."""
+    if where[0] == "workflows" and len(where) > 3:
+        return f"node {where[3]!r} of workflow {where[1]!r}"
+    return f"{str(where[0])[:-1]} {where[1]!r}"
+
+
+def _workflow_verdict(kind: str, value: str, flows: set[str], jobs: set[str]) -> str | None:
+    if kind == "workflow" and value not in flows:
+        return f"which is not defined{did_you_mean(value, flows)}"
+    if kind == "workflow-name" and value in jobs:
+        return (f"a job has the same name; jobs and workflows share names so that `runner run "
+                f"{value}` means one thing: rename the workflow or the job")
+    return None
 
 
 def _verdict(kind: str, value: str, queues: set[str] | None, served: set[str], any_worker: bool,
@@ -122,6 +156,8 @@ _SUBJECT: dict[str, Callable[[Path, str], str]] = {
     "worker-queue": lambda w, v: f"worker {w[1]!r} serves queue {v!r}, ",
     "queue": lambda w, v: f"job {w[1]!r} uses queue {v!r}, ",
     "selector": lambda w, v: f"target selector {v!r} of job {w[1]!r} ",
-    "job": lambda w, v: f"schedule {w[1]!r} runs job {v!r}, ",
+    "job": lambda w, v: f"{_owner(w)} runs job {v!r}, ",
+    "workflow": lambda w, v: f"schedule {w[1]!r} runs workflow {v!r}, ",
+    "workflow-name": lambda w, v: f"workflow {v!r}: ",
     "file": lambda w, v: f"step {int(w[3]) + 1} of job {w[1]!r}: {v!r} ",
 }

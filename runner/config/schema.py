@@ -18,7 +18,7 @@ from typing import Any
 
 from runner.config.documents import Path, kind_of
 
-KINDS = ("queues", "targets", "jobs", "schedules")
+KINDS = ("queues", "targets", "jobs", "schedules", "workflows")
 
 # (path, message, point at the key instead of the value)
 SchemaError = tuple[Path, str, bool]
@@ -115,19 +115,23 @@ def _where(kind: str, path: Path) -> str:
         what = f"{'queue' if path[0] == 'queues' else 'worker'} {path[1]!r}"
     if len(path) >= 4 and path[2] == "steps" and isinstance(path[3], int):
         return f"step {path[3] + 1} of {what}"
+    if len(path) >= 4 and path[2] == "nodes":
+        return f"node {path[3]!r} of {what}"
     return what
 
 
 def _subject(kind: str, path: Path) -> str:
     """What a value message is about: "job 'x'", "step 2 of job 'x'", "'timeout' of job 'x'"."""
     where = _where(kind, path)
-    if len(path) <= 2 or (len(path) == 4 and path[2] == "steps"):
+    if len(path) <= 2 or (len(path) == 4 and path[2] in ("steps", "nodes")):
         return where
     last, named = path[-1], [p for p in path if isinstance(p, str)]
     if isinstance(last, int):
         if path[-2] == "targets" and kind == "jobs":
             return f"target selector {last + 1} of {where}"
         return f"item {last + 1} of {named[-1]!r} of {where}"
+    if len(path) == 5 and path[2] == "nodes":
+        return f"{last!r} of {where}"
     if len(path) == 4 and path[2] in ("labels", "env"):
         return f"{'label' if path[2] == 'labels' else 'env'} {last!r} of {where}"
     if len(named) >= 4 and named[-2] not in ("steps", kind):  # retries.backoff, upload.src
@@ -166,9 +170,7 @@ def _explain(kind: str, error: Any, written: Callable[[Path], str | None]) -> li
                 msg = (f"unknown top-level key {key!r}; a {kind} file has "
                        f"{' and '.join(repr(k) for k in known)}{did_you_mean(key, known)}")
             else:
-                inside = where if len(path) <= 2 or (len(path) == 4 and path[2] == "steps") \
-                    else subject
-                msg = (f"unknown key {key!r} in {inside}{did_you_mean(key, known)} "
+                msg = (f"unknown key {key!r} in {subject}{did_you_mean(key, known)} "
                        f"(allowed: {_allowed(sub)})")
             out.append(((*path, key), msg, True))
         return out
@@ -210,7 +212,7 @@ def _explain(kind: str, error: Any, written: Callable[[Path], str | None]) -> li
         bounds = f"from {lo} to {hi}" if lo is not None and hi is not None else (
             f"at least {lo}" if lo is not None else f"at most {hi}")
         return [(path, f"{subject} must be {bounds}; found {_show(value)}", False)]
-    if keyword in ("minItems", "minLength"):
+    if keyword in ("minItems", "minLength", "minProperties"):
         return [(path, f"{subject} must not be empty", False)]
     if keyword == "uniqueItems" and isinstance(value, list):
         seen: list[object] = []
@@ -227,7 +229,7 @@ _TYPES = {"string": "a string", "integer": "an integer", "number": "a number",
 
 
 _SINGULAR = {"queues": "queue", "workers": "worker", "targets": "target", "jobs": "job",
-             "schedules": "schedule"}
+             "schedules": "schedule", "workflows": "workflow"}
 
 
 def _name_message(sub: Any, value: object, owner: str, noun: str = "name") -> str:

@@ -186,6 +186,14 @@ def _step(job: str, i: int, v: dict[str, Any]) -> list[Finding]:
 def _schedule(name: str, v: dict[str, Any]) -> list[Finding]:
     base: Path = ("schedules", name)
     out: list[Finding] = []
+    runs = [k for k in ("job", "workflow") if k in v]
+    if len(runs) != 1:
+        found = "has both job and workflow" if runs else "says not what to run"
+        out.append((base, f"schedule {name!r} {found}; a schedule has exactly one of job, "
+                          "workflow", True))
+    if "limit" in v and runs == ["workflow"]:
+        out.append(((*base, "limit"), f"schedule {name!r}: 'limit' applies to a job; a "
+                    "workflow narrows targets with its nodes' limit", True))
     kinds = [k for k in ("cron", "every", "at") if k in v]
     if len(kinds) != 1:
         found = f"has both {' and '.join(kinds)}" if kinds else "says not when to fire"

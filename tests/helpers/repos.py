@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
-DEMO = ("queues.yaml", "targets.d", "jobs.d", "schedules.d", "files")
+DEMO = ("queues.yaml", "targets.d", "jobs.d", "schedules.d", "workflows.d", "files")
 BASE = PROJECT / "tests" / "cases" / "_base"  # the validation cases' small valid repository
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",

@@ -20,7 +20,8 @@ NOW = "2026-10-24T12:00:00+02:00"  # the night after, Berlin leaves daylight-sav
 def test_demo_validates(tmp_path: Path) -> None:
     done = runner("validate", cache=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.startswith("ok: 2 queues, 2 workers, 2 targets, 2 jobs, 2 schedules")
+    assert done.stdout.startswith("ok: 2 queues, 2 workers, 2 targets, 4 jobs, 2 schedules, "
+                                  "1 workflows")
     done = runner("validate", "--format", "json", cache=tmp_path)
     assert json.loads(done.stdout) == {"ok": True, "errors": []}
 
@@ -30,7 +31,8 @@ def test_plan_json_has_the_contract_shape(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
     assert {"revision", "queues", "workers", "routes", "schedules"} <= set(plan)
-    assert plan["routes"] == {"health-check": "system", "tmp-cleanup": "execution"}
+    assert plan["routes"] == {"health-check": "system", "record-outcome": "system",
+                              "restart-service": "execution", "tmp-cleanup": "execution"}
     assert plan["queues"]["execution"]["priority"] == 9
     assert plan["workers"]["system-worker"]["queues"] == ["system", "execution"]
     nightly = plan["schedules"]["nightly-cleanup"]
