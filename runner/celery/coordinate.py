@@ -178,6 +178,8 @@ def follow(app: Celery, store: Store, config: ConfigSet) -> None:
     for run_id in active(store):
         try:
             record = advance(store, app, config, run_id)
+            if record is None:  # its lock is busy, or the record is gone
+                record = store.run(run_id)
             if record is None or record.state != RunState.STARTED:
                 unindex(store, run_id)
         except RunnerError as e:

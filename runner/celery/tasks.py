@@ -145,7 +145,7 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     try:
         current = keep(system.config, run_id)
         if app is not None and name in current.workflows:  # no process holds it from now
-            coordinate.index(store, run_id)
+            keep(lambda: coordinate.index(store, run_id), run_id)
             coordinate.after(app, current, store, run_id)
             return str(RunState.STARTED), None
         if name not in current.jobs:
