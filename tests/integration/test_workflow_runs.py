@@ -1,5 +1,6 @@
 """Workflow runs with real `runner worker` and `runner beat` processes on the embedded broker and
-on a real Redis: the nodes run in their order with on_failure and always branches, an operator
+on a real Redis: a run cancelled mid-graph; the nodes run in their order with on_failure and
+always branches, an operator
 approves at `runner approve`, `runner status` lists the approval waiting; a worker and beat
 killed (-9) mid-workflow: it completes, and no node runs twice (each job appends one line per
 execution to a log). And the demo's workflow fired by beat under `runner up`."""
@@ -82,12 +83,23 @@ def _approve_and_finish(cluster: Cluster, run_id: str, log: Path, a: int = 1,
                                                                          "w-done")
 
 
-def test_a_workflow_runs_its_branches_and_waits_for_an_approval(
+def test_a_workflow_is_cancelled_mid_graph_then_runs_its_branches_and_an_approval(
         cluster: Cluster, tmp_path: Path) -> None:
     log, go = tmp_path / "ran.log", tmp_path / "go"
     _flow(cluster, log, go)
-    go.touch()
     cluster.worker("side")
+    cancelled = cluster.enqueue("flow")  # first a run cancelled mid-graph, while a runs
+    poll(lambda: log.exists(), 60, "node a runs")
+    done = cluster.runner("cancel", cancelled)
+    assert done.returncode == 0, done.stderr
+    record = cluster.final(cancelled, 60)
+    assert record["state"] == "REVOKED" and "runner cancel" in record["error"]
+    assert set(v["state"] for v in _nodes(cluster, cancelled).values()) == {"cancelled"}
+    child = cluster.final(str(_nodes(cluster, cancelled)["a"]["run_id"]), 30)
+    assert child["state"] == "REVOKED"
+    assert log.read_text().split() == ["a"]  # no other node started
+    log.unlink()
+    go.touch()
     run_id = cluster.enqueue("flow")
     _approve_and_finish(cluster, run_id, log)
 
