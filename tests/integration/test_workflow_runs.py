@@ -1,9 +1,9 @@
 """Workflow runs with real `runner worker` and `runner beat` processes on the embedded broker and
 on a real Redis: a run cancelled mid-graph; the nodes run in their order with on_failure and
-always branches, an operator
-approves at `runner approve`, `runner status` lists the approval waiting; a worker and beat
-killed (-9) mid-workflow: it completes, and no node runs twice (each job appends one line per
-execution to a log). And the demo's workflow fired by beat under `runner up`."""
+always branches, an operator approves at `runner approve`, `runner status` lists the approval
+waiting, `runner retry` reruns only the failed node; a worker and beat killed (-9)
+mid-workflow: it completes, and no node runs twice (each job appends one line per execution to
+a log). And the demo's workflow fired by beat under `runner up`."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def _approve_and_finish(cluster: Cluster, run_id: str, log: Path, a: int = 1,
                                                                          "w-done")
 
 
-def test_a_workflow_is_cancelled_mid_graph_then_runs_its_branches_and_an_approval(
+def test_a_workflow_cancelled_mid_graph_then_branches_an_approval_and_a_partial_retry(
         cluster: Cluster, tmp_path: Path) -> None:
     log, go = tmp_path / "ran.log", tmp_path / "go"
     _flow(cluster, log, go)
@@ -102,6 +102,15 @@ def test_a_workflow_is_cancelled_mid_graph_then_runs_its_branches_and_an_approva
     go.touch()
     run_id = cluster.enqueue("flow")
     _approve_and_finish(cluster, run_id, log)
+    done = cluster.runner("retry", run_id)  # partial: only c (failed) and d (skipped by it)
+    assert done.returncode == 0, done.stderr
+    again = cluster.final(done.stdout.strip(), 60)
+    assert (again["state"], again["retry_of"]) == ("FAILURE", run_id)
+    before, after = _nodes(cluster, run_id), _nodes(cluster, again["run_id"])
+    for node in ("a", "b", "fix", "gate", "done"):  # kept, with their child runs
+        assert after[node] == before[node], node
+    assert after["c"]["run_id"] != before["c"]["run_id"] and after["d"]["state"] == "skipped"
+    assert sorted(log.read_text().split()) == ["a", "b", "c", "c", "done", "fix"]
 
 
 def test_a_workflow_outlives_its_worker_and_beat_killed(
