@@ -11,7 +11,10 @@ Reports with git plumbing.
     latest/JOB.json                    the newest run of JOB: id, state, times, path
 
 The commit message: `JOB STATE on N targets (run RUN_ID)`, a per-target summary, then the
-trailers Job, Run-Id, Status, Config-Revision, Trigger, Started, Finished.
+trailers Job, Run-Id, Status, Config-Revision, Trigger, Started, Finished; a child run of a
+workflow adds Workflow-Run and Workflow-Node. A workflow run (issue 20; its `job` is the
+workflow's name, its `workflow` the node states) has `workflow NAME STATE, N nodes (run
+RUN_ID)`, a line per node, and Workflow instead of Job.
 """
 
 from __future__ import annotations
@@ -76,12 +79,37 @@ def _one_line(text: object, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def message(record: Mapping[str, Any]) -> str:
-    """The commit message of a run's report: its outcome, then a line per target."""
+def lineage(record: Mapping[str, Any], name: str) -> Any:
+    """A workflow field of a run record ("workflow", "parent" or "node"): RunRecord's attribute
+    once it has one, else the value kept in its `extra` (or the JSON object's key)."""
+    if name in getattr(record, "__dataclass_fields__", {}):
+        return getattr(record, name)
+    return record.get(name)
+
+
+def _node_line(name: str, node: Mapping[str, Any]) -> str:
+    said = [f"{name}: {node.get('state', 'pending')}"]
+    if node.get("run_id"):
+        said.append(f"run {node['run_id']}")
+    if node.get("decision"):
+        said.append(f"{node['decision']} by {node.get('by') or 'runner'}")
+    if node.get("comment"):
+        said.append(f"({_one_line(node['comment'], 200)})")
+    return " ".join(said)
+
+
+def _summary(record: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The subject and the per-target (or, of a workflow run, per-node) lines."""
     job, run_id, state = record.get("job", "unknown"), record["run_id"], record.get("state")
+    flow = lineage(record, "workflow")
+    if isinstance(flow, Mapping):
+        nodes: dict[str, Any] = flow.get("nodes") or {}
+        plural = "" if len(nodes) == 1 else "s"
+        return (f"workflow {job} {state}, {len(nodes)} node{plural} (run {run_id})",
+                [_node_line(n, v or {}) for n, v in nodes.items()])
     targets: dict[str, Any] = (record.get("result") or {}).get("targets") or {}
     count = len(targets) or len(record.get("targets") or ())
-    lines = [f"{job} {state} on {count} target{'' if count == 1 else 's'} (run {run_id})", ""]
+    lines: list[str] = []
     for name, t in list(targets.items())[:SUMMARY_LINES]:
         took = f" in {t['duration']}s" if t.get("duration") is not None else ""
         rc = f" rc {t['rc']}" if t.get("rc") is not None else ""
@@ -91,13 +119,23 @@ def message(record: Mapping[str, Any]) -> str:
         lines.append(f"... and {len(targets) - SUMMARY_LINES} more targets (result.json)")
     if not targets:
         lines.append(_one_line(record.get("error") or "no target ran", 1000))
+    return f"{job} {state} on {count} target{'' if count == 1 else 's'} (run {run_id})", lines
+
+
+def message(record: Mapping[str, Any]) -> str:
+    """The commit message of a run's report: its outcome, then a line per target (per node of
+    a workflow run), then the trailers."""
+    job, run_id, state = record.get("job", "unknown"), record["run_id"], record.get("state")
+    subject, lines = _summary(record)
+    kind = "Workflow" if isinstance(lineage(record, "workflow"), Mapping) else "Job"
     trailers = {
-        "Job": job, "Run-Id": run_id, "Status": state,
+        kind: job, "Run-Id": run_id, "Status": state,
         "Config-Revision": record.get("revision") or "unknown",
         "Trigger": record.get("trigger") or "unknown",
         "Started": _iso(record.get("started")) or _iso(record.get("created")),
-        "Finished": _iso(record.get("finished"))}
-    lines.append("")
+        "Finished": _iso(record.get("finished")),
+        "Workflow-Run": lineage(record, "parent"), "Workflow-Node": lineage(record, "node")}
+    lines = [subject, "", *lines, ""]
     lines += [f"{k}: {_one_line(v, 1000)}" for k, v in trailers.items() if v is not None]
     return "\n".join(lines) + "\n"
 

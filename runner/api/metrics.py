@@ -1,11 +1,13 @@
 """GET /metrics: the Prometheus text format (run counters of the events hub, active runs,
-queue lengths, workers, revisions, lateness); no token needed, like /api/health."""
+queue lengths, workers, revisions, lateness, workflow runs by state); no token needed, like
+/api/health."""
 
 import time
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
+from runner.api import workflows
 from runner.api.context import Context, Ctx
 from runner.celery.app import queue_length
 from runner.errors import RunnerError
@@ -22,14 +24,17 @@ def text(ctx: Context) -> str:
     for r in runs:
         if r.state in ACTIVE:
             active[r.state] = active.get(r.state, 0) + 1
+    names: list[str] = []
     try:
         app, config = ctx.control.app()
+        names = list(config.workflows)
         lengths = {q: queue_length(app, q) for q in config.queues}
     except RunnerError:
         lengths = {}
     return overview.metrics_text(ctx.metrics, active, lengths, len(ctx.workers.view()),
                                  overview.revisions(ctx.store), time.time(),
-                                 ctx.store.tallies(lateness.KEY))
+                                 ctx.store.tallies(lateness.KEY)) + "\n".join(
+        workflows.metric_lines(workflows.run_states(runs, names))) + "\n"
 
 
 @router.get("/metrics", tags=["read"], response_class=PlainTextResponse)

@@ -159,6 +159,43 @@ class Jobs(BaseModel):
     jobs: dict[str, Job]
 
 
+class WorkflowInfo(BaseModel):
+    description: str
+    nodes: int = Field(description="how many")
+    schedules: list[str] = Field(description="the schedules that run it")
+
+
+class Workflows(BaseModel):
+    revision: str
+    workflows: dict[str, WorkflowInfo]
+
+
+class WorkflowNode(BaseModel):
+    name: str
+    kind: Literal["job", "approval"]
+    job: str | None
+    approval: str | None = Field(description="the question an operator answers")
+    limit: str | None = Field(description="a target selector narrowing the job's targets")
+    timeout: int | None = Field(description="seconds an approval waits")
+    after: list[str]
+    when: Literal["on_success", "on_failure", "always"]
+    depth: int = Field(description="0 for a root, else 1 + the deepest node of `after`")
+
+
+class Edge(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    when: Literal["on_success", "on_failure", "always"] = Field(description="of `to`")
+
+
+class WorkflowGraph(BaseModel):
+    name: str
+    description: str
+    schedules: list[str]
+    nodes: list[WorkflowNode] = Field(description="in topological order")
+    edges: list[Edge]
+
+
 class Schedule(BaseModel):
     job: str
     when: str
@@ -219,9 +256,32 @@ class RunResult(BaseModel):
     targets: dict[str, TargetResult] = {}
 
 
+class NodeRun(BaseModel):
+    state: Literal["pending", "running", "approval", "success", "failed", "skipped",
+                   "cancelled"]
+    run_id: str | None = Field(None, description="its child run")
+    attempt: int = 1
+    started_at: float | None = None
+    ended_at: float | None = None
+    decision: str | None = Field(None, description="approved, rejected, timed out")
+    by: str | None = None
+    at: float | None = None
+    comment: str | None = None
+
+
+class WorkflowRun(BaseModel):
+    workflow: str
+    revision: str | None = None
+    cancelled: bool = False
+    nodes: dict[str, NodeRun]
+
+
 class Run(RunSummary):
     actions: list[Action] | None = Field(None, description="who cancelled, retried, started")
     result: RunResult | None = None
+    workflow: WorkflowRun | None = Field(None, description="a workflow run's node states")
+    parent: str | None = Field(None, description="a child run's workflow run")
+    node: str | None = Field(None, description="a child run's node in it")
 
 
 class Cancelled(BaseModel):

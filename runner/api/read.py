@@ -1,5 +1,5 @@
 """The viewer's routes of `runner api`: health, who am I, status, statistics, workers,
-queues, jobs, schedules and runs (a page at a time, or one whole record)."""
+queues, jobs, workflows, schedules and runs (a page at a time, or one whole record)."""
 
 import json
 import math
@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runner.api import models as m
 from runner.api import views
+from runner.api import workflows as flows
 from runner.api.context import Ctx, Viewer
 from runner.api.models import NAME, READ, errors
 from runner.ops import overview
@@ -89,6 +90,28 @@ def list_jobs(_who: Viewer, ctx: Ctx) -> JSONResponse:
     """The jobs of the configuration the system runs."""
     config = ctx.control.config()
     return JSONResponse({"revision": config.revision, "jobs": overview.jobs(config)})
+
+
+@router.get("/api/workflows", response_model=m.Workflows, responses=READ)
+def list_workflows(_who: Viewer, ctx: Ctx) -> JSONResponse:
+    """The workflows of the configuration the system runs: description, node count and
+    the schedules that run each."""
+    config = ctx.control.config()
+    return JSONResponse({"revision": config.revision, "workflows": flows.workflows(config)})
+
+
+@router.get("/api/workflows/{name}", response_model=m.WorkflowGraph,
+            responses={**READ, **errors(404)})
+def get_workflow(_who: Viewer, ctx: Ctx, name: Annotated[str, PathParam(pattern=NAME)]
+                 ) -> JSONResponse:
+    """One workflow's graph: its nodes in topological order (kind, job or approval
+    question, limit, timeout, after, when, depth) and its edges."""
+    config = ctx.control.config()
+    workflow = config.workflows.get(name)
+    if workflow is None:
+        raise HTTPException(404, f"there is no workflow {name!r} at revision "
+                                 f"{config.revision[:12]}; GET /api/workflows lists them")
+    return JSONResponse(flows.graph(config, workflow))
 
 
 @router.get("/api/schedules", response_model=dict[str, m.Schedule], responses=READ)

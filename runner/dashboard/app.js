@@ -9,7 +9,8 @@ const ACTIVE = new Set(["PENDING", "RECEIVED", "STARTED"]);
 const MAX_RUNS = 200;
 localStorage.removeItem("runner-token");  // where earlier versions kept it, for good
 const state = {token: sessionStorage.getItem("runner-token") || "", role: null, runs: new Map(),
-  workers: {}, queues: {}, schedules: {}, jobs: {}, status: {}, ws: null, backoff: 500};
+  workers: {}, queues: {}, schedules: {}, jobs: {}, status: {}, ws: null, backoff: 500,
+  workflows: {}, graphs: new Map()};
 
 function esc(v) {
   return String(v ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;",
@@ -47,6 +48,7 @@ async function signIn() {
   $("#login").hidden = true; $("#main").hidden = false; $("#signout").hidden = false;
   connect();
   charts();
+  loadWorkflows();
 }
 
 function connect() {
@@ -79,7 +81,9 @@ function onEvent(e) {
     refreshSoon();
   } else if (e.kind === "workers") {
     state.workers = e.workers; renderWorkers(); refreshSoon();
-  } else if (e.kind === "reconcile" || e.kind === "beat" || e.kind === "suspended") {
+  } else if (e.kind === "reconcile") {
+    state.graphs.clear(); loadWorkflows(); refreshSoon();
+  } else if (e.kind === "beat" || e.kind === "suspended") {
     refreshSoon();
   } else if (e.kind === "schedule") {
     refreshSoon();
@@ -179,7 +183,63 @@ async function showRun(id) {
       <summary><span class="state ${t.status === "success" ? "SUCCESS" : "FAILURE"}">${esc(t.status)}</span>
       ${esc(name)} rc ${esc(t.rc)} in ${esc(t.duration)}s ${esc(t.error || "")}</summary>
       <h3>stdout</h3><pre>${esc(t.stdout)}</pre><h3>stderr</h3><pre>${esc(t.stderr)}</pre></details>`).join("")
-      || "<p>no target result yet</p>"}`;
+      || (r.workflow ? "" : "<p>no target result yet</p>")}`;
+  const parent = r.parent ? document.createElement("p") : null;
+  if (parent) {  // a child run: the way back to its workflow run
+    const link = document.createElement("a");
+    link.href = "#"; link.className = "parent"; link.dataset.runId = r.parent;
+    link.textContent = `workflow run ${r.parent}, node ${r.node || "?"}`;
+    parent.append("part of ", link);
+    $("#detail-body").prepend(parent);
+  }
+  if (r.workflow) await drawRunGraph(r);
+}
+
+// ---- workflows (issue 20): the definitions, and a workflow run's graph ------------------
+async function loadWorkflows() {
+  try { state.workflows = (await api("/api/workflows")).workflows; } catch (err) { return; }
+  const rows = Object.entries(state.workflows).map(([name, w]) => {
+    const tr = document.createElement("tr");
+    tr.dataset.workflow = name;
+    for (const v of [name, w.description, w.nodes, w.schedules.join(", ") || "-"]) {
+      const td = document.createElement("td");
+      td.textContent = String(v);
+      tr.append(td);
+    }
+    return tr;
+  });
+  $("#workflows tbody").replaceChildren(...rows);
+  $("#workflows-section").hidden = rows.length === 0;
+}
+
+async function graphOf(name) {
+  if (!state.graphs.has(name)) state.graphs.set(name, await api("/api/workflows/" + encodeURIComponent(name)));
+  return state.graphs.get(name);
+}
+
+async function showWorkflow(name) {
+  const g = await graphOf(name);
+  $("#workflow").hidden = false;
+  $("#workflow-name").textContent = name;
+  const about = document.createElement("p");
+  about.textContent = `${g.description || ""} · schedules: ${g.schedules.join(", ") || "none"}`;
+  $("#workflow-body").replaceChildren(about);
+  drawWorkflow($("#workflow-body"), g, null, showRun);
+}
+
+async function drawRunGraph(r) {
+  const body = $("#detail-body");
+  let g;
+  try { g = await graphOf(r.job); } catch (err) {
+    const p = document.createElement("p");
+    p.className = "error";
+    p.textContent = `workflow ${r.job} is not in the configuration any more: ${err.message}`;
+    body.append(p);
+    return;
+  }
+  if ($("#detail-id").textContent !== r.run_id) return;  // another run was opened meanwhile
+  for (const old of body.querySelectorAll("svg.dag")) old.remove();
+  drawWorkflow(body, g, r.workflow.nodes || {}, showRun);
 }
 
 async function act(path, method = "POST") {
@@ -193,8 +253,13 @@ document.addEventListener("click", (e) => {
   if (b && b.classList.contains("run")) { act(`/api/jobs/${b.dataset.job}/run`); return; }
   const row = e.target.closest("tr[data-run-id]");
   if (row) showRun(row.dataset.runId);
+  const flow = e.target.closest("tr[data-workflow]");
+  if (flow) showWorkflow(flow.dataset.workflow);
+  const up = e.target.closest("a.parent");
+  if (up) { e.preventDefault(); showRun(up.dataset.runId); }
 });
 $("#detail-close").onclick = () => { $("#detail").hidden = true; };
+$("#workflow-close").onclick = () => { $("#workflow").hidden = true; };
 $("#signout").onclick = () => signOut();
 $("#login").onsubmit = (e) => {
   e.preventDefault();

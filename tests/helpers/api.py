@@ -102,5 +102,6 @@ def conforms(client: httpx.Client) -> None:
     for path, model in (("/api/health", m.Health), ("/api/whoami", m.Who),
                         ("/api/status", m.Status), ("/api/stats", m.Stats),
                         ("/api/queues", dict[str, m.Queue]),
-                        ("/api/jobs", m.Jobs), ("/api/schedules", dict[str, m.Schedule])):
+                        ("/api/jobs", m.Jobs), ("/api/schedules", dict[str, m.Schedule]),
+                        ("/api/workflows", m.Workflows)):
         check(path, model)

@@ -6,7 +6,8 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from runner.report import created_of, expired, render, run_dir, safe
+from runner.report import created_of, expired, lineage, render, run_dir, safe
+from runner.runs import RunRecord
 
 CREATED = datetime(2026, 11, 24, 23, 59, 30, tzinfo=UTC).timestamp()
 
@@ -85,3 +86,33 @@ def test_creation_time_from_the_run_id_and_retention_days() -> None:
     assert run_dir({"run_id": "019ab8f0e2c8-0a1b2c3d", "job": "j"}).startswith("runs/2025/")
     days = ["2026/11/01", "2026/11/16", "2026/11/17", "2026/11/24", "2025/12/31"]
     assert expired(days, date(2026, 11, 24), 7) == ["2025/12/31", "2026/11/01", "2026/11/16"]
+
+
+def test_a_workflow_run_has_a_line_per_node_and_a_workflow_trailer() -> None:
+    nodes = {"build": {"state": "success", "run_id": "019ab8f0e2c9-00000001", "attempt": 1},
+             "approve": {"state": "failed", "decision": "rejected", "by": "otto",
+                         "comment": "not on a\nfriday", "attempt": 1},
+             "promote": {"state": "skipped", "attempt": 1}}
+    run = record(job="nightly-release", result=None,
+                 workflow={"workflow": "nightly-release", "nodes": nodes})
+    r = render(run)
+    lines = r.message.splitlines()
+    assert lines[0] == "workflow nightly-release FAILURE, 3 nodes (run 019ab8f0e2c8-0a1b2c3d)"
+    assert lines[2:5] == ["build: success run 019ab8f0e2c9-00000001",
+                          "approve: failed rejected by otto (not on a friday)",
+                          "promote: skipped"]
+    trailers = dict(line.split(": ", 1) for line in lines[6:])
+    assert trailers["Workflow"] == "nightly-release" and "Job" not in trailers
+    assert r.path == "runs/2026/11/24/nightly-release/019ab8f0e2c8-0a1b2c3d"
+    assert json.loads(r.files["result.json"])["workflow"]["nodes"] == nodes
+
+
+def test_a_child_run_names_its_workflow_run_and_node() -> None:
+    child = RunRecord.from_json(record(parent="019ab8f0e2c7-0a1b2c3d", node="build"))
+    assert lineage(child, "parent") == "019ab8f0e2c7-0a1b2c3d"  # kept in extra for now
+    trailers = dict(line.split(": ", 1) for line in render(child.to_json()).message
+                    .split("\n\n")[-1].splitlines())
+    assert trailers["Job"] == "health-check"
+    assert (trailers["Workflow-Run"], trailers["Workflow-Node"]) == (
+        "019ab8f0e2c7-0a1b2c3d", "build")
+    assert "Workflow-Run" not in render(record()).message
