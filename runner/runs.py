@@ -67,6 +67,10 @@ class RunRecord:
     note: str | None = None           # a redelivery or a resend by the reaper, said plainly
     resent: float | None = None       # when the reaper sent its message again
     actions: tuple[dict[str, Any], ...] | None = None  # who asked for what, via what
+    workflow: dict[str, Any] | None = None  # a workflow run: WorkflowRun.to_json(), its nodes
+    parent: str | None = None         # a child run: the workflow run that started it
+    node: str | None = None           # ... for this node of it
+    retried_as: str | None = None     # buried with retries left: the run that retries it
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields of other versions, kept
     # the fields set, in the order they were written (to_json gives them back so)
     order: tuple[str, ...] | None = field(default=None, compare=False, repr=False)

@@ -18,6 +18,7 @@ from celery import Celery
 
 from runner.adapters.redis_url import broker_url, transport_options
 from runner.celery.message import MAX_PRIORITY, TASK, time_limit
+from runner.celery.queueing import entry_job
 from runner.celery.tasks import register
 from runner.config.model import ConfigSet
 from runner.errors import BrokerError
@@ -55,7 +56,7 @@ def create_app(system: System, config: ConfigSet | None = None) -> Celery:
         if name != TASK:
             return None
         current = app.conf.runner_config
-        job = current.jobs.get(kwargs["job"])
+        job = entry_job(current, kwargs["job"])  # a workflow's: its first job node's
         if job is None:
             return None
         # kombu's Redis transport pops priority 0 first, across all of a worker's queues

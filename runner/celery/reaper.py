@@ -25,6 +25,7 @@ from typing import Any
 
 from celery import Celery
 
+from runner.celery.coordinate import follow
 from runner.celery.tasks import bury, send
 from runner.config.model import ConfigSet
 from runner.runs import RunState
@@ -63,6 +64,7 @@ class Reaper:
             self.seen.clear()
         self.last = now
         self.workers(config, now)
+        follow(self.app, self.store, config)  # resumes, times out, follows buried children
         if self.checked is None:
             self.checked = now
         elif now - self.checked >= RESEND:
@@ -94,7 +96,7 @@ class Reaper:
             why = (f"worker {host} died during the run (last heartbeat "
                    f"{last.isoformat(timespec='seconds')})")
             for run in started:
-                if run.worker == host:
+                if run.worker == host and run.workflow is None:  # no process holds one
                     retry = bury(self.app, self.store, config, run.run_id, why)
                     log.warning("run %s: %s%s", run.run_id, why,
                                 f"; retried as run {retry}" if retry else "")

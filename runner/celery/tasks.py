@@ -30,7 +30,13 @@ from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.worker.request import Request
 
-from runner.celery.message import TASK, time_limit
+from runner.celery import coordinate
+from runner.celery.message import TASK
+from runner.celery.queueing import cancel as cancel
+from runner.celery.queueing import enqueue as enqueue
+from runner.celery.queueing import pending as pending
+from runner.celery.queueing import retry as retry
+from runner.celery.queueing import send as send
 from runner.config.model import ConfigSet
 from runner.config.query import lookup, select
 from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
@@ -39,7 +45,7 @@ from runner.executor.direct import final
 from runner.executor.engine import Engine
 from runner.runs import ACTIVE, RunRecord, RunState, new_run_id
 from runner.store import Store
-from runner.store.outage import Outage, connection_error
+from runner.store.outage import Outage
 from runner.system import System
 
 _POLL = 0.25  # seconds between looks at the cancel flag
@@ -96,14 +102,18 @@ def register(app: Celery, system: System) -> None:
               reject_on_worker_lost=False, throws=(RunFailed, Terminated),
               Request=RunRequest)
     def run_job(self: Any, job: str, revision: str, run_id: str | None = None,
-                limit: str | None = None) -> None:
+                limit: str | None = None, parent: str | None = None) -> None:
         # returns nothing: the outcome is in the run's record, and Celery would still
         # serialize and repr a return value it does not keep (task_ignore_result)
         # no run_id: sent by Celery's own beat (runner plan --format celery): its task id
         run_id = run_id or str(self.request.id)
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
         state, error = execute(system, here, job, revision, run_id, limit,
-                               self.request.hostname, redelivered)
+                               self.request.hostname, redelivered, self.app)
+        if parent:  # a workflow's child ended: the workflow's next nodes start now
+            coordinate.after(self.app, system.config(), system.store, parent)
+        if state == "STARTED" and error is None:  # a workflow run began: coordinated
+            return
         if state == "STARTED":  # another delivery runs it (or ran it until it died)
             log.warning("%s: not run twice", error)
         elif state != "SUCCESS":
@@ -111,9 +121,10 @@ def register(app: Celery, system: System) -> None:
 
 
 def execute(system: System, here: _Process, name: str, revision: str, run_id: str,
-            limit: str | None, worker: str | None, redelivered: bool
-            ) -> tuple[str, str | None]:
-    """Runs the job and records the outcome: (final state, reason)."""
+            limit: str | None, worker: str | None, redelivered: bool,
+            app: Celery | None = None) -> tuple[str, str | None]:
+    """Runs the job and records the outcome: (final state, reason). A workflow's run (with
+    `app`) is handed to the coordinator and stays STARTED: ("STARTED", None)."""
     store = system.store
 
     def save(**fields: Any) -> tuple[str, str | None]:
@@ -133,6 +144,10 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
                                           "died before starting it"})
     try:
         current = keep(system.config, run_id)
+        if app is not None and name in current.workflows:  # no process holds it from now
+            keep(lambda: coordinate.index(store, run_id), run_id)
+            coordinate.after(app, current, store, run_id)
+            return str(RunState.STARTED), None
         if name not in current.jobs:
             return save(state="REVOKED", finished=time.time(),
                         error=f"job {name} was removed from the configuration (revision "
@@ -207,7 +222,7 @@ def sweep_orphans(store: Store, host: str, cli_only: bool = False) -> list[str]:
         name, _, where = worker.rpartition("@")
         pid = name.rpartition("-")[2]
         if r.state != RunState.STARTED or where != host or not pid.isdigit() or (
-                cli_only and not name.startswith("cli-")):
+                cli_only and not name.startswith("cli-")) or r.workflow is not None:
             continue
         try:
             os.kill(int(pid), 0)
@@ -230,108 +245,20 @@ def bury(app: Celery, store: Store, config: ConfigSet, run_id: str, why: str) ->
     (counted along the retry_of chain by the record's `attempt`), a new run is queued with
     trigger `retry-of RUN_ID`: its id, or None. Its message, if it is delivered again,
     finds the record final and runs nothing, so the command never runs twice at once."""
-    if not store.end_run(run_id, {"state": "FAILURE", "finished": time.time(), "error": why},
-                         ACTIVE):
-        return None
     record = store.run(run_id) or RunRecord(run_id)
     job = config.jobs.get(str(record.job))
     attempt = record.attempt or 1
-    if job is None or attempt > job.retries.attempts:
+    retry_id = new_run_id() if job and attempt <= job.retries.attempts else None
+    # the retry's id on the failed record, in the same write: a workflow's node follows it
+    fields = {"state": "FAILURE", "finished": time.time(), "error": why}
+    if not store.end_run(run_id, {**fields, **({"retried_as": retry_id} if retry_id else {})},
+                         ACTIVE) or job is None or retry_id is None:
         return None
+    child = {"parent": record.parent, "node": record.node} if record.parent else {}
     return enqueue(app, store, config, job.name, f"retry-of {run_id}", record.limit,
                    retry_of=run_id, schedule=record.schedule,
-                   scheduled_for=record.scheduled_for, extra={"attempt": attempt + 1})
-
-
-def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: str,
-            limit: str | None = None, retry_of: str | None = None,
-            schedule: str | None = None, scheduled_for: str | None = None,
-            extra: dict[str, Any] | None = None, run_id: str | None = None) -> str:
-    """Queues a run (its record, then its message); `extra` fields join its first record
-    (e.g. the API's `actions`); `run_id`: one chosen before (beat's hand-off)."""
-    record = RunRecord.from_json(pending(config, name, trigger, limit, retry_of, schedule,
-                                         scheduled_for, extra, run_id))
-    store.save_run(record)
-    try:
-        send(app, config, record)
-    except StoreUnavailable as e:  # beat's hand-off sends again; a caller here is told
-        rid = record.run_id
-        raise StoreUnavailable(f"{e}; run {rid} of {name} was not queued "
-                               f"({unqueued(store, rid, str(e))})") from None
-    return record.run_id
-
-
-def pending(config: ConfigSet, name: str, trigger: str, limit: str | None = None,
-            retry_of: str | None = None, schedule: str | None = None,
-            scheduled_for: str | None = None, extra: dict[str, Any] | None = None,
-            run_id: str | None = None) -> dict[str, Any]:
-    """The first record of a run to queue (state PENDING), as JSON (beat's outbox holds it)."""
-    job = lookup(config, name)
-    return {"run_id": run_id or new_run_id(), "job": name, "revision": config.revision,
-            "trigger": trigger, "state": "PENDING", "queue": job.queue,
-            "targets": select(config, job, limit), "limit": limit, "created": time.time(),
-            "retry_of": retry_of, "schedule": schedule, "scheduled_for": scheduled_for,
-            **(extra or {})}
-
-
-def send(app: Celery, config: ConfigSet, record: RunRecord) -> None:
-    """Sends the message of the PENDING run `record` (again: the same task id; a worker
-    never starts a run twice)."""
-    name, run_id = str(record.job), record.run_id
-    job = config.jobs.get(name)  # removed since: the worker ends it with the reason
-    hard = time_limit(job, len(record.targets or ())) if job else None
-    try:
-        app.send_task(TASK, kwargs={"job": name, "revision": record.revision,
-                                    "run_id": run_id, "limit": record.limit},
-                      task_id=run_id, shadow=name, soft_time_limit=hard and hard - 30,
-                      time_limit=hard)
-    except Exception as e:  # kombu's, after Celery's publish retries, or redis-py's
-        if connection_error(e):
-            raise StoreUnavailable(f"the broker is unavailable: {e}") from None
-        raise
-
-
-def unqueued(store: Store, run_id: str, why: str) -> str:
-    """The PENDING record of a run whose message could not be sent ends FAILURE, or, when
-    that cannot be written either (a full disk), is taken back: what became of it."""
-    try:
-        store.end_run(run_id, {"state": "FAILURE", "finished": time.time(),
-                               "error": f"its message could not be queued: {why}"},
-                      ("PENDING",))
-        return "recorded FAILURE"
-    except StoreUnavailable:
-        pass
-    try:
-        store.withdraw(run_id)
-        return "its record was removed"
-    except StoreUnavailable:
-        return "its record stays PENDING until the store can be written"
-
-
-def cancel(app: Celery, store: Store, run_id: str, by: str) -> RunRecord:
-    """`by` names who asked (`runner cancel (user U)`, `NAME via the API`) in the reason."""
-    record = store.run(run_id)
-    if record is None:
-        raise UsageError(f"there is no run {run_id!r} (runner history lists them)")
-    if record.state not in ACTIVE:
-        raise UsageError(f"run {run_id} is already {record.state}; nothing to cancel")
-    store.request_cancel(run_id, by)
-    app.control.revoke(run_id)
-    if record.state in (RunState.PENDING, RunState.RECEIVED):
-        fields = {"state": "REVOKED", "finished": time.time(),
-                  "error": f"cancelled by {by} before it started"}
-        store.update_run(run_id, fields)
-        record = record.updated(fields)
-    return record
-
-
-def retry(app: Celery, store: Store, config: ConfigSet, run_id: str,
-          extra: dict[str, Any] | None = None) -> str:
-    record = store.run(run_id)
-    if record is None:
-        raise UsageError(f"there is no run {run_id!r} (runner history lists them)")
-    return enqueue(app, store, config, str(record.job), f"retry-of {run_id}",
-                   record.limit, retry_of=run_id, extra=extra)
+                   scheduled_for=record.scheduled_for,
+                   extra={"attempt": attempt + 1, **child}, run_id=retry_id)
 
 
 def wait(store: Store, run_id: str, deadline: float | None = None) -> RunRecord:

@@ -20,7 +20,6 @@ from runner.cli.base import (
     cli,
 )
 from runner.config import load as config_load
-from runner.config.model import ConfigSet
 from runner.config.schema import KINDS, schema_text
 from runner.errors import UsageError
 
@@ -60,7 +59,7 @@ def plan(repo: Path, fmt: str, now: str | None, count: int) -> None:
 
         from runner.celery.export import module
 
-        # workflow runs are not Celery beat entries until the runtime slice of issue 20 lands
+        # a workflow run starts from the record its enqueuer writes, which Celery's beat does not
         jobs_only = {n: s for n, s in config.schedules.items() if not s.workflow}
         click.echo(module(replace(config, schedules=jobs_only)), nl=False)
         return
@@ -170,7 +169,9 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
 
     settings = Settings.from_env()
     config = _config(repo, fmt)
-    _not_a_workflow(config, job)
+    if job in config.workflows:  # its nodes are runs of the workers: as --enqueue --wait
+        _enqueue(job, repo, limit, True, fmt)
+        return
     chosen = select(config, lookup(config, job), limit)
     audit = Audit(lambda: open_store(settings.redis_url, repo / ".runner"), new_run_id(),
                   lambda line: click.echo(line, err=True))
@@ -195,19 +196,14 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
         raise SystemExit(1)
 
 
-def _not_a_workflow(config: ConfigSet, name: str) -> None:
-    # TODO(issue 20, runtime slice): run and --enqueue a workflow
-    if name in config.workflows:
-        raise UsageError(f"{name} is a workflow; workflow runs are not wired yet (only "
-                         f"`runner run {name} --dry-run` is)")
-
-
 def _enqueue(job: str, repo: Path, limit: str | None, wait: bool, fmt: str) -> None:
     from runner.celery import tasks
     from runner.ops.runs import enqueue
 
     system, app, config = _app(repo, fmt)
-    _not_a_workflow(config, job)
+    if limit is not None and job in config.workflows:
+        raise UsageError(f"--limit narrows a job's targets; {job} is a workflow, whose "
+                         "nodes narrow theirs with 'limit' in workflows.d")
     run_id = enqueue(app, system.store, config, job, "cli", limit).run_id
     if not wait:
         _print_json({"run_id": run_id, "state": "PENDING"}) if fmt == "json" else click.echo(

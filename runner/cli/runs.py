@@ -19,6 +19,7 @@ from runner.cli.base import (
     branch_value,
     cli,
 )
+from runner.cli.workflows import approval_lines, approvals
 from runner.config.model import ConfigSet
 from runner.errors import Problem, UsageError
 from runner.runs import RunRecord
@@ -51,6 +52,7 @@ def status(repo: Path, fmt: str) -> None:
         "reports": d.status.reports, "wiped": d.wiped,
         "lateness": d.lateness,
     }
+    out["approvals"] = approvals(system, config)
     if fmt == "json":
         _print_json(out)
         return
@@ -91,6 +93,8 @@ def status(repo: Path, fmt: str) -> None:
     for r in out["active_runs"]:
         for line in _record_lines(RunRecord.from_json(r)):
             click.echo(f"  {line}")
+    for line in approval_lines(out["approvals"]) if out["approvals"] else ():
+        click.echo(line)
 
 
 def _lateness_text(late: dict[str, Any]) -> str:

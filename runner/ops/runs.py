@@ -10,7 +10,7 @@ from typing import Any
 from celery import Celery
 
 from runner import publish
-from runner.celery import tasks
+from runner.celery import coordinate, tasks
 from runner.config.model import ConfigSet
 from runner.config.query import lookup
 from runner.errors import RunnerError, UsageError
@@ -74,7 +74,7 @@ def enqueue(app: Celery, store: Store, config: ConfigSet, job: str, trigger: str
             schedule: str | None = None, scheduled_for: str | None = None) -> Queued:
     """Queues a run of `job` (on the targets matching `limit`); `action` (who asked, via
     what) joins its record's `actions`."""
-    if job not in config.jobs:
+    if job not in config.jobs and job not in config.workflows:
         try:
             lookup(config, job)  # its message names the jobs there are
         except UsageError as e:
@@ -109,13 +109,15 @@ def cancel(load: Load, store: Store, run_id: str, by: str,
         raise RunNotFound(run_id)
     if record.state not in ACTIVE:
         raise RunNotActive(f"run {run_id} is already {record.state}; nothing to cancel")
-    app, _config = load()
+    app, config = load()
     if action:
         store.update_run(run_id, {"actions": [*(record.actions or ()), action]})
     try:
         was = tasks.cancel(app, store, run_id, by)
     except UsageError as e:  # it ended meanwhile
         raise RunNotActive(str(e)) from None
+    if was.workflow is not None:  # its running children are cancelled now, not at beat's look
+        coordinate.advance(store, app, config, run_id)
     now = store.run(run_id)
     return Cancelled(run_id, was, now.state if now else None)
 

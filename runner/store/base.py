@@ -21,7 +21,8 @@ from runner.runs import ENDED, RunRecord, RunState
 # what a listing of runs shows (runs_page): everything but the result, which holds the output
 SUMMARY = ("run_id", "job", "state", "queue", "trigger", "revision", "worker", "created",
            "received", "started", "finished", "error", "retry_of", "schedule",
-           "scheduled_for", "limit", "deliveries", "targets", "note")
+           "scheduled_for", "limit", "deliveries", "targets", "note", "workflow", "parent",
+           "node")
 Cursor = tuple[float, str]  # (created, run_id) of the last run of a page
 
 

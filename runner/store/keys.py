@@ -18,6 +18,7 @@ PUBLISHER = "publisher"    # the report publisher's lock
 LATENESS = "lateness"      # tally: schedule lateness histogram
 SCHEDULE = "schedule:"     # prefix: per-schedule state of beat (entries("schedule:"))
 WORKER = "worker:"         # prefix: worker heartbeats
+WORKFLOWS = "workflows"    # {"runs": [ids]}: the workflow runs going; also its lock's name
 
 
 def schedule(name: str) -> str:
@@ -28,6 +29,11 @@ def schedule(name: str) -> str:
 def worker(host: str) -> str:
     """The heartbeat entry of the worker on `host`."""
     return f"{WORKER}{host}"
+
+
+def workflow(run_id: str) -> str:
+    """The lock of workflow run `run_id`, held while a process advances it."""
+    return f"workflow:{run_id}"
 
 
 def revision(rev: str) -> str:

@@ -111,12 +111,12 @@ def test_dry_run_prints_the_nodes_in_run_order(demo_repo: Path, commit: Commit) 
                         "when": "on_success", "question": "Clean up now?", "timeout": 14400}
 
 
-def test_running_a_workflow_or_limiting_it_is_refused_in_one_sentence(
+def test_limiting_a_workflow_run_is_refused_in_one_sentence(
         demo_repo: Path, commit: Commit) -> None:
     with_release(commit)
-    for args, words in ((("run", "release"), "workflow runs are not wired yet"),
-                        (("run", "release", "--dry-run", "--limit", "localhost"),
-                         "--limit narrows a job's targets; release is a workflow")):
+    for args in (("run", "release", "--dry-run", "--limit", "localhost"),
+                 ("run", "release", "--enqueue", "--limit", "localhost")):
+        words = "--limit narrows a job's targets; release is a workflow"
         code, out = cli_run(demo_repo, *args)
         assert code == 2 and words in out, out
 
@@ -147,4 +147,4 @@ def test_the_readme_workflow_example_validates(demo_repo: Path, commit: Commit) 
                 for j in jobs)})
     code, out = cli_run(demo_repo, "validate", "--no-cache")
     assert code == 0, out
-    assert out.startswith("ok: 2 queues, 2 workers, 3 targets, 9 jobs, 2 schedules, 2 workflows")
+    assert out.startswith("ok: 2 queues, 2 workers, 3 targets, 9 jobs, 3 schedules, 2 workflows")

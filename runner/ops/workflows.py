@@ -1,0 +1,86 @@
+"""Workflow runs from outside (issue 20): an operator's approve or reject of an approval node,
+and the approvals waiting for one (runner status, the API)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from celery import Celery
+
+from runner import workflow as wf
+from runner.celery import coordinate
+from runner.config.model import ConfigSet
+from runner.errors import RunnerError, UsageError
+from runner.runs import RunRecord, RunState
+from runner.store import Store, keys
+
+
+class NotWaiting(RunnerError):
+    """The node is not waiting for an approval (it was decided, timed out, or never opened):
+    the checked thing failed, exit 1."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approval node waiting for an operator."""
+
+    run_id: str
+    workflow: str
+    node: str
+    question: str
+    since: float | None
+    timeout_at: float | None
+
+
+def approve(store: Store, app: Celery, config: ConfigSet, run_id: str, node: str,
+            yes: bool, by: str, comment: str | None = None) -> RunRecord:
+    """Approves (`yes`) or rejects the approval `node` of workflow run `run_id` as `by`, with
+    `comment`; the workflow goes on at once: its record after. Under the run's lock, so a
+    decision and a timeout (or two operators) never both count."""
+    who = coordinate.owner()
+    if not coordinate.locked(store, keys.workflow(run_id), who):
+        raise RunnerError(f"workflow run {run_id} is busy (its lock is held); try again")
+    try:
+        record = store.run(run_id)
+        if record is None or record.workflow is None:
+            raise UsageError(f"there is no workflow run {run_id!r} (runner history lists "
+                             "runs; a workflow run's job is its workflow's name)")
+        run = wf.WorkflowRun.from_json(record.workflow)
+        if node not in run.nodes:
+            raise UsageError(f"workflow run {run_id} ({run.workflow}) has no node {node!r} "
+                             f"(it has {', '.join(run.nodes)})")
+        if record.state != RunState.STARTED:
+            raise NotWaiting(f"workflow run {run_id} is {record.state}: node {node} waits "
+                             "for nothing")
+        try:
+            run = wf.decide_approval(run, node, yes, by, comment, time.time())
+        except wf.WorkflowError as e:
+            raise NotWaiting(str(e)) from None
+        store.update_run(run_id, {"workflow": run.to_json()})
+    finally:
+        coordinate.release(store, keys.workflow(run_id), who)
+    return coordinate.advance(store, app, config, run_id) or record
+
+
+def waiting(store: Store, config: ConfigSet) -> list[Approval]:
+    """The approval nodes waiting for an operator, oldest run first."""
+    found = []
+    for run_id in coordinate.active(store):
+        record = store.run(run_id)
+        if record is None or record.workflow is None or record.state != RunState.STARTED:
+            continue
+        run = wf.WorkflowRun.from_json(record.workflow)
+        flow = config.workflows.get(run.workflow)
+        nodes = {n.name: n for n in flow.nodes} if flow else {}
+        for name, n in run.nodes.items():
+            if n.state is wf.NodeState.APPROVAL:
+                spec = nodes.get(name)
+                timeout = spec.timeout if spec else None
+                found.append(Approval(run_id, run.workflow, name,
+                                      (spec.approval if spec else None) or "",
+                                      n.started_at, timeout and n.started_at and
+                                      n.started_at + timeout))
+    return found

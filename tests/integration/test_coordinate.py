@@ -1,0 +1,198 @@
+"""The workflow coordinator (runner.celery.coordinate) on a real store (files and Redis) and a
+real Celery app (the embedded broker): the children it records, step by step, as their runs
+end; what survives a crash between its two writes; cancel, approvals and a partial retry.
+Workers are not needed here: a child's end is its record's (test_workflow_runs.py runs them)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from runner import workflow as wf
+from runner.celery import coordinate
+from runner.celery.app import create_app
+from runner.celery.queueing import pending, retry
+from runner.config.model import ConfigSet, Node, Workflow
+from runner.ops.workflows import NotWaiting, approve, waiting
+from runner.runs import RunRecord
+from runner.settings import Settings
+from runner.store import Store
+from runner.system import System
+from tests.helpers.procs import poll
+from tests.helpers.repos import small_repo
+
+JOBS = "jobs:\n" + "".join(f"  {j}: {{queue: q, targets: [here], steps: [{{command: 'true'}}]}}\n"
+                           for j in ("a", "b", "c", "d", "fix"))
+DIAMOND = Workflow("diamond", (
+    Node("a", job="a"), Node("b", job="b", after=("a",)), Node("c", job="c", after=("a",)),
+    Node("d", job="d", after=("b", "c")), Node("fix", job="fix", after=("d",),
+                                               when="on_failure")))
+GATE = Workflow("gate", (Node("a", job="a"),
+                         Node("ok", approval="Go on?", after=("a",), timeout=3600),
+                         Node("b", job="b", after=("ok",))))
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+          store: Store) -> tuple[Store, Celery, ConfigSet]:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    repo = small_repo(tmp_path / "repo", JOBS)
+    system = System(Settings(), repo, repo / ".runner")
+    config = replace(system.config(), workflows={"diamond": DIAMOND, "gate": GATE})
+    return store, create_app(system, config), config
+
+
+def _start(store: Store, config: ConfigSet, name: str, **extra: Any) -> str:
+    record = RunRecord.from_json({**pending(config, name, "cli", extra=extra or None),
+                                  "state": "STARTED", "worker": "w-1@here"})
+    store.save_run(record)
+    coordinate.index(store, record.run_id)
+    return record.run_id
+
+
+def _nodes(store: Store, run_id: str) -> dict[str, wf.NodeRun]:
+    record = store.run(run_id)
+    assert record is not None and record.workflow is not None
+    return dict(wf.WorkflowRun.from_json(record.workflow).nodes)
+
+
+def _end(store: Store, run_id: str, node: str, state: str = "SUCCESS") -> str:
+    child = _nodes(store, run_id)[node].run_id
+    assert child
+    store.update_run(child, {"state": state, "finished": time.time()})
+    return child
+
+
+def test_a_diamond_starts_each_node_once_its_after_ended_and_ends_failed(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    store, app, config = setup
+    run_id = _start(store, config, "diamond")
+    coordinate.advance(store, app, config, run_id)
+    nodes = _nodes(store, run_id)
+    assert [n for n, s in nodes.items() if s.state == "running"] == ["a"]
+    child = store.run(nodes["a"].run_id or "")
+    assert child is not None and (child.state, child.job, child.parent, child.node) == (
+        "PENDING", "a", run_id, "a")
+    coordinate.advance(store, app, config, run_id)  # nothing ended: nothing new
+    assert _nodes(store, run_id) == nodes
+    _end(store, run_id, "a")
+    coordinate.advance(store, app, config, run_id)
+    assert {n: s.state for n, s in _nodes(store, run_id).items()} == {
+        "a": "success", "b": "running", "c": "running", "d": "pending", "fix": "pending"}
+    _end(store, run_id, "b")
+    _end(store, run_id, "c")
+    coordinate.advance(store, app, config, run_id)
+    _end(store, run_id, "d", "FAILURE")
+    coordinate.advance(store, app, config, run_id)
+    assert _nodes(store, run_id)["fix"].state == "running"  # on_failure
+    _end(store, run_id, "fix")
+    record = coordinate.advance(store, app, config, run_id)
+    assert record is not None and (record.state, record.error) == ("FAILURE", "failed: d")
+    assert coordinate.active(store) == []
+
+
+def test_a_running_node_whose_child_was_never_recorded_gets_that_child(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    """A crash after the workflow record was written, before the child's: the next advance
+    creates the child under the id the record chose, and no other."""
+    store, app, config = setup
+    run_id = _start(store, config, "diamond")
+    chosen = "0000000000ff-deadbeef"
+    store.update_run(run_id, {"workflow": wf.WorkflowRun("diamond", None, {
+        "a": wf.NodeRun(wf.NodeState.RUNNING, chosen, started_at=time.time())}).to_json()})
+    coordinate.advance(store, app, config, run_id)
+    child = store.run(chosen)
+    assert child is not None and (child.state, child.node) == ("PENDING", "a")
+    assert _nodes(store, run_id)["a"].run_id == chosen
+    assert [r.run_id for r in store.runs("a", 10)] == [chosen]
+
+
+def test_a_node_follows_the_retry_of_a_buried_child(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    store, app, config = setup
+    run_id = _start(store, config, "diamond")
+    coordinate.advance(store, app, config, run_id)
+    first = _end(store, run_id, "a", "FAILURE")
+    store.update_run(first, {"retried_as": "0000000000ff-00000001"})
+    coordinate.advance(store, app, config, run_id)
+    node = _nodes(store, run_id)["a"]
+    assert (node.state, node.run_id) == ("running", "0000000000ff-00000001")
+    assert store.run("0000000000ff-00000001") is not None  # missing: recreated
+
+
+def test_cancel_cancels_the_running_children_and_starts_nothing(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    store, app, config = setup
+    run_id = _start(store, config, "diamond")
+    coordinate.advance(store, app, config, run_id)
+    store.request_cancel(run_id, "tester")
+    record = coordinate.advance(store, app, config, run_id)
+    nodes = _nodes(store, run_id)
+    child = store.run(nodes["a"].run_id or "")
+    assert child is not None and child.state == "REVOKED" and "tester" in (child.error or "")
+    assert record is not None and (record.state, record.error) == ("REVOKED",
+                                                                   "cancelled by tester")
+    assert {n: s.state for n, s in nodes.items()} == {
+        "a": "cancelled", "b": "cancelled", "c": "cancelled", "d": "cancelled",
+        "fix": "cancelled"}
+
+
+def test_an_approval_waits_is_listed_and_records_who_approved(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    store, app, config = setup
+    run_id = _start(store, config, "gate")
+    coordinate.advance(store, app, config, run_id)
+    with pytest.raises(NotWaiting):  # not opened yet
+        approve(store, app, config, run_id, "ok", True, "ann", None)
+    _end(store, run_id, "a")
+    coordinate.advance(store, app, config, run_id)
+    assert [(w.run_id, w.node, w.question) for w in waiting(store, config)] == [
+        (run_id, "ok", "Go on?")]
+    approve(store, app, config, run_id, "ok", True, "ann", "looks fine")
+    nodes = _nodes(store, run_id)
+    assert (nodes["ok"].decision, nodes["ok"].by, nodes["ok"].comment) == (
+        "approved", "ann", "looks fine")
+    assert nodes["b"].state == "running" and waiting(store, config) == []
+    with pytest.raises(NotWaiting):  # decided: a second decision does not count
+        approve(store, app, config, run_id, "ok", False, "bob", None)
+
+
+def test_a_partial_retry_runs_only_what_failed_and_keeps_the_children_that_succeeded(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    store, app, config = setup
+    run_id = _start(store, config, "gate")
+    coordinate.advance(store, app, config, run_id)
+    kept = _end(store, run_id, "a")
+    coordinate.advance(store, app, config, run_id)
+    approve(store, app, config, run_id, "ok", False, "ann", "not today")
+    record = store.run(run_id)
+    assert record is not None and record.state == "FAILURE"
+    again = store.run(retry(app, store, config, run_id))
+    assert again is not None and (again.retry_of, again.state) == (run_id, "PENDING")
+    nodes = wf.WorkflowRun.from_json(again.workflow or {}).nodes
+    assert (nodes["a"].state, nodes["a"].run_id) == ("success", kept)
+    assert (nodes["ok"].state, nodes["ok"].attempt) == ("pending", 2)
+    assert nodes["b"].state == "pending"
+
+
+def test_an_approval_not_decided_in_its_timeout_fails_and_the_run_ends_failed(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    store, app, config = setup
+    quick = Workflow("quick", (Node("a", job="a"),
+                               Node("ok", approval="Go on?", after=("a",), timeout=1)))
+    config = replace(config, workflows={"quick": quick})
+    run_id = _start(store, config, "quick")
+    coordinate.advance(store, app, config, run_id)
+    _end(store, run_id, "a")
+    coordinate.advance(store, app, config, run_id)
+    assert _nodes(store, run_id)["ok"].state == "approval"
+    record = poll(lambda: (r := coordinate.advance(store, app, config, run_id)) and
+                  r.state != "STARTED" and r, 10, "the approval times out")  # beat's looks
+    assert (record.state, record.error) == ("FAILURE", "failed: ok")
+    assert _nodes(store, run_id)["ok"].decision == "timed out"
