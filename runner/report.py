@@ -79,11 +79,6 @@ def _one_line(text: object, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def lineage(record: Mapping[str, Any], name: str) -> Any:
-    """A workflow field ("workflow", "parent" or "node") of a run record's JSON, or None."""
-    return record.get(name)
-
-
 def _node_line(name: str, node: Mapping[str, Any]) -> str:
     said = [f"{name}: {node.get('state', 'pending')}"]
     if node.get("run_id"):
@@ -98,7 +93,7 @@ def _node_line(name: str, node: Mapping[str, Any]) -> str:
 def _summary(record: Mapping[str, Any]) -> tuple[str, list[str]]:
     """The subject and the per-target (or, of a workflow run, per-node) lines."""
     job, run_id, state = record.get("job", "unknown"), record["run_id"], record.get("state")
-    flow = lineage(record, "workflow")
+    flow = record.get("workflow")
     if isinstance(flow, Mapping):
         nodes: dict[str, Any] = flow.get("nodes") or {}
         plural = "" if len(nodes) == 1 else "s"
@@ -124,14 +119,14 @@ def message(record: Mapping[str, Any]) -> str:
     a workflow run), then the trailers."""
     job, run_id, state = record.get("job", "unknown"), record["run_id"], record.get("state")
     subject, lines = _summary(record)
-    kind = "Workflow" if isinstance(lineage(record, "workflow"), Mapping) else "Job"
+    kind = "Workflow" if isinstance(record.get("workflow"), Mapping) else "Job"
     trailers = {
         kind: job, "Run-Id": run_id, "Status": state,
         "Config-Revision": record.get("revision") or "unknown",
         "Trigger": record.get("trigger") or "unknown",
         "Started": _iso(record.get("started")) or _iso(record.get("created")),
         "Finished": _iso(record.get("finished")),
-        "Workflow-Run": lineage(record, "parent"), "Workflow-Node": lineage(record, "node")}
+        "Workflow-Run": record.get("parent"), "Workflow-Node": record.get("node")}
     lines = [subject, "", *lines, ""]
     lines += [f"{k}: {_one_line(v, 1000)}" for k, v in trailers.items() if v is not None]
     return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from runner.report import created_of, expired, lineage, render, run_dir, safe
+from runner.report import created_of, expired, render, run_dir, safe
 from runner.runs import RunRecord
 
 CREATED = datetime(2026, 11, 24, 23, 59, 30, tzinfo=UTC).timestamp()
@@ -109,7 +109,7 @@ def test_a_workflow_run_has_a_line_per_node_and_a_workflow_trailer() -> None:
 
 def test_a_child_run_names_its_workflow_run_and_node() -> None:
     child = RunRecord.from_json(record(parent="019ab8f0e2c7-0a1b2c3d", node="build"))
-    assert lineage(child.to_json(), "parent") == "019ab8f0e2c7-0a1b2c3d"
+    assert child.parent == "019ab8f0e2c7-0a1b2c3d"
     trailers = dict(line.split(": ", 1) for line in render(child.to_json()).message
                     .split("\n\n")[-1].splitlines())
     assert trailers["Job"] == "health-check"
