@@ -36,10 +36,10 @@ def test_celery_beat_with_runners_scheduler_fires_every_2s(redis_server: Redis,
     try:
         runs = poll(lambda: (r := store.runs("health-check", 10)) and len(r) >= 3 and r, 30,
                     "celery beat fires the every-2s schedule three times")
-        fires = sorted(datetime.fromisoformat(r["scheduled_for"]).timestamp() for r in runs)
+        fires = sorted(datetime.fromisoformat(r.scheduled_for).timestamp() for r in runs)
         assert all(b - a == 2 for a, b in itertools.pairwise(fires)), fires
-        assert all(float(r["created"]) - datetime.fromisoformat(
-            r["scheduled_for"]).timestamp() < 1 for r in runs), runs  # on time
+        assert all(float(r.created) - datetime.fromisoformat(
+            r.scheduled_for).timestamp() < 1 for r in runs), runs  # on time
         assert store.holder("beat")  # the one active beat's lock
         beat.send_signal(signal.SIGTERM)
         sent = time.monotonic()
