@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers.api import OPS, VIEW, Api, start_api
+from tests.helpers.api import ARGS, CHROMIUM, OPS, VIEW, Api, start_api
 from tests.helpers.cluster import Cluster
 from tests.helpers.procs import poll
 
@@ -41,13 +41,22 @@ workflows:
 """)
 
 
-@pytest.fixture
-def api(cluster: Cluster, tmp_path: Path) -> Iterator[Api]:
-    _gated(cluster, tmp_path / "ran.log")
+def _serve(cluster: Cluster, log: Path) -> Iterator[Api]:
+    _gated(cluster, log)
     cluster.worker("side")
     server = start_api(cluster)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def api(cluster: Cluster, tmp_path: Path) -> Iterator[Api]:
+    yield from _serve(cluster, tmp_path / "ran.log")
+
+
+@pytest.fixture
+def redis_api(redis_cluster: Cluster, tmp_path: Path) -> Iterator[Api]:
+    yield from _serve(redis_cluster, tmp_path / "ran.log")
 
 
 def _waiting(client: httpx.Client, run_id: str) -> dict[str, Any]:
@@ -119,3 +128,56 @@ def test_an_operator_rejects_and_approves_through_the_api(
         assert record["actions"][-1]["action"] == "approve"
         assert viewer.get("/api/approvals").json() == {"approvals": []}
     assert sorted(log.read_text().split()) == ["first", "first", "then", "undo"]
+
+
+def _sign_in(browser: Any, api: Api, token: str, errors: list[str]) -> Any:
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(api.url + "/")
+    page.fill("#token", token)
+    page.click("#login button")
+    expect(page.locator("#conn")).to_have_text("live", timeout=30_000)
+    return page
+
+
+def test_an_operator_approves_in_the_dashboard_and_the_graph_goes_on(
+        redis_api: Api, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    api, errors = redis_api, []
+    with api.client(OPS) as ops, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = _sign_in(browser, api, OPS, errors)
+            viewer = _sign_in(browser, api, VIEW, errors)
+            flow = _start(ops)  # after sign-in: the list follows the run's events
+            row = f'#approvals tr[data-run-id="{flow}"]'
+            expect(page.locator(f"{row} button.approve")).to_be_visible(timeout=60_000)
+            expect(viewer.locator(row)).to_contain_text("Ship it?", timeout=30_000)
+            expect(viewer.locator(f"{row} button")).to_have_count(0)  # a viewer cannot act
+            viewer.click(f"{row} td >> nth=0")
+            expect(viewer.locator(".approval-bar[data-node=gate]")).to_be_visible()
+            expect(viewer.locator(".approval-bar button")).to_have_count(0)
+            page.click(f"{row} td >> nth=0")  # the row opens the run and its graph
+            drawn = page.locator("#detail-body svg.dag")
+            expect(drawn.locator('g.node[data-node="gate"]')).to_have_attribute(
+                "data-state", "approval", timeout=10_000)
+            page.on("dialog", lambda d: d.accept("lgtm"))  # the comment prompt
+            page.click(".approval-bar[data-node=gate] button.approve")
+            expect(drawn.locator('g.node[data-node="gate"]')).to_have_attribute(
+                "data-state", "success", timeout=30_000)
+            expect(drawn.locator('g.node[data-node="then"]')).to_have_attribute(
+                "data-state", "success", timeout=60_000)
+            expect(page.locator("#approvals-section")).to_be_hidden()
+            page.screenshot(path=str(tmp_path / "approved.png"), full_page=True)
+        finally:
+            browser.close()
+        record = ops.get(f"/api/runs/{flow}").json()
+    gate = record["workflow"]["nodes"]["gate"]
+    assert (gate["decision"], gate["by"], gate["comment"]) == ("approved", "otto", "lgtm")
+    assert record["actions"][-1]["action"] == "approve"
+    shot = (tmp_path / "approved.png").read_bytes()
+    assert shot.startswith(b"\x89PNG\r\n\x1a\n") and len(shot) > 10_000
+    assert errors == [], errors  # no CSP refusal, no script error
