@@ -70,7 +70,7 @@ def _approve_and_finish(cluster: Cluster, run_id: str, log: Path, a: int = 1,
         assert cluster.runner("approve", run_id, "gate").returncode == 1  # decided already
     record = cluster.final(run_id, 60)
     nodes = _nodes(cluster, run_id)
-    assert record["state"] == "FAILURE" and record["error"] == "failed: c"
+    assert record.state == "FAILURE" and record.error == "failed: c"
     assert {n: v["state"] for n, v in nodes.items()} == {
         "a": "success", "b": "success", "c": "failed", "d": "skipped", "fix": "success",
         "gate": "success", "done": "success"}
@@ -93,10 +93,10 @@ def test_a_workflow_cancelled_mid_graph_then_branches_an_approval_and_a_partial_
     done = cluster.runner("cancel", cancelled)
     assert done.returncode == 0, done.stderr
     record = cluster.final(cancelled, 60)
-    assert record["state"] == "REVOKED" and "runner cancel" in record["error"]
+    assert record.state == "REVOKED" and "runner cancel" in str(record.error)
     assert set(v["state"] for v in _nodes(cluster, cancelled).values()) == {"cancelled"}
     child = cluster.final(str(_nodes(cluster, cancelled)["a"]["run_id"]), 30)
-    assert child["state"] == "REVOKED"
+    assert child.state == "REVOKED"
     assert log.read_text().split() == ["a"]  # no other node started
     log.unlink()
     go.touch()
@@ -105,8 +105,8 @@ def test_a_workflow_cancelled_mid_graph_then_branches_an_approval_and_a_partial_
     done = cluster.runner("retry", run_id)  # partial: only c (failed) and d (skipped by it)
     assert done.returncode == 0, done.stderr
     again = cluster.final(done.stdout.strip(), 60)
-    assert (again["state"], again["retry_of"]) == ("FAILURE", run_id)
-    before, after = _nodes(cluster, run_id), _nodes(cluster, again["run_id"])
+    assert (again.state, again.retry_of) == ("FAILURE", run_id)
+    before, after = _nodes(cluster, run_id), _nodes(cluster, again.run_id)
     for node in ("a", "b", "fix", "gate", "done"):  # kept, with their child runs
         assert after[node] == before[node], node
     assert after["c"]["run_id"] != before["c"]["run_id"] and after["d"]["state"] == "skipped"
