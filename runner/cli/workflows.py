@@ -29,7 +29,7 @@ def approve(run_id: str, node: str, reject: bool, comment: str | None, repo: Pat
 
     system, app, config = _app(repo, fmt)
     by = f"{getpass.getuser()} (runner approve)"
-    record = decide(system.store, app, config, run_id, node, not reject, by, comment)
+    record = decide(system.store, lambda: (app, config), run_id, node, not reject, by, comment)
     if fmt == "json":
         _print_json(record.to_json())
     else:

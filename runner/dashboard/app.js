@@ -49,6 +49,7 @@ async function signIn() {
   connect();
   charts();
   loadWorkflows();
+  loadApprovals();
 }
 
 function connect() {
@@ -78,6 +79,7 @@ function onEvent(e) {
     state.runs.set(e.run_id, {...(state.runs.get(e.run_id) || {}), ...e.run});
     renderRuns();
     if (!$("#detail").hidden && $("#detail-id").textContent === e.run_id) showRun(e.run_id);
+    if (e.run.workflow) approvalsSoon();
     refreshSoon();
   } else if (e.kind === "workers") {
     state.workers = e.workers; renderWorkers(); refreshSoon();
@@ -238,8 +240,9 @@ async function drawRunGraph(r) {
     return;
   }
   if ($("#detail-id").textContent !== r.run_id) return;  // another run was opened meanwhile
-  for (const old of body.querySelectorAll("svg.dag")) old.remove();
+  for (const old of body.querySelectorAll("svg.dag, .approval-bar")) old.remove();
   drawWorkflow(body, g, r.workflow.nodes || {}, showRun);
+  body.append(...approvalBars(g, r));
 }
 
 async function act(path, method = "POST") {
@@ -251,6 +254,9 @@ document.addEventListener("click", (e) => {
   if (b && b.classList.contains("cancel")) { e.stopPropagation(); act(`/api/runs/${b.dataset.runId}/cancel`); return; }
   if (b && b.classList.contains("retry")) { e.stopPropagation(); act(`/api/runs/${b.dataset.runId}/retry`); return; }
   if (b && b.classList.contains("run")) { act(`/api/jobs/${b.dataset.job}/run`); return; }
+  if (b && (b.classList.contains("approve") || b.classList.contains("reject"))) {
+    e.stopPropagation(); decide(b); return;
+  }
   const row = e.target.closest("tr[data-run-id]");
   if (row) showRun(row.dataset.runId);
   const flow = e.target.closest("tr[data-workflow]");

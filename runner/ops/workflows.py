@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-
-from celery import Celery
+from typing import Any
 
 from runner import workflow as wf
 from runner.celery import coordinate
 from runner.config.model import ConfigSet
 from runner.errors import RunnerError, UsageError
+from runner.ops.runs import Load
 from runner.runs import RunRecord, RunState
 from runner.store import Store, keys
 
@@ -21,6 +21,14 @@ class NotWaiting(RunnerError):
     the checked thing failed, exit 1."""
 
     exit_code = 1
+
+
+class Busy(RunnerError):
+    """The workflow run's lock is held (an advance is under way): try again."""
+
+
+class NoSuchNode(UsageError):
+    """There is no workflow run of that id, or it has no node of that name."""
 
 
 @dataclass(frozen=True)
@@ -35,22 +43,25 @@ class Approval:
     timeout_at: float | None
 
 
-def approve(store: Store, app: Celery, config: ConfigSet, run_id: str, node: str,
-            yes: bool, by: str, comment: str | None = None) -> RunRecord:
+def approve(store: Store, load: Load, run_id: str, node: str,
+            yes: bool, by: str, comment: str | None = None,
+            action: dict[str, Any] | None = None) -> RunRecord:
     """Approves (`yes`) or rejects the approval `node` of workflow run `run_id` as `by`, with
-    `comment`; the workflow goes on at once: its record after. Under the run's lock, so a
-    decision and a timeout (or two operators) never both count."""
+    `comment`; `action` (who asked, via what) joins the record's `actions` in the same write;
+    the workflow goes on at once: its record after. Under the run's lock, so a decision and a
+    timeout (or two operators) never both count. `load` is called once the node is known to
+    wait: an unknown run or node is refused whatever the configuration."""
     who = coordinate.owner()
     if not coordinate.locked(store, keys.workflow(run_id), who):
-        raise RunnerError(f"workflow run {run_id} is busy (its lock is held); try again")
+        raise Busy(f"workflow run {run_id} is busy (its lock is held); try again")
     try:
         record = store.run(run_id)
         if record is None or record.workflow is None:
-            raise UsageError(f"there is no workflow run {run_id!r} (runner history lists "
+            raise NoSuchNode(f"there is no workflow run {run_id!r} (runner history lists "
                              "runs; a workflow run's job is its workflow's name)")
         run = wf.WorkflowRun.from_json(record.workflow)
         if node not in run.nodes:
-            raise UsageError(f"workflow run {run_id} ({run.workflow}) has no node {node!r} "
+            raise NoSuchNode(f"workflow run {run_id} ({run.workflow}) has no node {node!r} "
                              f"(it has {', '.join(run.nodes)})")
         if record.state != RunState.STARTED:
             raise NotWaiting(f"workflow run {run_id} is {record.state}: node {node} waits "
@@ -59,7 +70,11 @@ def approve(store: Store, app: Celery, config: ConfigSet, run_id: str, node: str
             run = wf.decide_approval(run, node, yes, by, comment, time.time())
         except wf.WorkflowError as e:
             raise NotWaiting(str(e)) from None
-        store.update_run(run_id, {"workflow": run.to_json()})
+        app, config = load()
+        change: dict[str, Any] = {"workflow": run.to_json()}
+        if action:
+            change["actions"] = [*(record.actions or ()), action]
+        store.update_run(run_id, change)
     finally:
         coordinate.release(store, keys.workflow(run_id), who)
     return coordinate.advance(store, app, config, run_id) or record

@@ -8,7 +8,7 @@ import redis
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
-from runner.api import control, read
+from runner.api import approvals, control, read
 from runner.api.app import build_context
 from runner.api.auth import Auth
 from runner.settings import Settings
@@ -54,7 +54,7 @@ def test_the_read_router_answers_alone(demo_repo: Path, redis_server: Redis) -> 
                        headers={"Authorization": f"Bearer {OPERATOR}"}).status_code == 404
 
 
-def test_cancel_and_retry_of_an_unknown_run_answer_404_whatever_the_configuration(
+def test_cancel_retry_and_approve_of_an_unknown_run_answer_404_whatever_the_configuration(
         demo_repo: Path, redis_server: Redis) -> None:
     redis.Redis.from_url(redis_server.url).flushall()
     (demo_repo / "queues.yaml").write_text("queues: [unclosed\n")  # nothing loads
@@ -62,5 +62,10 @@ def test_cancel_and_retry_of_an_unknown_run_answer_404_whatever_the_configuratio
     client = alone(control.router, system)
     for verb in ("cancel", "retry"):
         r = client.post(f"/api/runs/no-such-run/{verb}",
+                        headers={"Authorization": f"Bearer {OPERATOR}"})
+        assert r.status_code == 404 and "no-such-run" in r.text, (verb, r.text)
+    client = alone(approvals.router, system)
+    for verb in ("approve", "reject"):
+        r = client.post(f"/api/runs/no-such-run/nodes/gate/{verb}",
                         headers={"Authorization": f"Bearer {OPERATOR}"})
         assert r.status_code == 404 and "no-such-run" in r.text, (verb, r.text)

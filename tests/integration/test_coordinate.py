@@ -149,18 +149,18 @@ def test_an_approval_waits_is_listed_and_records_who_approved(
     run_id = _start(store, config, "gate")
     coordinate.advance(store, app, config, run_id)
     with pytest.raises(NotWaiting):  # not opened yet
-        approve(store, app, config, run_id, "ok", True, "ann", None)
+        approve(store, lambda: (app, config), run_id, "ok", True, "ann", None)
     _end(store, run_id, "a")
     coordinate.advance(store, app, config, run_id)
     assert [(w.run_id, w.node, w.question) for w in waiting(store, config)] == [
         (run_id, "ok", "Go on?")]
-    approve(store, app, config, run_id, "ok", True, "ann", "looks fine")
+    approve(store, lambda: (app, config), run_id, "ok", True, "ann", "looks fine")
     nodes = _nodes(store, run_id)
     assert (nodes["ok"].decision, nodes["ok"].by, nodes["ok"].comment) == (
         "approved", "ann", "looks fine")
     assert nodes["b"].state == "running" and waiting(store, config) == []
     with pytest.raises(NotWaiting):  # decided: a second decision does not count
-        approve(store, app, config, run_id, "ok", False, "bob", None)
+        approve(store, lambda: (app, config), run_id, "ok", False, "bob", None)
 
 
 def test_a_partial_retry_runs_only_what_failed_and_keeps_the_children_that_succeeded(
@@ -170,7 +170,7 @@ def test_a_partial_retry_runs_only_what_failed_and_keeps_the_children_that_succe
     coordinate.advance(store, app, config, run_id)
     kept = _end(store, run_id, "a")
     coordinate.advance(store, app, config, run_id)
-    approve(store, app, config, run_id, "ok", False, "ann", "not today")
+    approve(store, lambda: (app, config), run_id, "ok", False, "ann", "not today")
     record = store.run(run_id)
     assert record is not None and record.state == "FAILURE"
     again = store.run(retry(app, store, config, run_id))

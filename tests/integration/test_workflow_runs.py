@@ -93,7 +93,7 @@ def test_a_workflow_cancelled_mid_graph_then_branches_an_approval_and_a_partial_
     done = cluster.runner("cancel", cancelled)
     assert done.returncode == 0, done.stderr
     record = cluster.final(cancelled, 60)
-    assert record.state == "REVOKED" and "runner cancel" in record.error
+    assert record.state == "REVOKED" and "runner cancel" in str(record.error)
     assert set(v["state"] for v in _nodes(cluster, cancelled).values()) == {"cancelled"}
     child = cluster.final(str(_nodes(cluster, cancelled)["a"]["run_id"]), 30)
     assert child.state == "REVOKED"

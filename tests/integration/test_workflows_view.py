@@ -148,7 +148,7 @@ def test_the_dashboard_draws_a_workflow_run_live_and_opens_a_child(
             expect(drawn.locator("g.edge.on_failure text")).to_have_text("on failure")
             # the record changes: the graph is redrawn from the WebSocket's run event
             record = store.run(flow)
-            assert record is not None
+            assert record is not None and record.workflow
             moved = {**nodes, "rollback": {"state": "success", "run_id": children["rollback"]}}
             store.save_run(record.updated({"workflow": {**record.workflow, "nodes": moved}}))
             expect(drawn.locator('g.node[data-node="rollback"]')).to_have_attribute(
