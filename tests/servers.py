@@ -231,17 +231,19 @@ def start_sentinel(directory: Path) -> Sentinels:
 
 @contextlib.contextmanager
 def runner_up(repo: Path, log: Path, *args: str, env: dict[str, str] | None = None,
-              cwd: Path | None = None, command: tuple[str, ...] = (sys.executable, "-m", "runner")
-              ) -> Iterator[subprocess.Popen[bytes]]:
+              cwd: Path | None = None, command: tuple[str, ...] = (sys.executable, "-m", "runner"),
+              api_port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """`runner up --repo REPO ARGS` with its API on a free loopback port, on the embedded
     default unless `env` sets REDIS_URL; stopped with SIGTERM on the way out (killed if it
     has not exited within 60 s, which fails the test). `command`: how runner is started (the
-    console script, to start it in a configuration repository as users do)."""
+    console script, to start it in a configuration repository as users do); `api_port`: the
+    API's port (a free one when None)."""
     if env is None:
         env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     with open(log, "wb") as out:
         up = subprocess.Popen([*command, "up", "--repo", str(repo), *args,
-                               "--api-bind", f"127.0.0.1:{free_port()}"], env=env, stdout=out,
+                               "--api-bind", f"127.0.0.1:{api_port or free_port()}"], env=env,
+                              stdout=out,
                               stderr=out, start_new_session=True, cwd=cwd)
         try:
             yield up

@@ -3,7 +3,7 @@ on a real Redis: a run cancelled mid-graph; the nodes run in their order with on
 always branches, an operator approves at `runner approve`, `runner status` lists the approval
 waiting, `runner retry` reruns only the failed node; a worker and beat killed (-9)
 mid-workflow: it completes, and no node runs twice (each job appends one line per execution to
-a log). And the demo's workflow fired by beat under `runner up`."""
+a log). The demo's workflow under `runner up`: test_workflow_demo.py."""
 
 from __future__ import annotations
 
@@ -12,11 +12,8 @@ import os
 import signal
 from pathlib import Path
 
-from runner.store.files import FileStore
 from tests.helpers.cluster import Cluster
 from tests.helpers.procs import poll
-from tests.helpers.repos import Commit
-from tests.servers import runner_up
 
 
 def _flow(cluster: Cluster, log: Path, go: Path) -> None:
@@ -138,25 +135,3 @@ def test_a_workflow_outlives_its_worker_and_beat_killed(
         ("SUCCESS", children[1].run_id), ("FAILURE", None)]
     assert _nodes(cluster, run_id)["a"]["run_id"] == children[0].run_id
     _approve_and_finish(cluster, run_id, log, a=2, checks=False)
-
-
-def test_beat_under_runner_up_fires_the_demo_workflow_on_its_schedule(
-        demo_repo: Path, commit: Commit, tmp_path: Path) -> None:
-    """The demo's health flow every 2 s: check succeeds, so restart is skipped and record
-    runs (always); each firing is one workflow run, its children ordinary runs."""
-    commit({"schedules.d/flow.yaml": "schedules:\n  flow-fast: {workflow: health-and-restart, "
-                                     "every: 2s}\n"}, "the demo's workflow every 2 s")
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env["RUNNER_CACHE_DIR"] = str(tmp_path / "cache")
-    store = FileStore(demo_repo / ".runner" / "state")
-    with runner_up(demo_repo, tmp_path / "up.log", env=env):
-        done = poll(lambda: [r for r in store.runs("health-and-restart", 20)
-                             if r.state == "SUCCESS"], 90, "a scheduled workflow run succeeds")
-    record = done[-1]
-    nodes = (record.workflow or {})["nodes"]
-    assert (record.schedule, record.trigger) == ("flow-fast", "schedule flow-fast")
-    assert {n: v["state"] for n, v in nodes.items()} == {
-        "check": "success", "restart": "skipped", "record": "success"}
-    for node in ("check", "record"):
-        child = store.run(nodes[node]["run_id"])
-        assert child is not None and (child.parent, child.state) == (record.run_id, "SUCCESS")
