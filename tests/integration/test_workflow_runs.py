@@ -1,9 +1,10 @@
 """Workflow runs with real `runner worker` and `runner beat` processes on the embedded broker and
 on a real Redis: a run cancelled mid-graph; the nodes run in their order with on_failure and
 always branches, an operator approves at `runner approve`, `runner status` lists the approval
-waiting, `runner retry` reruns only the failed node; a worker and beat killed (-9)
-mid-workflow: it completes, and no node runs twice (each job appends one line per execution to
-a log). The demo's workflow under `runner up`: test_workflow_demo.py."""
+waiting, `runner retry` reruns only the failed node; an approval nobody answers times out; a
+worker and beat killed (-9) mid-workflow: it completes, and no node runs twice (each job
+appends one line per execution to a log). The demo's workflow under `runner up`:
+test_workflow_demo.py."""
 
 from __future__ import annotations
 
@@ -135,3 +136,33 @@ def test_a_workflow_outlives_its_worker_and_beat_killed(
         ("SUCCESS", children[1].run_id), ("FAILURE", None)]
     assert _nodes(cluster, run_id)["a"]["run_id"] == children[0].run_id
     _approve_and_finish(cluster, run_id, log, a=2, checks=False)
+
+
+def test_an_approval_nobody_answers_times_out_and_its_failure_branch_runs(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """Beat expires the approval once its `timeout` passed (a rejection: "timed out"); the
+    on_failure node runs, the on_success one is skipped."""
+    log = tmp_path / "ran.log"
+    (cluster.repo / "jobs.d" / "t.yaml").write_text("jobs:\n" + "".join(
+        f"  t-{n}: {{queue: other, targets: [here], steps: [{{command: 'echo {n} >> {log}'}}]}}\n"
+        for n in ("ship", "undo")))
+    (cluster.repo / "workflows.d").mkdir()
+    (cluster.repo / "workflows.d" / "t.yaml").write_text("""\
+workflows:
+  timed:
+    nodes:
+      gate: {approval: "Ship it?", timeout: 1s}
+      ship: {job: t-ship, after: [gate]}
+      undo: {job: t-undo, after: [gate], when: on_failure}
+""")
+    cluster.worker("side")
+    cluster.start("beat")
+    run_id = cluster.enqueue("timed")
+    record = cluster.final(run_id, 60)
+    nodes = _nodes(cluster, run_id)
+    assert record.state == "FAILURE" and record.error == "failed: gate"
+    assert {n: v["state"] for n, v in nodes.items()} == {
+        "gate": "failed", "ship": "skipped", "undo": "success"}
+    assert nodes["gate"]["decision"] == "timed out"
+    assert float(str(nodes["gate"]["ended_at"])) - float(str(nodes["gate"]["started_at"])) >= 1
+    assert log.read_text().split() == ["undo"]
