@@ -5,8 +5,9 @@ its record, folds in the final states of its children, asks the engine what to d
 it in an order that survives a crash at any point: FIRST the workflow record is written with
 each node to start running and its chosen child run id, THEN the child's PENDING record is
 saved and its message sent. The next advance finds a running node whose child record is
-missing and creates it; a child recorded but never sent is sent again by the reaper; a
-duplicate message runs nothing (begin_run). So a node never starts twice.
+missing and creates it (a cancelled run, or a node the workflow no longer has as a job
+node, cancels that node instead: it never ran); a child recorded but never sent is sent
+again by the reaper; a duplicate message runs nothing (begin_run). So a node never starts twice.
 
 Who calls it: the worker that began the workflow run, and the worker of a child right after
 the child's final save; beat's reaper every ~2 s over the active workflow runs (the
@@ -91,6 +92,10 @@ def _advance(store: Store, app: Celery, config: ConfigSet, run_id: str) -> RunRe
             with contextlib.suppress(UsageError):  # it ended meanwhile: folded in below
                 cancel(app, store, child, f"{why} (workflow run {run_id})")
     run, missing = _fold(store, run, now)
+    nodes = {n.name: n for n in flow.nodes}
+    for node in [n for n in missing if run.cancelled or not (n in nodes and nodes[n].job)]:
+        run = wf.finish_node(run, node, wf.NodeState.CANCELLED, now)  # it never ran
+        missing.remove(node)
     decision = wf.advance(flow, run, now)
     started = {n: new_run_id(now) for n in decision.start}
     if not decision.empty:
@@ -99,10 +104,8 @@ def _advance(store: Store, app: Celery, config: ConfigSet, run_id: str) -> RunRe
         return _end(store, run_id, run, decision.result or "failed", why)
     if run != before:
         store.update_run(run_id, {"workflow": run.to_json()})  # FIRST the record ...
-    nodes = {n.name: n for n in flow.nodes}
     for node in (*decision.start, *missing):  # ... THEN each child: record, message
-        child_id = run.node(node).run_id
-        job = nodes[node].job if node in nodes else None
+        child_id, job = run.node(node).run_id, nodes[node].job
         if child_id and job:
             enqueue(app, store, config, job, f"workflow {name}", nodes[node].limit,
                     extra={"parent": run_id, "node": node}, run_id=child_id)

@@ -196,3 +196,36 @@ def test_an_approval_not_decided_in_its_timeout_fails_and_the_run_ends_failed(
                   r.state != "STARTED" and r, 10, "the approval times out")  # beat's looks
     assert (record.state, record.error) == ("FAILURE", "failed: ok")
     assert _nodes(store, run_id)["ok"].decision == "timed out"
+
+
+def _lost_child(store: Store, run_id: str, node: str = "a") -> str:
+    """The record of `run_id` with `node` running a child whose record is missing (a crash
+    between the coordinator's two writes): that child's id."""
+    chosen = "0000000000ff-0000beef"
+    store.update_run(run_id, {"workflow": wf.WorkflowRun("diamond", None, {
+        node: wf.NodeRun(wf.NodeState.RUNNING, chosen, started_at=time.time())}).to_json()})
+    return chosen
+
+
+def test_a_cancelled_run_does_not_create_the_missing_child_of_a_running_node(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    store, app, config = setup
+    run_id = _start(store, config, "diamond")
+    chosen = _lost_child(store, run_id)
+    store.request_cancel(run_id, "tester")
+    record = coordinate.advance(store, app, config, run_id)
+    assert store.run(chosen) is None  # never started after the cancel
+    assert record is not None and record.state == "REVOKED"
+    assert _nodes(store, run_id)["a"].state == "cancelled"
+
+
+def test_a_running_node_removed_from_the_workflow_whose_child_is_missing_ends(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    """The node was renamed in the configuration since: its child cannot be made any more;
+    the run does not wait for it for ever."""
+    store, app, config = setup
+    run_id = _start(store, config, "diamond")
+    _lost_child(store, run_id, "gone")
+    coordinate.advance(store, app, config, run_id)
+    assert _nodes(store, run_id)["gone"].state == "cancelled"
+    assert _nodes(store, run_id)["a"].state == "running"
