@@ -3,11 +3,12 @@ reason.
 
 - A run STARTED by a worker that stopped heart-beating (its `worker:HOST` entry, written every
   worker.HEARTBEAT seconds, unchanged for DEAD seconds) ends FAILURE "worker X died during the
-  run" and is retried per its job's `retries` (tasks.bury). Staleness is the reaper's own
-  observation: how long, by its monotonic clock, it has seen the same heartbeat value — and
-  that observation starts again after the reaper could not reach the store or did not look
-  (a Redis outage stops every heartbeat; nobody is buried for it). Runs are looked up only
-  for a dead worker, once.
+  run" and is retried per its job's `retries` (tasks.bury); a workflow run, which no
+  process holds, is put (back) on the index that beat advances instead. Staleness is the
+  reaper's own observation: how long, by its monotonic clock, it has seen the same
+  heartbeat value — and that observation starts again after the reaper could not reach the
+  store or did not look (a Redis outage stops every heartbeat; nobody is buried for it).
+  Runs are looked up only for a dead worker, once.
 - A run PENDING for more than RESEND seconds that no worker has taken (its message may never
   have been sent) gets its message sent again, once: a duplicate message runs nothing.
 
@@ -25,7 +26,7 @@ from typing import Any
 
 from celery import Celery
 
-from runner.celery.coordinate import follow
+from runner.celery.coordinate import follow, index
 from runner.celery.tasks import bury, send
 from runner.config.model import ConfigSet
 from runner.runs import RunState
@@ -96,7 +97,9 @@ class Reaper:
             why = (f"worker {host} died during the run (last heartbeat "
                    f"{last.isoformat(timespec='seconds')})")
             for run in started:
-                if run.worker == host and run.workflow is None:  # no process holds one
+                if run.worker == host and run.workflow is not None:
+                    index(self.store, run.run_id)  # it died before indexing it, maybe
+                elif run.worker == host:
                     retry = bury(self.app, self.store, config, run.run_id, why)
                     log.warning("run %s: %s%s", run.run_id, why,
                                 f"; retried as run {retry}" if retry else "")

@@ -243,9 +243,14 @@ def bury(app: Celery, store: Store, config: ConfigSet, run_id: str, why: str) ->
     """A run whose process died (its worker, its pool process, its `runner run`) ends FAILURE
     with `why`, unless it ended meanwhile; then, if its job has `retries.attempts` left
     (counted along the retry_of chain by the record's `attempt`), a new run is queued with
-    trigger `retry-of RUN_ID`: its id, or None. Its message, if it is delivered again,
-    finds the record final and runs nothing, so the command never runs twice at once."""
+    trigger `retry-of RUN_ID`: its id, or None. A workflow run going is not ended: it is
+    (again) on the index of those beat advances, which resumes it. Its message, if it is
+    delivered again, finds the record final and runs nothing, so the command never runs
+    twice at once."""
     record = store.run(run_id) or RunRecord(run_id)
+    if record.workflow is not None and record.state == RunState.STARTED:
+        coordinate.index(store, run_id)  # no process holds one: beat's looks resume it
+        return None
     job = config.jobs.get(str(record.job))
     attempt = record.attempt or 1
     retry_id = new_run_id() if job and attempt <= job.retries.attempts else None

@@ -17,11 +17,14 @@ from runner import workflow as wf
 from runner.celery import coordinate
 from runner.celery.app import create_app
 from runner.celery.queueing import pending, retry
+from runner.celery.reaper import DEAD, Reaper
+from runner.celery.tasks import bury
 from runner.config.model import ConfigSet, Node, Workflow
 from runner.ops.workflows import NotWaiting, approve, waiting
 from runner.runs import RunRecord
 from runner.settings import Settings
 from runner.store import Store
+from runner.store.entries import WorkerHeartbeat, write_worker
 from runner.system import System
 from tests.helpers.procs import poll
 from tests.helpers.repos import small_repo
@@ -229,3 +232,32 @@ def test_a_running_node_removed_from_the_workflow_whose_child_is_missing_ends(
     coordinate.advance(store, app, config, run_id)
     assert _nodes(store, run_id)["gone"].state == "cancelled"
     assert _nodes(store, run_id)["a"].state == "running"
+
+
+def test_a_workflow_run_whose_worker_died_before_indexing_it_is_resumed(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    """Its worker died between begin_run and adding it to the index: the reaper, which ends
+    no workflow run, hands it to beat's looks instead of leaving it STARTED for ever."""
+    store, app, config = setup
+    run_id = _start(store, config, "diamond")
+    coordinate.unindex(store, run_id)
+    write_worker(store, "w-1@here", WorkerHeartbeat(heartbeat=time.time()))
+    now = [0.0]
+    reaper = Reaper(app, store, clock=lambda: now[0])
+    assert reaper.workers(config, 0.0) == []
+    assert reaper.workers(config, DEAD) == []  # a workflow run is not buried ...
+    assert coordinate.active(store) == [run_id]  # ... but followed
+    now[0] = DEAD
+    reaper.tick(config)
+    assert _nodes(store, run_id)["a"].state == "running"
+
+
+def test_a_workflow_run_whose_pool_process_died_is_followed_not_ended(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    store, app, config = setup
+    run_id = _start(store, config, "diamond")
+    coordinate.unindex(store, run_id)
+    assert bury(app, store, config, run_id, "worker process 7 died") is None
+    record = store.run(run_id)
+    assert record is not None and record.state == "STARTED"
+    assert coordinate.active(store) == [run_id]
