@@ -8,6 +8,9 @@ saved and its message sent. The next advance finds a running node whose child re
 missing and creates it (a cancelled run, or a node the workflow no longer has as a job
 node, cancels that node instead: it never ran); a child recorded but never sent is sent
 again by the reaper; a duplicate message runs nothing (begin_run). So a node never starts twice.
+Before writing, advance renews its lock: one that stalled past HOLD, its lock taken by
+another advancer meanwhile, writes and sends nothing (its decision was made on an older
+record).
 
 Who calls it: the worker that began the workflow run, and the worker of a child right after
 the child's final save; beat's reaper every ~2 s over the active workflow runs (the
@@ -71,12 +74,13 @@ def advance(store: Store, app: Celery, config: ConfigSet, run_id: str) -> RunRec
     if not locked(store, keys.workflow(run_id), who):
         return None
     try:
-        return _advance(store, app, config, run_id)
+        return _advance(store, app, config, run_id, who)
     finally:
         release(store, keys.workflow(run_id), who)
 
 
-def _advance(store: Store, app: Celery, config: ConfigSet, run_id: str) -> RunRecord | None:
+def _advance(store: Store, app: Celery, config: ConfigSet, run_id: str,
+             who: str) -> RunRecord | None:
     record = store.run(run_id)
     if record is None or record.workflow is None or record.state != RunState.STARTED:
         return record
@@ -100,6 +104,8 @@ def _advance(store: Store, app: Celery, config: ConfigSet, run_id: str) -> RunRe
     started = {n: new_run_id(now) for n in decision.start}
     if not decision.empty:
         run = wf.apply(run, decision, started, now)
+    if (run != before or missing) and not store.lock(keys.workflow(run_id), who, HOLD):
+        return None  # its lease ran out meanwhile: the holder now decides on a newer record
     if decision.ended:
         return _end(store, run_id, run, decision.result or "failed", why)
     if run != before:

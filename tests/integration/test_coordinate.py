@@ -23,7 +23,7 @@ from runner.config.model import ConfigSet, Node, Workflow
 from runner.ops.workflows import NotWaiting, approve, waiting
 from runner.runs import RunRecord
 from runner.settings import Settings
-from runner.store import Store
+from runner.store import Store, keys
 from runner.store.entries import WorkerHeartbeat, write_worker
 from runner.system import System
 from tests.helpers.procs import poll
@@ -261,3 +261,23 @@ def test_a_workflow_run_whose_pool_process_died_is_followed_not_ended(
     record = store.run(run_id)
     assert record is not None and record.state == "STARTED"
     assert coordinate.active(store) == [run_id]
+
+
+def test_an_advance_whose_lock_ran_out_and_was_taken_writes_nothing(
+        setup: tuple[Store, Celery, ConfigSet], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its process stalled past HOLD while deciding, and another advancer holds the lock now:
+    a write of its older decision would start the node a second time."""
+    store, app, config = setup
+    run_id = _start(store, config, "diamond")
+    fold = coordinate._fold
+
+    def stalled(*args: Any) -> Any:
+        coordinate.release(store, keys.workflow(run_id), coordinate.owner())  # ran out
+        poll(lambda: store.lock(keys.workflow(run_id), "another", coordinate.HOLD), 5,
+             "another advancer takes the lock")
+        return fold(*args)
+
+    monkeypatch.setattr(coordinate, "_fold", stalled)
+    assert coordinate.advance(store, app, config, run_id) is None
+    assert _nodes(store, run_id)["a"].state == "pending"
+    assert store.runs("a", 10) == []
