@@ -6,8 +6,10 @@ it in an order that survives a crash at any point: FIRST the workflow record is 
 each node to start running and its chosen child run id, THEN the child's PENDING record is
 saved and its message sent. The next advance finds a running node whose child record is
 missing and creates it (a cancelled run, or a node the workflow no longer has as a job
-node, cancels that node instead: it never ran); a child recorded but never sent is sent
-again by the reaper; a duplicate message runs nothing (begin_run). So a node never starts twice.
+node, cancels that node instead: it never ran; one whose node started on another store
+server, lost in a failover, fails that node: it may have run there); a child recorded but
+never sent is sent again by the reaper; a duplicate message runs nothing (begin_run). So a
+node never starts twice.
 Before writing, advance renews its lock: one that stalled past HOLD, its lock taken by
 another advancer meanwhile, writes and sends nothing (its decision was made on an older
 record).
@@ -34,8 +36,8 @@ from dataclasses import replace
 from celery import Celery
 
 from runner import workflow as wf
-from runner.celery.queueing import cancel, enqueue
-from runner.config.model import ConfigSet, Workflow
+from runner.celery.queueing import cancel, enqueue, pending
+from runner.config.model import ConfigSet, Node, Workflow
 from runner.errors import RunnerError, UsageError
 from runner.runs import FINAL, RunRecord, RunState, new_run_id
 from runner.store import Store, keys
@@ -100,10 +102,16 @@ def _advance(store: Store, app: Celery, config: ConfigSet, run_id: str,
     for node in [n for n in missing if run.cancelled or not (n in nodes and nodes[n].job)]:
         run = wf.finish_node(run, node, wf.NodeState.CANCELLED, now)  # it never ran
         missing.remove(node)
+    here = store.server() if missing else None
+    for node in [n for n in missing if run.node(n).server not in (None, here)]:
+        run = _lost(store, config, run_id, run, nodes[node], now)
+        missing.remove(node)
     decision = wf.advance(flow, run, now)
     started = {n: new_run_id(now) for n in decision.start}
     if not decision.empty:
         run = wf.apply(run, decision, started, now)
+        here = here or store.server()
+        run = run.with_nodes({n: replace(run.node(n), server=here) for n in decision.start})
     if (run != before or missing) and not store.lock(keys.workflow(run_id), who, HOLD):
         return None  # its lease ran out meanwhile: the holder now decides on a newer record
     if decision.ended:
@@ -138,6 +146,22 @@ def _fold(store: Store, run: wf.WorkflowRun, now: float
             state = CHILD.get(RunState(child.state), wf.NodeState.FAILED)
             run = wf.finish_node(run, name, state, now, current)
     return run, missing
+
+
+def _lost(store: Store, config: ConfigSet, run_id: str, run: wf.WorkflowRun, node: Node,
+          now: float) -> wf.WorkflowRun:
+    """`run` with `node` failed: the store lost its child's record in a failover or restart
+    (its server changed since the node started). The child may have run on the former
+    server, or be running: it is recorded FAILURE with the reason, never queued again."""
+    child_id = str(run.node(node.name).run_id)
+    why = ("the store lost this run's record in a Redis failover or restart (asynchronous "
+           "replication): it may have run on the former server, or never; it is not run "
+           "again as it is")
+    record = pending(config, str(node.job), f"workflow {run.workflow}", node.limit,
+                     extra={"parent": run_id, "node": node.name, "state": RunState.FAILURE,
+                            "finished": now, "error": why}, run_id=child_id)
+    store.save_run(RunRecord.from_json(record))
+    return wf.finish_node(run, node.name, wf.NodeState.FAILED, now, child_id)
 
 
 def _end(store: Store, run_id: str, run: wf.WorkflowRun, result: str,

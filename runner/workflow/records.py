@@ -52,6 +52,7 @@ class NodeRun:
     at: float | None = None
     comment: str | None = None
     decision: str | None = None
+    server: str | None = None  # the store's server when its child started (Store.server)
 
     def to_json(self) -> dict[str, Any]:
         """Its JSON object: the fields set (state and attempt always)."""

@@ -281,3 +281,21 @@ def test_an_advance_whose_lock_ran_out_and_was_taken_writes_nothing(
     assert coordinate.advance(store, app, config, run_id) is None
     assert _nodes(store, run_id)["a"].state == "pending"
     assert store.runs("a", 10) == []
+
+
+def test_a_child_record_the_store_lost_in_a_failover_is_not_run_again(
+        setup: tuple[Store, Celery, ConfigSet], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's server changed since the node started, and its child's record is gone
+    (asynchronous replication lost it): it may be running on a worker, so it is not queued
+    again; the node fails with the reason, as a lost hand-off of beat's does."""
+    store, app, config = setup
+    run_id = _start(store, config, "diamond")
+    coordinate.advance(store, app, config, run_id)
+    child = _nodes(store, run_id)["a"].run_id or ""
+    store.withdraw(child)  # its record and its message lost with the former master
+    monkeypatch.setattr(store, "server", lambda: "a new master")
+    coordinate.advance(store, app, config, run_id)
+    lost = store.run(child)
+    assert lost is not None and lost.state == "FAILURE" and lost.parent == run_id
+    assert "the store lost this run's record" in (lost.error or "")
+    assert _nodes(store, run_id)["a"].state == "failed"
