@@ -120,11 +120,11 @@ def cancel(app: Celery, store: Store, run_id: str, by: str) -> RunRecord:
         raise UsageError(f"run {run_id} is already {record.state}; nothing to cancel")
     store.request_cancel(run_id, by)
     app.control.revoke(run_id)
-    if record.state in (RunState.PENDING, RunState.RECEIVED):
-        fields = {"state": "REVOKED", "finished": time.time(),
-                  "error": f"cancelled by {by} before it started"}
-        store.update_run(run_id, fields)
-        record = record.updated(fields)
+    fields = {"state": "REVOKED", "finished": time.time(),
+              "error": f"cancelled by {by} before it started"}
+    queued = (RunState.PENDING, RunState.RECEIVED)
+    if record.state in queued and store.end_run(run_id, fields, queued):  # not begun since:
+        record = record.updated(fields)  # a run begun meanwhile sees the flag itself
     return record
 
 

@@ -16,7 +16,7 @@ from celery import Celery
 from runner import workflow as wf
 from runner.celery import coordinate
 from runner.celery.app import create_app
-from runner.celery.queueing import pending, retry
+from runner.celery.queueing import cancel, pending, retry
 from runner.celery.reaper import DEAD, Reaper
 from runner.celery.tasks import bury
 from runner.config.model import ConfigSet, Node, Workflow
@@ -299,3 +299,29 @@ def test_a_child_record_the_store_lost_in_a_failover_is_not_run_again(
     assert lost is not None and lost.state == "FAILURE" and lost.parent == run_id
     assert "the store lost this run's record" in (lost.error or "")
     assert _nodes(store, run_id)["a"].state == "failed"
+
+
+def test_a_cancel_that_races_the_worker_beginning_the_run_still_ends_its_children(
+        setup: tuple[Store, Celery, ConfigSet], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cancel read the workflow run PENDING; a worker began it (and started node a)
+    before the cancel's flag: the record is not marked REVOKED over a running node, whose
+    child would then run on, unfollowed; the next advance cancels it."""
+    store, app, config = setup
+    record = RunRecord.from_json(pending(config, "diamond", "cli"))
+    store.save_run(record)
+    run_id, flag = record.run_id, store.request_cancel
+
+    def meanwhile(rid: str, by: str) -> None:
+        if rid == run_id:  # not its child's cancel
+            store.begin_run(rid, "diamond", "w-1@here", time.time())
+            coordinate.index(store, rid)
+            coordinate.advance(store, app, config, rid)
+        flag(rid, by)
+
+    monkeypatch.setattr(store, "request_cancel", meanwhile)
+    cancel(app, store, run_id, "tester")
+    assert (store.run(run_id) or record).state == "STARTED"
+    assert _nodes(store, run_id)["a"].state == "running"
+    ended = coordinate.advance(store, app, config, run_id)
+    assert ended is not None and ended.state == "REVOKED"
+    assert (store.run(_nodes(store, run_id)["a"].run_id or "") or record).state == "REVOKED"
