@@ -71,13 +71,30 @@ def approve(store: Store, load: Load, run_id: str, node: str,
         except wf.WorkflowError as e:
             raise NotWaiting(str(e)) from None
         app, config = load()
+        late = _timed_out(config, run, node)
         change: dict[str, Any] = {"workflow": run.to_json()}
         if action:
             change["actions"] = [*(record.actions or ()), action]
-        store.update_run(run_id, change)
+        if not late:
+            store.update_run(run_id, change)
     finally:
         coordinate.release(store, keys.workflow(run_id), who)
-    return coordinate.advance(store, app, config, run_id) or record
+    record = coordinate.advance(store, app, config, run_id) or record  # expires a late one
+    if late:
+        raise NotWaiting(f"node {node} of workflow run {run_id} timed out {late} before "
+                         "this decision: it counts as rejected")
+    return record
+
+
+def _timed_out(config: ConfigSet, run: wf.WorkflowRun, node: str) -> str | None:
+    """How long ago the approval `node` timed out ("12s"), or None while it may be decided."""
+    flow = config.workflows.get(run.workflow)
+    spec = next((n for n in flow.nodes if n.name == node), None) if flow else None
+    opened = run.node(node).started_at
+    if spec is None or spec.timeout is None or opened is None:
+        return None
+    past = time.time() - (opened + spec.timeout)
+    return f"{past:.0f}s" if past >= 0 else None
 
 
 def waiting(store: Store, config: ConfigSet) -> list[Approval]:

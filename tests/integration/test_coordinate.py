@@ -325,3 +325,18 @@ def test_a_cancel_that_races_the_worker_beginning_the_run_still_ends_its_childre
     ended = coordinate.advance(store, app, config, run_id)
     assert ended is not None and ended.state == "REVOKED"
     assert (store.run(_nodes(store, run_id)["a"].run_id or "") or record).state == "REVOKED"
+
+
+def test_an_approval_past_its_timeout_cannot_be_approved_any_more(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    """Its timeout passed before beat's next look expired it: an approve now does not count
+    (the approval was rejected when its time ran out); it is expired at once."""
+    store, app, config = setup
+    run_id = _start(store, config, "gate")
+    store.update_run(run_id, {"workflow": wf.WorkflowRun("gate", None, {
+        "a": wf.NodeRun(wf.NodeState.SUCCESS, "0000000000ff-00000001"),
+        "ok": wf.NodeRun(wf.NodeState.APPROVAL, started_at=time.time() - 3601)}).to_json()})
+    with pytest.raises(NotWaiting, match="timed out"):
+        approve(store, lambda: (app, config), run_id, "ok", True, "ann", None)
+    ok = _nodes(store, run_id)["ok"]
+    assert (ok.state, ok.decision, ok.by) == ("failed", "timed out", None)
