@@ -129,15 +129,19 @@ def _advance(store: Store, app: Celery, config: ConfigSet, run_id: str,
 def _fold(store: Store, run: wf.WorkflowRun, now: float
           ) -> tuple[wf.WorkflowRun, list[str]]:
     """`run` with the final states of its running nodes' children, following a child the
-    reaper buried to its retry; and the running nodes whose child record is missing."""
+    reaper buried to its retry; and the running nodes whose child record is missing (not a
+    retry named less than HOLD ago: bury saves it right after, and a second save of it by
+    the coordinator could overwrite the record its worker just began)."""
     missing = []
     for name, node in run.nodes.items():
         if node.state is not wf.NodeState.RUNNING or node.run_id is None:
             continue
-        child, current = store.run(node.run_id), node.run_id
+        child, current, buried = store.run(node.run_id), node.run_id, None
         while child is not None and child.retried_as and child.state in FINAL:
-            current = child.retried_as
+            buried, current = child, child.retried_as
             child = store.run(current)
+        if child is None and buried and now - float(buried.finished or 0) < HOLD:
+            continue  # bury queues the retry right after naming it: not missing yet
         if current != node.run_id:
             run = run.with_nodes({name: replace(node, run_id=current)})
         if child is None:

@@ -123,6 +123,10 @@ def test_a_node_follows_the_retry_of_a_buried_child(
     coordinate.advance(store, app, config, run_id)
     first = _end(store, run_id, "a", "FAILURE")
     store.update_run(first, {"retried_as": "0000000000ff-00000001"})
+    coordinate.advance(store, app, config, run_id)  # bury is queueing it this instant: a
+    assert store.run("0000000000ff-00000001") is None  # second save would race its worker
+    assert _nodes(store, run_id)["a"].run_id == first
+    store.update_run(first, {"finished": time.time() - coordinate.HOLD})  # bury died there
     coordinate.advance(store, app, config, run_id)
     node = _nodes(store, run_id)["a"]
     assert (node.state, node.run_id) == ("running", "0000000000ff-00000001")
