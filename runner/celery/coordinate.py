@@ -10,9 +10,9 @@ node, cancels that node instead: it never ran; one whose node started on another
 server, lost in a failover, fails that node: it may have run there); a child recorded but
 never sent is sent again by the reaper; a duplicate message runs nothing (begin_run). So a
 node never starts twice.
-Before writing, advance renews its lock: one that stalled past HOLD, its lock taken by
-another advancer meanwhile, writes and sends nothing (its decision was made on an older
-record).
+Before each write (the record, each child), advance renews its lock: one that stalled past
+HOLD, its lock taken by another advancer meanwhile, writes and sends nothing more (its
+decision was made on an older record; the holder creates the children left).
 
 Who calls it: the worker that began the workflow run, and the worker of a child right after
 the child's final save; beat's reaper every ~2 s over the active workflow runs (the
@@ -121,6 +121,8 @@ def _advance(store: Store, app: Celery, config: ConfigSet, run_id: str,
     for node in (*decision.start, *missing):  # ... THEN each child: record, message
         child_id, job = run.node(node).run_id, nodes[node].job
         if child_id and job:
+            if not store.lock(keys.workflow(run_id), who, HOLD):
+                break  # its lease ran out: the holder now creates the children left
             enqueue(app, store, config, job, f"workflow {name}", nodes[node].limit,
                     extra={"parent": run_id, "node": node}, run_id=child_id)
     return store.run(run_id)

@@ -344,3 +344,27 @@ def test_an_approval_past_its_timeout_cannot_be_approved_any_more(
         approve(store, lambda: (app, config), run_id, "ok", True, "ann", None)
     ok = _nodes(store, run_id)["ok"]
     assert (ok.state, ok.decision, ok.by) == ("failed", "timed out", None)
+
+
+def test_an_advance_that_loses_its_lock_between_two_children_leaves_the_rest(
+        setup: tuple[Store, Celery, ConfigSet], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its lease ran out while it queued b: the new holder finds c's record missing and
+    creates it; this one must not save c too (two whole saves race c's worker)."""
+    store, app, config = setup
+    run_id = _start(store, config, "diamond")
+    coordinate.advance(store, app, config, run_id)
+    _end(store, run_id, "a")
+    queue = coordinate.enqueue
+
+    def stalled(*args: Any, **kwargs: Any) -> str:
+        coordinate.release(store, keys.workflow(run_id), coordinate.owner())
+        poll(lambda: store.lock(keys.workflow(run_id), "another", coordinate.HOLD), 5,
+             "another advancer takes the lock")
+        monkeypatch.setattr(coordinate, "enqueue", queue)
+        return queue(*args, **kwargs)
+
+    monkeypatch.setattr(coordinate, "enqueue", stalled)
+    coordinate.advance(store, app, config, run_id)
+    nodes = _nodes(store, run_id)
+    assert store.run(nodes["b"].run_id or "") is not None
+    assert store.run(nodes["c"].run_id or "") is None  # left to the lock's holder
