@@ -92,12 +92,13 @@ def _advance(store: Store, app: Celery, config: ConfigSet, run_id: str,
     asked = store.cancel_requested(run_id)
     why = (f"{asked}" if asked else None if flow.nodes else
            f"the removal of workflow {name} from the configuration")
+    run, missing = _fold(store, run, now)  # first: a buried child's retry is cancelled too
     if why and not run.cancelled and outcome(run.states(), False) is None:
         run, children = wf.cancel(run, now)
         for child in children:
             with contextlib.suppress(UsageError):  # it ended meanwhile: folded in below
                 cancel(app, store, child, f"{why} (workflow run {run_id})")
-    run, missing = _fold(store, run, now)
+        run, missing = _fold(store, run, now)
     nodes = {n.name: n for n in flow.nodes}
     for node in [n for n in missing if run.cancelled or not (n in nodes and nodes[n].job)]:
         run = wf.finish_node(run, node, wf.NodeState.CANCELLED, now)  # it never ran

@@ -242,7 +242,8 @@ def sweep_orphans(store: Store, host: str, cli_only: bool = False) -> list[str]:
 def bury(app: Celery, store: Store, config: ConfigSet, run_id: str, why: str) -> str | None:
     """A run whose process died (its worker, its pool process, its `runner run`) ends FAILURE
     with `why`, unless it ended meanwhile; then, if its job has `retries.attempts` left
-    (counted along the retry_of chain by the record's `attempt`), a new run is queued with
+    (counted along the retry_of chain by the record's `attempt`) and its cancel was not
+    requested (it died before it could stop), a new run is queued with
     trigger `retry-of RUN_ID`: its id, or None. A workflow run going is not ended: it is
     (again) on the index of those beat advances, which resumes it. Its message, if it is
     delivered again, finds the record final and runs nothing, so the command never runs
@@ -253,7 +254,8 @@ def bury(app: Celery, store: Store, config: ConfigSet, run_id: str, why: str) ->
         return None
     job = config.jobs.get(str(record.job))
     attempt = record.attempt or 1
-    retry_id = new_run_id() if job and attempt <= job.retries.attempts else None
+    retry_id = (new_run_id() if job and attempt <= job.retries.attempts
+                and not store.cancel_requested(run_id) else None)
     # the retry's id on the failed record, in the same write: a workflow's node follows it
     fields = {"state": "FAILURE", "finished": time.time(), "error": why}
     if not store.end_run(run_id, {**fields, **({"retried_as": retry_id} if retry_id else {})},

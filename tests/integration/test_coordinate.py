@@ -368,3 +368,45 @@ def test_an_advance_that_loses_its_lock_between_two_children_leaves_the_rest(
     nodes = _nodes(store, run_id)
     assert store.run(nodes["b"].run_id or "") is not None
     assert store.run(nodes["c"].run_id or "") is None  # left to the lock's holder
+
+
+def _retried(config: ConfigSet) -> ConfigSet:
+    """`config` with job a retried once when its worker dies."""
+    a = config.jobs["a"]
+    return replace(config, jobs={**config.jobs,
+                                 "a": replace(a, retries=replace(a.retries, attempts=1))})
+
+
+def _running_a(store: Store, app: Celery, config: ConfigSet) -> tuple[str, str]:
+    """A diamond run whose node a's child is STARTED on a worker: (run id, child id)."""
+    run_id = _start(store, config, "diamond")
+    coordinate.advance(store, app, config, run_id)
+    child = _nodes(store, run_id)["a"].run_id or ""
+    store.begin_run(child, "a", "w-2@here", time.time())
+    return run_id, child
+
+
+def test_a_cancelled_child_whose_worker_died_is_not_retried(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    store, app, config = setup
+    config = _retried(config)
+    run_id, child = _running_a(store, app, config)
+    store.request_cancel(run_id, "tester")
+    coordinate.advance(store, app, config, run_id)  # asks the child to stop; it is STARTED
+    assert bury(app, store, config, child, "worker w-2@here died") is None  # no retry
+    record = coordinate.advance(store, app, config, run_id)
+    assert record is not None and record.state == "REVOKED"
+    assert [r.run_id for r in store.runs("a", 10)] == [child]
+
+
+def test_a_cancel_reaches_the_retry_of_a_child_buried_just_before(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    store, app, config = setup
+    config = _retried(config)
+    run_id, child = _running_a(store, app, config)
+    again = bury(app, store, config, child, "worker w-2@here died")
+    assert again is not None
+    store.request_cancel(run_id, "tester")
+    record = coordinate.advance(store, app, config, run_id)
+    assert (store.run(again) or RunRecord(again)).state == "REVOKED"  # never runs
+    assert record is not None and record.state == "REVOKED"
