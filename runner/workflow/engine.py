@@ -91,7 +91,8 @@ def verdict(node: Node, states: Mapping[str, NodeState]) -> bool | None:
 def advance(workflow: Workflow, run: WorkflowRun, now: float) -> Decision:
     """What to do now: the nodes that start, open, are skipped or expire, followed through the
     graph (a skip or an expiry decides the nodes after it at once), and whether the run ends.
-    A cancelled run starts and opens nothing."""
+    A cancelled run starts and opens nothing. A pending node of the record that `workflow`
+    no longer has is skipped."""
     nodes = {n.name: n for n in workflow.nodes}
     states = {name: run.node(name).state for name in nodes}
     moves: dict[str, list[str]] = {"start": [], "open": [], "skip": [], "expire": []}
@@ -118,7 +119,11 @@ def advance(workflow: Workflow, run: WorkflowRun, now: float) -> Decision:
             elif go:
                 moves["start"].append(name)
                 states[name] = NodeState.RUNNING
-    order = list(nodes)
+    gone = [n for n, r in run.nodes.items() if n not in nodes and r.state is NodeState.PENDING]
+    if not run.cancelled:  # removed from the workflow since: nothing decides them any more
+        moves["skip"] += gone
+        states.update(dict.fromkeys(gone, NodeState.SKIPPED))
+    order = [*nodes, *gone]
     result = outcome({**run.states(), **states}, run.cancelled)
     start, open_, skip, expire = (tuple(sorted(v, key=order.index)) for v in moves.values())
     return Decision(start, open_, skip, expire, result is not None, result,

@@ -270,3 +270,14 @@ def test_the_record_comes_back_from_json_and_reads_missing_fields_as_defaults() 
         NodeState.RUNNING, "r")}, False)
     with pytest.raises(WorkflowError, match="unknown state 'paused'"):
         WorkflowRun.from_json({"workflow": "w", "nodes": {"a": {"state": "paused"}}})
+
+
+def test_a_pending_node_removed_from_the_workflow_is_skipped_and_the_run_ends() -> None:
+    """The configuration dropped node d while the run went on: nothing would ever decide it,
+    and the run would wait for it for ever."""
+    done = NodeRun(NodeState.SUCCESS, "x#1")
+    run = WorkflowRun("diamond", None, {"a": done, "b": done, "c": done, "d": NodeRun()})
+    smaller = Workflow("diamond", DIAMOND.nodes[:3])
+    d = advance(smaller, run, 10.0)
+    assert (d.skip, d.ended, d.result) == (("d",), True, "success")
+    assert apply(run, d, {}, 10.0).node("d").state is NodeState.SKIPPED
