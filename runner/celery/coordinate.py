@@ -224,6 +224,9 @@ def follow(app: Celery, store: Store, config: ConfigSet) -> None:
                 unindex(store, run_id)
         except RunnerError as e:
             log.warning("workflow run %s: %s; tried again at the next look", run_id, e)
+        except Exception:  # a record it cannot read: not a reason to stop beat, nor the others
+            log.exception("workflow run %s could not be advanced; tried again at the next "
+                          "look", run_id)
 
 
 def after(app: Celery, config: ConfigSet, store: Store, run_id: str) -> None:

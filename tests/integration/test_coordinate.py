@@ -410,3 +410,15 @@ def test_a_cancel_reaches_the_retry_of_a_child_buried_just_before(
     record = coordinate.advance(store, app, config, run_id)
     assert (store.run(again) or RunRecord(again)).state == "REVOKED"  # never runs
     assert record is not None and record.state == "REVOKED"
+
+
+def test_beat_follows_the_other_runs_past_one_whose_record_cannot_be_read(
+        setup: tuple[Store, Celery, ConfigSet]) -> None:
+    """One damaged record must not stop beat's look (nor beat: the exception would end its
+    loop) and so every other workflow run."""
+    store, app, config = setup
+    broken = _start(store, config, "diamond")
+    store.update_run(broken, {"workflow": {"workflow": "diamond", "nodes": ["a"]}})
+    fine = _start(store, config, "diamond")
+    coordinate.follow(app, store, config)
+    assert _nodes(store, fine)["a"].state == "running"
