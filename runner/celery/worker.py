@@ -55,6 +55,8 @@ def reload_step(app: Celery, system: System, name: str,
             self.entry = WorkerHeartbeat(name)
             self.outage = Outage(f"worker {name}", log)
             self.beat = 0.0
+            with contextlib.suppress(RunnerError):  # known to the reaper before any run starts
+                self.put(c)
             self.tref = c.timer.call_repeatedly(RELOAD, self.match, (c,), priority=10)
 
         def stop(self, c: Any) -> None:
