@@ -31,7 +31,7 @@ FINAL = (RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED, RunState.SKIPPED,
 ENDED = (RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED)  # what a worker never runs again
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RunRecord:
     """A run's record, as the store holds it. Each writer sets some fields (the enqueuer
     PENDING with queue, targets and limit; the worker's start and end; beat's MISSED and
@@ -87,28 +87,36 @@ class RunRecord:
         known: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for k, v in data.items():
-            if k not in _FIELDS or (k in _TUPLES and v is not None and not isinstance(v, list)):
+            if k not in _NAMES:
                 extra[k] = v
-            elif k in _TUPLES and v is not None:
-                known[k] = tuple(v)
-            elif k == "state" and v is not None:
-                try:
-                    known[k] = RunState(v)
-                except ValueError:  # a state of a later version
+            elif v is None:
+                known[k] = v
+            elif k in _TUPLES:
+                (known if isinstance(v, list) else extra)[k] = tuple(v) if isinstance(
+                    v, list) else v
+            elif k == "state":
+                state = _STATES.get(v) if isinstance(v, str) else None
+                if state is None:  # a state of a later version
                     extra[k] = v
+                else:
+                    known[k] = state
             else:
                 known[k] = v
-        return cls(**{"run_id": "", **known}, extra=extra, order=tuple(data))
+        # the API and the publisher read records by the thousand: filled in directly, not
+        # through the generated __init__ (same fields, same values; order as written)
+        record = object.__new__(cls)
+        record.__dict__.update(_DEFAULTS, **known, extra=extra, order=tuple(data))
+        return record
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object the store holds: the fields set, as they were written."""
-        return {k: self._json(k) for k in self.order or ()}
+        if self.extra:
+            return {k: self._json(k) for k in self.order or ()}
+        values = self.__dict__
+        return {k: _plain(values[k]) for k in self.order or ()}
 
     def _json(self, key: str) -> Any:
-        if key in self.extra:
-            return self.extra[key]
-        v = getattr(self, key)
-        return list(v) if isinstance(v, tuple) else v.value if isinstance(v, RunState) else v
+        return self.extra[key] if key in self.extra else _plain(getattr(self, key))
 
     def updated(self, changes: Mapping[str, Any]) -> RunRecord:
         """This record with `changes` (JSON fields) set, as dict.update sets them."""
@@ -116,7 +124,16 @@ class RunRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(RunRecord) if f.name not in ("extra", "order"))
-_TUPLES = ("targets", "actions")
+_NAMES = frozenset(_FIELDS)
+_TUPLES = frozenset(("targets", "actions"))
+_STATES = {s.value: s for s in RunState}
+_DEFAULTS = {"run_id": "", **{f.name: f.default for f in fields(RunRecord)[1:]
+                              if f.name not in ("extra", "order")}}
+
+
+def _plain(v: Any) -> Any:
+    """A field's value as JSON holds it."""
+    return list(v) if isinstance(v, tuple) else v.value if isinstance(v, RunState) else v
 
 
 def new_run_id(now: float | None = None) -> str:

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from runner.api import models as m
 from runner.api import views
 from runner.api import workflows as flows
-from runner.api.context import Ctx, Viewer
+from runner.api.context import Context, Ctx, Viewer
 from runner.api.models import NAME, READ, errors
 from runner.ops import overview
 from runner.store import Cursor
@@ -40,10 +40,11 @@ def parse_cursor(raw: str | None) -> Cursor | None:
 
 @router.get("/api/health", response_model=m.Health,
             responses={503: {"model": m.Health, "description": "the store cannot be reached"}})
-async def health(ctx: Ctx) -> Response:
+async def health(request: Request) -> Response:
     """No token needed: is the store reachable, when was the last reconcile, is beat up
     (looked at most once a second: a flood of probes does not reach the store)."""
-    cache = ctx.cache.entries
+    ctx: Context = request.app.state.context  # no dependency to solve: probes come by the
+    cache = ctx.cache.entries                 # thousand
     hit = cache.get("health")
     if hit is None or time.monotonic() - hit[0] >= HEALTH_TTL:
         hit = cache["health"] = (time.monotonic(), await run_in_threadpool(views.health, ctx))
