@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 from typing import Any
 
@@ -150,7 +150,7 @@ class RedisStore:
 
     @staticmethod
     def _decode(raw: Any) -> RunRecord | None:
-        return RunRecord.from_json({str(k): json.loads(v) for k, v in raw.items()}) if raw \
+        return RunRecord.from_json(_decoded(list(raw), list(raw.values()))) if raw \
             else None
 
     def run(self, run_id: str) -> RunRecord | None:
@@ -255,11 +255,15 @@ class RedisStore:
                 last = (float(created), str(rid))
                 if values[2] is None or (state and json.loads(values[2]) != state):
                     continue
-                out.append(RunRecord.from_json({k: json.loads(v) for k, v in
-                                                zip(SUMMARY, values, strict=True)
-                                                if v is not None}))
+                out.append(RunRecord.from_json(_decoded(SUMMARY, values)))
             if exhausted:
                 return out, None
         return out, last
 
 
+def _decoded(names: Sequence[str], values: Sequence[str | None]) -> dict[str, Any]:
+    """A record's fields from their JSON texts (None: absent), in one parse: a page of runs
+    decodes a thousand fields."""
+    present = [(k, v) for k, v in zip(names, values, strict=True) if v is not None]
+    return dict(zip([k for k, _ in present], json.loads(f"[{','.join(v for _, v in present)}]"),
+                    strict=True))
