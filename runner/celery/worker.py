@@ -55,8 +55,7 @@ def reload_step(app: Celery, system: System, name: str,
             self.entry = WorkerHeartbeat(name)
             self.outage = Outage(f"worker {name}", log)
             self.beat = 0.0
-            with contextlib.suppress(RunnerError):  # known to the reaper before any run starts
-                self.put(c)
+            self.match(c)  # its entry written before it takes a run: the reaper knows it
             self.tref = c.timer.call_repeatedly(RELOAD, self.match, (c,), priority=10)
 
         def stop(self, c: Any) -> None:
