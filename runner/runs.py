@@ -92,8 +92,10 @@ class RunRecord:
             elif v is None:
                 known[k] = v
             elif k in _TUPLES:
-                (known if isinstance(v, list) else extra)[k] = tuple(v) if isinstance(
-                    v, list) else v
+                if isinstance(v, list):
+                    known[k] = tuple(v)
+                else:
+                    extra[k] = v
             elif k == "state":
                 state = _STATES.get(v) if isinstance(v, str) else None
                 if state is None:  # a state of a later version
