@@ -89,7 +89,7 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
     parsed = documents.parse(path, data)
     problems = list(parsed.problems)
     doc = parsed.value
-    if doc is None and not problems:
+    if doc is None and not problems and kind != "notifications":  # empty: no notifications
         keys = "'queues' and 'workers'" if kind == "queues" else repr(kind)
         problems.append(Problem(path, 1, 1, f"file is empty; a {kind} file is a mapping with "
                                             f"the top-level key {keys}"))

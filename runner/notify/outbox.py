@@ -30,7 +30,10 @@ log = logging.getLogger("runner.notify")
 
 def collect(store: Store, config: ConfigSet, record: RunRecord) -> dict[str, Any]:
     """The outbox entry of a finished run: written once, the first time (put_new)."""
-    happened = events(record, previous(store, record))
+    happened = events(record, None)
+    if happened == ["succeeded"] and any(e == "recovered" for e, _ in routes(
+            config, str(record.job), ["recovered"])):  # only then is the run before read
+        happened = events(record, previous(store, record))
     items = [{"event": e, "channel": c, "tries": 0, "next": 0.0, "status": "pending"}
              for e, c in routes(config, str(record.job), happened)]
     return store.put_new(keys.outbox(record.run_id), {"run_id": record.run_id, "items": items})
@@ -109,6 +112,9 @@ def serve(store: Store, config: Callable[[], ConfigSet], settings: Settings,
             stop.wait(5.0)
         except RunnerError as e:  # no configuration applied yet, or it cannot be read
             log.warning("notifications wait: %s", e)
+            stop.wait(5.0)
+        except Exception:  # a bug must not end the thread: runs would go unannounced
+            log.exception("notifier: unexpected error; trying again in 5s")
             stop.wait(5.0)
         stop.wait(poll)
 

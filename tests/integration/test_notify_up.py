@@ -4,6 +4,7 @@ a dashboard link, and the tries land in the run record."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from runner.runs import RunState
 from runner.store import open_store
 from tests.helpers.procs import poll
 from tests.helpers.receivers import http_receiver, smtp_receiver
-from tests.helpers.repos import Commit, runner_on
+from tests.helpers.repos import Commit, git, runner_on
 from tests.servers import runner_up
 
 NOTIFICATIONS = """\
@@ -55,6 +56,13 @@ def test_a_failing_run_under_up_sends_one_message_per_channel(
             assert record is not None and record.state == RunState.FAILURE
             assert sorted((t["channel"], t["status"]) for t in record.notifications or ()) == [
                 ("hook", "sent"), ("mail", "sent"), ("slack", "sent")]
+            # the publisher held the run's commit until its notifications were settled
+            path = poll(lambda: next((p for p in git(demo_repo, "ls-tree", "-r", "--name-only",
+                                                     "reports").split()
+                                      if p.endswith(f"{run_id}/result.json")), None), 60,
+                        "the run on the report branch")
+            reported = json.loads(git(demo_repo, "show", f"reports:{path}"))
+            assert [t["status"] for t in reported["notifications"]] == ["sent"] * 3
         log = (tmp_path / "up.log").read_text()
         assert "Traceback" not in log, log[-3000:]
     assert sorted(path for path, _ in web.accepted) == ["/hook", "/slack"]
