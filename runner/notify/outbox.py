@@ -78,17 +78,16 @@ def look(store: Store, config: ConfigSet, settings: Settings, env: Mapping[str, 
          now: Callable[[], float] = time.time) -> None:
     """One pass over the notify feed: collects, sends what is due, settles."""
     settled = []
-    for run_id in store.to_publish(FEED, keys.NOTIFY):
+    ids = store.to_publish(FEED, keys.NOTIFY)
+    if not config.notifications.channels:  # nothing to say: the runs leave the feed unread
+        store.published(ids, keys.NOTIFY)
+        return
+    for run_id in ids:
         record = store.run(run_id)
         if record is None or record.job is None:
             settled.append(run_id)
             continue
-        entry = store.get(keys.outbox(run_id))
-        if entry is None:
-            if not config.notifications.channels:
-                settled.append(run_id)  # nothing to say: no entry either
-                continue
-            entry = collect(store, config, record)
+        entry = store.get(keys.outbox(run_id)) or collect(store, config, record)
         due = [i for i in entry["items"] if i["status"] == "pending" and i["next"] <= now()]
         for item in due:
             attempt(store, config, settings, env, record, item, now())
