@@ -217,6 +217,7 @@ class Workflow:
     name: str
     nodes: tuple[Node, ...]
     description: str = ""
+    notify: tuple[Notify, ...] = ()  # its own `notify:`, besides notifications.yaml's rules
 
 
 @dataclass(frozen=True)
@@ -298,8 +299,12 @@ def job(name: str, v: dict[str, Any]) -> Job:
                description=v.get("description", ""),
                concurrency=v.get("concurrency", DEFAULT_JOB_CONCURRENCY),
                timeout=seconds(v.get("timeout", DEFAULT_JOB_TIMEOUT)), retries=retries, env=env,
-               notify=tuple(Notify(tuple(n["on"]), tuple(n["channels"]))
-                            for n in v.get("notify", ())))
+               notify=_notify(v))
+
+
+def _notify(v: dict[str, Any]) -> tuple[Notify, ...]:
+    """A job's or workflow's own `notify:` rules."""
+    return tuple(Notify(tuple(n["on"]), tuple(n["channels"])) for n in v.get("notify", ()))
 
 
 def notifications(v: dict[str, Any]) -> Notifications:
@@ -331,4 +336,4 @@ def workflow(name: str, v: dict[str, Any]) -> Workflow:
         Node(n, job=x.get("job"), approval=x.get("approval"), limit=x.get("limit"),
              timeout=seconds(x["timeout"]) if "timeout" in x else None,
              after=tuple(x.get("after", ())), when=x.get("when", "on_success"))
-        for n, x in v["nodes"].items()), v.get("description", ""))
+        for n, x in v["nodes"].items()), v.get("description", ""), _notify(v))

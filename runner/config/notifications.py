@@ -57,10 +57,11 @@ def unknown(base: Path, rule: dict[str, Any], names: set[str]) -> list[Finding]:
 
 
 def refs(section: str, name: str, v: Any) -> list[tuple[Path, str, str]]:
-    """The channels a job's `notify:` names, as references (resolved by `cross`)."""
-    if section != "jobs" or not isinstance(v, dict) or not isinstance(v.get("notify"), list):
+    """The channels a job's or workflow's `notify:` names, as references (see `cross`)."""
+    if section not in ("jobs", "workflows") or not isinstance(v, dict) or not isinstance(
+            v.get("notify"), list):
         return []
-    return [(("jobs", name, "notify", i, "channels", j), "channel", c)
+    return [((section, name, "notify", i, "channels", j), "channel", c)
             for i, rule in enumerate(v["notify"]) if isinstance(rule, dict)
             for j, c in enumerate(rule.get("channels") or ()) if isinstance(c, str)]
 

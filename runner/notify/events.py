@@ -25,7 +25,8 @@ def events(record: RunRecord, previous: RunState | None) -> list[str]:
 def routes(config: ConfigSet, job: str, happened: list[str]) -> list[tuple[str, str]]:
     """(event, channel) for each event of `happened` a rule or the job's notify: sends, once
     each, in the order of the rules."""
-    own: tuple[Notify, ...] = config.jobs[job].notify if job in config.jobs else ()
+    found = config.jobs.get(job) or config.workflows.get(job)
+    own: tuple[Notify, ...] = found.notify if found else ()
     out: dict[tuple[str, str], None] = {}
     for rule in (*config.notifications.rules, *own):
         if any(fnmatchcase(job, g) for g in rule.jobs):

@@ -14,7 +14,8 @@ JOB = {"queue": "q", "targets": ["here"], "steps": [{"command": "true"}]}
 def config(rules: list[dict[str, object]], notify: list[dict[str, object]] | None = None
            ) -> ConfigSet:
     jobs = {"backup-db": {**JOB, "notify": notify or []}, "web": JOB}
-    built = build("rev", {"jobs": jobs})
+    flows = {"nightly": {"nodes": {"a": {"job": "web"}}, "notify": notify or []}}
+    built = build("rev", {"jobs": jobs, "workflows": flows})
     object.__setattr__(built, "notifications", notifications({
         "channels": {c: {"webhook": f"env:RUNNER_SECRET_{c.upper()}"} for c in ("a", "b")},
         "rules": rules}))
@@ -39,6 +40,7 @@ def test_routes_follow_globs_and_notify_and_never_repeat() -> None:
     assert routes(cfg, "backup-db", ["failed"]) == [("failed", "a"), ("failed", "b")]
     assert routes(cfg, "web", ["failed"]) == [("failed", "a")]
     assert routes(cfg, "web", ["succeeded"]) == []
+    assert routes(cfg, "nightly", ["failed"]) == [("failed", "a"), ("failed", "b")]  # its notify
     assert routes(cfg, "backup-db", ["succeeded", "recovered"]) == [("recovered", "a"),
                                                                    ("recovered", "b")]
 
