@@ -9,7 +9,8 @@ from runner.config.model import ConfigSet, Notify
 from runner.runs import RunRecord, RunState
 
 EVENTS = {RunState.SUCCESS: "succeeded", RunState.FAILURE: "failed",
-          RunState.REVOKED: "cancelled"}  # missed, skipped, late, approval, refused: not yet
+          RunState.REVOKED: "cancelled", RunState.MISSED: "missed",
+          RunState.SKIPPED: "skipped"}  # late, approval, refused: not yet
 
 
 def events(record: RunRecord, previous: RunState | None) -> list[str]:

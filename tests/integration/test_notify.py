@@ -192,3 +192,15 @@ def test_notify_test_sends_a_message_or_exits_1_saying_why(tmp_path: Path) -> No
     unknown = notify("pager", url=got.url())
     assert unknown.returncode == 2 and "no channel 'pager'" in unknown.stderr
     assert "Traceback" not in ok.stderr + down.stderr + unknown.stderr
+
+
+def test_a_missed_firing_beat_records_is_announced(store: Store) -> None:
+    cfg = config([{"on": ["missed", "skipped"], "channels": ["hook"]}])
+    with http_receiver() as got:
+        missed = RunRecord(new_run_id(), job="backup-db", state=RunState.MISSED,
+                           created=time.time(), schedule="nightly", missed_count=3,
+                           error="3 firings of schedule nightly were missed")
+        store.save_runs([missed])  # as beat writes them
+        settle(store, cfg, {**ENV, "RUNNER_SECRET_HOOK": got.url()})
+    assert [(b["event"], b["status"], b["error"]) for _, b in got.accepted] == [
+        ("missed", "MISSED", "3 firings of schedule nightly were missed")]

@@ -30,7 +30,8 @@ def test_the_events_of_each_end() -> None:
     assert of(RunState.SUCCESS, RunState.SUCCESS) == ["succeeded"]
     assert of(RunState.FAILURE, RunState.FAILURE) == ["failed"]
     assert of(RunState.REVOKED) == ["cancelled"]
-    assert of(RunState.MISSED) == [] and of(RunState.STARTED) == []
+    assert of(RunState.MISSED) == ["missed"] and of(RunState.SKIPPED) == ["skipped"]
+    assert of(RunState.STARTED) == [] and of(RunState.PENDING) == []
 
 
 def test_routes_follow_globs_and_notify_and_never_repeat() -> None:
