@@ -6,6 +6,7 @@
     │   └── StoreUnavailable     the store (Redis, or the state directory) cannot be used now
     ├── ConfigInvalid            the configuration is wrong; carries every Problem; exit 1
     ├── ReportError              the report branch cannot be written, fetched or pushed
+    ├── NotifyError              a notification could not be delivered (notify/)
     ├── RunFailed                a run ended FAILURE; raised by the Celery task, for Celery
     └── TargetError              one target of a run failed; names the target (executor/)
         ├── Unreachable          no connection (refused, DNS, network, connect timeout)
@@ -72,6 +73,11 @@ class ConfigInvalid(RunnerError):
 
 class ReportError(RunnerError):
     """The report branch cannot be written (git failed) or pushed (the remote refused)."""
+
+
+class NotifyError(RunnerError):
+    """A notification could not be delivered: one sentence naming the channel and why (its
+    URL's secrets masked)."""
 
 
 class RunFailed(RunnerError):

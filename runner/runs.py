@@ -71,6 +71,8 @@ class RunRecord:
     parent: str | None = None         # a child run: the workflow run that started it
     node: str | None = None           # ... for this node of it
     retried_as: str | None = None     # buried with retries left: the run that retries it
+    # each try of a notification of its end (notify/): {channel, event, at, status, error}
+    notifications: tuple[dict[str, Any], ...] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields of other versions, kept
     # the fields set, in the order they were written (to_json gives them back so)
     order: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
@@ -127,7 +129,7 @@ class RunRecord:
 
 _FIELDS = tuple(f.name for f in fields(RunRecord) if f.name not in ("extra", "order"))
 _NAMES = frozenset(_FIELDS)
-_TUPLES = frozenset(("targets", "actions"))
+_TUPLES = frozenset(("targets", "actions", "notifications"))
 _STATES = {s.value: s for s in RunState}
 _DEFAULTS = {"run_id": "", **{f.name: f.default for f in fields(RunRecord)[1:]
                               if f.name not in ("extra", "order")}}

@@ -53,6 +53,12 @@ class Settings:
     # RUNNER_REQUIRE_SIGNED: a keyring (allowed_signers file or GnuPG home); set, only signed
     # revisions the reconciler applied run, never the --repo directory
     require_signed: str = ""
+    # RUNNER_PUBLIC_URL: where people open the dashboard (https://runner.example.com); the
+    # run links in notifications start with it (empty: messages carry no link)
+    public_url: str = ""
+    notify_attempts: int = 5            # tries of one notification before it is given up
+    notify_backoff: float = 5.0         # seconds before the 2nd try, doubling (5+10+20+40 s)
+    notify_timeout: float = 10.0        # seconds one try may take (connect and send)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +72,7 @@ class Settings:
             values[text] = env.get(f"RUNNER_{text.upper()}", "").strip()
         values["api_allowed_hosts"] = allowed_hosts(env.get("RUNNER_API_ALLOWED_HOSTS", ""))
         values["require_signed"] = env.get("RUNNER_REQUIRE_SIGNED", "")
+        values["public_url"] = env.get("RUNNER_PUBLIC_URL", "").strip().rstrip("/")
         for f in fields(cls):
             name = f"RUNNER_{f.name.upper()}"
             if f.name in values:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
-from runner.config.load import CONFIG_DIRS, QUEUES_FILE, SourceFile, blob_id
+from runner.config.load import CONFIG_DIRS, TOP_FILES, SourceFile, blob_id
 from runner.config.semantic import forbidden_dir, path_error
 from runner.errors import Problem, SourceError
 
@@ -50,7 +50,7 @@ class DirSnapshot:
         self.problems: tuple[Problem, ...] = ()
 
     def files(self) -> list[SourceFile]:
-        paths = [QUEUES_FILE] if (self.root / QUEUES_FILE).exists() else []
+        paths = [f for f in TOP_FILES if (self.root / f).exists()]
         for d in CONFIG_DIRS:
             if (self.root / d).is_dir():
                 paths += sorted(f"{d}/{n}" for n in os.listdir(self.root / d) if _config_path(n))
@@ -78,7 +78,7 @@ class DirSnapshot:
         """What changes when a configuration file or directory does (name, inode, size,
         modification time of each): equal fingerprints, no need to read the files again."""
         out = []
-        for name in (QUEUES_FILE, *CONFIG_DIRS):
+        for name in (*TOP_FILES, *CONFIG_DIRS):
             top = self.root / name
             try:
                 names = [name] + ([f"{name}/{n}" for n in sorted(os.listdir(top))]
@@ -135,7 +135,7 @@ class DirSnapshot:
         head = git("rev-parse", "--verify", "-q", "HEAD")
         if not head:
             return "worktree"
-        dirty = git("status", "--porcelain", "--", QUEUES_FILE, *CONFIG_DIRS, "files")
+        dirty = git("status", "--porcelain", "--", *TOP_FILES, *CONFIG_DIRS, "files")
         return f"{head}-dirty" if dirty else head
 
 
@@ -202,7 +202,7 @@ class GitSnapshot:
         return None
 
     def files(self) -> list[SourceFile]:
-        paths = [QUEUES_FILE] if self._entry(QUEUES_FILE) is not None else []
+        paths = [f for f in TOP_FILES if self._entry(f) is not None]
         for d in CONFIG_DIRS:
             entry = self._entry(d)
             if isinstance(entry, tuple) and entry[1][1] == "tree":

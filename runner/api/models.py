@@ -276,8 +276,18 @@ class WorkflowRun(BaseModel):
     nodes: dict[str, NodeRun]
 
 
+class Notification(BaseModel):
+    channel: str
+    event: str
+    at: float
+    status: Literal["sent", "retrying", "failed"]
+    error: str | None = None
+
+
 class Run(RunSummary):
     actions: list[Action] | None = Field(None, description="who cancelled, retried, started")
+    notifications: list[Notification] | None = Field(None, description="each try of a "
+                                                     "notification of its end")
     result: RunResult | None = None
     workflow: WorkflowRun | None = Field(None, description="a workflow run's node states")
     parent: str | None = Field(None, description="a child run's workflow run")

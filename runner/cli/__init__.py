@@ -1,6 +1,12 @@
 """The command line: `runner` and its commands (a click group; base.py), by subject."""
 
-from runner.cli import config, runs, system, workflows  # noqa: F401 - they add their commands
+from runner.cli import (  # noqa: F401 - they add their commands
+    config,
+    notify,
+    runs,
+    system,
+    workflows,
+)
 from runner.cli.base import cli
 
 __all__ = ["cli", "main"]

@@ -265,6 +265,12 @@ def publish(repo: Path, mode: str, source: str | None, push: str | None, report_
             signal.signal(sig, lambda *_: stop.set())
         click.echo(f"publisher: runs to {report_branch} of {git_dir}, "
                    f"{f'pushed to {remote}' if remote else 'kept local (no --push)'}", err=True)
+    if mode == "watch":  # the notifier lives with the publisher (runner up runs both)
+        import os
+
+        from runner.notify.outbox import start
+
+        start(system.store, system.config, system.settings, os.environ, stop)
     try:
         pub.serve(system.store, publisher, stop, pub.keep_days_of(system.config), batch,
                   once=mode == "once", keep_runs=system.settings.keep_runs)

@@ -14,18 +14,21 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from runner.config import documents, model, references, schema, semantic, workflows
+from runner.config import documents, model, notifications, references, schema, semantic, workflows
 from runner.errors import ConfigInvalid, Problem
 
 CONFIG_DIRS = {"targets.d": "targets", "jobs.d": "jobs", "schedules.d": "schedules",
                "workflows.d": "workflows"}
 QUEUES_FILE = "queues.yaml"
+TOP_FILES = (QUEUES_FILE, notifications.FILE)  # the configuration files at the top level
 
 
 def kind_for(path: str) -> str | None:
     """The kind of a repo-relative path, or None when it is not a configuration file."""
     if path == QUEUES_FILE:
         return "queues"
+    if path == notifications.FILE:
+        return "notifications"
     top, _, rest = path.partition("/")
     if top in CONFIG_DIRS and rest.endswith((".yaml", ".yml")) and "/" not in rest:
         return CONFIG_DIRS[top]
@@ -86,7 +89,7 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
     parsed = documents.parse(path, data)
     problems = list(parsed.problems)
     doc = parsed.value
-    if doc is None and not problems:
+    if doc is None and not problems and kind != "notifications":  # empty: no notifications
         keys = "'queues' and 'workers'" if kind == "queues" else repr(kind)
         problems.append(Problem(path, 1, 1, f"file is empty; a {kind} file is a mapping with "
                                             f"the top-level key {keys}"))
@@ -110,7 +113,10 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
         return FileResult(kind, (), {}, tuple(problems), (), ())
     objects: dict[str, Any] = {}
     refs: list[references.Ref] = []
-    for section in ("queues", "workers") if kind == "queues" else (kind,):
+    if kind == "notifications":  # one settings object, like reports
+        objects["notifications/notifications"] = doc
+        findings += notifications.check(doc)
+    for section in {"queues": ("queues", "workers"), "notifications": ()}.get(kind, (kind,)):
         value = doc.get(section)
         if isinstance(value, dict):
             for name, obj in value.items():
@@ -118,6 +124,7 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
                 findings += (workflows.check(name, obj) if section == "workflows"
                              else semantic.check_object(section, name, obj))
                 refs.extend(references.refs(section, name, obj))
+                refs.extend(notifications.refs(section, name, obj))
     if kind == "queues" and isinstance(doc.get("reports"), dict):
         objects["reports/reports"] = doc["reports"]  # one settings object, not a named kind
     add(findings)
@@ -183,7 +190,8 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True,
                     good.setdefault(section, {})[name] = value
     located = _Locator(by_path)
     file_error = functools.cache(snapshot.file_error)  # jobs share a few scripts
-    for where, message, at_key in references.check_refs(refs, objects, names, file_error):
+    for where, message, at_key in [*references.check_refs(refs, objects, names, file_error),
+                                   *notifications.cross(refs, objects)]:
         section, name = str(where[0]), str(where[1])
         problems.append(located(origin[(section, name)], where, at_key, message))
     if problems:
@@ -192,7 +200,8 @@ def load(snapshot: Snapshot, cache: Cache | None = None, model_too: bool = True,
                   names)
 
 
-_ALWAYS_DECODED = ("queues", "targets")  # workers and targets are read by the reference checks
+# workers, targets and channels are read by the reference checks
+_ALWAYS_DECODED = ("queues", "targets", "notifications")
 
 
 def decode(stored: dict[str, Any] | bytes) -> dict[str, Any]:
@@ -238,7 +247,9 @@ def build(revision: str, objects: dict[str, dict[str, Any]],
         jobs=each("jobs", model.job), schedules=each("schedules", model.schedule),
         raw={k: {n: v[n] for n in order[k]} for k, v in objects.items()},
         reports=model.reports(objects.get("reports", {}).get("reports", {})),
-        workflows=each("workflows", model.workflow))
+        workflows=each("workflows", model.workflow),
+        notifications=model.notifications(objects.get("notifications", {}).get(
+            "notifications", {})))
     if made is not None:  # what the next build reuses: removed objects are forgotten
         made.clear()
         made.update(now)

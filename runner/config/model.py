@@ -122,6 +122,34 @@ class Retries:
 
 
 @dataclass(frozen=True)
+class Notify:
+    """A notification rule: these events of the jobs matching these globs go to channels."""
+
+    on: tuple[str, ...]
+    channels: tuple[str, ...]
+    jobs: tuple[str, ...] = ("*",)  # fnmatch globs over job and workflow names
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Where messages go (notifications.yaml): a webhook, a Slack webhook or email."""
+
+    name: str
+    kind: Literal["webhook", "slack", "email"]
+    url: SecretRef  # the webhook's URL, or the SMTP server's (smtp://user:pass@host:port)
+    to: tuple[str, ...] = ()  # email: the addresses
+    sender: str = "runner@localhost"  # email: the From address
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """notifications.yaml: channels by name and the rules."""
+
+    channels: dict[str, Channel] = field(default_factory=dict)
+    rules: tuple[Notify, ...] = ()
+
+
+@dataclass(frozen=True)
 class Job:
     """A job: its steps, the targets they run on and the queue it is sent to."""
 
@@ -134,6 +162,7 @@ class Job:
     timeout: int = DEFAULT_JOB_TIMEOUT
     retries: Retries = field(default_factory=Retries)
     env: tuple[tuple[str, str | SecretRef], ...] = ()
+    notify: tuple[Notify, ...] = ()  # its own `notify:`, besides notifications.yaml's rules
 
 
 @dataclass(frozen=True)
@@ -188,6 +217,7 @@ class Workflow:
     name: str
     nodes: tuple[Node, ...]
     description: str = ""
+    notify: tuple[Notify, ...] = ()  # its own `notify:`, besides notifications.yaml's rules
 
 
 @dataclass(frozen=True)
@@ -210,6 +240,7 @@ class ConfigSet:
     raw: dict[str, dict[str, Any]]  # kind -> name -> the plain value as written (for diff)
     reports: Reports = field(default_factory=Reports)
     workflows: dict[str, Workflow] = field(default_factory=dict)
+    notifications: Notifications = field(default_factory=Notifications)
 
 
 def _str(value: object) -> str:
@@ -267,7 +298,25 @@ def job(name: str, v: dict[str, Any]) -> Job:
                steps=tuple(step(i, s) for i, s in enumerate(v["steps"])),
                description=v.get("description", ""),
                concurrency=v.get("concurrency", DEFAULT_JOB_CONCURRENCY),
-               timeout=seconds(v.get("timeout", DEFAULT_JOB_TIMEOUT)), retries=retries, env=env)
+               timeout=seconds(v.get("timeout", DEFAULT_JOB_TIMEOUT)), retries=retries, env=env,
+               notify=_notify(v))
+
+
+def _notify(v: dict[str, Any]) -> tuple[Notify, ...]:
+    """A job's or workflow's own `notify:` rules."""
+    return tuple(Notify(tuple(n["on"]), tuple(n["channels"])) for n in v.get("notify", ()))
+
+
+def notifications(v: dict[str, Any]) -> Notifications:
+    """The Notifications of a validated notifications.yaml ({} when there is none)."""
+    channels = {}
+    for name, c in v.get("channels", {}).items():
+        kind: Any = next(k for k in ("webhook", "slack", "email") if k in c)
+        channels[name] = Channel(name, kind, SecretRef(c["smtp"] if kind == "email" else c[kind]),
+                                 tuple(c.get("email", ())), c.get("from", "runner@localhost"))
+    return Notifications(channels, tuple(Notify(tuple(r["on"]), tuple(r["channels"]),
+                                                tuple(r.get("jobs", ("*",))))
+                                         for r in v.get("rules", ())))
 
 
 def schedule(name: str, v: dict[str, Any]) -> Schedule:
@@ -287,4 +336,4 @@ def workflow(name: str, v: dict[str, Any]) -> Workflow:
         Node(n, job=x.get("job"), approval=x.get("approval"), limit=x.get("limit"),
              timeout=seconds(x["timeout"]) if "timeout" in x else None,
              after=tuple(x.get("after", ())), when=x.get("when", "on_success"))
-        for n, x in v["nodes"].items()), v.get("description", ""))
+        for n, x in v["nodes"].items()), v.get("description", ""), _notify(v))

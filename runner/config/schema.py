@@ -18,7 +18,7 @@ from typing import Any
 
 from runner.config.documents import Path, kind_of
 
-KINDS = ("queues", "targets", "jobs", "schedules", "workflows")
+KINDS = ("queues", "targets", "jobs", "schedules", "workflows", "notifications")
 
 # (path, message, point at the key instead of the value)
 SchemaError = tuple[Path, str, bool]

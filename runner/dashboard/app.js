@@ -50,6 +50,8 @@ async function signIn() {
   charts();
   loadWorkflows();
   loadApprovals();
+  const linked = location.hash.match(/^#run=([0-9a-f-]+)$/);  // a notification's link
+  if (linked) showRun(linked[1]);
 }
 
 function connect() {

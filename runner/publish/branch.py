@@ -168,6 +168,9 @@ class Branch:
     def publish(self, store: Store, limit: int = 500, keep_days: int | None = None) -> Written:
         """One batch: up to `limit` runs off the store's feed onto the branch."""
         ids = store.to_publish(limit)
+        if ids and store.holder(keys.NOTIFIER):  # a notifier is sending: a run waits for
+            sending = set(store.to_publish(4 * limit, keys.NOTIFY))  # its tries, in its commit
+            ids = [i for i in ids if i not in sending]
         if not ids and (not keep_days or self._checked == self._today()):
             return Written(None, [], [])  # nothing to write: no git process started
         reports, gone = [], []

@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 from runner.errors import StoreUnavailable
 from runner.runs import ENDED, RunRecord, RunState
+from runner.store import keys
 
 # what a listing of runs shows (runs_page): everything but the result, which holds the output
 SUMMARY = ("run_id", "job", "state", "queue", "trigger", "revision", "worker", "created",
@@ -105,12 +106,14 @@ class Store(Protocol):
     def ping(self) -> None:
         """StoreUnavailable unless the store answers (and, for files, can be written)."""
 
-    def to_publish(self, limit: int) -> list[str]:
+    def to_publish(self, limit: int, feed: str = keys.PUBLISH) -> list[str]:
         """Ids of finished runs the report publisher has not committed yet, oldest finish
-        first. save_run adds a run here, in the same write, when its state is FINAL."""
+        first. save_run adds a run here, in the same write, when its state is FINAL; and
+        to the notifier's feed (feed=keys.NOTIFY), which the notifier reads the same way."""
 
-    def published(self, run_ids: list[str]) -> None:
-        """Takes `run_ids` off the to-publish feed (they are on the report branch)."""
+    def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
+        """Takes `run_ids` off the to-publish feed (they are on the report branch), or off
+        `feed`."""
 
     def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
         """Looks at up to `limit` run records created before `before`, oldest first, past the

@@ -60,7 +60,7 @@ class FileStore:
     """Files under `root`, written atomically; safe for several processes of one machine.
     A full or read-only disk raises StoreUnavailable (as Redis being away does)."""
 
-    FOLDERS = ("runs", "cancel", "kv", "locks", "publish")
+    FOLDERS = ("runs", "cancel", "kv", "locks", "publish", "notify")
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -114,7 +114,8 @@ class FileStore:
         self._write(self.root / "runs" / f"{record['run_id']}.json", record)
         if record.get("state") in FINAL:  # the report publisher's feed: a marker file
             stamp = int(finished(record) * 1_000_000)
-            (self.root / "publish" / f"{stamp:017d}-{record['run_id']}").touch()
+            for feed in ("publish", "notify"):
+                (self.root / feed / f"{stamp:017d}-{record['run_id']}").touch()
 
     def _record_lock(self, run_id: str) -> contextlib.AbstractContextManager[None]:
         """Serializes read-modify-writes of one run record across processes (the worker's
@@ -249,17 +250,17 @@ class FileStore:
                     out[n[:-5]] = value
         return out
 
-    def to_publish(self, limit: int) -> list[str]:
-        names = sorted(n for n in os.listdir(self.root / "publish") if not n.startswith("."))
+    def to_publish(self, limit: int, feed: str = keys.PUBLISH) -> list[str]:
+        names = sorted(n for n in os.listdir(self.root / feed) if not n.startswith("."))
         ids = list(dict.fromkeys(n.partition("-")[2] for n in names))  # one entry per run
         return ids[:limit]
 
-    def published(self, run_ids: list[str]) -> None:
+    def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
         done = set(run_ids)
-        for n in os.listdir(self.root / "publish"):
+        for n in os.listdir(self.root / feed):
             if n.partition("-")[2] in done:
                 with contextlib.suppress(FileNotFoundError):
-                    (self.root / "publish" / n).unlink()
+                    (self.root / feed / n).unlink()
 
     def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
         oldest = f"{int(before * 1000):012x}"  # run ids start with their creation time in hex

@@ -19,6 +19,7 @@ LATENESS = "lateness"      # tally: schedule lateness histogram
 SCHEDULE = "schedule:"     # prefix: per-schedule state of beat (entries("schedule:"))
 WORKER = "worker:"         # prefix: worker heartbeats
 WORKFLOWS = "workflows"    # {"runs": [ids]}: the workflow runs going; also its lock's name
+NOTIFIER = "notifier"      # the notification sender's lock
 
 
 def schedule(name: str) -> str:
@@ -51,6 +52,11 @@ def blob(sha: str) -> str:
     return f"blob:{sha}"
 
 
+def outbox(run_id: str) -> str:
+    """The notifications of run `run_id`: {"run_id", "items": [{event, channel, ...}]}."""
+    return f"outbox:{run_id}"
+
+
 def download(run_id: str, sha256: str) -> str:
     """A file a run downloaded (forget() deletes it with the run)."""
     return f"download:{run_id}:{sha256}"
@@ -64,4 +70,5 @@ KV = "kv:"            # entries
 LOCK = "lock:"        # leases
 TALLY = "tally:"      # tallies
 PUBLISH = "publish"   # the report publisher's feed of finished runs
+NOTIFY = "notify"     # the notifier's feed of finished runs (both feeds: to_publish's `feed`)
 EVENTS = "events"     # the channel each run and entry write publishes on

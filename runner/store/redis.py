@@ -109,6 +109,7 @@ class RedisStore:
         pipe.zadd(f"{self.p}{keys.RUNS}:{record.get('job', '')}", {rid: record.get("created", 0)})
         if record.get("state") in FINAL:  # the report publisher's feed, in the same round trip
             pipe.zadd(f"{self.p}{keys.PUBLISH}", {rid: finished(record)})
+            pipe.zadd(f"{self.p}{keys.NOTIFY}", {rid: finished(record)})
         pipe.publish(self.events, event(rid, record.get("state")))
 
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
@@ -122,7 +123,8 @@ class RedisStore:
         for k, v in fields.items():
             args += [k, json.dumps(v)]
         return bool(self._run(self._update,
-                              [f"{self.p}{keys.RUN}{run_id}", f"{self.p}{keys.PUBLISH}"], args))
+                              [f"{self.p}{keys.RUN}{run_id}", f"{self.p}{keys.PUBLISH}",
+                               f"{self.p}{keys.NOTIFY}"], args))
 
     def withdraw(self, run_id: str) -> None:
         job = self.r.hget(f"{self.p}{keys.RUN}{run_id}", "job")
@@ -201,12 +203,12 @@ class RedisStore:
         pipe.get(f"{self.p}{keys.KV}{key}")
         return dict(json.loads(pipe.execute()[1]))
 
-    def to_publish(self, limit: int) -> list[str]:
-        return [str(i) for i in self.r.zrange(f"{self.p}{keys.PUBLISH}", 0, limit - 1)]
+    def to_publish(self, limit: int, feed: str = keys.PUBLISH) -> list[str]:
+        return [str(i) for i in self.r.zrange(f"{self.p}{feed}", 0, limit - 1)]
 
-    def published(self, run_ids: list[str]) -> None:
+    def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
         if run_ids:
-            self.r.zrem(f"{self.p}{keys.PUBLISH}", *run_ids)
+            self.r.zrem(f"{self.p}{feed}", *run_ids)
 
     def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
         deleted, looked = self._forget(keys=[f"{self.p}{keys.RUNS}", f"{self.p}{keys.PUBLISH}"],
