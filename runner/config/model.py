@@ -122,6 +122,26 @@ class Retries:
 
 
 @dataclass(frozen=True)
+class Param:
+    """A declared input of a job; given per run, it reaches the steps as RUNNER_PARAM_<NAME>.
+    Required when it has no default (a default is never None: YAML null is not a value)."""
+
+    name: str
+    type: Literal["string", "integer", "number", "boolean"]
+    enum: tuple[str | int | float | bool, ...] | None = None
+    pattern: str | None = None  # the whole string value must match it
+    max_length: int | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    default: str | int | float | bool | None = None
+    description: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True)
 class Job:
     """A job: its steps, the targets they run on and the queue it is sent to."""
 
@@ -134,6 +154,7 @@ class Job:
     timeout: int = DEFAULT_JOB_TIMEOUT
     retries: Retries = field(default_factory=Retries)
     env: tuple[tuple[str, str | SecretRef], ...] = ()
+    params: tuple[Param, ...] = ()  # in the order declared
 
 
 @dataclass(frozen=True)
@@ -152,6 +173,7 @@ class Schedule:
     description: str = ""
     jitter: int = 0  # seconds; each firing is delayed by jitter_offset, in [0, jitter)
     workflow: bool = False  # `job` names a workflow (the schedule was written `workflow:`)
+    params: tuple[tuple[str, Any], ...] = ()  # values for the job's params, as written
     # Set from the fields above when the schedule is built: what beat and plan fire by.
     hashed_cron: str | None = field(init=False, default=None)  # cron with H resolved
     jitter_offset: int = field(init=False, default=0)
@@ -179,6 +201,7 @@ class Node:
     timeout: int | None = None  # seconds an approval waits before it counts as rejected
     after: tuple[str, ...] = ()
     when: When = "on_success"
+    params: tuple[tuple[str, Any], ...] = ()  # values for the job's params, as written
 
 
 @dataclass(frozen=True)
@@ -256,6 +279,14 @@ def step(index: int, v: dict[str, Any]) -> Step:
         timeout=seconds(v["timeout"]) if "timeout" in v else None)
 
 
+def param(name: str, v: dict[str, Any]) -> Param:
+    """The Param of a validated job's `params:` entry."""
+    enum = v.get("enum")
+    return Param(name, v["type"], tuple(enum) if enum is not None else None,
+                 **{k: v[k] for k in ("pattern", "max_length", "minimum", "maximum", "default",
+                                      "description") if k in v})
+
+
 def job(name: str, v: dict[str, Any]) -> Job:
     """The Job of a validated jobs file entry."""
     r = v.get("retries", {})
@@ -267,7 +298,8 @@ def job(name: str, v: dict[str, Any]) -> Job:
                steps=tuple(step(i, s) for i, s in enumerate(v["steps"])),
                description=v.get("description", ""),
                concurrency=v.get("concurrency", DEFAULT_JOB_CONCURRENCY),
-               timeout=seconds(v.get("timeout", DEFAULT_JOB_TIMEOUT)), retries=retries, env=env)
+               timeout=seconds(v.get("timeout", DEFAULT_JOB_TIMEOUT)), retries=retries, env=env,
+               params=tuple(param(n, x) for n, x in v.get("params", {}).items()))
 
 
 def schedule(name: str, v: dict[str, Any]) -> Schedule:
@@ -278,7 +310,8 @@ def schedule(name: str, v: dict[str, Any]) -> Schedule:
         timezone=v.get("timezone", "UTC"), overlap=v.get("overlap", "forbid"),
         starting_deadline=seconds(v["starting_deadline"]) if "starting_deadline" in v else None,
         limit=v.get("limit"), description=v.get("description", ""),
-        jitter=seconds(v.get("jitter", 0)), workflow="workflow" in v)
+        jitter=seconds(v.get("jitter", 0)), workflow="workflow" in v,
+        params=tuple(v.get("params", {}).items()))
 
 
 def workflow(name: str, v: dict[str, Any]) -> Workflow:
@@ -286,5 +319,6 @@ def workflow(name: str, v: dict[str, Any]) -> Workflow:
     return Workflow(name, tuple(
         Node(n, job=x.get("job"), approval=x.get("approval"), limit=x.get("limit"),
              timeout=seconds(x["timeout"]) if "timeout" in x else None,
-             after=tuple(x.get("after", ())), when=x.get("when", "on_success"))
+             after=tuple(x.get("after", ())), when=x.get("when", "on_success"),
+             params=tuple(x.get("params", {}).items()))
         for n, x in v["nodes"].items()), v.get("description", ""))
