@@ -71,6 +71,7 @@ class RunRecord:
     parent: str | None = None         # a child run: the workflow run that started it
     node: str | None = None           # ... for this node of it
     retried_as: str | None = None     # buried with retries left: the run that retries it
+    params: dict[str, Any] | None = None  # the job's params: the values given, with defaults
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields of other versions, kept
     # the fields set, in the order they were written (to_json gives them back so)
     order: tuple[str, ...] | None = field(default=None, compare=False, repr=False)

@@ -303,6 +303,12 @@ class Started(BaseModel):
     state: State
 
 
+class RunAsked(BaseModel):
+    params: dict[str, Any] | None = Field(
+        None, description="values for the job's params, of their declared JSON types "
+                          "(\"batch\": 3, not \"3\"); the defaults fill in the rest")
+
+
 class Decision(BaseModel):
     comment: str | None = Field(None, max_length=2000, description="why: kept with the decision")
 
