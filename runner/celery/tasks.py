@@ -38,6 +38,7 @@ from runner.celery.queueing import pending as pending
 from runner.celery.queueing import retry as retry
 from runner.celery.queueing import send as send
 from runner.config.model import ConfigSet
+from runner.config.params import check
 from runner.config.query import lookup, select
 from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
 from runner.executor.cancel import Cancel
@@ -258,7 +259,8 @@ def bury(app: Celery, store: Store, config: ConfigSet, run_id: str, why: str) ->
     job = config.jobs.get(str(record.job))
     attempt = record.attempt or 1
     retry_id = (new_run_id() if job and attempt <= job.retries.attempts
-                and not store.cancel_requested(run_id) else None)
+                and not store.cancel_requested(run_id)
+                and not check(job.params, record.params or {})[1] else None)  # params fit
     # the retry's id on the failed record, in the same write: a workflow's node follows it
     fields = {"state": "FAILURE", "finished": time.time(), "error": why}
     if not store.end_run(run_id, {**fields, **({"retried_as": retry_id} if retry_id else {})},

@@ -1,0 +1,134 @@
+"""Run parameters end to end: `runner run -p`, a real worker on the embedded default, retry,
+the API's 422, and SSH: values reach commands only as RUNNER_PARAM_<NAME>, as literals."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runner.runs import RunRecord
+from tests.helpers.api import start_api
+from tests.helpers.cluster import Cluster
+from tests.helpers.repos import small_repo
+from tests.servers import Sshd
+
+JOBS = """\
+jobs:
+  restart-service:
+    queue: q
+    targets: [here]
+    params:
+      service: {type: string, enum: [nginx, app], default: app}
+      batch: {type: integer, minimum: 1, maximum: 50, default: 5}
+    steps:
+      - {command: 'echo "service=$RUNNER_PARAM_SERVICE batch=$RUNNER_PARAM_BATCH"'}
+  echo-text:
+    queue: q
+    targets: [here]
+    params:
+      text: {type: string}
+    steps:
+      - {command: 'printf "got:%s\\n" "$RUNNER_PARAM_TEXT"'}
+"""
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A worker `w` on the embedded default (no REDIS_URL) of a repository with JOBS."""
+    env = {**os.environ, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("REDIS_URL", None)
+    c = Cluster(small_repo(tmp_path / "config", JOBS), env)
+    c.worker("w")
+    yield c
+    c.stop()
+
+
+def _stdout(record: RunRecord) -> str:
+    return str((record.result or {})["targets"]["here"]["stdout"])
+
+
+def test_a_param_reaches_the_command_as_env_and_retry_keeps_it(cluster: Cluster) -> None:
+    done = cluster.runner("run", "restart-service", "-p", "service=nginx", "--enqueue")
+    assert done.returncode == 0, done.stderr
+    record = cluster.final(done.stdout.strip())
+    assert record.state == "SUCCESS", record.error
+    assert record.params == {"service": "nginx", "batch": 5}  # the default filled in
+    assert _stdout(record) == "service=nginx batch=5\n"
+    history = cluster.runner("history", "restart-service")
+    assert "params: service=nginx batch=5" in history.stdout, history.stdout
+
+    again = cluster.runner("retry", record.run_id)
+    assert again.returncode == 0, again.stderr
+    retried = cluster.final(again.stdout.split()[0])
+    assert retried.retry_of == record.run_id
+    assert retried.params == {"service": "nginx", "batch": 5}
+    assert _stdout(retried) == "service=nginx batch=5\n"
+
+
+def test_a_value_outside_the_enum_is_refused_before_anything_is_queued(
+        cluster: Cluster) -> None:
+    done = cluster.runner("run", "restart-service", "-p", "service=x; rm -rf /", "--enqueue")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: job 'restart-service' was not run: parameter 'service' must be one of "
+        "'nginx', 'app'; found 'x; rm -rf /'")
+    assert cluster.store.runs(None, 10) == []
+    direct = cluster.runner("run", "restart-service", "-p", "batch=0", "-p", "nope=1")
+    assert direct.returncode == 2 and "unknown parameter 'nope'" in direct.stderr
+    assert "'batch' must be at least 1" in direct.stderr
+    assert cluster.store.runs(None, 10) == []
+
+
+def test_shell_metacharacters_in_a_free_string_stay_a_literal(cluster: Cluster) -> None:
+    pwned = cluster.repo / "pwned"
+    value = f"$(touch {pwned}); ;|& `touch {pwned}` '\"\n"
+    done = cluster.runner("run", "echo-text", "-p", f"text={value}", "--enqueue")
+    assert done.returncode == 0, done.stderr
+    record = cluster.final(done.stdout.strip())
+    assert record.state == "SUCCESS", record.error
+    assert _stdout(record) == f"got:{value}\n"
+    assert not pwned.exists()
+
+
+def test_the_api_takes_params_in_the_body_and_refuses_a_wrong_one_with_422(
+        cluster: Cluster) -> None:
+    api = start_api(cluster)
+    try:
+        with api.client() as ops:
+            wrong = ops.post("/api/jobs/restart-service/run", json={"params": {"batch": "3"}})
+            assert wrong.status_code == 422, wrong.text
+            assert wrong.json()["detail"] == ("job 'restart-service' was not run: parameter "
+                                              "'batch' must be an integer; found '3'")
+            assert cluster.store.runs(None, 10) == []
+            ok = ops.post("/api/jobs/restart-service/run", json={"params": {"batch": 3}})
+            assert ok.status_code == 201, ok.text
+            record = cluster.final(ok.json()["run_id"])
+            assert record.params == {"service": "app", "batch": 3}
+            assert _stdout(record) == "service=app batch=3\n"
+            assert ops.get(f"/api/runs/{record.run_id}").json()["params"] == record.params
+            plain = ops.post("/api/jobs/restart-service/run")  # no body: the defaults
+            assert cluster.final(plain.json()["run_id"]).params == {"service": "app",
+                                                                     "batch": 5}
+    finally:
+        api.stop()
+
+
+def test_a_param_reaches_an_ssh_target_as_env(sshd: Sshd, tmp_path: Path) -> None:
+    repo = small_repo(tmp_path / "config", JOBS.replace("[here]", "[remote]"))
+    (repo / "targets.d" / "ssh.yaml").write_text(
+        yaml.safe_dump({"targets": {"remote": sshd.target()}}))
+    pwned = tmp_path / "pwned"
+    value = f"$(touch {pwned}); ;|&"
+    env = {**os.environ, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("REDIS_URL", None)
+    c = Cluster(repo, env)
+    done = c.runner("run", "echo-text", "-p", f"text={value}", "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    target = json.loads(done.stdout)["targets"]["remote"]
+    assert target["stdout"] == f"got:{value}\n"
+    assert not pwned.exists()
