@@ -148,14 +148,14 @@ def declaration_errors(job: str, name: str, v: Any) -> list[tuple[Path, str, boo
 
 def declared(name: str, v: Any) -> Param | None:
     """The Param of a `params:` entry, or None when its shape is wrong (the schema says)."""
-    if not isinstance(v, dict) or v.get("type") not in ("string", "integer", "number",
-                                                           "boolean"):
+    if not isinstance(v, dict) or v.get("type") not in _TYPE:
         return None
-    try:
-        return param(name, v)
-    except (TypeError, KeyError):
+    shapes = {"enum": list, "pattern": str, "max_length": int, "minimum": int | float,
+              "maximum": int | float, "description": str}
+    if any(k in v and (not isinstance(v[k], t) or isinstance(v[k], bool))
+           for k, t in shapes.items()):
         return None
-
+    return param(name, v)
 
 
 def _takes(declared: Mapping[str, Param]) -> str:

@@ -14,7 +14,7 @@ import yaml
 from runner.runs import RunRecord
 from tests.helpers.api import start_api
 from tests.helpers.cluster import Cluster
-from tests.helpers.repos import small_repo
+from tests.helpers.repos import git, small_repo
 from tests.servers import Sshd
 
 JOBS = """\
@@ -42,7 +42,11 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     """A worker `w` on the embedded default (no REDIS_URL) of a repository with JOBS."""
     env = {**os.environ, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("REDIS_URL", None)
-    c = Cluster(small_repo(tmp_path / "config", JOBS), env)
+    repo = small_repo(tmp_path / "config", JOBS)
+    git(repo, "init", "-q", "-b", "main")  # the report branch is kept in it
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "params")
+    c = Cluster(repo, env)
     c.worker("w")
     yield c
     c.stop()
@@ -68,6 +72,13 @@ def test_a_param_reaches_the_command_as_env_and_retry_keeps_it(cluster: Cluster)
     assert retried.retry_of == record.run_id
     assert retried.params == {"service": "nginx", "batch": 5}
     assert _stdout(retried) == "service=nginx batch=5\n"
+
+    published = cluster.runner("publish", "--once")
+    assert published.returncode == 0, published.stderr
+    files = git(cluster.repo, "ls-tree", "-r", "--name-only", "reports").splitlines()
+    path = next(f for f in files if f.endswith(f"/{record.run_id}/result.json"))
+    result = json.loads(git(cluster.repo, "show", f"reports:{path}"))
+    assert result["params"] == {"service": "nginx", "batch": 5}
 
 
 def test_a_value_outside_the_enum_is_refused_before_anything_is_queued(
