@@ -43,6 +43,10 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     env = {**os.environ, "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("REDIS_URL", None)
     repo = small_repo(tmp_path / "config", JOBS)
+    (repo / "workflows.d").mkdir()
+    (repo / "workflows.d" / "w.yaml").write_text(
+        "workflows:\n  flow:\n    nodes:\n"
+        "      first: {job: restart-service, params: {service: nginx, batch: 7}}\n")
     git(repo, "init", "-q", "-b", "main")  # the report branch is kept in it
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "params")
@@ -79,6 +83,18 @@ def test_a_param_reaches_the_command_as_env_and_retry_keeps_it(cluster: Cluster)
     path = next(f for f in files if f.endswith(f"/{record.run_id}/result.json"))
     result = json.loads(git(cluster.repo, "show", f"reports:{path}"))
     assert result["params"] == {"service": "nginx", "batch": 5}
+
+
+def test_a_workflow_node_gives_its_params_to_its_child_run(cluster: Cluster) -> None:
+    assert cluster.runner("run", "flow", "-p", "service=app").returncode == 2  # takes none
+    done = cluster.runner("run", "flow", "--enqueue")
+    assert done.returncode == 0, done.stderr
+    flow = cluster.final(done.stdout.strip())
+    assert flow.state == "SUCCESS", flow.error
+    assert flow.params is None
+    child = cluster.store.run(str((flow.workflow or {})["nodes"]["first"]["run_id"]))
+    assert child is not None and child.params == {"service": "nginx", "batch": 7}
+    assert _stdout(child) == "service=nginx batch=7\n"
 
 
 def test_a_value_outside_the_enum_is_refused_before_anything_is_queued(
