@@ -6,15 +6,20 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
+from runner.celery.app import create_app
+from runner.celery.beat import Beat
 from runner.runs import RunRecord
+from runner.settings import Settings
+from runner.system import System
 from tests.helpers.api import start_api
 from tests.helpers.cluster import Cluster
-from tests.helpers.repos import git, small_repo
+from tests.helpers.repos import copy_demo, git, small_repo
 from tests.servers import Sshd
 
 JOBS = """\
@@ -159,3 +164,20 @@ def test_a_param_reaches_an_ssh_target_as_env(sshd: Sshd, tmp_path: Path) -> Non
     target = json.loads(done.stdout)["targets"]["remote"]
     assert target["stdout"] == f"got:{value}\n"
     assert not pwned.exists()
+
+
+def test_a_schedule_gives_its_params_to_the_runs_beat_fires(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)  # the embedded store
+    repo = copy_demo(tmp_path / "config")
+    (repo / "schedules.d" / "ops.yaml").write_text(
+        "schedules:\n  five: {job: restart-service, every: 5m, params: {service: nginx}}\n")
+    system = System(Settings(), repo, repo / ".runner")
+    now = [datetime(2026, 11, 25, 12, 1, tzinfo=UTC)]
+    beat = Beat(system, create_app(system), clock=lambda: now[0])
+    assert beat.tick()
+    now[0] = datetime(2026, 11, 25, 12, 5, 1, tzinfo=UTC)
+    beat.tick()
+    runs = [r for r in system.store.runs(limit=10) if r.schedule == "five"]
+    assert [(r.state, r.params) for r in runs] == [("PENDING", {"service": "nginx"})]
