@@ -158,6 +158,8 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
                               f"{current.revision[:12]}); the queued run did not start")
         config = system.at(revision)  # the definitions of the revision that triggered it
         job = lookup(config, name)
+        if params is None and job.params:  # sent by Celery's own beat: the defaults
+            params = check(job.params, {})[0]
         targets = select(config, job, limit)
         files = system.files(job, config)
     except RunnerError as e:  # the store may be away too: kept until it is back

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,8 @@ import yaml
 
 from runner.celery.app import create_app
 from runner.celery.beat import Beat
-from runner.runs import RunRecord
+from runner.celery.tasks import _Process, execute
+from runner.runs import RunRecord, new_run_id
 from runner.settings import Settings
 from runner.system import System
 from tests.helpers.api import start_api
@@ -181,3 +183,21 @@ def test_a_schedule_gives_its_params_to_the_runs_beat_fires(tmp_path: Path,
     beat.tick()
     runs = [r for r in system.store.runs(limit=10) if r.schedule == "five"]
     assert [(r.state, r.params) for r in runs] == [("PENDING", {"service": "nginx"})]
+
+
+def test_a_message_without_params_runs_with_the_defaults(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A message of Celery's own beat (`runner plan --format celery`) names no params."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    repo = small_repo(tmp_path / "repo", JOBS)
+    system = System(Settings(), repo, repo / ".runner")
+    run_id = new_run_id()
+    system.store.save_run(RunRecord.from_json({
+        "run_id": run_id, "job": "restart-service", "state": "PENDING", "queue": "q",
+        "created": time.time(), "trigger": "celery-beat"}))
+    state, error = execute(system, _Process(), "restart-service", system.config().revision,
+                           run_id, None, "w-1@here", False)
+    assert (state, error) == ("SUCCESS", None)
+    assert _stdout(system.store.run(run_id) or RunRecord(run_id)) == "service=app batch=5\n"
