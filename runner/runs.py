@@ -73,6 +73,7 @@ class RunRecord:
     retried_as: str | None = None     # buried with retries left: the run that retries it
     # each try of a notification of its end (notify/): {channel, event, at, status, error}
     notifications: tuple[dict[str, Any], ...] | None = None
+    params: dict[str, Any] | None = None  # the job's params: the values given, with defaults
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields of other versions, kept
     # the fields set, in the order they were written (to_json gives them back so)
     order: tuple[str, ...] | None = field(default=None, compare=False, repr=False)

@@ -4,16 +4,16 @@ status` lists them), and an operator's approve or reject, through the same funct
 
 import dataclasses
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
-from runner.api import models as m
 from runner.api.context import Ctx, Operator, Viewer
 from runner.api.control import action
-from runner.api.models import CONTROL, READ, errors
+from runner.api.models import CONTROL, READ, State, errors
 
 log = logging.getLogger("runner.api")
 router = APIRouter(tags=["approvals"])
@@ -21,7 +21,31 @@ RunId = Annotated[str, PathParam(max_length=100)]
 Node = Annotated[str, PathParam(max_length=100)]
 
 
-@router.get("/api/approvals", response_model=m.Approvals, responses=READ)
+class Decision(BaseModel):
+    comment: str | None = Field(None, max_length=2000, description="why: kept with the decision")
+
+
+class Decided(BaseModel):
+    run_id: str
+    node: str
+    decision: Literal["approved", "rejected"]
+    state: State | None = Field(description="the workflow run's, once it went on")
+
+
+class Approval(BaseModel):
+    run_id: str
+    workflow: str
+    node: str
+    question: str
+    since: float | None = Field(description="when it opened")
+    timeout_at: float | None = Field(description="when it is rejected unanswered")
+
+
+class Approvals(BaseModel):
+    approvals: list[Approval] = Field(description="oldest workflow run first")
+
+
+@router.get("/api/approvals", response_model=Approvals, responses=READ)
 def approvals(_who: Viewer, ctx: Ctx) -> JSONResponse:
     """The approval nodes waiting for an operator, oldest workflow run first."""
     from runner.ops import workflows
@@ -31,7 +55,7 @@ def approvals(_who: Viewer, ctx: Ctx) -> JSONResponse:
 
 
 def _decide(who: Operator, ctx: Ctx, run_id: str, node: str, yes: bool,
-            body: m.Decision | None) -> JSONResponse:
+            body: Decision | None) -> JSONResponse:
     from runner.ops import workflows
 
     comment = body.comment if body else None
@@ -49,19 +73,19 @@ def _decide(who: Operator, ctx: Ctx, run_id: str, node: str, yes: bool,
                          "state": record.state})
 
 
-@router.post("/api/runs/{run_id}/nodes/{node}/approve", response_model=m.Decided,
+@router.post("/api/runs/{run_id}/nodes/{node}/approve", response_model=Decided,
              responses={**CONTROL, **errors(404, 409)})
 def approve(who: Operator, ctx: Ctx, run_id: RunId, node: Node,
-            body: m.Decision | None = None) -> JSONResponse:
+            body: Decision | None = None) -> JSONResponse:
     """Approves the approval node `node` of workflow run `run_id` (409 unless it waits for
     one); the workflow goes on at once."""
     return _decide(who, ctx, run_id, node, True, body)
 
 
-@router.post("/api/runs/{run_id}/nodes/{node}/reject", response_model=m.Decided,
+@router.post("/api/runs/{run_id}/nodes/{node}/reject", response_model=Decided,
              responses={**CONTROL, **errors(404, 409)})
 def reject(who: Operator, ctx: Ctx, run_id: RunId, node: Node,
-           body: m.Decision | None = None) -> JSONResponse:
+           body: Decision | None = None) -> JSONResponse:
     """Rejects the approval node `node` of workflow run `run_id` (409 unless it waits for
     one): the node fails, and the workflow goes on at once."""
     return _decide(who, ctx, run_id, node, False, body)

@@ -60,20 +60,25 @@ def retry_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_leng
 
 
 @router.post("/api/jobs/{name}/run", status_code=201, response_model=m.Started,
-             responses={**CONTROL, **errors(404)})
+             responses={**CONTROL, **errors(404, 422)})
 def run_job(who: Operator, ctx: Ctx, name: Annotated[str, PathParam(pattern=NAME)],
             limit: Annotated[str | None, Query(max_length=1000,
-                                               description="target selectors")] = None
-            ) -> JSONResponse:
-    """Queues a run of job `name` (only the targets matching `limit`, if given)."""
+                                               description="target selectors")] = None,
+            body: m.RunAsked | None = None) -> JSONResponse:
+    """Queues a run of job `name` (only the targets matching `limit`, if given) with the
+    body's `params`; a wrong value is 422 with the reason, and nothing is queued."""
+    from runner.config.params import ParamsInvalid
     from runner.ops import runs
 
     app, config = ctx.control.app()
     try:
         run_id = runs.enqueue(app, ctx.store, config, name, "api", limit,
-                              action(who, "run", limit=limit)).run_id
+                              action(who, "run", limit=limit),
+                              params=body.params if body else None).run_id
     except runs.JobNotFound as e:
         raise HTTPException(404, f"there is no job {name!r} in revision "
                                  f"{e.revision[:12]}") from None
+    except ParamsInvalid as e:
+        raise HTTPException(422, str(e)) from None
     log.info("api: %s (%s) started job %s as run %s", who.name, who.role, name, run_id)
     return JSONResponse({"run_id": run_id, "job": name, "state": "PENDING"}, 201)

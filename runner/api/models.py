@@ -313,28 +313,10 @@ class Started(BaseModel):
     state: State
 
 
-class Decision(BaseModel):
-    comment: str | None = Field(None, max_length=2000, description="why: kept with the decision")
-
-
-class Decided(BaseModel):
-    run_id: str
-    node: str
-    decision: Literal["approved", "rejected"]
-    state: State | None = Field(description="the workflow run's, once it went on")
-
-
-class Approval(BaseModel):
-    run_id: str
-    workflow: str
-    node: str
-    question: str
-    since: float | None = Field(description="when it opened")
-    timeout_at: float | None = Field(description="when it is rejected unanswered")
-
-
-class Approvals(BaseModel):
-    approvals: list[Approval] = Field(description="oldest workflow run first")
+class RunAsked(BaseModel):
+    params: dict[str, Any] | None = Field(
+        None, description="values for the job's params, of their declared JSON types "
+                          "(\"batch\": 3, not \"3\"); the defaults fill in the rest")
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -125,7 +125,8 @@ def _advance(store: Store, app: Celery, config: ConfigSet, run_id: str,
             if not store.lock(keys.workflow(run_id), who, HOLD):
                 break  # its lease ran out: the holder now creates the children left
             enqueue(app, store, config, job, f"workflow {name}", nodes[node].limit,
-                    extra={"parent": run_id, "node": node}, run_id=child_id)
+                    extra={"parent": run_id, "node": node}, run_id=child_id,
+                    params=dict(nodes[node].params))
     return store.run(run_id)
 
 
@@ -166,7 +167,8 @@ def _lost(store: Store, config: ConfigSet, run_id: str, run: wf.WorkflowRun, nod
            "again as it is")
     record = pending(config, str(node.job), f"workflow {run.workflow}", node.limit,
                      extra={"parent": run_id, "node": node.name, "state": RunState.FAILURE,
-                            "finished": now, "error": why}, run_id=child_id)
+                            "finished": now, "error": why}, run_id=child_id,
+                     params=dict(node.params))
     store.save_run(RunRecord.from_json(record))
     return wf.finish_node(run, node.name, wf.NodeState.FAILED, now, child_id)
 

@@ -84,7 +84,7 @@ def outbox(store: Store, s: Schedule, d: Decision, state: dict[str, Any],
             return box
         box["cancel"] = previous  # overlap: replace
     run = pending(config, s.job, f"schedule {s.name}", s.limit, schedule=s.name,
-                  scheduled_for=d.run.isoformat())
+                  scheduled_for=d.run.isoformat(), params=dict(s.params))
     box["records"].append(run)
     box["send"] = state["last_run_id"] = run["run_id"]
     return box

@@ -10,6 +10,7 @@ so that the worker advances the workflow right after the child's final save."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from celery import Celery
@@ -17,6 +18,7 @@ from celery import Celery
 from runner import workflow as wf
 from runner.celery.message import TASK, time_limit
 from runner.config.model import ConfigSet, Job
+from runner.config.params import ParamsInvalid, resolve
 from runner.config.query import lookup, select
 from runner.errors import StoreUnavailable, UsageError
 from runner.runs import ACTIVE, RunRecord, RunState, new_run_id
@@ -40,11 +42,13 @@ def entry_job(config: ConfigSet, name: str) -> Job | None:
 def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: str,
             limit: str | None = None, retry_of: str | None = None,
             schedule: str | None = None, scheduled_for: str | None = None,
-            extra: dict[str, Any] | None = None, run_id: str | None = None) -> str:
+            extra: dict[str, Any] | None = None, run_id: str | None = None,
+            params: Mapping[str, Any] | None = None) -> str:
     """Queues a run (its record, then its message); `extra` fields join its first record
-    (e.g. the API's `actions`); `run_id`: one chosen before (beat's hand-off)."""
+    (e.g. the API's `actions`); `run_id`: one chosen before (beat's hand-off); `params`:
+    values for the job's params (ParamsInvalid, before anything is written, if wrong)."""
     record = RunRecord.from_json(pending(config, name, trigger, limit, retry_of, schedule,
-                                         scheduled_for, extra, run_id))
+                                         scheduled_for, extra, run_id, params))
     store.save_run(record)
     try:
         send(app, config, record)
@@ -58,15 +62,23 @@ def enqueue(app: Celery, store: Store, config: ConfigSet, name: str, trigger: st
 def pending(config: ConfigSet, name: str, trigger: str, limit: str | None = None,
             retry_of: str | None = None, schedule: str | None = None,
             scheduled_for: str | None = None, extra: dict[str, Any] | None = None,
-            run_id: str | None = None) -> dict[str, Any]:
+            run_id: str | None = None, params: Mapping[str, Any] | None = None
+            ) -> dict[str, Any]:
     """The first record of a run to queue (state PENDING), as JSON (beat's outbox holds it).
     `name` may be a workflow's: its record holds the workflow run, every node pending (or
-    `extra`'s "workflow": a partial retry's), and no targets (its children have theirs)."""
+    `extra`'s "workflow": a partial retry's), and no targets (its children have theirs).
+    A job's `params` are checked and completed with its defaults (ParamsInvalid)."""
     flow = config.workflows.get(name)
     job = entry_job(config, name) if flow else lookup(config, name)
     if job is None:
         raise UsageError(f"workflow {name!r} has no job node to start with")
     first = {"workflow": wf.new_run(flow, config.revision).to_json()} if flow else {}
+    if flow and params:
+        raise ParamsInvalid(f"{name} is a workflow: it takes no parameters; its nodes give "
+                            "their jobs' params in workflows.d")
+    values = None if flow else resolve(name, job.params, params)
+    if values is not None:
+        first["params"] = values
     return {"run_id": run_id or new_run_id(), "job": name, "revision": config.revision,
             "trigger": trigger, "state": "PENDING", "queue": job.queue,
             "targets": [] if flow else select(config, job, limit), "limit": limit,
@@ -80,10 +92,12 @@ def send(app: Celery, config: ConfigSet, record: RunRecord) -> None:
     name, run_id = str(record.job), record.run_id
     job = config.jobs.get(name)  # removed since: the worker ends it with the reason
     hard = time_limit(job, len(record.targets or ())) if job else None
-    kwargs = {"job": name, "revision": record.revision, "run_id": run_id,
+    kwargs: dict[str, Any] = {"job": name, "revision": record.revision, "run_id": run_id,
               "limit": record.limit}
     if record.parent:  # a workflow's child: its worker advances the workflow after it
         kwargs["parent"] = record.parent
+    if record.params is not None:  # only in its environment, RUNNER_PARAM_<NAME>
+        kwargs["params"] = record.params
     try:
         app.send_task(TASK, kwargs=kwargs,
                       task_id=run_id, shadow=name, soft_time_limit=hard and hard - 30,
@@ -138,6 +152,6 @@ def retry(app: Celery, store: Store, config: ConfigSet, run_id: str,
         again = wf.retry(flow, wf.WorkflowRun.from_json(record.workflow))
         extra = {**(extra or {}), "workflow": again.to_json()}
     return enqueue(app, store, config, str(record.job), f"retry-of {run_id}",
-                   record.limit, retry_of=run_id, extra=extra)
+                   record.limit, retry_of=run_id, extra=extra, params=record.params)
 
 

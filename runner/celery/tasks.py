@@ -38,6 +38,7 @@ from runner.celery.queueing import pending as pending
 from runner.celery.queueing import retry as retry
 from runner.celery.queueing import send as send
 from runner.config.model import ConfigSet
+from runner.config.params import check
 from runner.config.query import lookup, select
 from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
 from runner.executor.cancel import Cancel
@@ -102,14 +103,15 @@ def register(app: Celery, system: System) -> None:
               reject_on_worker_lost=False, throws=(RunFailed, Terminated),
               Request=RunRequest)
     def run_job(self: Any, job: str, revision: str, run_id: str | None = None,
-                limit: str | None = None, parent: str | None = None) -> None:
+                limit: str | None = None, parent: str | None = None,
+                params: dict[str, Any] | None = None) -> None:
         # returns nothing: the outcome is in the run's record, and Celery would still
         # serialize and repr a return value it does not keep (task_ignore_result)
         # no run_id: sent by Celery's own beat (runner plan --format celery): its task id
         run_id = run_id or str(self.request.id)
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
         state, error = execute(system, here, job, revision, run_id, limit,
-                               self.request.hostname, redelivered, self.app)
+                               self.request.hostname, redelivered, self.app, params)
         if parent:  # a workflow's child ended: the workflow's next nodes start now
             coordinate.after(self.app, system.config(), system.store, parent)
         if state == "STARTED" and error is None:  # a workflow run began: coordinated
@@ -122,9 +124,11 @@ def register(app: Celery, system: System) -> None:
 
 def execute(system: System, here: _Process, name: str, revision: str, run_id: str,
             limit: str | None, worker: str | None, redelivered: bool,
-            app: Celery | None = None) -> tuple[str, str | None]:
-    """Runs the job and records the outcome: (final state, reason). A workflow's run (with
-    `app`) is handed to the coordinator and stays STARTED: ("STARTED", None)."""
+            app: Celery | None = None, params: dict[str, Any] | None = None
+            ) -> tuple[str, str | None]:
+    """Runs the job (`params`: the run's values, as its record holds them) and records the
+    outcome: (final state, reason). A workflow's run (with `app`) is handed to the
+    coordinator and stays STARTED: ("STARTED", None)."""
     store = system.store
 
     def save(**fields: Any) -> tuple[str, str | None]:
@@ -154,6 +158,8 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
                               f"{current.revision[:12]}); the queued run did not start")
         config = system.at(revision)  # the definitions of the revision that triggered it
         job = lookup(config, name)
+        if params is None and job.params:  # sent by Celery's own beat: the defaults
+            params = check(job.params, {})[0]
         targets = select(config, job, limit)
         files = system.files(job, config)
     except RunnerError as e:  # the store may be away too: kept until it is back
@@ -175,7 +181,7 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     timer = [loop.call_later(_POLL, watch)]
     run = loop.create_task(engine.run(job, {t: config.targets[t] for t in targets}, files,
                                       run_id=run_id, revision=config.revision,
-                                      cancel=cancel))
+                                      cancel=cancel, params=params))
     try:
         result = loop.run_until_complete(run)
     except SoftTimeLimitExceeded:
@@ -255,7 +261,8 @@ def bury(app: Celery, store: Store, config: ConfigSet, run_id: str, why: str) ->
     job = config.jobs.get(str(record.job))
     attempt = record.attempt or 1
     retry_id = (new_run_id() if job and attempt <= job.retries.attempts
-                and not store.cancel_requested(run_id) else None)
+                and not store.cancel_requested(run_id)
+                and not check(job.params, record.params or {})[1] else None)  # params fit
     # the retry's id on the failed record, in the same write: a workflow's node follows it
     fields = {"state": "FAILURE", "finished": time.time(), "error": why}
     if not store.end_run(run_id, {**fields, **({"retried_as": retry_id} if retry_id else {})},
@@ -265,7 +272,8 @@ def bury(app: Celery, store: Store, config: ConfigSet, run_id: str, why: str) ->
     return enqueue(app, store, config, job.name, f"retry-of {run_id}", record.limit,
                    retry_of=run_id, schedule=record.schedule,
                    scheduled_for=record.scheduled_for,
-                   extra={"attempt": attempt + 1, **child}, run_id=retry_id)
+                   extra={"attempt": attempt + 1, **child}, run_id=retry_id,
+                   params=record.params)
 
 
 def wait(store: Store, run_id: str, deadline: float | None = None) -> RunRecord:

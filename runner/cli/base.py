@@ -166,6 +166,9 @@ def _record_lines(r: RunRecord) -> list[str]:
     state = r.state or r.extra.get("state", "?")  # extra: a later version's state
     lines = [f"{r.run_id}  {created}  {r.job or '?':<20} {state:<9} "
              f"{took:>8}  {r.trigger or ''}"]
+    if r.params:
+        lines.append("    params: " + " ".join(
+            f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in r.params.items()))
     if r.error:
         lines.append(f"    {r.error}")
     return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +23,9 @@ from runner.cli.base import (
 from runner.config import load as config_load
 from runner.config.schema import KINDS, schema_text
 from runner.errors import UsageError
+
+if TYPE_CHECKING:
+    from runner.config.model import ConfigSet
 
 
 @cli.command()
@@ -131,15 +135,19 @@ def diff(base: str, head: str, repo: Path, fmt: str, now: str | None) -> None:
                               "label:K=V; several separated by commas).")
 @click.option("--enqueue", is_flag=True, help="Queue the run for the workers; print its id.")
 @click.option("--wait", is_flag=True, help="With --enqueue: follow the run to its end.")
+@click.option("-p", "--param", "given", multiple=True, metavar="NAME=VALUE",
+              help="A value for one of the job's params (repeatable); steps get it as "
+                   "RUNNER_PARAM_<NAME>.")
 @_fmt("text", "json")
 def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, wait: bool,
-        fmt: str) -> None:
+        given: tuple[str, ...], fmt: str) -> None:
     """Run JOB on its targets now, in this process (or --enqueue it for the workers).
-    Exit 1 if any target did not succeed."""
+    Exit 1 if any target did not succeed; exit 2, running nothing, if a param is wrong."""
     if wait and not enqueue:
         raise UsageError("--wait follows a queued run; use it with --enqueue")
+    texts = _param_texts(given)
     if enqueue:
-        _enqueue(job, repo, limit, wait, fmt)
+        _enqueue(job, repo, limit, wait, fmt, texts)
         return
     if dry_run:
         from runner.cli import dryrun
@@ -149,8 +157,10 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
         if flow and limit is not None:
             raise UsageError(f"--limit narrows a job's targets; {job} is a workflow, whose "
                              "nodes narrow theirs with 'limit' in workflows.d")
+        if flow and texts:
+            _params(config, job, texts)  # refused: a workflow takes none
         result = (dryrun.describe_workflow(config, job) if flow else
-                  dryrun.describe(config, job, limit))
+                  dryrun.describe(config, job, limit, params=_params(config, job, texts)))
         if fmt == "json":
             _print_json(result)
         else:
@@ -170,17 +180,18 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
     settings = Settings.from_env()
     config = _config(repo, fmt)
     if job in config.workflows:  # its nodes are runs of the workers: as --enqueue --wait
-        _enqueue(job, repo, limit, True, fmt)
+        _enqueue(job, repo, limit, True, fmt, texts)
         return
     chosen = select(config, lookup(config, job), limit)
+    params = _params(config, job, texts)
     audit = Audit(lambda: open_store(settings.redis_url, repo / ".runner"), new_run_id(),
                   lambda line: click.echo(line, err=True))
-    audit.begin(config, config.jobs[job], chosen, limit)
+    audit.begin(config, config.jobs[job], chosen, limit, params)
     view = (progress.Live(len(chosen)) if fmt == "text" and sys.stderr.isatty()
             else progress.Plain(len(chosen)))
     with view:
         done = run_now(config, DirSnapshot(repo), job, limit, settings, view, audit.run_id,
-                       audit.asked, repo / ".runner")
+                       audit.asked, repo / ".runner", params)
     audit.end(done)
     saved = save_downloads(done, repo / ".runner" / "downloads")
     if fmt == "json":
@@ -196,7 +207,35 @@ def run(job: str, repo: Path, dry_run: bool, limit: str | None, enqueue: bool, w
         raise SystemExit(1)
 
 
-def _enqueue(job: str, repo: Path, limit: str | None, wait: bool, fmt: str) -> None:
+def _param_texts(given: tuple[str, ...]) -> dict[str, str]:
+    """-p NAME=VALUE options as {NAME: VALUE}."""
+    texts: dict[str, str] = {}
+    for item in given:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise UsageError(f"-p {item!r}: write -p NAME=VALUE, e.g. -p service=nginx")
+        if name in texts:
+            raise UsageError(f"-p {name}=... is given twice; give each param once")
+        texts[name] = value
+    return texts
+
+
+def _params(config: ConfigSet, job: str, texts: dict[str, str]) -> dict[str, Any] | None:
+    """The run's values of `job`'s params from -p texts, converted and checked."""
+    from runner.config.params import ParamsInvalid, resolve
+
+    if job in config.workflows:
+        if texts:
+            raise ParamsInvalid(f"{job} is a workflow: it takes no -p; its nodes give their "
+                                "jobs' params in workflows.d")
+        return None
+    from runner.config.query import lookup
+
+    return resolve(job, lookup(config, job).params, texts, text=True)
+
+
+def _enqueue(job: str, repo: Path, limit: str | None, wait: bool, fmt: str,
+             texts: dict[str, str]) -> None:
     from runner.celery import tasks
     from runner.ops.runs import enqueue
 
@@ -204,7 +243,8 @@ def _enqueue(job: str, repo: Path, limit: str | None, wait: bool, fmt: str) -> N
     if limit is not None and job in config.workflows:
         raise UsageError(f"--limit narrows a job's targets; {job} is a workflow, whose "
                          "nodes narrow theirs with 'limit' in workflows.d")
-    run_id = enqueue(app, system.store, config, job, "cli", limit).run_id
+    params = _params(config, job, texts)
+    run_id = enqueue(app, system.store, config, job, "cli", limit, params=params).run_id
     if not wait:
         _print_json({"run_id": run_id, "state": "PENDING"}) if fmt == "json" else click.echo(
             run_id)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.config.model import ConfigSet, SecretRef, Step, Target
+from runner.config.params import env as param_env
 from runner.config.query import lookup, select
 from runner.config.workflows import topological
 from runner.desired import duration_text
@@ -50,9 +51,10 @@ def _step(s: Step) -> dict[str, Any]:
 
 def describe(config: ConfigSet, name: str, limit: str | None,
              env: Mapping[str, str] | None = None,
-             settings: Settings | None = None) -> dict[str, Any]:
-    """What would run; each secret reference says whether it resolves with `env` and
-    `settings` (by default this process's)."""
+             settings: Settings | None = None,
+             params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What would run (with `params`, the run's checked values); each secret reference
+    says whether it resolves with `env` and `settings` (by default this process's)."""
     job = lookup(config, name)
     targets = select(config, job, limit)
     env = os.environ if env is None else env
@@ -62,6 +64,7 @@ def describe(config: ConfigSet, name: str, limit: str | None,
         "revision": config.revision, "timeout": job.timeout, "concurrency": job.concurrency,
         "retries": {"attempts": job.retries.attempts, "backoff": job.retries.backoff},
         "env": {k: _secret(v, env, settings) for k, v in job.env},
+        "params": dict(params) if params is not None else None,
         "targets": {t: _target(config.targets[t], env, settings) for t in targets},
         "steps": [_step(s) for s in job.steps],
     }
@@ -88,6 +91,9 @@ def render(d: dict[str, Any]) -> list[str]:
         lines.append(f"  {name:<24} {t['transport']:<6} {where}".rstrip())
     if d["env"]:
         lines.append("env: " + " ".join(f"{k}={v}" for k, v in d["env"].items()))
+    if d["params"] is not None:
+        lines.append("params: " + " ".join(f"{k}={v}" for k, v in param_env(
+            d["params"]).items()))
     lines.append("steps:")
     for i, s in enumerate(d["steps"], 1):
         detail = _detail(s)

@@ -215,7 +215,8 @@ def backfill(schedule: str, start: str, end: str, dry_run: bool, yes: bool, repo
         if s.overlap == "forbid" and runs:
             tasks.wait(system.store, runs[-1])  # one at a time
         runs.append(enqueue(app, system.store, config, s.job, "backfill", s.limit,
-                            schedule=s.name, scheduled_for=at.isoformat()).run_id)
+                            schedule=s.name, scheduled_for=at.isoformat(),
+                            params=dict(s.params)).run_id)
         if fmt == "text":
             click.echo(f"{at.isoformat()}  {runs[-1]}")
     if fmt == "json":

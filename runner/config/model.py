@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runner.config.params import Param, param
 from runner.cron import hashed
 from runner.schedule import jitter_offset
 
@@ -163,6 +164,7 @@ class Job:
     retries: Retries = field(default_factory=Retries)
     env: tuple[tuple[str, str | SecretRef], ...] = ()
     notify: tuple[Notify, ...] = ()  # its own `notify:`, besides notifications.yaml's rules
+    params: tuple[Param, ...] = ()  # in the order declared
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,7 @@ class Schedule:
     description: str = ""
     jitter: int = 0  # seconds; each firing is delayed by jitter_offset, in [0, jitter)
     workflow: bool = False  # `job` names a workflow (the schedule was written `workflow:`)
+    params: tuple[tuple[str, Any], ...] = ()  # values for the job's params, as written
     # Set from the fields above when the schedule is built: what beat and plan fire by.
     hashed_cron: str | None = field(init=False, default=None)  # cron with H resolved
     jitter_offset: int = field(init=False, default=0)
@@ -208,6 +211,7 @@ class Node:
     timeout: int | None = None  # seconds an approval waits before it counts as rejected
     after: tuple[str, ...] = ()
     when: When = "on_success"
+    params: tuple[tuple[str, Any], ...] = ()  # values for the job's params, as written
 
 
 @dataclass(frozen=True)
@@ -299,7 +303,8 @@ def job(name: str, v: dict[str, Any]) -> Job:
                description=v.get("description", ""),
                concurrency=v.get("concurrency", DEFAULT_JOB_CONCURRENCY),
                timeout=seconds(v.get("timeout", DEFAULT_JOB_TIMEOUT)), retries=retries, env=env,
-               notify=_notify(v))
+               notify=_notify(v),
+               params=tuple(param(n, x) for n, x in v.get("params", {}).items()))
 
 
 def _notify(v: dict[str, Any]) -> tuple[Notify, ...]:
@@ -327,7 +332,8 @@ def schedule(name: str, v: dict[str, Any]) -> Schedule:
         timezone=v.get("timezone", "UTC"), overlap=v.get("overlap", "forbid"),
         starting_deadline=seconds(v["starting_deadline"]) if "starting_deadline" in v else None,
         limit=v.get("limit"), description=v.get("description", ""),
-        jitter=seconds(v.get("jitter", 0)), workflow="workflow" in v)
+        jitter=seconds(v.get("jitter", 0)), workflow="workflow" in v,
+        params=tuple(v.get("params", {}).items()))
 
 
 def workflow(name: str, v: dict[str, Any]) -> Workflow:
@@ -335,5 +341,6 @@ def workflow(name: str, v: dict[str, Any]) -> Workflow:
     return Workflow(name, tuple(
         Node(n, job=x.get("job"), approval=x.get("approval"), limit=x.get("limit"),
              timeout=seconds(x["timeout"]) if "timeout" in x else None,
-             after=tuple(x.get("after", ())), when=x.get("when", "on_success"))
+             after=tuple(x.get("after", ())), when=x.get("when", "on_success"),
+             params=tuple(x.get("params", {}).items()))
         for n, x in v["nodes"].items()), v.get("description", ""), _notify(v))

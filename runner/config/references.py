@@ -6,10 +6,12 @@ every object and returns (path, message, at_key) like `semantic.check_object`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from runner.config.documents import Path
+from runner.config.params import check, declared
 from runner.config.schema import did_you_mean
 from runner.config.semantic import (
     Finding,
@@ -46,9 +48,11 @@ def refs(section: str, name: str, v: Any) -> list[Ref]:
                                 (("upload", "src"), _s(_d(step, "upload"), "src"))):
                 if path is not None and path_error(path) is None:
                     out.append((("jobs", name, "steps", i, *where), "file", path))
+        if isinstance(v.get("params"), dict):  # its declaration, for the values given it
+            out.append((("jobs", name, "params"), "param-decl", json.dumps(v["params"])))
     elif section == "schedules" and isinstance(v.get("job"), str):
         out.append((("schedules", name, "job"), "job", v["job"]))
-        out += _limit(("schedules", name), v)
+        out += _limit(("schedules", name), v) + _params(("schedules", name), v, v["job"])
     elif section == "schedules" and isinstance(v.get("workflow"), str):
         out.append((("schedules", name, "workflow"), "workflow", v["workflow"]))
     elif section == "workflows":
@@ -57,12 +61,19 @@ def refs(section: str, name: str, v: Any) -> list[Ref]:
             if isinstance(_s(x, "job"), str):
                 out.append((("workflows", name, "nodes", node, "job"), "job", x["job"]))
                 out += _limit(("workflows", name, "nodes", node), x)
+                out += _params(("workflows", name, "nodes", node), x, x["job"])
     return out
 
 
 def _limit(owner: Path, v: Any) -> list[Ref]:
     limit = _s(v, "limit")
     return [] if limit is None or selector_error(limit) else [((*owner, "limit"), "limit", limit)]
+
+
+def _params(owner: Path, v: Any, job: str) -> list[Ref]:
+    """The values a schedule or node gives its job's params (also none: some may be
+    required), as JSON: [job, values]."""
+    return [((*owner, "params"), "params", json.dumps([job, _d(v, "params")]))]
 
 
 def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
@@ -80,6 +91,8 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
     scheduled: dict[Path, str] = {}  # schedule or workflow node -> its job
     verdicts: dict[tuple[str, str], str | None] = {}  # (kind, value) -> problem; values repeat
     out: list[Finding] = []
+    given: list[Ref] = []  # values for a job's params, by a schedule or workflow node
+    decls: list[Ref] = []  # the jobs' params
     for ref in found:
         where, kind, value = ref
         if kind == "selector":
@@ -88,6 +101,9 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
             scheduled[where[:-1]] = value
         elif kind == "limit":
             limits.append(ref)
+            continue
+        elif kind in ("params", "param-decl"):
+            (given if kind == "params" else decls).append(ref)
             continue
         elif kind in ("workflow", "workflow-name"):
             problem = _workflow_verdict(kind, value, flows, jobs)
@@ -106,6 +122,20 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
         if job in selectors and not index.match(limit) & set(index.resolve(selectors[job])):
             out.append((where, f"limit {limit!r} of {_owner(where)} matches none of the "
                                f"targets of job {job!r}", False))
+    return out + _given(given, {str(w[1]): json.loads(v) for w, _, v in decls}, jobs)
+
+
+def _given(given: list[Ref], decls: Mapping[str, Any], jobs: set[str]) -> list[Finding]:
+    """The values schedules and nodes give their jobs' params, checked against `decls`."""
+    out: list[Finding] = []
+    for where, _, text in given:
+        job, values = json.loads(text)
+        params = [declared(n, x) for n, x in _d(decls, job).items()]
+        if job not in jobs or None in params:
+            continue  # no such job, or a wrong declaration: reported where they are
+        _, problems = check([p for p in params if p], values)
+        out += [((*where, name) if name else where, f"{_owner(where)} runs job {job!r}: {why}",
+                 at_key) for name, why, at_key in problems]
     return out
 
 

@@ -194,7 +194,7 @@ def _explain(kind: str, error: Any, written: Callable[[Path], str | None]) -> li
         return [(path, f"{subject} must be a duration like 30s, 5m, 1h, 1h30m "
                        f"or a whole number of seconds, at most 10 years; found {_show(value)}",
                  False)]
-    if xkind in ("name", "label-key", "env-name") or keyword == "pattern":
+    if xkind in ("name", "label-key", "env-name", "param-name") or keyword == "pattern":
         return [(path, f"{subject}: " + _name_message(sub, value, ""), False)]
     if keyword == "type":
         expected = error.validator_value
@@ -240,6 +240,9 @@ def _name_message(sub: Any, value: object, owner: str, noun: str = "name") -> st
     if xkind == "env-name":
         return (f"environment variable name {value!r}{owner} is not valid: use letters, digits "
                 "and '_', not starting with a digit")
+    if xkind == "param-name":
+        return (f"parameter name {value!r}{owner} is not valid: use lowercase letters, digits "
+                "and '_', starting with a letter, at most 63 characters")
     if xkind == "label-key":
         return (f"label key {value!r}{owner} is not valid: use letters, digits, '.', '_', '/', "
                 "'-', at most 63 characters")

@@ -18,6 +18,7 @@ from typing import Any
 
 from runner.config.documents import Path
 from runner.config.model import NAME_RE, is_secret_ref, seconds
+from runner.config.params import declaration_errors
 from runner.config.schema import did_you_mean
 from runner.cron import cron_error as _cron_error
 from runner.cron import hashed
@@ -150,6 +151,8 @@ def _job(name: str, v: dict[str, Any]) -> list[Finding]:
     for i, step in enumerate(_l(v, "steps")):
         if isinstance(step, dict):
             out.extend(_step(name, i, step))
+    for key, decl in _d(v, "params").items():
+        out.extend(declaration_errors(name, key, decl))
     return out
 
 

@@ -178,6 +178,9 @@ def _node(workflow: str, name: str, v: dict[str, Any]) -> list[Finding]:
                                     "job nodes only", True))
     elif isinstance(v.get("limit"), str) and (problem := selector_error(v["limit"])):
         out.append(((*at, "limit"), f"limit of {what}: {v['limit']!r} {problem}", False))
+    if "params" in v and kinds == ["approval"]:
+        out.append(((*at, "params"), f"{what}: 'params' gives a job's params and applies to "
+                                     "job nodes only", True))
     if "timeout" in v and kinds == ["job"]:
         out.append(((*at, "timeout"), f"{what}: 'timeout' is how long an approval waits and "
                                       "applies to approval nodes only (a job's own timeout "

@@ -66,7 +66,8 @@ def more_files() -> None:
 def run_now(config: ConfigSet, source: Readable, name: str, limit: str | None,
             settings: Settings, progress: Progress | None = None, run_id: str | None = None,
             asked: Callable[[], str | None] = lambda: None,
-            state_dir: Path | None = None) -> RunResult:
+            state_dir: Path | None = None,
+            params: dict[str, Any] | None = None) -> RunResult:
     """Runs job `name`; `asked` (polled) says who requested a cancel, or None; `state_dir`
     holds the API token `runner api` generated (masked in the output like every secret
     runner knows)."""
@@ -93,7 +94,7 @@ def run_now(config: ConfigSet, source: Readable, name: str, limit: str | None,
         try:
             return await engine.run(job, {n: config.targets[n] for n in chosen}, files,
                                     run_id=run_id or new_run_id(), revision=config.revision,
-                                    cancel=cancel, progress=progress)
+                                    cancel=cancel, progress=progress, params=params)
         finally:
             timer[0].cancel()
             await engine.close()
@@ -125,14 +126,16 @@ class Audit:
             return None
 
     def begin(self, config: ConfigSet, job: Job, targets: list[str],
-              limit: str | None) -> None:
+              limit: str | None, params: dict[str, Any] | None = None) -> None:
         store, now = self.store, time.time()
+        asked = {} if params is None else {"params": params}
         if store is not None:
             self._guard(lambda: store.save_run(RunRecord.from_json({
                 "run_id": self.run_id, "job": job.name, "revision": config.revision,
                 "trigger": "cli", "state": RunState.STARTED, "queue": job.queue, "targets": targets,
                 "limit": limit, "created": now, "started": now, "deliveries": 1,
-                "worker": f"cli-{os.getpid()}@{socket.gethostname()}"})), "is not recorded")
+                "worker": f"cli-{os.getpid()}@{socket.gethostname()}", **asked})),
+                "is not recorded")
 
     def asked(self) -> str | None:
         """Who requested this run's cancel (`runner cancel`, the API), or None."""

@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from runner.config.model import Job, SecretRef, Step, Target
+from runner.config.params import env as param_env
 from runner.errors import TargetError
 from runner.executor.attempt import Attempt
 from runner.executor.base import (
@@ -81,7 +82,10 @@ class Engine:
 
     async def run(self, job: Job, targets: Mapping[str, Target], files: Mapping[str, FileBlob],
                   *, run_id: str, revision: str, cancel: Cancel | None = None,
-                  progress: Progress | None = None) -> RunResult:
+                  progress: Progress | None = None,
+                  params: Mapping[str, Any] | None = None) -> RunResult:
+        """`params`: the run's checked values; every step gets them as RUNNER_PARAM_<NAME>
+        in its environment, the only way they reach a target (never in a command's text)."""
         cancel = cancel or Cancel()
         started = time.time()
         env: dict[str, str] = {}
@@ -97,6 +101,7 @@ class Engine:
                     env_error = str(e)
             else:
                 env[key] = value
+        env.update(param_env(params))
         limit = asyncio.Semaphore(job.concurrency)
 
         async def one(name: str) -> TargetResult:

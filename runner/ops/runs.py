@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,9 +71,11 @@ class History:
 
 def enqueue(app: Celery, store: Store, config: ConfigSet, job: str, trigger: str,
             limit: str | None = None, action: dict[str, Any] | None = None,
-            schedule: str | None = None, scheduled_for: str | None = None) -> Queued:
-    """Queues a run of `job` (on the targets matching `limit`); `action` (who asked, via
-    what) joins its record's `actions`."""
+            schedule: str | None = None, scheduled_for: str | None = None,
+            params: Mapping[str, Any] | None = None) -> Queued:
+    """Queues a run of `job` (on the targets matching `limit`, with `params`, typed values
+    for its params); `action` (who asked, via what) joins its record's `actions`.
+    Wrong params are ParamsInvalid, before anything is queued."""
     if job not in config.jobs and job not in config.workflows:
         try:
             lookup(config, job)  # its message names the jobs there are
@@ -81,7 +83,7 @@ def enqueue(app: Celery, store: Store, config: ConfigSet, job: str, trigger: str
             raise JobNotFound(str(e), job, config.revision) from None
     extra = {"actions": [action]} if action else None
     run_id = tasks.enqueue(app, store, config, job, trigger, limit, schedule=schedule,
-                           scheduled_for=scheduled_for, extra=extra)
+                           scheduled_for=scheduled_for, extra=extra, params=params)
     return Queued(run_id, job)
 
 

@@ -23,7 +23,7 @@ from runner.store import keys
 SUMMARY = ("run_id", "job", "state", "queue", "trigger", "revision", "worker", "created",
            "received", "started", "finished", "error", "retry_of", "schedule",
            "scheduled_for", "limit", "deliveries", "targets", "note", "workflow", "parent",
-           "node")
+           "node", "params")
 Cursor = tuple[float, str]  # (created, run_id) of the last run of a page
 
 
