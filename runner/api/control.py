@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from runner.api import models as m
@@ -60,13 +61,14 @@ def retry_run(who: Operator, ctx: Ctx, run_id: Annotated[str, PathParam(max_leng
 
 
 @router.post("/api/jobs/{name}/run", status_code=201, response_model=m.Started,
-             responses={**CONTROL, **errors(404, 422)})
+             responses={**CONTROL, **errors(404)})
 def run_job(who: Operator, ctx: Ctx, name: Annotated[str, PathParam(pattern=NAME)],
             limit: Annotated[str | None, Query(max_length=1000,
                                                description="target selectors")] = None,
             body: m.RunAsked | None = None) -> JSONResponse:
     """Queues a run of job `name` (only the targets matching `limit`, if given) with the
-    body's `params`; a wrong value is 422 with the reason, and nothing is queued."""
+    body's `params`; a wrong value is 422 with the reason (as FastAPI's own validation
+    errors: `detail` a list, at `["body", "params"]`), and nothing is queued."""
     from runner.config.params import ParamsInvalid
     from runner.ops import runs
 
@@ -79,6 +81,7 @@ def run_job(who: Operator, ctx: Ctx, name: Annotated[str, PathParam(pattern=NAME
         raise HTTPException(404, f"there is no job {name!r} in revision "
                                  f"{e.revision[:12]}") from None
     except ParamsInvalid as e:
-        raise HTTPException(422, str(e)) from None
+        raise RequestValidationError([{"loc": ("body", "params"), "msg": str(e),
+                                       "type": "value_error"}]) from None
     log.info("api: %s (%s) started job %s as run %s", who.name, who.role, name, run_id)
     return JSONResponse({"run_id": run_id, "job": name, "state": "PENDING"}, 201)

@@ -165,10 +165,13 @@ class Branch:
 
     # -- the store's feed ---------------------------------------------------------------
 
-    def publish(self, store: Store, limit: int = 500, keep_days: int | None = None) -> Written:
-        """One batch: up to `limit` runs off the store's feed onto the branch."""
+    def publish(self, store: Store, limit: int = 500, keep_days: int | None = None,
+                hold: bool = False) -> Written:
+        """One batch: up to `limit` runs off the store's feed onto the branch; `hold` (the
+        watching publisher, whose notifier runs beside it): a run whose notifications are
+        being sent waits for them, so its commit holds every try."""
         ids = store.to_publish(limit)
-        if ids and store.holder(keys.NOTIFIER):  # a notifier is sending: a run waits for
+        if ids and hold and store.holder(keys.NOTIFIER):  # a notifier is sending: a run waits for
             sending = set(store.to_publish(4 * limit, keys.NOTIFY))  # its tries, in its commit
             ids = [i for i in ids if i not in sending]
         if not ids and (not keep_days or self._checked == self._today()):

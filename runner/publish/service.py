@@ -67,7 +67,7 @@ def _serve(store: Store, publisher: Publisher, stop: threading.Event,
             stop.wait(0.5)
             continue
         try:
-            written = publisher.publish(store, batch, keep_days())
+            written = publisher.publish(store, batch, keep_days(), hold=not once)
         except ReportError as e:  # git could not write: the runs stay on the feed
             if once:
                 raise

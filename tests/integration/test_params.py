@@ -136,8 +136,10 @@ def test_the_api_takes_params_in_the_body_and_refuses_a_wrong_one_with_422(
         with api.client() as ops:
             wrong = ops.post("/api/jobs/restart-service/run", json={"params": {"batch": "3"}})
             assert wrong.status_code == 422, wrong.text
-            assert wrong.json()["detail"] == ("job 'restart-service' was not run: parameter "
-                                              "'batch' must be an integer; found '3'")
+            assert wrong.json()["detail"] == [{
+                "loc": ["body", "params"], "type": "value_error",
+                "msg": "job 'restart-service' was not run: parameter 'batch' must be an "
+                       "integer; found '3'"}]
             assert cluster.store.runs(None, 10) == []
             ok = ops.post("/api/jobs/restart-service/run", json={"params": {"batch": 3}})
             assert ok.status_code == 201, ok.text
