@@ -23,7 +23,8 @@ from runner.runs import FINAL, RunRecord
 from runner.settings import Settings
 from runner.store import Store, keys
 
-LOCK_TTL = 30.0  # seconds; renewed every look (a try takes at most RUNNER_NOTIFY_TIMEOUT)
+LOCK_TTL = 30.0  # seconds; renewed every RENEW s (a try takes at most RUNNER_NOTIFY_TIMEOUT)
+RENEW = 5.0
 FEED = 1000  # runs looked at per pass
 log = logging.getLogger("runner.notify")
 
@@ -100,11 +101,16 @@ def look(store: Store, config: ConfigSet, settings: Settings, env: Mapping[str, 
 
 def serve(store: Store, config: Callable[[], ConfigSet], settings: Settings,
           env: Mapping[str, str], stop: threading.Event, poll: float = 0.5) -> None:
-    """look() every `poll` seconds until `stop`, while this process holds the lock."""
+    """look() every `poll` seconds until `stop`, while this process holds the lock. Idle (an
+    empty feed) it costs one small read a look: the lease is renewed every RENEW seconds and
+    the configuration is read only when a run is on the feed."""
     owner = uuid.uuid4().hex[:8]
+    held, renewed = False, -LOCK_TTL
     while not stop.is_set():
         try:
-            if store.lock(keys.NOTIFIER, owner, LOCK_TTL):
+            if not held or time.monotonic() - renewed >= RENEW:
+                held, renewed = store.lock(keys.NOTIFIER, owner, LOCK_TTL), time.monotonic()
+            if held and store.to_publish(1, keys.NOTIFY):
                 look(store, config(), settings, env)
         except StoreUnavailable as e:  # the feed keeps the runs until it is back
             log.warning("%s; notifications wait", e)
