@@ -165,6 +165,7 @@ class Job:
     env: tuple[tuple[str, str | SecretRef], ...] = ()
     notify: tuple[Notify, ...] = ()  # its own `notify:`, besides notifications.yaml's rules
     params: tuple[Param, ...] = ()  # in the order declared
+    deadline: int | None = None  # seconds from a run's start: then it is late (celery/late.py)
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ class Schedule:
     jitter: int = 0  # seconds; each firing is delayed by jitter_offset, in [0, jitter)
     workflow: bool = False  # `job` names a workflow (the schedule was written `workflow:`)
     params: tuple[tuple[str, Any], ...] = ()  # values for the job's params, as written
+    deadline: int | None = None  # seconds from the firing: then its run is late
     # Set from the fields above when the schedule is built: what beat and plan fire by.
     hashed_cron: str | None = field(init=False, default=None)  # cron with H resolved
     jitter_offset: int = field(init=False, default=0)
@@ -271,8 +273,7 @@ def target(name: str, v: dict[str, Any]) -> Target:
     """The Target of a validated targets file entry."""
     secrets: dict[str, Any] = {k: SecretRef(v[k]) for k in ("password", "passphrase") if k in v}
     plain: dict[str, Any] = {k: v[k] for k in ("transport", "host", "port", "user", "key_file",
-                                               "known_hosts", "scheme", "auth", "shell",
-                                               "description") if k in v}
+                             "known_hosts", "scheme", "auth", "shell", "description") if k in v}
     labels = tuple(sorted((k, _str(x)) for k, x in v.get("labels", {}).items()))
     return Target(name, groups=tuple(v.get("groups", ())), labels=labels, **plain, **secrets)
 
@@ -281,14 +282,13 @@ def step(index: int, v: dict[str, Any]) -> Step:
     """The Step of a validated job's step number `index` (from 0)."""
     kind = next(k for k in ("command", "script", "upload", "download") if k in v)
     transfer: dict[str, Any] = v[kind] if kind in ("upload", "download") else {}
-    mode = transfer.get("mode")
     return Step(
         kind=kind, name=v.get("name") or f"{kind} {index + 1}", command=v.get("command"),
         script=v.get("script"), args=tuple(_str(a) for a in v.get("args", ())),
         shell=v.get("shell"), src=transfer.get("src"), dest=transfer.get("dest"),
-        mode=int(mode, 8) if mode else None, max_bytes=transfer.get("max_bytes"),
-        when=v.get("when", "on_success"),
-        timeout=seconds(v["timeout"]) if "timeout" in v else None)
+        mode=int(transfer["mode"], 8) if transfer.get("mode") else None,
+        max_bytes=transfer.get("max_bytes"), when=v.get("when", "on_success"),
+        timeout=_optional(v, "timeout"))
 
 
 def job(name: str, v: dict[str, Any]) -> Job:
@@ -303,8 +303,12 @@ def job(name: str, v: dict[str, Any]) -> Job:
                description=v.get("description", ""),
                concurrency=v.get("concurrency", DEFAULT_JOB_CONCURRENCY),
                timeout=seconds(v.get("timeout", DEFAULT_JOB_TIMEOUT)), retries=retries, env=env,
-               notify=_notify(v),
+               notify=_notify(v), deadline=_optional(v, "deadline"),
                params=tuple(param(n, x) for n, x in v.get("params", {}).items()))
+
+
+def _optional(v: dict[str, Any], key: str) -> int | None:
+    return seconds(v[key]) if key in v else None  # the duration in seconds; None: not set
 
 
 def _notify(v: dict[str, Any]) -> tuple[Notify, ...]:
@@ -330,7 +334,7 @@ def schedule(name: str, v: dict[str, Any]) -> Schedule:
         name=name, job=v["workflow"] if "workflow" in v else v["job"], cron=v.get("cron"),
         every=seconds(v["every"]) if "every" in v else None, at=v.get("at"),
         timezone=v.get("timezone", "UTC"), overlap=v.get("overlap", "forbid"),
-        starting_deadline=seconds(v["starting_deadline"]) if "starting_deadline" in v else None,
+        starting_deadline=_optional(v, "starting_deadline"), deadline=_optional(v, "deadline"),
         limit=v.get("limit"), description=v.get("description", ""),
         jitter=seconds(v.get("jitter", 0)), workflow="workflow" in v,
         params=tuple(v.get("params", {}).items()))

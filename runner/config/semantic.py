@@ -141,8 +141,9 @@ def _job(name: str, v: dict[str, Any]) -> list[Finding]:
         if isinstance(selector, str) and (problem := selector_error(selector)):
             out.append(((*base, "targets", i), f"target selector {selector!r} of job {name!r}: "
                                                f"{problem}", False))
-    if _zero(v, "timeout"):
-        out.append(((*base, "timeout"), f"timeout of job {name!r} must be more than 0", False))
+    for key in ("timeout", "deadline"):
+        if _zero(v, key):
+            out.append(((*base, key), f"{key} of job {name!r} must be more than 0", False))
     for key, value in _d(v, "env").items():
         if is_secret_ref(value) and not (_ENV_REF.match(value) or value.startswith("file:/")):
             out.append(((*base, "env", key), f"env {key!r} of job {name!r} looks like a secret "
@@ -207,8 +208,9 @@ def _schedule(name: str, v: dict[str, Any]) -> list[Finding]:
         if problem:
             out.append(((*base, "cron"), f"cron of schedule {name!r}: {problem}", False))
     out.extend(_jitter(name, v))
-    if _zero(v, "every"):
-        out.append(((*base, "every"), f"every of schedule {name!r} must be more than 0", False))
+    for key in ("every", "deadline"):
+        if _zero(v, key):
+            out.append(((*base, key), f"{key} of schedule {name!r} must be more than 0", False))
     if _s(v, "at") is not None:
         problem = _at_error(v["at"])
         if problem:

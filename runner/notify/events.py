@@ -1,4 +1,5 @@
-"""Pure: the events of a run's end, the channels they go to, and the message that says so."""
+"""Pure: the events of a run's end (and `late`, of a run not finished by its deadline), the
+channels they go to, and the message that says so."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from runner.runs import RunRecord, RunState
 
 EVENTS = {RunState.SUCCESS: "succeeded", RunState.FAILURE: "failed",
           RunState.REVOKED: "cancelled", RunState.MISSED: "missed",
-          RunState.SKIPPED: "skipped"}  # late, approval, refused: not yet
+          RunState.SKIPPED: "skipped"}  # approval, refused: not yet
+LATE = "late"  # a run not finished by its deadline (celery/late.py): while it is active
 
 
 def events(record: RunRecord, previous: RunState | None) -> list[str]:

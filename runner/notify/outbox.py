@@ -3,7 +3,9 @@ notify feed, writes each run's notifications to its outbox entry once (put_new: 
 event never goes out twice, whoever ends it), sends them, tries a failed one again with a
 doubling backoff up to RUNNER_NOTIFY_ATTEMPTS times, records each try in the run record's
 `notifications`, and takes the run off the feed when every one is sent or given up. It never
-writes a run's state: a notification cannot block or fail a run."""
+writes a run's state: a notification cannot block or fail a run. A run's `late` event comes
+on the feed as an item of its own (keys.late(RUN_ID), put there once by celery/late.py) with
+an outbox entry of its own, so it never stands for, or in the way of, the events of the end."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 from runner.config.model import ConfigSet
 from runner.errors import NotifyError, RunnerError, StoreUnavailable, TargetError
 from runner.executor.secrets import config_secret
-from runner.notify.events import events, message, routes
+from runner.notify.events import LATE, events, message, routes
 from runner.notify.send import send
 from runner.runs import FINAL, RunRecord
 from runner.settings import Settings
@@ -29,15 +31,16 @@ FEED = 1000  # runs looked at per pass
 log = logging.getLogger("runner.notify")
 
 
-def collect(store: Store, config: ConfigSet, record: RunRecord) -> dict[str, Any]:
-    """The outbox entry of a finished run: written once, the first time (put_new)."""
-    happened = events(record, None)
+def collect(store: Store, config: ConfigSet, record: RunRecord, item: str) -> dict[str, Any]:
+    """The outbox entry of feed item `item` (a finished run's id, or keys.late of a late
+    run): written once, the first time (put_new)."""
+    happened = [LATE] if item == keys.late(record.run_id) else events(record, None)
     if happened == ["succeeded"] and any(e == "recovered" for e, _ in routes(
             config, str(record.job), ["recovered"])):  # only then is the run before read
         happened = events(record, previous(store, record))
     items = [{"event": e, "channel": c, "tries": 0, "next": 0.0, "status": "pending"}
              for e, c in routes(config, str(record.job), happened)]
-    return store.put_new(keys.outbox(record.run_id), {"run_id": record.run_id, "items": items})
+    return store.put_new(keys.outbox(item), {"run_id": record.run_id, "items": items})
 
 
 def previous(store: Store, record: RunRecord) -> Any:
@@ -83,19 +86,19 @@ def look(store: Store, config: ConfigSet, settings: Settings, env: Mapping[str, 
     if not config.notifications.channels:  # nothing to say: the runs leave the feed unread
         store.published(ids, keys.NOTIFY)
         return
-    for run_id in ids:
-        record = store.run(run_id)
+    for feed_item in ids:
+        record = store.run(feed_item.removeprefix(keys.late("")))
         if record is None or record.job is None:
-            settled.append(run_id)
+            settled.append(feed_item)
             continue
-        entry = store.get(keys.outbox(run_id)) or collect(store, config, record)
+        entry = store.get(keys.outbox(feed_item)) or collect(store, config, record, feed_item)
         due = [i for i in entry["items"] if i["status"] == "pending" and i["next"] <= now()]
         for item in due:
             attempt(store, config, settings, env, record, item, now())
         if due:
-            store.put(keys.outbox(run_id), entry)
+            store.put(keys.outbox(feed_item), entry)
         if all(i["status"] != "pending" for i in entry["items"]):
-            settled.append(run_id)
+            settled.append(feed_item)
     store.published(settled, keys.NOTIFY)
 
 

@@ -23,7 +23,7 @@ from runner.store import keys
 SUMMARY = ("run_id", "job", "state", "queue", "trigger", "revision", "worker", "created",
            "received", "started", "finished", "error", "retry_of", "schedule",
            "scheduled_for", "limit", "deliveries", "targets", "note", "workflow", "parent",
-           "node", "params")
+           "node", "params", "late")
 Cursor = tuple[float, str]  # (created, run_id) of the last run of a page
 
 
@@ -110,6 +110,10 @@ class Store(Protocol):
         """Ids of finished runs the report publisher has not committed yet, oldest finish
         first. save_run adds a run here, in the same write, when its state is FINAL; and
         to the notifier's feed (feed=keys.NOTIFY), which the notifier reads the same way."""
+
+    def to_notify(self, item: str, at: float) -> None:
+        """Puts `item` (keys.late_item: a notice of a run not finished) on the notifier's
+        feed, at time `at`; once there, it is there once."""
 
     def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
         """Takes `run_ids` off the to-publish feed (they are on the report branch), or off

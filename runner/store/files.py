@@ -255,6 +255,9 @@ class FileStore:
         ids = list(dict.fromkeys(n.partition("-")[2] for n in names))  # one entry per run
         return ids[:limit]
 
+    def to_notify(self, item: str, at: float) -> None:
+        (self.root / keys.NOTIFY / f"{int(at * 1_000_000):017d}-{item}").touch()
+
     def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
         done = set(run_ids)
         for n in os.listdir(self.root / feed):

@@ -20,6 +20,7 @@ SCHEDULE = "schedule:"     # prefix: per-schedule state of beat (entries("schedu
 WORKER = "worker:"         # prefix: worker heartbeats
 WORKFLOWS = "workflows"    # {"runs": [ids]}: the workflow runs going; also its lock's name
 NOTIFIER = "notifier"      # the notification sender's lock
+LATE = "late"              # tally: late runs by job (runner_runs_late_total); "late:" entries
 
 
 def schedule(name: str) -> str:
@@ -55,6 +56,12 @@ def blob(sha: str) -> str:
 def outbox(run_id: str) -> str:
     """The notifications of run `run_id`: {"run_id", "items": [{event, channel, ...}]}."""
     return f"outbox:{run_id}"
+
+
+def late(run_id: str) -> str:
+    """Who marked run `run_id` late (put_new: its `late` event is fired once); also the
+    notifier's feed item of that event (its outbox entry: outbox(late(run_id)))."""
+    return f"{LATE}:{run_id}"
 
 
 def download(run_id: str, sha256: str) -> str:

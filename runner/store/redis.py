@@ -206,6 +206,9 @@ class RedisStore:
     def to_publish(self, limit: int, feed: str = keys.PUBLISH) -> list[str]:
         return [str(i) for i in self.r.zrange(f"{self.p}{feed}", 0, limit - 1)]
 
+    def to_notify(self, item: str, at: float) -> None:
+        self.r.zadd(f"{self.p}{keys.NOTIFY}", {item: at})
+
     def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
         if run_ids:
             self.r.zrem(f"{self.p}{feed}", *run_ids)
