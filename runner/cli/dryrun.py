@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from runner.config.http import http_plan, http_text
 from runner.config.model import ConfigSet, SecretRef, Step, Target
 from runner.config.params import env as param_env
 from runner.config.query import lookup, select
@@ -29,7 +30,8 @@ def _secret(value: object, env: Mapping[str, str], settings: Settings) -> str:
 
 def _target(t: Target, env: Mapping[str, str], settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {"status": "would-run", "transport": t.transport}
-    for key in ("host", "port", "user", "key_file", "known_hosts", "password", "passphrase"):
+    for key in ("host", "port", "user", "key_file", "known_hosts", "password", "passphrase",
+                "base_url"):
         value = getattr(t, key)
         if value is not None:
             out[key] = _secret(value, env, settings)
@@ -42,6 +44,8 @@ def _step(s: Step) -> dict[str, Any]:
         out["command"] = s.command
     elif s.kind == "script":
         out["script"], out["args"] = s.script, list(s.args)
+    elif s.http is not None:
+        out["http"] = http_plan(s.http)
     else:
         out["src"], out["dest"] = s.src, s.dest
     if s.timeout is not None:
@@ -75,6 +79,8 @@ def _detail(s: dict[str, Any]) -> str:
         return str(s["command"])
     if s["kind"] == "script":
         return " ".join([s["script"], *s["args"]])
+    if s["kind"] == "http":
+        return http_text(s["http"])
     if s["kind"] == "upload":
         return f"{s['src']} -> {s['dest']}"
     return str(s["src"])
