@@ -6,20 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from runner.cli import cli
 from runner.config.model import job, target
 from runner.executor.base import MASK, FileBlob, RunResult
 from runner.executor.engine import Engine
 from runner.settings import Settings
 from tests.helpers.cluster import Cluster
 from tests.helpers.https import HttpsServer, start_https
+from tests.helpers.repos import BASE, PROJECT
 
 TOKEN = "tok-5f3c9a1e-very-secret"
+README = (PROJECT / "README.md").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +128,15 @@ def test_a_worker_runs_an_http_step(cluster: Cluster, https: HttpsServer) -> Non
     record = json.loads(done.stdout)
     assert record["state"] == "SUCCESS", done.stdout
     assert record["targets"]["api"]["stdout"].startswith(f"GET {https.base}/health: 200 OK\n")
+
+
+def test_the_readme_example_validates(tmp_path: Path) -> None:
+    section = README.split("#### HTTP checks", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(r"```yaml\n# (\S+):?.*?\n(.*?)```", section, re.S)
+    assert [path.rstrip(":") for path, _ in blocks] == ["targets.d/api.yaml", "jobs.d/probes.yaml"]
+    repo = shutil.copytree(BASE, tmp_path / "repo")
+    for path, text in blocks:
+        (repo / path.rstrip(":")).write_text(text)
+    (repo / "files" / "internal-ca.pem").write_text("placeholder\n")
+    result = CliRunner().invoke(cli, ["validate", "--repo", str(repo), "--no-cache"])
+    assert result.exit_code == 0, result.output
