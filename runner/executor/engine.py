@@ -240,7 +240,9 @@ class Engine:
                   files: Mapping[str, FileBlob], env: Mapping[str, str]) -> int:
         shell = step.shell
         if step.http is not None:  # sent from here, whatever the target's transport
-            return await http_step(run, step.http, run.target, files, self.environ,
+            pool = self.connector("http")
+            assert isinstance(pool, HttpConnector)
+            return await http_step(run, step.http, pool.threads, files, self.environ,
                                    self.settings)
         if step.kind == "command":
             assert step.command is not None

@@ -15,6 +15,7 @@ import asyncio
 import http.client
 import ssl
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -154,13 +155,17 @@ def _once(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
 
 
 def report(a: Answer, method: str, cap: int) -> bytes:
-    """The answer as the target's output: status line, headers, blank line, body (capped)."""
+    """The answer as the target's output: status line, headers, blank line, body; cut so
+    that the whole fits in `cap` bytes (the output keeps its last `cap`: the status line
+    stays)."""
     after = f" (after {a.redirects} redirect{'s' * (a.redirects != 1)})" if a.redirects else ""
     lines = [f"{method} {a.url}: {a.status} {a.reason}{after}"]
     lines += [f"{k}: {v}" for k, v in a.headers]
-    text = "\n".join(lines).encode() + b"\n\n" + a.body[:cap]
-    return text + (f"\n[... body cut at {cap} bytes ...]\n".encode() if len(a.body) > cap
-                   else b"\n" if a.body and not a.body.endswith(b"\n") else b"")
+    head = "\n".join(lines).encode() + b"\n\n"
+    room = max(0, cap - len(head) - 64)  # 64: the marker
+    if len(a.body) > room:
+        return head + a.body[:room] + f"\n[... body cut at {room} bytes ...]\n".encode()
+    return head + a.body + (b"\n" if a.body and not a.body.endswith(b"\n") else b"")
 
 
 def expected(check: HttpCheck) -> str:
@@ -170,15 +175,15 @@ def expected(check: HttpCheck) -> str:
         if codes else "a 2xx status"
 
 
-async def http_step(run: Attempt, check: HttpCheck, target: Target,
+async def http_step(run: Attempt, check: HttpCheck, threads: Executor,
                     files: Mapping[str, FileBlob], environ: Mapping[str, str],
                     settings: Settings) -> int:
     """Runs `check` for `run`'s target; writes the answer to its output. 0, or TargetError
     (one sentence: the target, the step, what happened)."""
     who = f"{run.name}: step {run.step!r}"
     try:
-        request, secrets = prepare(check, run.name, target, files, environ, settings)
-        answer = await asyncio.to_thread(fetch, request)
+        request, secrets = prepare(check, run.name, run.target, files, environ, settings)
+        answer = await asyncio.get_running_loop().run_in_executor(threads, fetch, request)
     except _Failed as e:
         raise TargetError(run.name, f"{who}: {e}") from None
     run.out.write(Masker(secrets).mask(report(answer, request.method, request.cap)))
@@ -190,14 +195,19 @@ async def http_step(run: Attempt, check: HttpCheck, target: Target,
 
 
 class HttpConnector:
-    """Opens http transports: nothing to connect to, a shell to refuse."""
+    """Opens http transports (nothing to connect to, a shell to refuse), and holds the
+    threads every http step's request runs in (http.client blocks), whatever its target's
+    transport: a pool of its own, so slow endpoints never wait behind asyncio's default."""
+
+    def __init__(self) -> None:
+        self.threads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="http")
 
     def open(self, target: Target, secrets: Mapping[str, str],
              env: Mapping[str, str]) -> HttpTransport:
         return HttpTransport(target)
 
     async def close(self) -> None:
-        return None
+        self.threads.shutdown(wait=False, cancel_futures=True)
 
 
 class HttpTransport:

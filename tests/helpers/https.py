@@ -1,8 +1,8 @@
 """A loopback HTTPS server with a throw-away CA, for the http step's tests.
 
 Routes: /health (200, "ok"), /status/N (status N), /loop (302 to itself), /to-health (302 to
-/health), /echo (200, the request's headers as the body). Every request is recorded
-(path, headers) in `seen`.
+/health), /echo (200, the request's headers and body), /big (200, 5000 bytes). Every request
+is recorded (path, headers) in `seen`.
 """
 
 from __future__ import annotations
@@ -98,6 +98,8 @@ def start_https(directory: Path) -> HttpsServer:
             elif self.path in ("/loop", "/to-health"):
                 status = 302
                 extra = {"Location": "/loop" if self.path == "/loop" else "/health"}
+            elif self.path == "/big":
+                data = b"x" * 5000
             elif self.path == "/echo":
                 data = "".join(f"{k}: {v}\n" for k, v in self.headers.items()).encode() + body
             self.send_response(status)

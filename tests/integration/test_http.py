@@ -36,12 +36,13 @@ def https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsServer]:
 
 
 def run(server: HttpsServer, steps: list[dict[str, Any]],
-        targets: dict[str, dict[str, Any]] | None = None) -> RunResult:
+        targets: dict[str, dict[str, Any]] | None = None,
+        settings: Settings | None = None) -> RunResult:
     """The job of `steps` run by the engine on an http target `api` at the server (or on
     `targets`), with the CA as the repository file ca.pem."""
     targets = targets or {"api": {"transport": "http", "base_url": server.base}}
     j = job("probe", {"queue": "q", "targets": list(targets), "steps": steps})
-    engine = Engine(Settings(), environ={"RUNNER_SECRET_TOKEN": TOKEN})
+    engine = Engine(settings or Settings(), environ={"RUNNER_SECRET_TOKEN": TOKEN})
     files = {"ca.pem": FileBlob(server.ca.read_bytes())}
 
     async def main() -> RunResult:
@@ -88,6 +89,15 @@ def test_an_unexpected_status_fails_the_step(https: HttpsServer) -> None:
     assert api.stdout.startswith(f"GET {https.base}/status/503: 503 Service Unavailable\n")
     default = run(https, [{"http": {"url": "/status/204", "ca_file": "ca.pem"}}])
     assert default.status == "success"  # no expect: any 2xx
+
+
+def test_a_long_body_is_cut_and_the_status_line_stays(https: HttpsServer) -> None:
+    result = run(https, [{"http": {"url": "/big", "ca_file": "ca.pem"}}],
+                 settings=Settings(output_cap=1024))
+    out = result.targets["api"].stdout
+    assert result.status == "success" and len(out) <= 1024
+    assert out.startswith(f"GET {https.base}/big: 200 OK\n")
+    assert "\n\nxxxx" in out and "[... body cut at " in out and out.endswith(" bytes ...]\n")
 
 
 def test_a_redirect_loop_is_bounded(https: HttpsServer) -> None:
