@@ -72,6 +72,13 @@ def url_error(url: str) -> str | None:
                 "/health on targets with a base_url")
     if parts.fragment or any(c.isspace() for c in url):
         return "has a fragment (#...) or a space; remove it"
+    return _userinfo(parts.netloc)
+
+
+def _userinfo(netloc: str) -> str | None:
+    if "@" in netloc:
+        return ("holds credentials (user@ or user:password@), which output would show; send "
+                "them in a header whose value is a secret reference")
     return None
 
 
@@ -80,7 +87,8 @@ def step_errors(at: Path, what: str, v: dict[str, Any]) -> list[tuple[Path, str,
     out: list[tuple[Path, str, bool]] = []
     url = v.get("url")
     if isinstance(url, str) and (problem := url_error(url)):
-        out.append(((*at, "url"), f"{what}: url {url!r} {problem}", False))
+        shown = "" if "@" in url else f" {url!r}"  # never echo credentials
+        out.append(((*at, "url"), f"{what}: url{shown} {problem}", False))
     headers = v.get("headers")
     for key, value in (headers.items() if isinstance(headers, dict) else ()):
         if is_secret_ref(value) and not _REF.match(value):
@@ -107,6 +115,9 @@ def target_errors(name: str, v: dict[str, Any]) -> list[tuple[Path, str, bool]]:
         return [((*base, "base_url"), f"target {name!r}: 'base_url' only applies to transport "
                  "http", True)] if "base_url" in v else []
     out: list[tuple[Path, str, bool]] = []
+    url = v.get("base_url")
+    if isinstance(url, str) and (problem := _userinfo(urlsplit(url).netloc)):
+        out.append(((*base, "base_url"), f"target {name!r}: base_url {problem}", False))
     if "base_url" not in v:
         out.append((base, f"target {name!r} uses transport http and needs 'base_url', like "
                           "https://api.example.com", True))
