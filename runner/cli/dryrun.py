@@ -38,14 +38,15 @@ def _target(t: Target, env: Mapping[str, str], settings: Settings) -> dict[str, 
     return out
 
 
-def _step(s: Step) -> dict[str, Any]:
+def _step(s: Step, env: Mapping[str, str], settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {"name": s.name, "kind": s.kind, "when": s.when}
     if s.kind == "command":
         out["command"] = s.command
     elif s.kind == "script":
         out["script"], out["args"] = s.script, list(s.args)
     elif s.http is not None:
-        out["http"] = http_plan(s.http)
+        out["http"] = {**http_plan(s.http), "headers": {
+            k: _secret(v, env, settings) for k, v in s.http.headers}}
     else:
         out["src"], out["dest"] = s.src, s.dest
     if s.timeout is not None:
@@ -70,7 +71,7 @@ def describe(config: ConfigSet, name: str, limit: str | None,
         "env": {k: _secret(v, env, settings) for k, v in job.env},
         "params": dict(params) if params is not None else None,
         "targets": {t: _target(config.targets[t], env, settings) for t in targets},
-        "steps": [_step(s) for s in job.steps],
+        "steps": [_step(s, env, settings) for s in job.steps],
     }
 
 

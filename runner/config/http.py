@@ -128,7 +128,7 @@ def target_errors(name: str, v: dict[str, Any]) -> list[tuple[Path, str, bool]]:
 
 
 def http_plan(check: HttpCheck) -> dict[str, Any]:
-    """What an http step would send, for a dry run (secret headers as their reference)."""
+    """What an http step would send, for a dry run (a secret header as its reference)."""
     return {"method": check.method, "url": check.url,
             "headers": {k: str(v) for k, v in check.headers},
             "body": check.body, "expect": list(check.expect) or "2xx",

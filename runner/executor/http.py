@@ -66,8 +66,10 @@ def target_host(target: Target) -> str:
 
 
 def prepare(check: HttpCheck, name: str, target: Target, files: Mapping[str, FileBlob],
-            environ: Mapping[str, str], settings: Settings) -> tuple[Request, list[str]]:
-    """The request for target `name`, and the secrets its headers resolved to (to mask)."""
+            environ: Mapping[str, str], settings: Settings, who: str = ""
+            ) -> tuple[Request, list[str]]:
+    """The request for target `name`, and the secrets its headers resolved to (to mask);
+    `who` names the step in a secret's error."""
     host, url = target_host(target), check.url
     url = substitute(url, url_host(host), name)
     if url.startswith("/"):
@@ -78,7 +80,7 @@ def prepare(check: HttpCheck, name: str, target: Target, files: Mapping[str, Fil
     headers, secrets = {"User-Agent": "runner"}, []
     for key, value in check.headers:
         if isinstance(value, SecretRef):
-            headers[key] = config_secret(value, f"{name}: http header {key}", environ,
+            headers[key] = config_secret(value, f"{who or name} header {key}", environ,
                                          settings)
             secrets.append(headers[key])
         else:
@@ -182,7 +184,7 @@ async def http_step(run: Attempt, check: HttpCheck, threads: Executor,
     (one sentence: the target, the step, what happened)."""
     who = f"{run.name}: step {run.step!r}"
     try:
-        request, secrets = prepare(check, run.name, run.target, files, environ, settings)
+        request, secrets = prepare(check, run.name, run.target, files, environ, settings, who)
         answer = await asyncio.get_running_loop().run_in_executor(threads, fetch, request)
     except _Failed as e:
         raise TargetError(run.name, f"{who}: {e}") from None

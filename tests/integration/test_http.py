@@ -122,6 +122,10 @@ def test_a_header_from_a_secret_is_sent_and_masked(https: HttpsServer) -> None:
     assert (headers["Authorization"], headers["X-Target"]) == (TOKEN, "api")
     assert f"Authorization: {MASK}\n" in api.stdout and TOKEN not in api.stdout
     assert api.stdout.endswith("X-Target: api\nfrom api\n")
+    unset = run(https, [{"http": {"url": "/echo", "headers": {"X-Key": "env:RUNNER_SECRET_NO"}}}])
+    assert unset.targets["api"].error == ("api: step 'http 1' header X-Key: secret "
+                                          "env:RUNNER_SECRET_NO is not set in the worker's "
+                                          "environment")
 
 
 def test_a_worker_runs_an_http_step(cluster: Cluster, https: HttpsServer) -> None:
@@ -130,9 +134,14 @@ def test_a_worker_runs_an_http_step(cluster: Cluster, https: HttpsServer) -> Non
         f"targets:\n  api: {{transport: http, base_url: '{https.base}'}}\n")
     (cluster.repo / "jobs.d" / "http.yaml").write_text(
         "jobs:\n  probe: {queue: other, targets: [api], steps: "
-        "[{http: {url: /health, ca_file: ca.pem, expect: [200]}}]}\n")
+        "[{http: {url: /health, ca_file: ca.pem, expect: [200]}}]}\n"
+        "  keyed: {queue: other, targets: [api], steps: "
+        "[{http: {url: /health, headers: {X-Key: env:RUNNER_SECRET_UNSET}}}]}\n")
     dry = cluster.runner("run", "probe", "--dry-run")
     assert "1. http 1: http GET /health expect 200 ca_file ca.pem" in dry.stdout, dry.stderr
+    keyed = json.loads(cluster.runner("run", "keyed", "--dry-run", "--format", "json").stdout)
+    assert keyed["steps"][0]["http"]["headers"] == {
+        "X-Key": "<secret env:RUNNER_SECRET_UNSET: not set>"}
     cluster.worker("side")
     done = cluster.runner("run", "probe", "--enqueue", "--wait", "--format", "json")
     record = json.loads(done.stdout)
