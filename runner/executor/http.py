@@ -102,6 +102,13 @@ def _context(check: HttpCheck, files: Mapping[str, FileBlob]) -> ssl.SSLContext:
 
 def fetch(r: Request) -> Answer:
     """Sends `r`, following redirects as bounded; _Failed says why it got no answer."""
+    try:
+        return _follow(r)
+    except ValueError as e:  # a URL urllib cannot split (a bad port, a bad IPv6 address)
+        raise _Failed(f"{r.method} {r.url} failed: {e}") from None
+
+
+def _follow(r: Request) -> Answer:
     method, url, body, headers = r.method, r.url, r.body, r.headers
     origin = _origin(url)
     for hop in range(r.max_redirects + 1):
@@ -135,10 +142,11 @@ def _once(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
           ) -> tuple[int, str, list[tuple[str, str]], bytes]:
     p = urlsplit(url)
     host = p.hostname or ""
-    conn = (http.client.HTTPSConnection(host, p.port, timeout=r.timeout, context=r.context)
-            if p.scheme == "https" else http.client.HTTPConnection(host, p.port,
-                                                                   timeout=r.timeout))
+    conn: http.client.HTTPConnection | None = None
     try:
+        conn = (http.client.HTTPSConnection(host, p.port, timeout=r.timeout, context=r.context)
+                if p.scheme == "https" else http.client.HTTPConnection(host, p.port,
+                                                                       timeout=r.timeout))
         conn.request(method, (p.path or "/") + (f"?{p.query}" if p.query else ""), body,
                      dict(headers))
         answer = conn.getresponse()
@@ -149,10 +157,14 @@ def _once(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
               "that signed it as ca_file"
     except TimeoutError:
         why = f"no answer within {r.timeout:g}s (timeout)"
+    except ValueError as e:  # never echoed when about a header: its value may be a secret
+        why = ("a header value holds a line break or a character outside latin-1"
+               if "header" in str(e).lower() else str(e))
     except (OSError, http.client.HTTPException) as e:
         why = f"{getattr(e, 'strerror', None) or e or type(e).__name__}"
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
     raise _Failed(f"{method} {url} failed: {why}")
 
 
@@ -183,11 +195,12 @@ async def http_step(run: Attempt, check: HttpCheck, threads: Executor,
     """Runs `check` for `run`'s target; writes the answer to its output. 0, or TargetError
     (one sentence: the target, the step, what happened)."""
     who = f"{run.name}: step {run.step!r}"
+    secrets: list[str] = []
     try:
         request, secrets = prepare(check, run.name, run.target, files, environ, settings, who)
         answer = await asyncio.get_running_loop().run_in_executor(threads, fetch, request)
     except _Failed as e:
-        raise TargetError(run.name, f"{who}: {e}") from None
+        raise TargetError(run.name, Masker(secrets).text(f"{who}: {e}")) from None
     run.out.write(Masker(secrets).mask(report(answer, request.method, request.cap)))
     ok = answer.status in check.expect if check.expect else 200 <= answer.status < 300
     if not ok:

@@ -42,7 +42,8 @@ def run(server: HttpsServer, steps: list[dict[str, Any]],
     `targets`), with the CA as the repository file ca.pem."""
     targets = targets or {"api": {"transport": "http", "base_url": server.base}}
     j = job("probe", {"queue": "q", "targets": list(targets), "steps": steps})
-    engine = Engine(settings or Settings(), environ={"RUNNER_SECRET_TOKEN": TOKEN})
+    engine = Engine(settings or Settings(), environ={"RUNNER_SECRET_TOKEN": TOKEN,
+                                                     "RUNNER_SECRET_CRLF": "x\r\nX-Evil: 1"})
     files = {"ca.pem": FileBlob(server.ca.read_bytes())}
 
     async def main() -> RunResult:
@@ -126,6 +127,10 @@ def test_a_header_from_a_secret_is_sent_and_masked(https: HttpsServer) -> None:
     assert unset.targets["api"].error == ("api: step 'http 1' header X-Key: secret "
                                           "env:RUNNER_SECRET_NO is not set in the worker's "
                                           "environment")
+    crlf = run(https, [{"http": {"url": "/echo", "headers": {"X-Key": "env:RUNNER_SECRET_CRLF"}}}])
+    assert crlf.targets["api"].error == (f"api: step 'http 1': GET {https.base}/echo failed: a "
+                                         "header value holds a line break or a character "
+                                         "outside latin-1")
 
 
 def test_a_worker_runs_an_http_step(cluster: Cluster, https: HttpsServer) -> None:
