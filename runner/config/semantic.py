@@ -17,6 +17,8 @@ from posixpath import normpath
 from typing import Any
 
 from runner.config.documents import Path
+from runner.config.http import step_errors as http_errors
+from runner.config.http import target_errors as http_target_errors
 from runner.config.model import NAME_RE, is_secret_ref, seconds
 from runner.config.params import declaration_errors
 from runner.config.schema import did_you_mean
@@ -24,7 +26,7 @@ from runner.cron import cron_error as _cron_error
 from runner.cron import hashed
 
 Finding = tuple[Path, str, bool]
-ACTIONS = ("command", "script", "upload", "download")
+ACTIONS = ("command", "script", "upload", "download", "http")
 _ENV_REF = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
 
@@ -131,7 +133,7 @@ def _target(name: str, v: dict[str, Any]) -> list[Finding]:
         out.append((base, f"target {name!r} uses {how} and needs 'host'", True))
     if transport == "winrm" and "user" not in v:
         out.append((base, f"target {name!r} uses transport winrm and needs 'user'", True))
-    return out
+    return out + http_target_errors(name, v)
 
 
 def _job(name: str, v: dict[str, Any]) -> list[Finding]:
@@ -164,17 +166,19 @@ def _step(job: str, i: int, v: dict[str, Any]) -> list[Finding]:
     if len(actions) != 1:
         found = f"has both {' and '.join(actions)}" if actions else "does nothing"
         return [(at, f"{what} {found}; a step has exactly one of command, script, upload, "
-                     "download", False)]
+                     "download, http", False)]
     action = actions[0]
     out: list[Finding] = []
     if "args" in v and action != "script":
         out.append(((*at, "args"), f"{what}: 'args' only applies to a script step", True))
-    if "shell" in v and action in ("upload", "download"):
+    if "shell" in v and action in ("upload", "download", "http"):
         out.append(((*at, "shell"), f"{what}: 'shell' only applies to command and script steps",
                     True))
-    repo_path = _s(v, "script") if action == "script" else _s(_d(v, "upload"), "src")
+    key, field = {"script": ("", "script"), "http": ("http", "ca_file")}.get(action,
+                                                                             ("upload", "src"))
+    repo_path = _s(_d(v, key) if key else v, field)
     if repo_path is not None:
-        where = (*at, "script") if action == "script" else (*at, "upload", "src")
+        where = (*at, key, field) if key else (*at, field)
         problem = path_error(repo_path)
         if problem:
             out.append((where, f"{what}: {repo_path!r} {problem}", False))
@@ -184,7 +188,7 @@ def _step(job: str, i: int, v: dict[str, Any]) -> list[Finding]:
             out.append(((*at, key, field), f"{what}: {key} {field} {remote!r} {problem}", False))
     if _zero(v, "timeout"):
         out.append(((*at, "timeout"), f"{what}: timeout must be more than 0", False))
-    return out
+    return out + http_errors((*at, "http"), what, _d(v, "http"))
 
 
 def _schedule(name: str, v: dict[str, Any]) -> list[Finding]:

@@ -43,9 +43,11 @@ class Readable(Protocol):
 
 
 def job_paths(job: Job) -> list[str]:
-    """The repository files the job's script and upload steps send to targets."""
+    """The repository files the job's script and upload steps send to targets, and its http
+    steps' ca_files."""
     paths = {s.script if s.kind == "script" else s.src for s in job.steps
              if s.kind in ("script", "upload")}
+    paths |= {s.http.ca_file for s in job.steps if s.http and s.http.ca_file}
     return sorted(p for p in paths if p)
 
 

@@ -33,6 +33,7 @@ from runner.executor.base import (
     run_status,
 )
 from runner.executor.cancel import Cancel
+from runner.executor.http import HttpConnector, http_step
 from runner.executor.secrets import config_secret, known_secrets
 from runner.settings import Settings
 
@@ -157,7 +158,7 @@ class Engine:
             if skip:
                 return TargetResult("skipped", error=skip, attempts=attempt - 1,
                                     duration=self.clock() - t0)
-            run = Attempt(name, self.settings.output_cap, masker)
+            run = Attempt(name, self.settings.output_cap, masker, target)
             try:
                 await self._attempt(run, target, job, files, env, secrets)
             except asyncio.CancelledError:
@@ -238,6 +239,11 @@ class Engine:
     async def _do(self, run: Attempt, transport: Transport, step: Step,
                   files: Mapping[str, FileBlob], env: Mapping[str, str]) -> int:
         shell = step.shell
+        if step.http is not None:  # sent from here, whatever the target's transport
+            pool = self.connector("http")
+            assert isinstance(pool, HttpConnector)
+            return await http_step(run, step.http, pool.threads, files, self.environ,
+                                   self.settings)
         if step.kind == "command":
             assert step.command is not None
             return await transport.run(step.command, env, run.out, run.err, shell)
@@ -288,6 +294,8 @@ def _default_connector(transport: str, settings: Settings) -> Connector:
     if transport == "local":
         from runner.executor.local import LocalConnector
         return LocalConnector(settings)
+    if transport == "http":
+        return HttpConnector()
     if transport == "ssh":
         from runner.executor.ssh import SshPool
         return SshPool(settings)
