@@ -70,7 +70,9 @@ def ssh(specs: tuple[str, ...], port: int, user: str | None, key: str | None,
         click.echo(f"logging in as {who.user} to new hosts, trusting the host key each one "
                    "presents now (it is the key this branch records); hosts whose key is "
                    "changed are not logged in to")
-    found = asyncio.run(scan.scan(targets, known, who, concurrency, timeout))
+    where = propose.configured(config.targets)
+    found = asyncio.run(scan.scan(
+        targets, known, lambda a: None if propose.at(a) in where else who, concurrency, timeout))
     today = datetime.now(UTC).date().isoformat()
     plan = propose.propose(found, config.targets, today, user, current)
     for line in plan.lines:
@@ -110,13 +112,13 @@ def _known(snapshot: GitSnapshot, targets: Mapping[str, Target],
     at HEAD, else a file on this machine, else ~/.ssh/known_hosts), or, for an address no
     target reaches, the discovered hosts' file at HEAD."""
     from runner.config.semantic import repo_known_hosts
-    from runner.discover.propose import KNOWN_HOSTS, configured
+    from runner.discover.propose import KNOWN_HOSTS, at, configured
     from runner.executor import hostkeys, known_hosts
 
     where = configured(targets)
 
     def known(address: Address) -> KnownHosts:
-        name = where.get(type(address)(address.host.lower(), address.port))
+        name = where.get(at(address))
         if name is None:
             return hostkeys.KnownHosts(KNOWN_HOSTS, known_hosts.parse(discovered or ""))
         path = targets[name].known_hosts
@@ -128,3 +130,4 @@ def _known(snapshot: GitSnapshot, targets: Mapping[str, Target],
         return hostkeys.KnownHosts(in_repo, known_hosts.parse(text))
 
     return known
+

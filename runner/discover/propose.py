@@ -36,9 +36,14 @@ class Proposal:
 
 
 def configured(targets: Mapping[str, Target]) -> dict[Address, str]:
-    """The ssh targets of a configuration by the address they reach."""
-    return {Address((t.host or "").lower(), t.port or 22): name for name, t in targets.items()
+    """The ssh targets of a configuration by the address they reach (see at)."""
+    return {at(Address(t.host, t.port or 22)): name for name, t in targets.items()
             if t.transport == "ssh" and t.host}
+
+
+def at(address: Address) -> Address:
+    """An address as configured() keys it: its host lowercased."""
+    return Address(address.host.lower(), address.port)
 
 
 def propose(found: Sequence[Found], targets: Mapping[str, Target], today: str,
@@ -48,23 +53,23 @@ def propose(found: Sequence[Found], targets: Mapping[str, Target], today: str,
     taken = set(targets)
     entries, keys, lines, flagged, silent = [], [], [], False, []
     for f in found:
-        name = where.get(Address(f.address.host.lower(), f.address.port))
-        at = str(f.address)
+        name = where.get(at(f.address))
+        addr = str(f.address)
         if f.key is None:
-            silent.append(f"{at} ({f.error})")
+            silent.append(f"{addr} ({f.error})")
             continue
         shown = f"{fingerprint(f.key)}" + (f"  {f.banner}" if f.banner else "")
         note = f"  ({f.error})" if f.error else ""
         if f.verdict in FLAGGED:
             flagged = True
             what = "CHANGED" if f.verdict == "changed" else "REVOKED"
-            lines.append(f"{what:<10} {name or '(new)'} {at}: presents {shown}, which its "
+            lines.append(f"{what:<10} {name or '(new)'} {addr}: presents {shown}, which its "
                          f"known_hosts {'does not record' if what == 'CHANGED' else 'revokes'}"
                          f"; not written (ask the host's owner; if it was reinstalled, replace "
                          f"its known_hosts line by hand){note}")
         elif name is not None:
             state = "known" if f.verdict == "ok" else "unrecorded"
-            lines.append(f"{state:<10} {name} {at}: {shown}" + (
+            lines.append(f"{state:<10} {name} {addr}: {shown}" + (
                 "" if state == "known" else "; its known_hosts has no key for it: runs there "
                 f"are refused until this line is added: {lookup_name(*_hp(f))} {f.key}") + note)
         else:
@@ -74,7 +79,7 @@ def propose(found: Sequence[Found], targets: Mapping[str, Target], today: str,
             if f.verdict != "ok":
                 keys.append(f"{lookup_name(*_hp(f))} {f.key}\n")
             facts = " ".join(f"{k}={v}" for k, v in f.facts if k != "hostname")
-            lines.append(f"{'new':<10} {new} {at}: {shown}" + (f"  {facts}" if facts else "")
+            lines.append(f"{'new':<10} {new} {addr}: {shown}" + (f"  {facts}" if facts else "")
                          + note)
     if silent:
         more = f" and {len(silent) - 10} more" if len(silent) > 10 else ""

@@ -121,15 +121,17 @@ def _host(spec: str, port: int) -> Address:
 
 
 async def scan(targets: Sequence[Address], known: Callable[[Address], KnownHosts],
-               login: Login | None, concurrency: int, timeout: float) -> list[Found]:
-    """Every address scanned, at most `concurrency` at once, each within `timeout` seconds."""
+               login: Callable[[Address], Login | None], concurrency: int,
+               timeout: float) -> list[Found]:
+    """Every address scanned, at most `concurrency` at once, each within `timeout` seconds;
+    `known`: the known_hosts its key is checked against; `login`: who logs in there, if any."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(address: Address) -> Found:
         async with gate:
             try:
                 async with asyncio.timeout(timeout):
-                    return await _probe(address, known(address), login, timeout)
+                    return await _probe(address, known(address), login(address), timeout)
             except TimeoutError:
                 return Found(address, error=f"no answer within {timeout:g}s")
 
