@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,8 +17,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from runner.celery.tasks import _Process, execute
 from runner.cli import cli
-from tests.helpers.repos import copy_demo, git, runner_on
+from runner.runs import RunRecord, new_run_id
+from runner.settings import Settings
+from runner.system import System
+from tests.helpers.repos import copy_demo, git, runner_on, small_repo
 from tests.servers import Sshd, free_port, keygen, start_sshd
 
 WORKTREE = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -170,3 +175,26 @@ def test_a_scan_too_big_or_malformed_or_outside_git_is_refused_in_one_sentence(
     done = CliRunner().invoke(cli, ["discover", "ssh", *args, "--repo", str(plain)])
     assert done.exit_code == 2 and says in done.stderr, done.output
     assert len(done.stderr.strip().splitlines()) == 1 and not done.stdout
+
+
+def test_a_worker_checks_a_target_against_its_repository_known_hosts(
+        sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's path: the file comes from what apply published, at the run's revision."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # no keys/ here: only the repository has the file
+    repo = small_repo(tmp_path / "repo", "jobs:\n  j: {queue: q, targets: [box], steps: "
+                                         "[{command: echo via-worker}]}\n")
+    (repo / "keys").mkdir()
+    (repo / "keys" / "kh").write_text(sshd.host_key_line + "\n")
+    box = {**sshd.target(), "known_hosts": "keys/kh"}
+    (repo / "targets.d" / "box.yaml").write_text(json.dumps({"targets": {"box": box}}))
+    system = System(Settings(), repo, repo / ".runner")
+    run_id = new_run_id()
+    system.store.save_run(RunRecord.from_json({"run_id": run_id, "job": "j", "state": "PENDING",
+                                               "created": time.time(), "queue": "q"}))
+    state, error = execute(system, _Process(), "j", system.config().revision, run_id, None,
+                           "w-1@here", False)
+    record = system.store.run(run_id) or RunRecord(run_id)
+    assert (state, error) == ("SUCCESS", None), record.result
+    assert "via-worker" in record.result["targets"]["box"]["stdout"]
