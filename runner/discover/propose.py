@@ -133,7 +133,7 @@ def _name(f: Found, taken: set[str]) -> str:
     raw = dict(f.facts).get("hostname") or f.address.host
     if f.address.port != 22 and "hostname" not in dict(f.facts):
         raw += f"-{f.address.port}"
-    base = re.sub(r"[^a-z0-9._-]+", "-", raw.lower()).lstrip("._-")[:56] or "host"
+    base = re.sub(r"[^a-z0-9._-]+", "-", raw.lower()).strip("._-")[:56].rstrip("._-") or "host"
     name, n = base, 1
     while name in taken:
         n += 1

@@ -98,6 +98,9 @@ def test_new_hosts_are_proposed_on_a_branch_and_a_changed_key_is_flagged(
     assert f"CHANGED    db-old 127.0.0.4:{fleet.c.port}" in out
     assert f"known      web-known 127.0.0.1:{fleet.known.port}" in out
     assert f"127.0.0.5:{fleet.closed} (connection refused)" in out
+    shown = subprocess.run(["ssh-keygen", "-lf", str(fleet.a.dir / "host_ed25519.pub")],
+                           capture_output=True, text=True, check=True).stdout.split()[1]
+    assert f"127.0.0.2:{fleet.a.port}: ssh-ed25519 {shown}  SSH-2.0-OpenSSH" in out
     branch = f"discovery/{datetime.now(UTC).date().isoformat()}"
     assert f"branch {branch} (" in out and "Before merging, check:" in out
     # the applied branch and the worktree are untouched; the branch is pushed
