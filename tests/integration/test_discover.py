@@ -150,6 +150,20 @@ def test_new_hosts_are_proposed_on_a_branch_and_a_changed_key_is_flagged(
     assert git(fleet.repo, "branch", "--list", "discovery/*") == branches
 
 
+def test_a_proposal_that_would_not_validate_makes_no_branch(fleet: Fleet,
+                                                           tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(fleet.repo), str(clone))
+    (clone / "targets.d" / "discovered.yaml").write_text("targets: {x: {transport: local}}\n")
+    git(clone, "add", "-A")
+    git(clone, "commit", "-q", "-m", "hand-edited into flow style")
+    done = runner_on(clone, "discover", "ssh", f"127.0.0.2:{fleet.a.port}", env=WORKTREE)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "targets.d/discovered.yaml:" in done.stdout
+    assert "the configuration at the proposed commit is not valid; no branch made" in done.stderr
+    assert git(clone, "branch", "--list", "discovery/*") == ""
+
+
 def test_a_job_step_runs_discovery_and_fails_on_a_changed_key(fleet: Fleet,
                                                               tmp_path: Path) -> None:
     ops = copy_demo(tmp_path / "ops")
