@@ -21,6 +21,7 @@ from runner.config.semantic import (
     _l,
     _s,
     path_error,
+    repo_known_hosts,
     selector_error,
 )
 
@@ -38,6 +39,10 @@ def refs(section: str, name: str, v: Any) -> list[Ref]:
     if section == "workers":
         out += [(("workers", name, "queues", i), "worker-queue", q)
                 for i, q in enumerate(_l(v, "queues")) if isinstance(q, str)]
+    elif section == "targets":
+        known = repo_known_hosts(v.get("known_hosts"))
+        if known is not None and path_error(known) is None:
+            out.append((("targets", name, "known_hosts"), "file", known))
     elif section == "jobs":
         if isinstance(v.get("queue"), str):
             out.append((("jobs", name, "queue"), "queue", v["queue"]))
@@ -224,5 +229,6 @@ _SUBJECT: dict[str, Callable[[Path, str], str]] = {
     "job": lambda w, v: f"{_owner(w)} runs job {v!r}, ",
     "workflow": lambda w, v: f"schedule {w[1]!r} runs workflow {v!r}, ",
     "workflow-name": lambda w, v: f"workflow {v!r}: ",
-    "file": lambda w, v: f"step {int(w[3]) + 1} of job {w[1]!r}: {v!r} ",
+    "file": lambda w, v: (f"target {w[1]!r} known_hosts {v!r} " if w[0] == "targets" else
+                          f"step {int(w[3]) + 1} of job {w[1]!r}: {v!r} "),
 }

@@ -133,7 +133,18 @@ def _target(name: str, v: dict[str, Any]) -> list[Finding]:
         out.append((base, f"target {name!r} uses {how} and needs 'host'", True))
     if transport == "winrm" and "user" not in v:
         out.append((base, f"target {name!r} uses transport winrm and needs 'user'", True))
+    known = repo_known_hosts(v.get("known_hosts"))
+    if known is not None and (why := path_error(known)):
+        out.append(((*base, "known_hosts"), f"target {name!r} known_hosts {known!r} {why}", False))
     return out + http_target_errors(name, v)
+
+
+def repo_known_hosts(value: Any) -> str | None:
+    """A target's known_hosts when it names a file of the repository (a relative path), else
+    None (absent, or a path on the worker: absolute or starting with ~)."""
+    if not isinstance(value, str) or value.startswith(("/", "~")):
+        return None
+    return value
 
 
 def _job(name: str, v: dict[str, Any]) -> list[Finding]:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from runner.config.model import Job, SecretRef, Step, Target
 from runner.config.params import env as param_env
+from runner.config.semantic import repo_known_hosts
 from runner.errors import TargetError
 from runner.executor.attempt import Attempt
 from runner.executor.base import (
@@ -151,6 +152,9 @@ class Engine:
         except TargetError as e:
             return TargetResult("failed", error=masker.text(str(e)), duration=self.clock() - t0)
         masker = Masker([*job_secrets, *secrets.values(), *self.known])
+        known = repo_known_hosts(target.known_hosts)  # a repository file, at the run's revision
+        if known is not None and known in files:
+            secrets["known_hosts"] = files[known].data.decode("utf-8", "replace")
         attempt = 0
         while True:
             attempt += 1
