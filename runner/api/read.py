@@ -17,7 +17,7 @@ from runner.api import workflows as flows
 from runner.api.context import Context, Ctx, Viewer
 from runner.api.models import NAME, READ, errors
 from runner.ops import overview
-from runner.store import Cursor
+from runner.store import Cursor, RunFilter
 
 HEALTH_TTL = 1.0  # seconds an answer of GET /api/health is reused
 
@@ -128,14 +128,25 @@ async def list_runs(
     request: Request,
     job: Annotated[str | None, Query(pattern=NAME)] = None,
     state: m.State | None = None,
+    queue: Annotated[str | None, Query(max_length=200)] = None,
+    trigger: Annotated[str | None, Query(max_length=200, description=(
+        "the trigger, or its first words: `schedule` keeps `schedule NAME`"))] = None,
+    worker: Annotated[str | None, Query(max_length=300)] = None,
     since: Annotated[float | None, Query(ge=0, le=1e11, description="Unix time")] = None,
+    until: Annotated[float | None, Query(ge=0, le=1e11, description="Unix time")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="a run id's start")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200,
                                         description="`next` of the previous page")] = None,
 ) -> Response:
-    """Run summaries, newest first, a page at a time: pass `next` back as `cursor`."""
+    """Run summaries, newest first, a page at a time: pass `next` back as `cursor`. With
+    filters a page may be short (5,000 runs are looked at per page) and still have a
+    `next`."""
+    where = RunFilter(state, queue, trigger, worker, q or None)
+
     def page() -> bytes:
-        runs, more = ctx.store.runs_page(job, parse_cursor(cursor), limit, state, since)
+        runs, more = ctx.store.runs_page(job, parse_cursor(cursor), limit, since=since,
+                                         until=until, where=where)
         return json.dumps({"runs": [r.to_json() for r in runs],
                            "next": f"{more[0]!r}:{more[1]}" if more else None}).encode()
 
