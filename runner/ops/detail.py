@@ -97,7 +97,7 @@ def job(system: System, config: ConfigSet, found: Job, now: datetime,
             "targets": select(config, found, None),
             "schedules": [{"name": s.name, "next": [t.isoformat()
                                                     for t in next_fires(s, now, JOB_NEXT)]}
-                          for s in config.schedules.values()
+                          for _, s in sorted(config.schedules.items())
                           if s.job == found.name and not s.workflow],
             "params": {p.name: {"type": p.type, **{k: list(v) if isinstance(v, tuple) else v
                                                    for k in PARAM_FIELDS
