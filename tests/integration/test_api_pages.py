@@ -5,6 +5,7 @@ written to the store as workers and beat write them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -230,3 +231,37 @@ def test_the_pages_data_needs_a_token(site: Site, path: str) -> None:
     with site.api.client(None) as anyone, site.api.client(VIEW) as viewer:
         assert anyone.get(path).status_code == 401
         assert viewer.get(path).status_code == 200
+
+
+def test_paging_goes_on_past_the_store_into_the_report_branch(
+        tmp_path: Path, redis_server: Redis) -> None:
+    """Runs the store let go (published, then forgotten) come after the store's oldest, from
+    the report branch: every run once, newest first; filters hold there too; and GET
+    /api/runs/ID reads one from there."""
+    cluster = make_cluster(tmp_path, redis_server.url)
+    git(cluster.repo, "init", "-q", "-b", "main")
+    git(cluster.repo, "add", "-A")
+    git(cluster.repo, "commit", "-qm", "config")
+    start = time.time() - 3 * 86400  # over 3 days, all younger than RUNNER_KEEP_RUNS
+    runs = [{"run_id": f"{int((start + i * 7200) * 1000):012x}-{i:08x}",
+             "job": ("quick-low", "quick-high")[i % 2], "state": ("SUCCESS", "FAILURE")[i % 3 == 0],
+             "queue": "low", "trigger": "api", "created": start + i * 7200,
+             "finished": start + i * 7200 + 1} for i in range(30)]
+    cluster.store.save_runs([RunRecord.from_json(r) for r in runs])
+    done = cluster.runner("publish", "--once")
+    assert done.returncode == 0, done.stderr
+    assert cluster.store.forget(start + 17.5 * 7200) == (18, 18)  # the oldest 18: branch only
+    api = start_api(cluster)
+    try:
+        newest_first = [r["run_id"] for r in reversed(runs)]
+        with api.client(VIEW) as viewer:
+            assert [r["run_id"] for r in walk(viewer, {})] == newest_first
+            assert [r["run_id"] for r in walk(viewer, {"job": "quick-high",
+                                                       "state": "FAILURE"}, 2)] == [
+                r["run_id"] for r in reversed(runs)
+                if (r["job"], r["state"]) == ("quick-high", "FAILURE")]
+            old = viewer.get(f"/api/runs/{runs[0]['run_id']}")
+            assert old.status_code == 200 and old.json()["job"] == "quick-low"
+            assert viewer.get("/api/runs", params={"cursor": "reports:x"}).status_code == 400
+    finally:
+        api.stop()
