@@ -72,7 +72,6 @@ def health(ctx: Context) -> tuple[int, bytes]:
                             "beat_alive": beat}).encode()
 
 
-
 def runs(ctx: Context, job: str | None, where: RunFilter, since: float | None,
          until: float | None, limit: int, branch: bool, at: Cursor | None
          ) -> tuple[list[dict[str, Any]], str | None]:

@@ -45,6 +45,8 @@ def definition(system: System, revision: str, section: str, name: str) -> Defini
     published = system.store.get(keys.revision(revision)) or {}
     if published.get("config"):
         for path, blob in sorted(published["config"].items()):
+            if kind_for(path) != section:
+                continue
             objects = (system.store.get(keys.definitions(blob)) or {}).get("objects") or {}
             if f"{section}/{name}" in objects:
                 return _find(path, _blob(system, path, blob), section, name)
