@@ -5,6 +5,7 @@ disk raises StoreUnavailable, as Redis being away does."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -19,7 +20,17 @@ from typing import Any
 from runner.errors import StoreUnavailable
 from runner.runs import ACTIVE, FINAL, RunRecord, RunState
 from runner.store import keys
-from runner.store.base import SUMMARY, Begin, Cursor, begin, downloaded, finished, translated
+from runner.store.base import (
+    ID_SLACK,
+    SUMMARY,
+    Begin,
+    Cursor,
+    RunFilter,
+    begin,
+    downloaded,
+    finished,
+    translated,
+)
 from runner.store.changes import file_changes
 
 # a full or read-only state directory (EACCES: made read-only by chmod, for a non-root user)
@@ -291,9 +302,15 @@ class FileStore:
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
-                  scan: int = 5000) -> tuple[list[RunRecord], Cursor | None]:
+                  scan: int = 5000, until: float | None = None, where: RunFilter | None = None
+                  ) -> tuple[list[RunRecord], Cursor | None]:
+        where = dataclasses.replace(where or RunFilter(), state=state) if state else where
+        since, until = where.window(since, until) if where else (since, until)
+        # run ids sort by creation time: those of runs created after `until` are skipped unread
+        top = f"{int((until + ID_SLACK) * 1000):012x}~" if until is not None else "~"
         names = sorted((n[:-5] for n in os.listdir(self.root / "runs")
-                        if n.endswith(".json") and not n.startswith(".")), reverse=True)
+                        if n.endswith(".json") and not n.startswith(".") and n < top),
+                       reverse=True)
         out: list[RunRecord] = []
         last: Cursor | None = None
         for looked, rid in enumerate(n for n in names if before is None or n < before[1]):
@@ -307,8 +324,6 @@ class FileStore:
                 return out, None  # run ids sort by creation time
             last = (created, rid)
             if (job is None or record.get("job") == job) and \
-                    (state is None or record.get("state") == state):
+                    (until is None or created <= until) and (where is None or where.keeps(record)):
                 out.append(RunRecord.from_json({k: record[k] for k in SUMMARY if k in record}))
         return out, None
-
-
