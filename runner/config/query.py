@@ -51,5 +51,5 @@ def slots(config: ConfigSet, job: Job, targets: list[str]) -> dict[str, list[tup
     for t in targets:
         mine = [(name, n) for name, n, chosen in named if t in chosen]
         max_runs = config.targets[t].max_runs
-        out[t] = [(f"target {t}", max_runs)] * bool(max_runs) + mine
+        out[t] = ([(f"target {t}", max_runs)] if max_runs else []) + mine
     return out
