@@ -18,7 +18,7 @@ from typing import Any
 
 from runner.errors import StoreUnavailable
 from runner.runs import ACTIVE, FINAL, RunRecord, RunState
-from runner.store import keys
+from runner.store import keys, slots
 from runner.store.base import SUMMARY, Begin, Cursor, begin, downloaded, finished, translated
 from runner.store.changes import file_changes
 
@@ -204,6 +204,37 @@ class FileStore:
                 return False
             self._write(path, {"owner": owner, "until": time.time() + ttl})
             return True
+
+    def _slots(self, names: list[str], change: Any) -> Any:
+        """change(states) -> (new states, result), under the lock of every limit."""
+        with self._exclusive("slots"):
+            paths = {n: self.root / "locks" / f"{keys.SLOT}{n}.json" for n in names}
+            new, result = change({n: self._read(p) for n, p in paths.items()})
+            for n, state in new.items():
+                if state is not None:
+                    self._write(paths[n], state)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        paths[n].unlink()
+            return result
+
+    def take_slots(self, wanted: list[tuple[str, int]], holder: str, owner: str,
+                   ttl: float) -> list[str]:
+        blocked: list[str] = self._slots([n for n, _ in wanted], lambda states: slots.take(
+            states, wanted, holder, owner, time.time(), ttl))
+        return blocked
+
+    def free_slots(self, names: list[str], holder: str) -> None:
+        self._slots(names, lambda states: (slots.free(states, holder, time.time()), None))
+
+    def slots(self) -> dict[str, dict[str, Any]]:
+        now, out = time.time(), {}
+        for n in os.listdir(self.root / "locks"):
+            if n.startswith(keys.SLOT) and n.endswith(".json"):
+                state = slots.fresh(self._read(self.root / "locks" / n), now)
+                if state["holders"] or state["queue"]:
+                    out[n[len(keys.SLOT):-5]] = state
+        return out
 
     def holder(self, name: str) -> str | None:
         held = self._read(self.root / "locks" / f"{name}.json")
