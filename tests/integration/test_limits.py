@@ -16,6 +16,7 @@ from runner.celery.app import create_app
 from runner.celery.tasks import enqueue
 from runner.settings import Settings
 from runner.system import System
+from tests.helpers.api import VIEW, Api, start_api
 from tests.helpers.cluster import Cluster, broker_env
 from tests.helpers.procs import poll
 
@@ -107,17 +108,44 @@ def test_two_jobs_needing_the_same_two_limits_both_finish(
 
 def test_a_killed_worker_holding_a_slot_frees_it_within_seconds(
         limited: tuple[Cluster, System, Path]) -> None:
+    """... and meanwhile (on Redis: the front-ends read the same view on both) `runner
+    status`, GET /api/limits and /metrics show who holds the slot and who waits for it."""
     cluster, system, _ = limited
     victim = cluster.worker("victim")
-    config, app = system.config(), create_app(system)
-    enqueue(app, system.store, config, "hold", "test")
-    poll(lambda: system.store.slots().get("target k", {}).get("holders"), 30, "hold holds k")
-    after = enqueue(app, system.store, config, "after", "test")
-    waiting = poll(lambda: (r := system.store.run(after)) and r.waiting, 30, "after waits")
-    assert waiting == ("target k",)
+    api = start_api(cluster) if cluster.env.get("REDIS_URL") else None
+    try:
+        config, app = system.config(), create_app(system)
+        hold = enqueue(app, system.store, config, "hold", "test")
+        poll(lambda: system.store.slots().get("target k", {}).get("holders"), 30, "k held")
+        after = enqueue(app, system.store, config, "after", "test")
+        waiting = poll(lambda: (r := system.store.run(after)) and r.waiting, 30, "after waits")
+        assert waiting == ("target k",)
+        if api:
+            shown(cluster, api, hold, after)
+    finally:
+        if api:
+            api.stop()
     os.killpg(victim.pid, signal.SIGKILL)
     killed = time.monotonic()
     record = cluster.final(after, 30)
     assert record.state == "SUCCESS", record
     assert time.monotonic() - killed < 10  # slots.TTL (6 s) and a poll
     assert not record.waiting
+
+
+def shown(cluster: Cluster, api: Api, hold: str, after: str) -> None:
+    """`runner status` (text and JSON), the API and /metrics: `hold` holds target k's slot,
+    `after` waits for it."""
+    text = cluster.runner("status").stdout
+    assert f"limit target k: 1/1 held\n  holds run {hold} on k" in text
+    assert f"  waits run {after} on k" in text and "WAITING" in text
+    with api.client(VIEW) as client:
+        k = client.get("/api/limits").json()["target k"]
+        assert (k["max"], [e["run_id"] for e in k["held"]], [e["run_id"] for e in k["waiting"]]) \
+            == (1, [hold], [after])
+        limits = client.get("/api/limits").json()
+        assert limits["limit la"] == {"max": 1, "held": [], "waiting": []}
+        assert client.get(f"/api/runs/{after}").json()["waiting"] == ["target k"]
+        metrics = client.get("/metrics").text
+    assert 'runner_limit_held{limit="target k"} 1' in metrics
+    assert 'runner_limit_waiting{limit="target k"} 1' in metrics
