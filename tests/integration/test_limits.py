@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runner.celery.app import create_app
-from runner.celery.tasks import enqueue
+from runner.celery.tasks import cancel, enqueue
 from runner.settings import Settings
 from runner.system import System
 from tests.helpers.api import VIEW, Api, start_api
@@ -62,7 +62,7 @@ def limited(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         jobs += f"  {kind}: {{queue: q, targets: [both], steps: [{{command: " \
                 f"'{stamp(out / 'both')}'}}]}}\n"
     jobs += "  hold: {queue: doomed, targets: [k], steps: [{command: 'sleep 60'}]}\n" \
-            "  after: {queue: q, targets: [k], steps: [{command: 'echo ok'}]}\n"
+            "  after: {queue: q, targets: [k], max_active: 1, steps: [{command: 'echo ok'}]}\n"
     (repo / "jobs.d" / "j.yaml").write_text(jobs)
     cluster = Cluster(repo, env)
     system = System(Settings(redis_url=env.get("REDIS_URL", "")), repo, repo / ".runner")
@@ -120,6 +120,7 @@ def test_a_killed_worker_holding_a_slot_frees_it_within_seconds(
         after = enqueue(app, system.store, config, "after", "test")
         waiting = poll(lambda: (r := system.store.run(after)) and r.waiting, 30, "after waits")
         assert waiting == ("target k",)
+        cancelled_while_waiting(cluster, system)
         if api:
             shown(cluster, api, hold, after)
     finally:
@@ -131,6 +132,19 @@ def test_a_killed_worker_holding_a_slot_frees_it_within_seconds(
     assert record.state == "SUCCESS", record
     assert time.monotonic() - killed < 10  # slots.TTL (6 s) and a poll
     assert not record.waiting
+
+
+def cancelled_while_waiting(cluster: Cluster, system: System) -> None:
+    """A second run of `after` (max_active 1) waits for the job's slot; cancelled, it ends
+    REVOKED at once and leaves the queue."""
+    app = create_app(system)
+    second = enqueue(app, system.store, system.config(), "after", "test")
+    waiting = poll(lambda: (r := system.store.run(second)) and r.waiting, 30, "second waits")
+    assert waiting == ("job after",)
+    assert [e["id"] for e in system.store.slots()["job after"]["queue"]] == [second]
+    cancel(app, system.store, second, "test")
+    assert cluster.final(second, 10).state == "REVOKED"
+    assert system.store.slots()["job after"]["queue"] == []
 
 
 def shown(cluster: Cluster, api: Api, hold: str, after: str) -> None:
