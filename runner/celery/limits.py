@@ -51,6 +51,8 @@ class Gate:
                 yield
         finally:
             renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
 
     @contextlib.asynccontextmanager
     async def target(self, name: str) -> AsyncIterator[None]:
