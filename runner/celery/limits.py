@@ -45,7 +45,8 @@ class Gate:
     async def run(self) -> AsyncIterator[None]:
         """The run's job-level slot, held around all of it (with a renewing task); a cancel
         while waiting goes on into the run, whose targets then end cancelled at once."""
-        renewing = asyncio.get_running_loop().create_task(self._renew())
+        renewing = asyncio.get_running_loop().create_task(
+            self._renew() if any(self.wanted.values()) else asyncio.sleep(0))
         try:
             async with self._slots(self.run_id, self.wanted.get("", [])):
                 yield
