@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from runner.celery.app import create_app
 from runner.celery.tasks import cancel, enqueue
 from runner.settings import Settings
+from runner.store import Store
 from runner.system import System
 from tests.helpers.api import VIEW, Api, start_api
 from tests.helpers.cluster import Cluster, broker_env
@@ -163,3 +165,39 @@ def shown(cluster: Cluster, api: Api, hold: str, after: str) -> None:
         metrics = client.get("/metrics").text
     assert 'runner_limit_held{limit="target k"} 1' in metrics
     assert 'runner_limit_waiting{limit="target k"} 1' in metrics
+
+
+def test_the_store_grants_slots_atomically_in_order_and_lets_leases_lapse(store: Store) -> None:
+    """Both backends: 8 threads racing for a 2-slot limit never hold more than 2 at once;
+    two holders asking for two limits in opposite order do not deadlock; a lease not renewed
+    lapses."""
+    held: set[str] = set()
+    most = [0]
+    guard = threading.Lock()
+
+    def race(i: int) -> None:
+        for n in range(5):
+            me = f"r{i}-{n}"
+            poll(lambda me=me: not store.take_slots([("limit x", 2)], me, "w", 5), 30,
+                 f"{me} holds")
+            with guard:
+                held.add(me)
+                most[0] = max(most[0], len(held))
+            time.sleep(0.005)  # its work, while it holds the slot
+            with guard:
+                held.discard(me)
+            store.free_slots(["limit x"], me)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert most[0] <= 2 and "limit x" not in store.slots()
+    assert store.take_slots([("limit a", 1), ("limit b", 1)], "x", "w", 5) == []
+    assert store.take_slots([("limit b", 1), ("limit a", 1)], "y", "w", 0.3) \
+        == ["limit b", "limit a"]
+    assert [e["id"] for e in store.slots()["limit a"]["queue"]] == ["y"]
+    store.free_slots(["limit a", "limit b"], "x")
+    assert store.take_slots([("limit b", 1), ("limit a", 1)], "y", "w", 0.3) == []
+    poll(lambda: not store.slots(), 5, "y's unrenewed slots lapse")
