@@ -85,6 +85,17 @@ def dashboard() -> FileResponse:
     return FileResponse(DASHBOARD / "index.html")
 
 
+@router.get("/runs/{name}", include_in_schema=False)
+@router.get("/jobs/{name}", include_in_schema=False)
+@router.get("/schedules/{name}", include_in_schema=False)
+@router.get("/workflows/{name}", include_in_schema=False)
+@router.get("/workers/{name}", include_in_schema=False)
+def dashboard_page(name: str) -> FileResponse:
+    """The dashboard's page at a page's own URL (its script shows that page): reloads and
+    links work."""
+    return FileResponse(DASHBOARD / "index.html")
+
+
 @router.get("/docs", include_in_schema=False)
 def docs() -> FileResponse:
     """Swagger UI (dashboard/docs.html) on the files of fastapi-offline."""
