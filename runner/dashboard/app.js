@@ -187,8 +187,9 @@ document.addEventListener("click", (e) => {
       && !/^\/(api|docs|static|metrics)\b/.test(a.pathname)) {
     e.preventDefault(); go(a.pathname + a.search); return;
   }
-  const row = !a && !b && e.target.closest("tr[data-run-id]");
-  if (row) go("/runs/" + encodeURIComponent(row.dataset.runId));
+  const row = !a && !b && e.target.closest("tr[data-run-id], tr[data-workflow]");
+  if (row) go(row.dataset.runId ? "/runs/" + encodeURIComponent(row.dataset.runId)
+    : "/workflows/" + encodeURIComponent(row.dataset.workflow));
 });
 $("#signout").onclick = () => signOut();
 $("#login").onsubmit = (e) => {

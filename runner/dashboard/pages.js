@@ -125,9 +125,10 @@ async function showWorkflow(name) {
   const g = await graphOf(name);
   const runs = await recentRuns("recent runs", {job: name}, (r) => r.job === name);
   if (!current("workflows", name)) return;
-  $("#page").replaceChildren(h("h2", {}, "Workflow ", h("code", {id: "workflow-name"}, name)),
+  const body = h("div", {id: "workflow-body"},
     h("p", {}, `${g.description || ""} · schedules: ${g.schedules.join(", ") || "none"}`));
-  drawWorkflow($("#page"), g, null, () => {});
+  $("#page").replaceChildren(h("h2", {}, "Workflow ", h("code", {id: "workflow-name"}, name)), body);
+  drawWorkflow(body, g, null, () => {});
   $("#page").append(runs);
 }
 

@@ -8,7 +8,7 @@ let runTimer = null;
 async function showRun(id) {
   const r = await api("/api/runs/" + encodeURIComponent(id));
   if (!current("runs", id)) return;
-  $("#page").replaceChildren(...runPage(r));
+  $("#page").replaceChildren(h("div", {id: "detail-body"}, runPage(r)));
   if (r.workflow) await drawRunGraph(r);
   clearTimeout(runTimer);
   if (ACTIVE.has(r.state)) runTimer = setTimeout(() => current("runs", id) && refreshRun(id), 2000);
@@ -37,10 +37,10 @@ function runPage(r) {
     r.limit ? fact("limit", h("code", {}, r.limit)) : [],
     ["created", "received", "started", "finished"].map((k) => r[k] ? fact(k, stamp(r[k])) : []),
     fact("duration", took(r)), fact("deliveries", r.deliveries || 0),
-    r.parent ? fact("workflow run", h("a", {href: "/runs/" + encodeURIComponent(r.parent),
-      class: "parent"}, r.parent), `, node ${r.node || "?"}`) : []);
+    r.parent ? fact("part of", h("a", {href: "/runs/" + encodeURIComponent(r.parent),
+      class: "parent"}, `workflow run ${r.parent}, node ${r.node || "?"}`)) : []);
   return [
-    h("h2", {}, "Run ", h("code", {id: "run-id"}, r.run_id), " ",
+    h("h2", {}, "Run ", h("code", {id: "detail-id"}, r.run_id), " ",
       h("span", {class: "state " + r.state, id: "run-state"}, r.state), " ", buttons),
     facts,
     r.error ? h("p", {class: "error"}, r.error) : "",
@@ -114,11 +114,11 @@ async function graphOf(name) {
 async function drawRunGraph(r) {
   let g;
   try { g = await graphOf(r.job); } catch (err) {
-    $("#page").append(h("p", {class: "error"}, `workflow ${r.job} is not in the configuration any more: ${err.message}`));
+    $("#detail-body").append(h("p", {class: "error"}, `workflow ${r.job} is not in the configuration any more: ${err.message}`));
     return;
   }
   if (!current("runs", r.run_id)) return;  // another page was opened meanwhile
-  for (const old of $("#page").querySelectorAll("svg.dag, .approval-bar")) old.remove();
-  drawWorkflow($("#page"), g, r.workflow.nodes || {}, (child) => go("/runs/" + encodeURIComponent(child)));
-  $("#page").append(...approvalBars(g, r));
+  for (const old of $("#detail-body").querySelectorAll("svg.dag, .approval-bar")) old.remove();
+  drawWorkflow($("#detail-body"), g, r.workflow.nodes || {}, (child) => go("/runs/" + encodeURIComponent(child)));
+  $("#detail-body").append(...approvalBars(g, r));
 }

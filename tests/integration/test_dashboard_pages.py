@@ -94,7 +94,7 @@ def test_pages_by_url_filters_paging_history_and_the_params_form(api: Api) -> No
             page.goto(f"{api.url}/runs/{deploy}")
             page.fill("#token", OPS)
             page.click("#login button")
-            expect(page.locator("#run-id")).to_have_text(deploy, timeout=30_000)
+            expect(page.locator("#detail-id")).to_have_text(deploy, timeout=30_000)
             target = page.locator('#page .target[data-target="here"]')
             expect(target.locator("h3")).to_have_count(1)  # the target's name, once
             expect(target.locator("tr[data-step]")).to_have_count(2)
@@ -110,9 +110,9 @@ def test_pages_by_url_filters_paging_history_and_the_params_form(api: Api) -> No
             fits(page, "run", 800)
             page.set_viewport_size({"width": 1400, "height": 900})
             page.reload()  # the server answers the page's URL too
-            expect(page.locator("#run-id")).to_have_text(deploy, timeout=30_000)
+            expect(page.locator("#detail-id")).to_have_text(deploy, timeout=30_000)
             page.goto(f"{api.url}/#run={sides[0]}")  # a notification's link of before
-            expect(page.locator("#run-id")).to_have_text(sides[0], timeout=30_000)
+            expect(page.locator("#detail-id")).to_have_text(sides[0], timeout=30_000)
             assert page.url == f"{api.url}/runs/{sides[0]}"
             expect(page.locator('details[data-stream="stderr"]')).to_have_count(0)  # empty
             # the runs list: filtered to one job and state through the form, into the URL
@@ -164,7 +164,7 @@ def test_pages_by_url_filters_paging_history_and_the_params_form(api: Api) -> No
             fits(page, "job", 800)
             page.fill("#param-batch", "2")
             page.click("#run-form button")
-            expect(page.locator("#run-id")).to_be_visible(timeout=30_000)
+            expect(page.locator("#detail-id")).to_be_visible(timeout=30_000)
             expect(page.locator('details[data-stream="stdout"] .line')).to_have_text(
                 ["service=nginx batch=2"], timeout=30_000)
             started = page.url.rsplit("/", 1)[1]
