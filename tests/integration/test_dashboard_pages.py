@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ def api(tmp_path_factory: pytest.TempPathFactory, redis_server: Redis) -> Iterat
     cluster: Cluster = make_cluster(tmp_path_factory.mktemp("pages"), redis_server.url)
     with open(cluster.repo / "jobs.d" / "j.yaml", "a") as f:
         f.write(DEPLOY)
+    (cluster.repo / "schedules.d" / "s.yaml").write_text(
+        'schedules:\n  nightly: {job: side-job, cron: "30 2 * * *", timezone: Europe/Berlin}\n')
     server = start_api(cluster)
     try:
         cluster.worker("side")
@@ -86,7 +89,7 @@ def test_pages_by_url_filters_paging_history_and_the_params_form(api: Api) -> No
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page = browser.new_page(viewport={"width": 1400, "height": 900}, timezone_id="UTC")
             if not contract:  # the API of this branch lacks GET /api/jobs/NAME: the contract's
                 page.route("**/api/jobs/deploy", lambda route: route.fulfill(
                     json=CONTRACT_JOB) if route.request.method == "GET" else route.continue_())
@@ -147,6 +150,13 @@ def test_pages_by_url_filters_paging_history_and_the_params_form(api: Api) -> No
                 c.post("/api/jobs/side-job/run")
             expect(page.locator("#runs-new")).to_have_text("1 new", timeout=30_000)
             assert runs(page) == first
+            # a schedule's page: its next firings in its zone and the viewer's (UTC here)
+            page.goto(f"{api.url}/schedules/nightly")
+            expect(page.locator('[data-listing="next firings"] li').first).to_have_text(
+                re.compile(r"^\d{4}-\d\d-\d\d 02:30:00 UTC\+01:00 \(Europe/Berlin\) · "
+                           r"\d{4}-\d\d-\d\d 01:30:00 UTC\+00:00$"), timeout=30_000)
+            fits(page, "schedule", 800)
+            page.go_back()
             # the job page: its run-now form from the params, the API's refusal shown
             page.click('#runs a[href="/jobs/side-job"] >> nth=0')
             expect(page.locator("#job-name")).to_have_text("side-job")
