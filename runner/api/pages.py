@@ -90,9 +90,9 @@ def dashboard() -> FileResponse:
 @router.get("/schedules/{name}", include_in_schema=False)
 @router.get("/workflows/{name}", include_in_schema=False)
 @router.get("/workers/{name}", include_in_schema=False)
-def dashboard_page(name: str) -> FileResponse:
-    """The dashboard's page at a page's own URL (its script shows that page): reloads and
-    links work."""
+def deep(name: str) -> FileResponse:  # the dashboard reads `name` from the URL
+    """The dashboard's page at a run's, job's, schedule's, workflow's or worker's own URL: it
+    opens what the path names (a reload, a link in a notification)."""
     return FileResponse(DASHBOARD / "index.html")
 
 
