@@ -51,21 +51,22 @@ async function showJob(name) {
 
 function paramField(p, d) {
   const id = "param-" + p;
+  const none = d.default === undefined || d.default === null;  // required
   let input;
   if (d.enum) {
-    input = h("select", {id, name: p}, d.default === undefined ? h("option", {value: ""}, "(choose)") : "",
+    input = h("select", {id, name: p}, none ? h("option", {value: ""}, "(choose)") : "",
       d.enum.map((v) => h("option", {value: JSON.stringify(v), selected: v === d.default}, String(v))));
   } else if (d.type === "boolean") {
     input = h("input", {id, name: p, type: "checkbox", checked: d.default === true});
   } else if (d.type === "integer" || d.type === "number") {
     input = h("input", {id, name: p, type: "number", min: d.minimum, max: d.maximum,
-      step: d.type === "integer" ? "1" : "any", value: d.default === undefined ? null : String(d.default)});
+      step: d.type === "integer" ? "1" : "any", value: none ? null : String(d.default)});
   } else {
     input = h("input", {id, name: p, type: "text", pattern: d.pattern, maxlength: d.max_length,
-      value: d.default === undefined ? null : String(d.default)});
+      value: none ? null : String(d.default)});
   }
   input.dataset.type = d.enum ? "enum" : d.type;
-  return h("div", {class: "field"}, h("label", {for: id}, p, d.default === undefined ? " *" : ""), input,
+  return h("div", {class: "field"}, h("label", {for: id}, p, none ? " *" : ""), input,
     d.description ? h("small", {}, d.description) : "");
 }
 
@@ -117,7 +118,7 @@ async function showSchedule(name) {
     listing("next firings", next, (t) => sc.timezone ? `${stamp(t, sc.timezone)} (${sc.timezone}) · ${stamp(t)}` : stamp(t)),
     listing("firings", sc.firings || [], (f) => [stamp(f.at, sc.timezone), " ",
       h("span", {class: "state " + (f.state || "MISSED")}, f.state || "missed"), f.late ? ` late ${words(f.late)}` : "",
-      f.run_id ? [" ", runLink(f.run_id)] : ""]),
+      f.run_id ? [" ", runLink(f.run_id)] : "", f.error ? `: ${f.error}` : ""]),
     runs);
 }
 
