@@ -90,7 +90,7 @@ function output(target, stream, text) {
 
 function downloads(r, files) {
   if (!files.length) return "";
-  return h("div", {class: "listing"}, h("h3", {}, "downloads"), h("ul", {}, files.map((f) =>
+  return h("div", {class: "listing", dataset: {listing: "downloads"}}, h("h3", {}, "downloads"), h("ul", {}, files.map((f) =>
     h("li", {}, h("code", {}, f.src), ` · ${f.bytes} bytes${f.truncated ? " (truncated)" : ""} `,
       f.sha256 ? h("button", {class: "download", onclick: (e) => fetchFile(e.target, r.run_id, f)},
         "download") : ""))));

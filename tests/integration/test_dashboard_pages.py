@@ -33,6 +33,7 @@ DEPLOY = """\
     steps:
       - {name: hello, command: 'echo "service=$RUNNER_PARAM_SERVICE batch=$RUNNER_PARAM_BATCH"'}
       - {name: warn, command: 'echo warned >&2'}
+      - {name: fetch, download: {src: /etc/hostname}}
 """
 # GET /api/jobs/deploy as the API contract has it, for an API that does not answer it yet
 CONTRACT_JOB = {"name": "deploy", "queue": "other", "description": "a job with params",
@@ -99,8 +100,11 @@ def test_pages_by_url_filters_paging_history_and_the_params_form(api: Api) -> No
             page.click("#login button")
             expect(page.locator("#detail-id")).to_have_text(deploy, timeout=30_000)
             target = page.locator('#page .target[data-target="here"]')
-            expect(target.locator("h3")).to_have_count(1)  # the target's name, once
-            expect(target.locator("tr[data-step]")).to_have_count(2)
+            expect(target.locator(":scope > h3")).to_have_count(1)  # the target name, once
+            assert target.evaluate("t => t.innerText.split('here').length") == 2
+            expect(target.locator("tr[data-step]")).to_have_count(3)
+            expect(target.locator('[data-listing="downloads"] li')).to_contain_text(
+                "/etc/hostname")
             expect(target.locator('tr[data-step="hello"]')).to_have_attribute("data-state",
                                                                                "success")
             out = target.locator('details[data-stream="stdout"] .line')
