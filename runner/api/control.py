@@ -1,6 +1,6 @@
-"""The operator's routes of `runner api`: cancel a run, retry one, run a job. Every action
-is appended to the run record's `actions` (who, what, when, via), so it lands in the run's
-report commit."""
+"""The operator's routes of `runner api`: cancel a run, retry one, run a job (every action is
+appended to the run record's `actions` (who, what, when, via), so it lands in the run's
+report commit); suspend and resume a schedule (who and when: in the `suspended` entry)."""
 
 import logging
 from typing import Annotated, Any
@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from runner.api import models as m
 from runner.api.auth import Principal
@@ -85,3 +86,43 @@ def run_job(who: Operator, ctx: Ctx, name: Annotated[str, PathParam(pattern=NAME
                                        "type": "value_error"}]) from None
     log.info("api: %s (%s) started job %s as run %s", who.name, who.role, name, run_id)
     return JSONResponse({"run_id": run_id, "job": name, "state": "PENDING"}, 201)
+
+
+class Suspension(BaseModel):
+    schedule: str
+    suspended: bool = Field(description="whether it is held now (true too when all are)")
+
+
+@router.post("/api/schedules/{name}/suspend", response_model=Suspension,
+             responses={**CONTROL, **errors(404)})
+def suspend_schedule(who: Operator, ctx: Ctx, name: Annotated[str, PathParam(pattern=NAME)]
+                     ) -> JSONResponse:
+    """Beat queues no firing of schedule `name` until it is resumed (as `runner suspend
+    NAME`; who and when are kept in the store's `suspended` entry); its missed firings are
+    not made up."""
+    return _suspension(who, ctx, name, True)
+
+
+@router.post("/api/schedules/{name}/resume", response_model=Suspension,
+             responses={**CONTROL, **errors(404)})
+def resume_schedule(who: Operator, ctx: Ctx, name: Annotated[str, PathParam(pattern=NAME)]
+                    ) -> JSONResponse:
+    """Schedule `name` fires again from its next instant (as `runner resume NAME`); it stays
+    held while every schedule is suspended (`runner resume` with no name ends that)."""
+    return _suspension(who, ctx, name, False)
+
+
+def _suspension(who: Principal, ctx: Ctx, name: str, hold: bool) -> JSONResponse:
+    from runner.ops import suspend
+    from runner.store.entries import Suspended
+
+    config = ctx.control.config()
+    if name not in config.schedules:
+        raise HTTPException(404, f"there is no schedule {name!r} at revision "
+                                 f"{config.revision[:12]}; GET /api/schedules lists them")
+    done = (suspend.suspend(ctx.store, f"{who.name} via the API", name, config) if hold
+            else suspend.resume(ctx.store, name))
+    log.info("api: %s (%s) %s schedule %s", who.name, who.role,
+             "suspended" if hold else "resumed", name)
+    return JSONResponse({"schedule": name,
+                         "suspended": Suspended.from_json(done.entry).holds(name)})

@@ -1,8 +1,9 @@
-"""The viewer's routes of the dashboard's job and schedule pages (ops/detail.py builds them)
-and their response models (kept here, so models.py stays under the module size)."""
+"""The viewer's routes of the dashboard's job, schedule and worker pages (ops/detail.py builds
+them) and their response models (kept here, so models.py stays under the module size)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from runner.api.context import Ctx, Viewer
-from runner.api.models import NAME, READ, State, errors
+from runner.api.models import NAME, READ, RunSummary, State, Worker, errors
 from runner.config.model import ConfigSet
 from runner.ops import detail
 
@@ -111,3 +112,23 @@ def _missing(config: ConfigSet, kind: str, name: str) -> str:
         return f"{name!r} is a workflow, not a job: GET /api/workflows/{name}"
     return (f"there is no {kind} {name!r} at revision {config.revision[:12]}; "
             f"GET /api/{kind}s lists them")
+
+
+class WorkerPage(Worker):
+    heartbeat_age: float | None = Field(description="seconds since its last heartbeat")
+    stopped: float | None = Field(description="when it stopped (UNIX time), if it did")
+    runs: list[RunSummary] = Field(description="its newest runs (20 at most), newest first")
+
+
+@router.get("/api/workers/{name}", response_model=WorkerPage,
+            responses={**READ, **errors(404)})
+def get_worker(_who: Viewer, ctx: Ctx, name: Annotated[str, PathParam(max_length=300)]
+               ) -> JSONResponse:
+    """One worker, by its Celery host name (a key of GET /api/workers): what GET
+    /api/workers shows of it while it is live, else its last heartbeat entry, and its
+    newest runs (GET /api/runs?worker=NAME pages through them all)."""
+    found = detail.worker(ctx.store, name, ctx.workers.view().get(name), time.time())
+    if found is None:
+        raise HTTPException(404, f"there is no worker {name!r}; GET /api/workers lists the "
+                                 "live ones by their Celery host name (NAME-PID@HOST)")
+    return JSONResponse(found)

@@ -96,7 +96,9 @@ class Stats(BaseModel):
     per_minute: list[dict[str, int]] = Field(description='{"minute": UNIX_TIME, STATE: n, …}')
     durations: dict[str, Durations]
     truncated: bool
-    lateness: Lateness
+    lateness: dict[str, float] = Field(description="each schedule's last firing: seconds late")
+    lateness_histogram: Lateness
+    queues: dict[str, list[list[float]]] = Field(description="[unix, length] every 30 s, 3 h")
 
 
 class LimitEntry(BaseModel):

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 
 from runner.api.context import Context
 from runner.celery.app import queue_length
+from runner.celery.lengths import series
 from runner.errors import RunnerError
 from runner.ops import lateness, overview
 from runner.store import SUMMARY, Cursor, RunFilter, keys
@@ -47,8 +48,10 @@ def stats(ctx: Context, minutes: int) -> dict[str, Any]:
     """Statistics of the runs created in the last `minutes`."""
     now = time.time()
     runs, more = ctx.store.runs_page(since=now - minutes * 60, limit=10_000, scan=10_000)
+    tally = ctx.store.tallies(keys.LATENESS)
     return {**overview.stats(runs, now, minutes), "truncated": more is not None,
-            "lateness": lateness.summary(ctx.store.tallies(keys.LATENESS))}
+            "lateness": lateness.by_schedule(tally),
+            "lateness_histogram": lateness.summary(tally), "queues": series(ctx.store)}
 
 
 def health(ctx: Context) -> tuple[int, bytes]:

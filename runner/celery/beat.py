@@ -253,13 +253,15 @@ class Beat:
         for name, state in boxes.items():
             self.recent.add(name, state["outbox"]["records"], time.monotonic())
         queued = {st["outbox"].get("send") for st in boxes.values()}
-        late = [lateness_of(r) for r in records if r["run_id"] in queued]
+        late = [(str(r.get("schedule")), lateness_of(r)) for r in records
+                if r["run_id"] in queued]
         for name, state in boxes.items():
             self._hand_off(name, state["outbox"], config)
             del state["outbox"], self.known[name]["outbox"]  # done: _finish only writes it
         self._put(boxes)
         self.unfinished.difference_update(boxes)
-        observe_lateness(self.store, [x for x in late if x is not None], time.time())
+        observe_lateness(self.store, [x for _, x in late if x is not None], time.time(),
+                         {n: x for n, x in late if x is not None})
 
     def _finish(self, names: Iterable[str], config: ConfigSet) -> None:
         """Completes the outboxes of `names` left half done (by a beat that died, or by a

@@ -13,6 +13,7 @@ reason.
   have been sent) gets its message sent again, once: a duplicate message runs nothing.
 - A run past its deadline is marked late and announced, once (late.py): the reaper already
   looks every PERIOD seconds, in one process per store (beat's lock), on Redis and embedded.
+- Every 30 s, each queue's length is sampled for GET /api/stats (lengths.py).
 
 `runner run` processes (`cli-PID@HOST`) do not heart-beat: tasks.sweep_orphans ends theirs.
 """
@@ -30,6 +31,7 @@ from celery import Celery
 
 from runner.celery.coordinate import follow, index
 from runner.celery.late import Deadlines
+from runner.celery.lengths import Sampler
 from runner.celery.tasks import bury, send
 from runner.config.model import ConfigSet
 from runner.runs import RunState
@@ -55,9 +57,11 @@ class Reaper:
     last: float | None = None  # when it last looked
     checked: float | None = None  # when it last looked at PENDING runs
     deadlines: Deadlines = field(init=False)
+    lengths: Sampler = field(init=False)
 
     def __post_init__(self) -> None:
         self.deadlines = Deadlines(self.store)
+        self.lengths = Sampler(self.app, self.store)
 
     def lost(self) -> None:
         """The store was away (or beat's lock lost): silence is measured afresh."""
@@ -75,6 +79,7 @@ class Reaper:
         self.workers(config, now)
         follow(self.app, self.store, config)  # resumes, times out, follows buried children
         self.deadlines.tick(config, time.time())
+        self.lengths.tick(sorted(config.queues))
         if self.checked is None:
             self.checked = now
         elif now - self.checked >= RESEND:

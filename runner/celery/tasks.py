@@ -33,6 +33,7 @@ from celery.worker.request import Request
 from runner.celery import coordinate
 from runner.celery.limits import Gate
 from runner.celery.message import TASK
+from runner.celery.output import LiveOutput
 from runner.celery.queueing import cancel as cancel
 from runner.celery.queueing import enqueue as enqueue
 from runner.celery.queueing import pending as pending
@@ -132,9 +133,11 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     outcome: (final state, reason). A workflow's run (with `app`) is handed to the
     coordinator and stays STARTED: ("STARTED", None)."""
     store = system.store
+    live = LiveOutput(store, run_id)
 
-    def save(**fields: Any) -> tuple[str, str | None]:
+    def save(**fields: Any) -> tuple[str, str | None]:  # final: its live output goes
         store.update_run(run_id, fields)
+        live.clear()
         return str(fields["state"]), fields.get("error")
 
     # the store away (Redis, a full or read-only disk): the run waits to start, as it would
@@ -179,13 +182,14 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
         async with gate.run():
             return await engine.run(job, {t: config.targets[t] for t in targets}, files,
                                     run_id=run_id, revision=config.revision, cancel=cancel,
-                                    params=params, gate=gate.target)
+                                    params=params, gate=gate.target, watch=live.attach)
 
     def watch() -> None:  # a timer, not a task: most runs end before its first look
         with contextlib.suppress(StoreUnavailable):  # the store is away: look again later
             if who := store.cancel_requested(run_id):
                 cancel.set(f"cancelled by {who}")
                 return
+            live.tick()
         timer[0] = loop.call_later(_POLL, watch)
 
     timer = [loop.call_later(_POLL, watch)]

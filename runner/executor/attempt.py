@@ -33,6 +33,15 @@ class Attempt:
             self.rc, self.retryable = rc, retryable
         self.failed = True
 
+    def live(self) -> dict[str, str | None]:
+        """Its output so far (masked) and the step it is in, as GET /api/runs/ID/output
+        shows them while it runs."""
+        return {"stdout": self.out.peek(), "stderr": self.err.peek(), "step": self.step}
+
+    def mark(self) -> tuple[int, int, str]:
+        """What changes when `live` does."""
+        return self.out.seen, self.err.seen, self.step
+
     def result(self, attempts: int, duration: float) -> TargetResult:
         """What the attempt did, masked (downloads are masked as they come)."""
         masker = self.masker

@@ -56,8 +56,18 @@ class Tail:
         if self.masker is not None and self._rest:
             self._keep(self.masker.mask(self._rest, carry=self._carry))
             self._rest, self._carry = b"", 0
+        return self.peek()
+
+    def peek(self) -> str:
+        """What was written so far as text, masked, without ending the stream: an end that
+        may begin a secret is held back until the next write shows it is none."""
         text = bytes(self.buf).decode("utf-8", "replace")
         return f"[... {self.dropped} bytes cut ...]\n{text}" if self.dropped else text
+
+    @property
+    def seen(self) -> int:
+        """How many masked bytes it was given so far (grows with every write that shows)."""
+        return self.dropped + len(self.buf)
 
 
 class Spool(Tail):

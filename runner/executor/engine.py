@@ -41,6 +41,7 @@ from runner.settings import Settings
 
 Progress = Callable[[str, TargetResult | None], None]
 Gate = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
+Watch = Callable[[str, Attempt], None]  # told each target's attempt as it begins
 
 
 @contextlib.asynccontextmanager
@@ -92,11 +93,13 @@ class Engine:
     async def run(self, job: Job, targets: Mapping[str, Target], files: Mapping[str, FileBlob],
                   *, run_id: str, revision: str, cancel: Cancel | None = None,
                   progress: Progress | None = None,
-                  params: Mapping[str, Any] | None = None, gate: Gate | None = None
-                  ) -> RunResult:
+                  params: Mapping[str, Any] | None = None, gate: Gate | None = None,
+                  watch: Watch | None = None) -> RunResult:
         """`params`: the run's checked values; every step gets them as RUNNER_PARAM_<NAME>
         in its environment, the only way they reach a target (never in a command's text).
-        `gate(target)`: entered before the target's first step (its cluster-wide slots)."""
+        `gate(target)`: entered before the target's first step (its cluster-wide slots).
+        `watch(target, attempt)`: each attempt as it begins (its output so far is readable,
+        masked, while it runs)."""
         cancel = cancel or Cancel()
         started = time.time()
         env: dict[str, str] = {}
@@ -124,7 +127,7 @@ class Engine:
                 else:
                     try:
                         result = await self._target(name, targets[name], job, files, env,
-                                                    secrets, cancel)
+                                                    secrets, cancel, watch)
                     except Exception as e:
                         # a bug hit by one target must not lose the other targets' results:
                         # it is reported as that target's failure, with its type
@@ -152,7 +155,7 @@ class Engine:
 
     async def _target(self, name: str, target: Target, job: Job, files: Mapping[str, FileBlob],
                       env: Mapping[str, str], job_secrets: list[str],
-                      cancel: Cancel) -> TargetResult:
+                      cancel: Cancel, watch: Watch | None = None) -> TargetResult:
         t0 = self.clock()
         masker = Masker([*job_secrets, *self.known])
         try:
@@ -172,6 +175,8 @@ class Engine:
                 return TargetResult("skipped", error=skip, attempts=attempt - 1,
                                     duration=self.clock() - t0)
             run = Attempt(name, self.settings.output_cap, masker, target)
+            if watch:
+                watch(name, run)
             try:
                 await self._attempt(run, target, job, files, env, secrets)
             except asyncio.CancelledError:

@@ -1,12 +1,13 @@
-"""What the dashboard's job and schedule pages show (GET /api/jobs/NAME, /api/schedules/NAME):
-a job's definition as written at the applied revision (file, line, text), the targets it
-resolves to now, its schedules' next firings, its params and run statistics; a schedule's next
-firings in its zone and its past ones from the run records."""
+"""What the dashboard's job, schedule and worker pages show (GET /api/jobs/NAME,
+/api/schedules/NAME, /api/workers/NAME): a job's definition as written at the applied
+revision (file, line, text), the targets it resolves to now, its schedules' next firings, its
+params and run statistics; a schedule's next firings in its zone and its past ones from the
+run records; a worker's view or last heartbeat and its newest runs."""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,14 +19,15 @@ from runner.config.query import select
 from runner.desired import next_fires, when
 from runner.ops.lateness import lateness_of
 from runner.runs import RunState
-from runner.store import RunFilter, keys
-from runner.store.entries import Suspended, read_suspended
+from runner.store import RunFilter, Store, keys
+from runner.store.entries import Suspended, WorkerHeartbeat, read_suspended, read_worker
 from runner.system import System
 
 JOB_NEXT, SCHEDULE_NEXT = 5, 10  # next firings shown
 FIRINGS = 100     # past firings of a schedule shown
 STATS_RUNS = 1000  # a job's newest runs its statistics count
 DURATIONS = 100   # of which the durations of the newest ended ones
+WORKER_RUNS = 20  # a worker's newest runs shown
 PARAM_FIELDS = ("enum", "default", "description", "minimum", "maximum", "pattern", "max_length")
 
 
@@ -135,3 +137,24 @@ def schedule(system: System, config: ConfigSet, name: str, now: datetime) -> dic
 
 def _iso(when_: float | None) -> str | None:
     return None if when_ is None else datetime.fromtimestamp(when_, UTC).isoformat()
+
+
+def worker(store: Store, host: str, live: Mapping[str, Any] | None, now: float
+           ) -> dict[str, Any] | None:
+    """The worker page of Celery host `host`: `live` (its entry of the workers' view), or
+    without it what its heartbeat entry says; its heartbeat's age, when it stopped, its
+    newest WORKER_RUNS runs. None: neither knows it."""
+    entry = read_worker(store, host)
+    if live is None and entry is None:
+        return None
+    beat = entry or WorkerHeartbeat()
+    shown: dict[str, Any] = dict(live) if live is not None else {
+        "name": beat.name or host.split("@")[0].rsplit("-", 1)[0],
+        "hostname": host.rpartition("@")[2], "celery_hostname": host,
+        "queues": sorted(beat.queues or ()), "concurrency": beat.concurrency, "active": 0,
+        "active_runs": [], "processed": 0, "load": None, "memory_kib": None, "pid": None,
+        "uptime": None, "revision": beat.revision, "last_heartbeat": beat.heartbeat}
+    last: float | None = shown.get("last_heartbeat")
+    runs, _ = store.runs_page(limit=WORKER_RUNS, where=RunFilter(worker=host))
+    return {**shown, "heartbeat_age": None if last is None else round(max(0.0, now - last), 3),
+            "stopped": beat.stopped, "runs": [r.to_json() for r in runs]}

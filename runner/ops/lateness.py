@@ -17,6 +17,7 @@ from typing import Any
 from runner.store import Store, keys
 
 NAME = "runner_schedule_lateness_seconds"
+SCHEDULE = "schedule:"  # a tally field: a schedule's last firing's lateness
 BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -42,11 +43,22 @@ def increments(seconds: Iterable[float]) -> dict[str, float]:
     return out
 
 
-def observe_lateness(store: Store, seconds: list[float], now: float) -> None:
+def observe_lateness(store: Store, seconds: list[float], now: float,
+                     by_schedule: Mapping[str, float] | None = None) -> None:
     """Adds the lateness of a batch of queued firings to the store's histogram (one store
-    call; nothing for an empty batch). `now`: when the batch was queued (last_at)."""
+    call; nothing for an empty batch). `now`: when the batch was queued (last_at);
+    `by_schedule`: each schedule's last firing's lateness (kept as `schedule:NAME`)."""
     if seconds:
-        store.tally(keys.LATENESS, increments(seconds), {"last": seconds[-1], "last_at": now})
+        store.tally(keys.LATENESS, increments(seconds),
+                    {"last": seconds[-1], "last_at": now,
+                     **{f"{SCHEDULE}{n}": v for n, v in (by_schedule or {}).items()}})
+
+
+def by_schedule(tally: Mapping[str, float]) -> dict[str, float]:
+    """Each schedule's last queued firing's lateness in seconds, as `observe_lateness` kept
+    it."""
+    return {k.removeprefix(SCHEDULE): round(v, 3) for k, v in sorted(tally.items())
+            if k.startswith(SCHEDULE)}
 
 
 def quantile(q: float, tally: Mapping[str, float]) -> float | None:

@@ -126,6 +126,9 @@ class Store(Protocol):
     def put(self, key: str, value: dict[str, Any]) -> None:
         """Writes the entry `key`, whole."""
 
+    def delete(self, key: str) -> None:
+        """Removes the entry `key` (nothing when there is none)."""
+
     def put_many(self, values: dict[str, dict[str, Any]]) -> None:
         """put of each (key, value), in one round trip where the store has them; each key is
         written whole or not at all."""

@@ -247,6 +247,10 @@ class FileStore:
     def put(self, key: str, value: dict[str, Any]) -> None:
         self._write(self.root / "kv" / f"{key}.json", value)
 
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / "kv" / f"{key}.json").unlink()
+
     def put_many(self, values: dict[str, dict[str, Any]]) -> None:
         for key, value in values.items():
             self.put(key, value)

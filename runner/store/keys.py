@@ -21,6 +21,7 @@ WORKER = "worker:"         # prefix: worker heartbeats
 WORKFLOWS = "workflows"    # {"runs": [ids]}: the workflow runs going; also its lock's name
 NOTIFIER = "notifier"      # the notification sender's lock
 LATE = "late"              # tally: late runs by job (runner_runs_late_total); "late:" entries
+QUEUE_LENGTHS = "queue-lengths"  # {"points": {QUEUE: [[unix, length], ...]}}: the last 3 h
 
 
 def schedule(name: str) -> str:
@@ -67,6 +68,12 @@ def late(run_id: str) -> str:
 def download(run_id: str, sha256: str) -> str:
     """A file a run downloaded (forget() deletes it with the run)."""
     return f"download:{run_id}:{sha256}"
+
+
+def output(run_id: str) -> str:
+    """A running run's output so far, per target (the worker deletes it once the record is
+    final)."""
+    return f"output:{run_id}"
 
 
 # the backends' layout (Redis: under the prefix; files: folders of the state directory)

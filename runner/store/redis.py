@@ -192,6 +192,9 @@ class RedisStore:
     def put(self, key: str, value: dict[str, Any]) -> None:
         self.put_many({key: value})
 
+    def delete(self, key: str) -> None:
+        self.r.delete(f"{self.p}{keys.KV}{key}")
+
     def put_many(self, values: dict[str, dict[str, Any]]) -> None:
         pipe = self.r.pipeline(transaction=False)
         for key, value in values.items():

@@ -318,7 +318,7 @@ def test_firing_lateness_in_metrics_stats_and_status(api: Api) -> None:
                      'runner_schedule_lateness_seconds_sum 7.750000',
                      'runner_schedule_lateness_seconds_count 4'):
             assert line in metrics.splitlines(), line
-        late = viewer.get("/api/stats").json()["lateness"]
+        late = viewer.get("/api/stats").json()["lateness_histogram"]
         assert (late["count"], late["p50"], late["last"]) == (4, 0.375, 7.0)
     shown = json.loads(cluster.runner("status", "--format", "json").stdout)["lateness"]
     assert shown == late
