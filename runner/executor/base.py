@@ -37,8 +37,10 @@ class Tail:
         self.masker = masker or None
         self._rest = b""  # written, not masked yet
         self._carry = 0  # how much of _rest's start is known to be a secret
+        self.seen = 0  # bytes written
 
     def write(self, data: bytes) -> None:
+        self.seen += len(data)
         if self.masker is not None:
             data, self._rest, self._carry = self.masker.stream(self._rest + data, self._carry)
         self._keep(data)
@@ -56,18 +58,18 @@ class Tail:
         if self.masker is not None and self._rest:
             self._keep(self.masker.mask(self._rest, carry=self._carry))
             self._rest, self._carry = b"", 0
-        return self.peek()
+        return self._shown(bytes(self.buf))
 
     def peek(self) -> str:
-        """What was written so far as text, masked, without ending the stream: an end that
-        may begin a secret is held back until the next write shows it is none."""
-        text = bytes(self.buf).decode("utf-8", "replace")
-        return f"[... {self.dropped} bytes cut ...]\n{text}" if self.dropped else text
+        """What was written so far, masked, as text, without ending the stream: an end that
+        may begin a secret shows as a MASK until the next write tells."""
+        rest = (self.masker.mask(self._rest, cut=True, carry=self._carry)
+                if self.masker is not None and self._rest else b"")
+        return self._shown(bytes(self.buf) + rest)
 
-    @property
-    def seen(self) -> int:
-        """How many masked bytes it was given so far (grows with every write that shows)."""
-        return self.dropped + len(self.buf)
+    def _shown(self, data: bytes) -> str:
+        text = data.decode("utf-8", "replace")
+        return f"[... {self.dropped} bytes cut ...]\n{text}" if self.dropped else text
 
 
 class Spool(Tail):

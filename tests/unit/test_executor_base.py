@@ -143,3 +143,17 @@ def test_settings_from_env(env: dict[str, str], expected: Settings) -> None:
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         Settings.from_env(env)
+
+
+def test_a_tail_read_while_written_shows_what_came_and_never_a_secret_or_its_start() -> None:
+    secret = "hunter2-very-secret"
+    data = b"first\npw=" + secret.encode() + b" and hunting on\n"
+    for size in (1, 2, 3, 5, 7, 11):
+        tail = Tail(1000, Masker([secret, "x" * 40]))  # holds back up to 39 bytes
+        for at in range(0, len(data), size):
+            tail.write(data[at:at + size])
+            shown = tail.peek()
+            assert "hunter" not in shown.replace("hunting", ""), (size, shown)
+            if at + size >= 6:  # no secret can begin in it: shown at once, not held back
+                assert shown.startswith("first\n"), (size, shown)
+        assert tail.peek() == tail.text() == f"first\npw={MASK} and hunting on\n"
