@@ -48,7 +48,7 @@ from runner.executor.cancel import Cancel
 from runner.executor.direct import final
 from runner.executor.engine import Engine
 from runner.runs import ACTIVE, RunRecord, RunState, new_run_id
-from runner.store import Store
+from runner.store import Store, keys
 from runner.store.outage import Outage
 from runner.system import System
 
@@ -278,7 +278,10 @@ def bury(app: Celery, store: Store, config: ConfigSet, run_id: str, why: str) ->
     # the retry's id on the failed record, in the same write: a workflow's node follows it
     fields = {"state": "FAILURE", "finished": time.time(), "error": why}
     if not store.end_run(run_id, {**fields, **({"retried_as": retry_id} if retry_id else {})},
-                         ACTIVE) or job is None or retry_id is None:
+                         ACTIVE):
+        return None
+    store.delete(keys.output(run_id))  # its live output, which its process did not delete
+    if job is None or retry_id is None:
         return None
     child = {"parent": record.parent, "node": record.node} if record.parent else {}
     return enqueue(app, store, config, job.name, f"retry-of {run_id}", record.limit,

@@ -14,6 +14,7 @@ from runner.celery.reaper import PERIOD, Reaper
 from runner.celery.tasks import pending
 from runner.runs import RunRecord
 from runner.settings import Settings
+from runner.store import keys
 from runner.store.redis import RedisStore
 from runner.system import System
 from tests.helpers.cluster import Cluster, gated_cluster, make_cluster
@@ -39,6 +40,7 @@ def test_a_killed_worker_is_buried_and_its_run_retried_once(tmp_path: Path,
         first = cluster.worker("side")
         run_id = cluster.enqueue("doomed")
         poll(lambda: cluster.state(run_id) == "STARTED", 30, "the run starts")
+        poll(lambda: cluster.store.get(keys.output(run_id)), 30, "its live output (its step)")
         second = cluster.worker("side")
         os.kill(first.pid, signal.SIGKILL)  # the worker's main process: its heartbeat stops
         killed = time.monotonic()
@@ -49,6 +51,7 @@ def test_a_killed_worker_is_buried_and_its_run_retried_once(tmp_path: Path,
         assert record.error.startswith(f"worker {record.worker} died during the run "
                                        "(last heartbeat 20")
         assert took < 30
+        assert cluster.store.get(keys.output(run_id)) is None  # buried with the run
         retries = poll(lambda: [r for r in cluster.store.runs(limit=50)
                                 if r.retry_of == run_id], 30, "a retry is queued")
         assert len(retries) == 1
