@@ -115,11 +115,16 @@ class Store(Protocol):
         """Takes `run_ids` off the to-publish feed (they are on the report branch), or off
         `feed`."""
 
+    def announce(self, note: str, at: float) -> None:
+        """Puts `note` on the notifier's feed: a workflow run whose approval opened (its id),
+        or a refused revision (keys.refused). The feed keeps its newest NOTIFY_KEEP ids."""
+
     def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
         """Looks at up to `limit` run records created before `before`, oldest first, past the
         `skip` oldest of them, and deletes those that have ended and are on the report branch
-        (off the to-publish feed), with their downloaded files: (deleted, looked at). The
-        records it keeps stay first: the next call skips them (see forget_all)."""
+        (off the to-publish feed), with their downloaded files and their outbox entry, and
+        takes them off the notify feed: (deleted, looked at). The records it keeps stay
+        first: the next call skips them (see forget_all)."""
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,

@@ -25,6 +25,7 @@ from runner.store.changes import file_changes
 # a full or read-only state directory (EACCES: made read-only by chmod, for a non-root user)
 UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 STALE = 600.0  # seconds after which a temporary file left by a killed write is removed
+TRIM_EVERY = 100  # notify feed marks a process writes between two trims of it to NOTIFY_KEEP
 
 
 def unwritable(root: Path, e: OSError) -> StoreUnavailable:
@@ -63,7 +64,7 @@ class FileStore:
     FOLDERS = ("runs", "cancel", "kv", "locks", "publish", "notify")
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root, self._marks = root, 0
         try:
             for d in self.FOLDERS:
                 (root / d).mkdir(parents=True, exist_ok=True)
@@ -114,8 +115,16 @@ class FileStore:
         self._write(self.root / "runs" / f"{record['run_id']}.json", record)
         if record.get("state") in FINAL:  # the report publisher's feed: a marker file
             stamp = int(finished(record) * 1_000_000)
-            for feed in ("publish", "notify"):
-                (self.root / feed / f"{stamp:017d}-{record['run_id']}").touch()
+            (self.root / "publish" / f"{stamp:017d}-{record['run_id']}").touch()
+            self.announce(record["run_id"], finished(record))
+
+    def announce(self, note: str, at: float) -> None:
+        (self.root / "notify" / f"{int(at * 1_000_000):017d}-{note}").touch()
+        self._marks += 1
+        if self._marks % TRIM_EVERY == 0:  # the oldest past NOTIFY_KEEP go (one listing)
+            for name in sorted(os.listdir(self.root / "notify"))[:-keys.NOTIFY_KEEP]:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.root / "notify" / name).unlink()
 
     def _record_lock(self, run_id: str) -> contextlib.AbstractContextManager[None]:
         """Serializes read-modify-writes of one run record across processes (the worker's
@@ -265,6 +274,9 @@ class FileStore:
     def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
         oldest = f"{int(before * 1000):012x}"  # run ids start with their creation time in hex
         feed = {n.partition("-")[2] for n in os.listdir(self.root / "publish")}
+        notify: dict[str, list[str]] = {}
+        for mark in os.listdir(self.root / "notify"):
+            notify.setdefault(mark.partition("-")[2], []).append(mark)
         names = sorted(n for n in os.listdir(self.root / "runs")
                        if n.endswith(".json") and not n.startswith(".")
                        and n.removesuffix(".json") < oldest)[skip:skip + limit]
@@ -279,6 +291,8 @@ class FileStore:
                     continue
                 kv = self.root / "kv"
                 for path in (self.root / "runs" / name, self.root / "cancel" / run_id,
+                             kv / f"{keys.outbox(run_id)}.json",
+                             *(self.root / "notify" / m for m in notify.get(run_id, ())),
                              *(kv / f"{keys.download(run_id, sha)}.json"
                                for sha in downloaded(record.get("result")))):
                     with contextlib.suppress(FileNotFoundError):

@@ -22,7 +22,8 @@ from runner.store.changes import redis_changes
 
 # what a script's {NAME} stands for: a run state, or a key of the backends' layout
 _TOKENS = {**{s.name: s.value for s in RunState},
-           "RUN": keys.RUN, "RUNS": keys.RUNS, "CANCEL": keys.CANCEL, "KV": keys.KV}
+           "RUN": keys.RUN, "RUNS": keys.RUNS, "CANCEL": keys.CANCEL, "KV": keys.KV,
+           "NOTIFY": keys.NOTIFY, "OUTBOX": keys.outbox(""), "KEEP": str(keys.NOTIFY_KEEP)}
 
 
 def script(name: str) -> str:
@@ -110,6 +111,7 @@ class RedisStore:
         if record.get("state") in FINAL:  # the report publisher's feed, in the same round trip
             pipe.zadd(f"{self.p}{keys.PUBLISH}", {rid: finished(record)})
             pipe.zadd(f"{self.p}{keys.NOTIFY}", {rid: finished(record)})
+            pipe.zremrangebyrank(f"{self.p}{keys.NOTIFY}", 0, -keys.NOTIFY_KEEP - 1)
         pipe.publish(self.events, event(rid, record.get("state")))
 
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
@@ -209,6 +211,12 @@ class RedisStore:
     def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
         if run_ids:
             self.r.zrem(f"{self.p}{feed}", *run_ids)
+
+    def announce(self, note: str, at: float) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zadd(f"{self.p}{keys.NOTIFY}", {note: at})
+        pipe.zremrangebyrank(f"{self.p}{keys.NOTIFY}", 0, -keys.NOTIFY_KEEP - 1)
+        pipe.execute()
 
     def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
         deleted, looked = self._forget(keys=[f"{self.p}{keys.RUNS}", f"{self.p}{keys.PUBLISH}"],
