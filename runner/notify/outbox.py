@@ -36,10 +36,10 @@ log = logging.getLogger("runner.notify")
 def collect(store: Store, config: ConfigSet, record: RunRecord) -> dict[str, Any]:
     """The run's outbox entry with what it owes by now added, once each: an `approval` per
     node waiting (and attempt), and its end's events once it ended (the first writer's:
-    put_new). An entry without `ended` is an older version's: a finished run's."""
+    put_new). An entry without `ended` was written when the run ended, whole."""
     key, final = keys.outbox(record.run_id), record.state in FINAL
     entry = store.get(key)
-    if entry is None and final and not record.workflow:  # the common case: one write
+    if entry is None and final:  # the common case: one write (nothing waits any more)
         return store.put_new(key, {"run_id": record.run_id, "items": ends(store, config, record)})
     entry = entry or {"run_id": record.run_id, "items": [], "ended": False}
     have = {(i["event"], i["channel"], i.get("node"), i.get("attempt")) for i in entry["items"]}
