@@ -74,6 +74,9 @@ class RunRecord:
     # each try of a notification of its end (notify/): {channel, event, at, status, error}
     notifications: tuple[dict[str, Any], ...] | None = None
     params: dict[str, Any] | None = None  # the job's params: the values given, with defaults
+    # the ISO time its deadline passed while it was active (celery/late.py; set once, by an
+    # update, so the worker's final write keeps it): it was late, and `late` was announced
+    late: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields of other versions, kept
     # the fields set, in the order they were written (to_json gives them back so)
     order: tuple[str, ...] | None = field(default=None, compare=False, repr=False)

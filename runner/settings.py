@@ -56,6 +56,9 @@ class Settings:
     # RUNNER_PUBLIC_URL: where people open the dashboard (https://runner.example.com); the
     # run links in notifications start with it (empty: messages carry no link)
     public_url: str = ""
+    # RUNNER_COMMIT_URL: a commit's web page, {sha} standing for its id
+    # (https://github.com/ORG/REPO/commit/{sha}); the job page links its revision there
+    commit_url: str = ""
     notify_attempts: int = 5            # tries of one notification before it is given up
     notify_backoff: float = 5.0         # seconds before the 2nd try, doubling (5+10+20+40 s)
     notify_timeout: float = 10.0        # seconds one try may take (connect and send)
@@ -73,6 +76,7 @@ class Settings:
         values["api_allowed_hosts"] = allowed_hosts(env.get("RUNNER_API_ALLOWED_HOSTS", ""))
         values["require_signed"] = env.get("RUNNER_REQUIRE_SIGNED", "")
         values["public_url"] = env.get("RUNNER_PUBLIC_URL", "").strip().rstrip("/")
+        values["commit_url"] = commit_url(env.get("RUNNER_COMMIT_URL", "").strip())
         for f in fields(cls):
             name = f"RUNNER_{f.name.upper()}"
             if f.name in values:
@@ -92,6 +96,14 @@ class Settings:
 
 
 ROLES = ("viewer", "operator")
+
+
+def commit_url(raw: str) -> str:
+    """RUNNER_COMMIT_URL checked: empty, or a URL with {sha} in it."""
+    if raw and "{sha}" not in raw:
+        raise UsageError(f"RUNNER_COMMIT_URL={raw!r} has no {{sha}}; write where a commit is "
+                         "shown with {sha} for its id, e.g. https://github.com/ORG/REPO/commit/{sha}")
+    return raw
 
 
 def _items(raw: str) -> tuple[str, ...]:

@@ -113,15 +113,16 @@ class System:
         return self._built[digest][0]
 
     def files(self, job: Job, config: ConfigSet) -> dict[str, FileBlob]:
-        """The repository files `job` of `config` sends to targets."""
+        """The repository files `job` of `config` sends to targets, and the known_hosts
+        files of the repository its targets are checked against."""
         from runner.source import DirSnapshot
 
-        paths = job_paths(job)
+        paths = job_paths(job, config.targets.values())
         if not paths:
             return {}
         published = next((f for c, f in self._built.values() if c is config), None)
         if published is None:
-            return job_files(DirSnapshot(self.repo), job)
+            return job_files(DirSnapshot(self.repo), job, config.targets.values())
         out = {}
         for path in paths:
             entry = published[path]

@@ -26,16 +26,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float = 10.0) -> None:
+def wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float = 10.0,
+              host: str = "127.0.0.1") -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} before listening")
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.02)  # polling with a deadline
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {deadline}s")
+    raise TimeoutError(f"nothing listens on {host}:{port} after {deadline}s")
 
 
 def keygen(path: Path) -> str:
@@ -67,9 +68,10 @@ class Sshd:
                 "key_file": str(self.client_key), "known_hosts": str(self.known_hosts), **extra}
 
 
-def start_sshd(directory: Path, max_startups: int = 200, ca: Path | None = None) -> Sshd:
-    """An sshd; with `ca` (a private key) its host key also comes with a host certificate
-    signed by that CA for the principal 127.0.0.1."""
+def start_sshd(directory: Path, max_startups: int = 200, ca: Path | None = None,
+               address: str = "127.0.0.1") -> Sshd:
+    """An sshd on `address`; with `ca` (a private key) its host key also comes with a host
+    certificate signed by that CA for the principal 127.0.0.1."""
     binary = shutil.which("sshd") or "/usr/sbin/sshd"
     if not os.path.exists(binary):
         raise RuntimeError("sshd not found: install openssh-server (.ci/run does)")
@@ -85,13 +87,13 @@ def start_sshd(directory: Path, max_startups: int = 200, ca: Path | None = None)
         cert = f"HostCertificate {directory}/host_ed25519-cert.pub\n"
     port = free_port()
     key_type, key_data = host_pub.split()[:2]
-    host_line = f"[127.0.0.1]:{port} {key_type} {key_data}"
+    host_line = f"[{address}]:{port} {key_type} {key_data}"
     (directory / "known_hosts").write_text(host_line + "\n")
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
     (directory / "sshd_config").write_text(f"""\
 Port {port}
-ListenAddress 127.0.0.1
+ListenAddress {address}
 HostKey {directory}/host_ed25519
 PidFile {directory}/sshd.pid
 AuthorizedKeysFile {directory}/authorized_keys
@@ -108,7 +110,7 @@ LogLevel ERROR
     with open(directory / "sshd.log", "wb") as log:
         proc = subprocess.Popen([binary, "-D", "-e", "-f", str(directory / "sshd_config")],
                                 stdout=subprocess.DEVNULL, stderr=log)
-    wait_port(port, proc)
+    wait_port(port, proc, host=address)
     return Sshd(directory, port, getpass.getuser(), directory / "client_ed25519",
                 directory / "known_hosts", host_line, proc)
 

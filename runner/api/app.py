@@ -16,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from runner.api import approvals, control, live, metrics, pages, read
+from runner.api import approvals, control, detail, live, metrics, pages, read
 from runner.api.auth import Auth, load_auth
 from runner.api.context import Context, Control
 from runner.api.events import Hub
@@ -59,7 +59,7 @@ def create_api(system: System, auth: Auth, workers_every: float = 2.0) -> FastAP
     api.exception_handler(RunnerError)(_runner_error)
     api.exception_handler(KombuError)(_broker_error)
     api.exception_handler(RedisError)(_redis_error)
-    for module in (read, control, approvals, live, metrics, pages):
+    for module in (read, detail, control, approvals, live, metrics, pages):
         api.include_router(module.router)
     pages.mount_static(api)
     return api

@@ -3,7 +3,6 @@ is appended to the run record's `actions` (who, what, when, via), so it lands in
 report commit."""
 
 import logging
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -22,8 +21,9 @@ router = APIRouter(tags=["control"])
 
 def action(who: Principal, what: str, **more: Any) -> dict[str, Any]:
     """An entry of a run record's `actions`."""
-    return {"action": what, "by": who.name, "role": who.role, "at": time.time(),
-            "via": "api", **more}
+    from runner.ops.runs import action as entry
+
+    return entry(what, who.name, who.role, "api", **more)
 
 
 @router.post("/api/runs/{run_id}/cancel", response_model=m.Cancelled,

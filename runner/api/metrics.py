@@ -1,6 +1,6 @@
 """GET /metrics: the Prometheus text format (run counters of the events hub, active runs,
-queue lengths, workers, revisions, lateness, workflow runs by state); no token needed, like
-/api/health."""
+queue lengths, workers, revisions, lateness, workflow runs by state, late runs by job); no
+token needed, like /api/health."""
 
 import time
 
@@ -35,7 +35,16 @@ def text(ctx: Context) -> str:
     return overview.metrics_text(ctx.metrics, active, lengths, len(ctx.workers.view()),
                                  overview.revisions(ctx.store), time.time(),
                                  ctx.store.tallies(keys.LATENESS)) + "\n".join(
-        workflows.metric_lines(workflows.run_states(runs, names))) + "\n"
+        [*workflows.metric_lines(workflows.run_states(runs, names)),
+         *late_lines(ctx.store.tallies(keys.LATE))]) + "\n"
+
+
+def late_lines(tally: dict[str, float]) -> list[str]:
+    """runner_runs_late_total: a counter in the store (celery/late.py adds 1 to its job's as
+    it marks a run late), so reading it costs the same with 10 runs or 10,000."""
+    return ["# HELP runner_runs_late_total Runs that passed their deadline before they "
+            "finished, by job.", "# TYPE runner_runs_late_total counter",
+            *(f'runner_runs_late_total{{job="{job}"}} {n:g}' for job, n in sorted(tally.items()))]
 
 
 @router.get("/metrics", tags=["read"], response_class=PlainTextResponse)

@@ -235,6 +235,7 @@ class RunSummary(BaseModel):
     deliveries: int | None = None
     targets: list[str] | None = None
     note: str | None = None
+    late: str | None = Field(None, description="when its deadline passed while it was active")
 
 
 class RunPage(BaseModel):

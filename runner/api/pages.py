@@ -85,6 +85,17 @@ def dashboard() -> FileResponse:
     return FileResponse(DASHBOARD / "index.html")
 
 
+@router.get("/runs/{name}", include_in_schema=False)
+@router.get("/jobs/{name}", include_in_schema=False)
+@router.get("/schedules/{name}", include_in_schema=False)
+@router.get("/workflows/{name}", include_in_schema=False)
+@router.get("/workers/{name}", include_in_schema=False)
+def deep(name: str) -> FileResponse:  # the dashboard reads `name` from the URL
+    """The dashboard's page at a run's, job's, schedule's, workflow's or worker's own URL: it
+    opens what the path names (a reload, a link in a notification)."""
+    return FileResponse(DASHBOARD / "index.html")
+
+
 @router.get("/docs", include_in_schema=False)
 def docs() -> FileResponse:
     """Swagger UI (dashboard/docs.html) on the files of fastapi-offline."""

@@ -17,25 +17,29 @@ from runner.api import workflows as flows
 from runner.api.context import Context, Ctx, Viewer
 from runner.api.models import NAME, READ, errors
 from runner.ops import overview
-from runner.store import Cursor
+from runner.store import Cursor, RunFilter
 
 HEALTH_TTL = 1.0  # seconds an answer of GET /api/health is reused
 
 router = APIRouter(tags=["read"])
 
 
-def parse_cursor(raw: str | None) -> Cursor | None:
-    """The cursor of a `next` this API gave (CREATED:RUN_ID); 400 for any other."""
+def parse_cursor(raw: str | None) -> tuple[bool, Cursor | None]:
+    """Whether a `next` this API gave is on the report branch (`reports:...`), and its
+    position (CREATED:RUN_ID; None: from the newest); 400 for any other."""
     if not raw:
-        return None
-    created, sep, run_id = raw.partition(":")
+        return False, None
+    branch = raw.startswith("reports:")
+    if branch and raw == "reports:":
+        return True, None
+    created, sep, run_id = raw.removeprefix("reports:").partition(":")
     try:
         value = float(created)
     except ValueError:
         value = math.nan
     if not sep or not run_id or not math.isfinite(value):
         raise HTTPException(400, f"cursor {raw[:80]!r} is not one this API gave (CREATED:RUN_ID)")
-    return value, run_id
+    return branch, (value, run_id)
 
 
 @router.get("/api/health", response_model=m.Health,
@@ -128,16 +132,27 @@ async def list_runs(
     request: Request,
     job: Annotated[str | None, Query(pattern=NAME)] = None,
     state: m.State | None = None,
+    queue: Annotated[str | None, Query(max_length=200)] = None,
+    trigger: Annotated[str | None, Query(max_length=200, description=(
+        "the trigger, or its first words: `schedule` keeps `schedule NAME`"))] = None,
+    worker: Annotated[str | None, Query(max_length=300)] = None,
     since: Annotated[float | None, Query(ge=0, le=1e11, description="Unix time")] = None,
+    until: Annotated[float | None, Query(ge=0, le=1e11, description="Unix time")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="a run id's start")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200,
                                         description="`next` of the previous page")] = None,
 ) -> Response:
-    """Run summaries, newest first, a page at a time: pass `next` back as `cursor`."""
+    """Run summaries, newest first, a page at a time: pass `next` back as `cursor`. With
+    filters a page may be short (5,000 runs are looked at per page) and still have a
+    `next`. Past the store's oldest run, `next` goes on into the report branch
+    (`reports:...`: older runs the store let go)."""
+    where = RunFilter(state, queue, trigger, worker, q or None)
+
     def page() -> bytes:
-        runs, more = ctx.store.runs_page(job, parse_cursor(cursor), limit, state, since)
-        return json.dumps({"runs": [r.to_json() for r in runs],
-                           "next": f"{more[0]!r}:{more[1]}" if more else None}).encode()
+        branch, at = parse_cursor(cursor)
+        runs, more = views.runs(ctx, job, where, since, until, limit, branch, at)
+        return json.dumps({"runs": runs, "next": more}).encode()
 
     return Response(await ctx.pages.get(request.scope["query_string"], page),
                     media_type="application/json")
@@ -147,9 +162,13 @@ async def list_runs(
 def get_run(_who: Viewer, ctx: Ctx, run_id: Annotated[str, PathParam(max_length=100)]
             ) -> JSONResponse:
     """The whole record: lifecycle times, revision, trigger, worker, queue, deliveries,
-    actions, and under `result` each target's status, rc, masked output and error."""
+    actions, and under `result` each target's status, rc, masked output and error; from
+    the report branch once the store let it go."""
     record = ctx.store.run(run_id)
     if record is None:
-        raise HTTPException(404, f"there is no run {run_id!r}")
+        found = views.reported(ctx, run_id)
+        if found is None:
+            raise HTTPException(404, f"there is no run {run_id!r}")
+        return JSONResponse(found)
     return JSONResponse(record.to_json())
 

@@ -4,6 +4,7 @@ snapshot (live.py)."""
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -12,8 +13,8 @@ from runner.api.context import Context
 from runner.celery.app import queue_length
 from runner.errors import RunnerError
 from runner.ops import lateness, overview
-from runner.store import keys
-from runner.store.entries import ReconcileStatus, read_reconcile
+from runner.store import SUMMARY, Cursor, RunFilter, keys
+from runner.store.entries import ReconcileStatus, read_publisher, read_reconcile
 from runner.store.generation import wiped
 
 
@@ -70,3 +71,42 @@ def health(ctx: Context) -> tuple[int, bytes]:
                             "applied_revision": rec.applied_revision,
                             "beat_alive": beat}).encode()
 
+
+def runs(ctx: Context, job: str | None, where: RunFilter, since: float | None,
+         until: float | None, limit: int, branch: bool, at: Cursor | None
+         ) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of GET /api/runs from the store, or past its oldest run (`branch`) from the
+    report branch, and its `next`."""
+    reports = report_branch(ctx)
+    if branch:
+        if reports is None:
+            return [], None
+        from runner.publish.read import runs_before
+
+        found, more = runs_before(*reports, at, limit, job, lambda r: (
+            where.keeps(r) and (until is None or float(r.get("created") or 0) <= until)
+            and ctx.store.run(str(r.get("run_id"))) is None), since)  # the store's: shown
+        return ([{k: r[k] for k in SUMMARY if k in r} for r in found],
+                f"reports:{more[0]!r}:{more[1]}" if more else None)
+    records, more = ctx.store.runs_page(job, at, limit, since=since, until=until, where=where)
+    if more:
+        return [r.to_json() for r in records], f"{more[0]!r}:{more[1]}"
+    end = (float(records[-1].created or 0), records[-1].run_id) if records else at
+    return ([r.to_json() for r in records],
+            None if reports is None else "reports:" + (f"{end[0]!r}:{end[1]}" if end else ""))
+
+
+def report_branch(ctx: Context) -> tuple[Path, str] | None:
+    """The report branch's git directory and name, once the publisher wrote it."""
+    rec = read_publisher(ctx.store)
+    if rec is None or not rec.git_dir or not rec.branch or not rec.head:
+        return None
+    return Path(rec.git_dir), rec.branch
+
+
+def reported(ctx: Context, run_id: str) -> dict[str, Any] | None:
+    """Run `run_id`'s record from the report branch, or None."""
+    from runner.publish.read import read_run
+
+    reports = report_branch(ctx)
+    return None if reports is None else read_run(*reports, run_id)

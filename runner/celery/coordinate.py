@@ -120,7 +120,7 @@ def _advance(store: Store, app: Celery, config: ConfigSet, run_id: str,
     if run != before:
         store.update_run(run_id, {"workflow": run.to_json()})  # FIRST the record ...
     if decision.open:  # the notifier's `approval`: the record says which nodes wait
-        store.announce(run_id, now)
+        store.to_notify(run_id, now)
     for node in (*decision.start, *missing):  # ... THEN each child: record, message
         child_id, job = run.node(node).run_id, nodes[node].job
         if child_id and job:

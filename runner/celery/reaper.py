@@ -11,6 +11,8 @@ reason.
   Runs are looked up only for a dead worker, once.
 - A run PENDING for more than RESEND seconds that no worker has taken (its message may never
   have been sent) gets its message sent again, once: a duplicate message runs nothing.
+- A run past its deadline is marked late and announced, once (late.py): the reaper already
+  looks every PERIOD seconds, in one process per store (beat's lock), on Redis and embedded.
 
 `runner run` processes (`cli-PID@HOST`) do not heart-beat: tasks.sweep_orphans ends theirs.
 """
@@ -27,6 +29,7 @@ from typing import Any
 from celery import Celery
 
 from runner.celery.coordinate import follow, index
+from runner.celery.late import Deadlines
 from runner.celery.tasks import bury, send
 from runner.config.model import ConfigSet
 from runner.runs import RunState
@@ -51,11 +54,16 @@ class Reaper:
     seen: dict[str, tuple[Any, float]] = field(default_factory=dict)  # (heartbeat, since)
     last: float | None = None  # when it last looked
     checked: float | None = None  # when it last looked at PENDING runs
+    deadlines: Deadlines = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deadlines = Deadlines(self.store)
 
     def lost(self) -> None:
         """The store was away (or beat's lock lost): silence is measured afresh."""
         self.seen.clear()
         self.last = None
+        self.deadlines.lost()
 
     def tick(self, config: ConfigSet) -> None:
         now = self.clock()
@@ -66,6 +74,7 @@ class Reaper:
         self.last = now
         self.workers(config, now)
         follow(self.app, self.store, config)  # resumes, times out, follows buried children
+        self.deadlines.tick(config, time.time())
         if self.checked is None:
             self.checked = now
         elif now - self.checked >= RESEND:

@@ -2,6 +2,7 @@
 
 from runner.cli import (  # noqa: F401 - they add their commands
     config,
+    discover,
     notify,
     runs,
     system,

@@ -166,6 +166,8 @@ def _record_lines(r: RunRecord) -> list[str]:
     state = r.state or r.extra.get("state", "?")  # extra: a later version's state
     lines = [f"{r.run_id}  {created}  {r.job or '?':<20} {state:<9} "
              f"{took:>8}  {r.trigger or ''}"]
+    if r.late:
+        lines.append(f"    late: its deadline passed at {r.late}")
     if r.params:
         lines.append("    params: " + " ".join(
             f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in r.params.items()))

@@ -40,10 +40,15 @@ def validate(repo: Path, fmt: str, no_cache: bool) -> None:
     if loaded.problems:
         raise SystemExit(1)
     if fmt == "text":
-        counts = ", ".join(f"{len(loaded.names.get(k, ()))} {k}"
+        counts = ", ".join(_count(len(loaded.names.get(k, ())), k)
                            for k in ("queues", "workers", "targets", "jobs", "schedules",
                                      "workflows"))
         click.echo(f"ok: {counts}")
+
+
+def _count(n: int, plural: str) -> str:
+    """`1 workflow`, `2 workflows`."""
+    return f"{n} {plural if n != 1 else plural[:-1]}"
 
 
 @cli.command()

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from runner.config.http import http_plan, http_text
 from runner.config.model import ConfigSet, SecretRef, Step, Target
 from runner.config.params import env as param_env
 from runner.config.query import lookup, select
@@ -29,19 +30,23 @@ def _secret(value: object, env: Mapping[str, str], settings: Settings) -> str:
 
 def _target(t: Target, env: Mapping[str, str], settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {"status": "would-run", "transport": t.transport}
-    for key in ("host", "port", "user", "key_file", "known_hosts", "password", "passphrase"):
+    for key in ("host", "port", "user", "key_file", "known_hosts", "password", "passphrase",
+                "base_url"):
         value = getattr(t, key)
         if value is not None:
             out[key] = _secret(value, env, settings)
     return out
 
 
-def _step(s: Step) -> dict[str, Any]:
+def _step(s: Step, env: Mapping[str, str], settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {"name": s.name, "kind": s.kind, "when": s.when}
     if s.kind == "command":
         out["command"] = s.command
     elif s.kind == "script":
         out["script"], out["args"] = s.script, list(s.args)
+    elif s.http is not None:
+        out["http"] = {**http_plan(s.http), "headers": {
+            k: _secret(v, env, settings) for k, v in s.http.headers}}
     else:
         out["src"], out["dest"] = s.src, s.dest
     if s.timeout is not None:
@@ -66,7 +71,7 @@ def describe(config: ConfigSet, name: str, limit: str | None,
         "env": {k: _secret(v, env, settings) for k, v in job.env},
         "params": dict(params) if params is not None else None,
         "targets": {t: _target(config.targets[t], env, settings) for t in targets},
-        "steps": [_step(s) for s in job.steps],
+        "steps": [_step(s, env, settings) for s in job.steps],
     }
 
 
@@ -75,6 +80,8 @@ def _detail(s: dict[str, Any]) -> str:
         return str(s["command"])
     if s["kind"] == "script":
         return " ".join([s["script"], *s["args"]])
+    if s["kind"] == "http":
+        return http_text(s["http"])
     if s["kind"] == "upload":
         return f"{s['src']} -> {s['dest']}"
     return str(s["src"])

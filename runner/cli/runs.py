@@ -182,11 +182,11 @@ def cancel_run(run_id: str, repo: Path, fmt: str) -> None:
     """Cancel a run: a queued one never starts; a running one stops its targets."""
     import getpass
 
-    from runner.ops.runs import cancel
+    from runner.ops.runs import cancel, cli_action
 
     system, app, config = _app(repo, fmt)
     record = cancel(lambda: (app, config), system.store, run_id,
-                    f"runner cancel (user {getpass.getuser()})").record
+                    f"runner cancel (user {getpass.getuser()})", cli_action("cancel")).record
     if fmt == "json":
         _print_json(record.to_json())
     else:
@@ -242,8 +242,8 @@ def backfill(schedule: str, start: str, end: str, dry_run: bool, yes: bool, repo
 @_fmt("text", "json")
 def retry_run(run_id: str, repo: Path, fmt: str) -> None:
     """Queue a new run of the same job (and limit) as RUN_ID, linked to it."""
-    from runner.ops.runs import retry
+    from runner.ops.runs import cli_action, retry
 
     system, app, config = _app(repo, fmt)
-    new = retry(lambda: (app, config), system.store, run_id).run_id
+    new = retry(lambda: (app, config), system.store, run_id, cli_action("retry", of=run_id)).run_id
     _print_json({"run_id": new, "retry_of": run_id}) if fmt == "json" else click.echo(new)

@@ -25,11 +25,13 @@ def approve(run_id: str, node: str, reject: bool, comment: str | None, repo: Pat
     not waiting for one."""
     import getpass
 
+    from runner.ops.runs import cli_action
     from runner.ops.workflows import approve as decide
 
     system, app, config = _app(repo, fmt)
     by = f"{getpass.getuser()} (runner approve)"
-    record = decide(system.store, lambda: (app, config), run_id, node, not reject, by, comment)
+    record = decide(system.store, lambda: (app, config), run_id, node, not reject, by, comment,
+                    cli_action("reject" if reject else "approve", node=node, comment=comment))
     if fmt == "json":
         _print_json(record.to_json())
     else:

@@ -62,6 +62,21 @@ class Parsed:
         """1-based (line, column) of the node at `path` (or of its key), else its nearest parent."""
         return locate(self.root, path, key, self.index)
 
+    def span(self, path: Path, text: str) -> tuple[int, int] | None:
+        """1-based first and last line of the entry at `path` in `text` (the file parsed):
+        its key's line to its value's last, trailing blank and comment lines left out."""
+        node = _node(self.root, path, self.index)
+        if node is None:
+            return None
+        lines = text.splitlines()
+        first = self.locate(path, key=True)[0]
+        end = node.end_mark  # just past the value: the next line, or the next key's indent
+        last = min(len(lines), end.line if end.line >= len(lines) or
+                   not lines[end.line][:end.column].strip() else end.line + 1)
+        while last > first and lines[last - 1].strip()[:1] in ("", "#"):
+            last -= 1
+        return first, last
+
 
 def parse(file: str, data: bytes) -> Parsed:
     """Parse one YAML file's bytes; never raises for bad input, returns problems instead."""

@@ -9,50 +9,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runner.config.http import HttpCheck, http_check
 from runner.config.params import Param, param
+from runner.config.values import SecretRef as SecretRef
+from runner.config.values import is_secret_ref as is_secret_ref
+from runner.config.values import seconds as seconds
 from runner.cron import hashed
 from runner.schedule import jitter_offset
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_UNITS = (86400, 3600, 60, 1)
-
 DEFAULT_JOB_TIMEOUT = 600
 DEFAULT_JOB_CONCURRENCY = 10
 DEFAULT_WORKER_CONCURRENCY = 1
-
-
-def seconds(value: int | str) -> int:
-    """'1h30m' -> 5400, 45 -> 45. Schema-valid input only."""
-    if isinstance(value, int):
-        return value
-    match = _DURATION_RE.match(value)
-    if not match or not value:
-        raise ValueError(f"not a duration: {value!r}")
-    return sum(int(g) * unit for g, unit in zip(match.groups(), _UNITS, strict=True) if g)
-
-
-@dataclass(frozen=True)
-class SecretRef:
-    """A reference to a secret (env:NAME or file:/path); renders masked, never holds the value."""
-
-    ref: str
-
-    @property
-    def scheme(self) -> str:
-        return self.ref.split(":", 1)[0]
-
-    @property
-    def name(self) -> str:
-        return self.ref.split(":", 1)[1]
-
-    def __str__(self) -> str:
-        return f"<secret {self.ref}>"
-
-
-def is_secret_ref(value: object) -> bool:
-    """Is `value` a secret reference (env:NAME or file:PATH) rather than a value?"""
-    return isinstance(value, str) and (value.startswith("env:") or value.startswith("file:"))
 
 
 @dataclass(frozen=True)
@@ -76,10 +44,10 @@ class Worker:
 
 @dataclass(frozen=True)
 class Target:
-    """A host jobs run on, and how to reach it (ssh, winrm or local)."""
+    """A host jobs run on, and how to reach it (ssh, winrm, local), or an endpoint (http)."""
 
     name: str
-    transport: Literal["ssh", "winrm", "local"] = "ssh"
+    transport: Literal["ssh", "winrm", "local", "http"] = "ssh"
     host: str | None = None
     port: int | None = None
     user: str | None = None
@@ -90,6 +58,7 @@ class Target:
     scheme: str | None = None
     auth: str | None = None
     shell: str | None = None
+    base_url: str | None = None  # transport http: what a url starting with '/' is joined to
     groups: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     description: str = ""
@@ -97,9 +66,9 @@ class Target:
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a job: a command, a script, an upload or a download."""
+    """One step of a job: a command, a script, an upload, a download or an http request."""
 
-    kind: Literal["command", "script", "upload", "download"]
+    kind: Literal["command", "script", "upload", "download", "http"]
     name: str
     command: str | None = None
     script: str | None = None
@@ -111,6 +80,7 @@ class Step:
     max_bytes: int | None = None
     when: Literal["on_success", "on_failure", "always"] = "on_success"
     timeout: int | None = None
+    http: HttpCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +135,7 @@ class Job:
     env: tuple[tuple[str, str | SecretRef], ...] = ()
     notify: tuple[Notify, ...] = ()  # its own `notify:`, besides notifications.yaml's rules
     params: tuple[Param, ...] = ()  # in the order declared
+    deadline: int | None = None  # seconds from a run's start: then it is late (celery/late.py)
 
 
 @dataclass(frozen=True)
@@ -184,6 +155,7 @@ class Schedule:
     jitter: int = 0  # seconds; each firing is delayed by jitter_offset, in [0, jitter)
     workflow: bool = False  # `job` names a workflow (the schedule was written `workflow:`)
     params: tuple[tuple[str, Any], ...] = ()  # values for the job's params, as written
+    deadline: int | None = None  # seconds from the firing: then its run is late
     # Set from the fields above when the schedule is built: what beat and plan fire by.
     hashed_cron: str | None = field(init=False, default=None)  # cron with H resolved
     jitter_offset: int = field(init=False, default=0)
@@ -271,24 +243,23 @@ def target(name: str, v: dict[str, Any]) -> Target:
     """The Target of a validated targets file entry."""
     secrets: dict[str, Any] = {k: SecretRef(v[k]) for k in ("password", "passphrase") if k in v}
     plain: dict[str, Any] = {k: v[k] for k in ("transport", "host", "port", "user", "key_file",
-                                               "known_hosts", "scheme", "auth", "shell",
-                                               "description") if k in v}
+                             "known_hosts", "scheme", "auth", "shell", "base_url",
+                             "description") if k in v}
     labels = tuple(sorted((k, _str(x)) for k, x in v.get("labels", {}).items()))
     return Target(name, groups=tuple(v.get("groups", ())), labels=labels, **plain, **secrets)
 
 
 def step(index: int, v: dict[str, Any]) -> Step:
     """The Step of a validated job's step number `index` (from 0)."""
-    kind = next(k for k in ("command", "script", "upload", "download") if k in v)
+    kind = next(k for k in ("command", "script", "upload", "download", "http") if k in v)
     transfer: dict[str, Any] = v[kind] if kind in ("upload", "download") else {}
-    mode = transfer.get("mode")
     return Step(
         kind=kind, name=v.get("name") or f"{kind} {index + 1}", command=v.get("command"),
         script=v.get("script"), args=tuple(_str(a) for a in v.get("args", ())),
         shell=v.get("shell"), src=transfer.get("src"), dest=transfer.get("dest"),
-        mode=int(mode, 8) if mode else None, max_bytes=transfer.get("max_bytes"),
-        when=v.get("when", "on_success"),
-        timeout=seconds(v["timeout"]) if "timeout" in v else None)
+        mode=int(transfer["mode"], 8) if transfer.get("mode") else None,
+        max_bytes=transfer.get("max_bytes"), when=v.get("when", "on_success"),
+        timeout=_optional(v, "timeout"), http=http_check(v["http"]) if kind == "http" else None)
 
 
 def job(name: str, v: dict[str, Any]) -> Job:
@@ -303,8 +274,12 @@ def job(name: str, v: dict[str, Any]) -> Job:
                description=v.get("description", ""),
                concurrency=v.get("concurrency", DEFAULT_JOB_CONCURRENCY),
                timeout=seconds(v.get("timeout", DEFAULT_JOB_TIMEOUT)), retries=retries, env=env,
-               notify=_notify(v),
+               notify=_notify(v), deadline=_optional(v, "deadline"),
                params=tuple(param(n, x) for n, x in v.get("params", {}).items()))
+
+
+def _optional(v: dict[str, Any], key: str) -> int | None:
+    return seconds(v[key]) if key in v else None  # the duration in seconds; None: not set
 
 
 def _notify(v: dict[str, Any]) -> tuple[Notify, ...]:
@@ -330,7 +305,7 @@ def schedule(name: str, v: dict[str, Any]) -> Schedule:
         name=name, job=v["workflow"] if "workflow" in v else v["job"], cron=v.get("cron"),
         every=seconds(v["every"]) if "every" in v else None, at=v.get("at"),
         timezone=v.get("timezone", "UTC"), overlap=v.get("overlap", "forbid"),
-        starting_deadline=seconds(v["starting_deadline"]) if "starting_deadline" in v else None,
+        starting_deadline=_optional(v, "starting_deadline"), deadline=_optional(v, "deadline"),
         limit=v.get("limit"), description=v.get("description", ""),
         jitter=seconds(v.get("jitter", 0)), workflow="workflow" in v,
         params=tuple(v.get("params", {}).items()))

@@ -13,11 +13,13 @@ from runner.errors import UsageError
 
 
 def lookup(config: ConfigSet, name: str) -> Job:
-    """The job called `name`, or a UsageError naming the jobs there are."""
+    """The job called `name`, or a UsageError naming the jobs (and workflows) there are."""
     job = config.jobs.get(name)
     if job is None:
-        raise UsageError(f"there is no job {name!r}{did_you_mean(name, config.jobs)} "
-                         f"(jobs: {', '.join(config.jobs) or 'none'})")
+        flows = f"; workflows: {', '.join(config.workflows)}" if config.workflows else ""
+        raise UsageError(f"there is no job {name!r}"
+                         f"{did_you_mean(name, [*config.jobs, *config.workflows])} "
+                         f"(jobs: {', '.join(config.jobs) or 'none'}{flows})")
     return job
 
 

@@ -14,12 +14,14 @@ from runner.config.documents import Path
 from runner.config.params import check, declared
 from runner.config.schema import did_you_mean
 from runner.config.semantic import (
+    ACTIONS,
     Finding,
     TargetIndex,
     _d,
     _l,
     _s,
     path_error,
+    repo_known_hosts,
     selector_error,
 )
 
@@ -37,6 +39,10 @@ def refs(section: str, name: str, v: Any) -> list[Ref]:
     if section == "workers":
         out += [(("workers", name, "queues", i), "worker-queue", q)
                 for i, q in enumerate(_l(v, "queues")) if isinstance(q, str)]
+    elif section == "targets":
+        known = repo_known_hosts(v.get("known_hosts"))
+        if known is not None and path_error(known) is None:
+            out.append((("targets", name, "known_hosts"), "file", known))
     elif section == "jobs":
         if isinstance(v.get("queue"), str):
             out.append((("jobs", name, "queue"), "queue", v["queue"]))
@@ -45,9 +51,11 @@ def refs(section: str, name: str, v: Any) -> list[Ref]:
                 if isinstance(t, str) and selector_error(t) is None]
         for i, step in enumerate(_l(v, "steps")):
             for where, path in ((("script",), _s(step, "script")),
-                                (("upload", "src"), _s(_d(step, "upload"), "src"))):
+                                (("upload", "src"), _s(_d(step, "upload"), "src")),
+                                (("http", "ca_file"), _s(_d(step, "http"), "ca_file"))):
                 if path is not None and path_error(path) is None:
                     out.append((("jobs", name, "steps", i, *where), "file", path))
+            out += _reaches(("jobs", name, "steps", i), step)
         if isinstance(v.get("params"), dict):  # its declaration, for the values given it
             out.append((("jobs", name, "params"), "param-decl", json.dumps(v["params"])))
     elif section == "schedules" and isinstance(v.get("job"), str):
@@ -63,6 +71,16 @@ def refs(section: str, name: str, v: Any) -> list[Ref]:
                 out += _limit(("workflows", name, "nodes", node), x)
                 out += _params(("workflows", name, "nodes", node), x, x["job"])
     return out
+
+
+def _reaches(at: Path, step: Any) -> list[Ref]:
+    """What a step needs of its targets: a shell (every kind but http), or a base_url (an
+    http step whose url is a path)."""
+    kind = next((k for k in ACTIONS if isinstance(step, dict) and k in step), None)
+    url = _s(_d(step, "http"), "url")
+    if kind == "http":
+        return [((*at, "http", "url"), "base-url", url)] if url and url[:1] == "/" else []
+    return [(at, "shell", kind)] if kind else []
 
 
 def _limit(owner: Path, v: Any) -> list[Ref]:
@@ -92,6 +110,7 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
     verdicts: dict[tuple[str, str], str | None] = {}  # (kind, value) -> problem; values repeat
     out: list[Finding] = []
     given: list[Ref] = []  # values for a job's params, by a schedule or workflow node
+    needs: list[Ref] = []  # what steps need of their targets
     decls: list[Ref] = []  # the jobs' params
     for ref in found:
         where, kind, value = ref
@@ -102,8 +121,8 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
         elif kind == "limit":
             limits.append(ref)
             continue
-        elif kind in ("params", "param-decl"):
-            (given if kind == "params" else decls).append(ref)
+        elif kind in ("params", "param-decl", "shell", "base-url"):
+            (given if kind == "params" else decls if kind == "param-decl" else needs).append(ref)
             continue
         elif kind in ("workflow", "workflow-name"):
             problem = _workflow_verdict(kind, value, flows, jobs)
@@ -122,7 +141,28 @@ def check_refs(found: Iterable[Ref], objects: Mapping[str, Mapping[str, Any]],
         if job in selectors and not index.match(limit) & set(index.resolve(selectors[job])):
             out.append((where, f"limit {limit!r} of {_owner(where)} matches none of the "
                                f"targets of job {job!r}", False))
+    out += _needs(needs, selectors, index, objects.get("targets", {}))
     return out + _given(given, {str(w[1]): json.loads(v) for w, _, v in decls}, jobs)
+
+
+def _needs(needs: list[Ref], selectors: Mapping[str, list[str]], index: TargetIndex,
+           targets: Mapping[str, Any]) -> list[Finding]:
+    """A step that needs a shell on an http target, or a base_url on another target."""
+    out: list[Finding] = []
+    for where, kind, value in needs:
+        job, step = str(where[1]), f"step {int(where[3]) + 1} of job {where[1]!r}"
+        chosen = index.resolve(selectors.get(job, ()))
+        http = [t for t in chosen if _d(targets, t).get("transport") == "http"]
+        if kind == "shell" and http:
+            out.append((where, f"{step} is a {value} step, and target {http[0]!r} (transport "
+                        "http) has no shell: only http steps run on it; narrow the job's "
+                        "targets or make the step an http step", False))
+        other = [t for t in chosen if t not in http]
+        if kind == "base-url" and other:
+            out.append((where, f"{step}: url {value!r} is a path, and target {other[0]!r} has "
+                        "no base_url to join it to (only transport http targets have one); "
+                        "write a full URL like https://$TARGET_HOST/health", False))
+    return out
 
 
 def _given(given: list[Ref], decls: Mapping[str, Any], jobs: set[str]) -> list[Finding]:
@@ -189,5 +229,6 @@ _SUBJECT: dict[str, Callable[[Path, str], str]] = {
     "job": lambda w, v: f"{_owner(w)} runs job {v!r}, ",
     "workflow": lambda w, v: f"schedule {w[1]!r} runs workflow {v!r}, ",
     "workflow-name": lambda w, v: f"workflow {v!r}: ",
-    "file": lambda w, v: f"step {int(w[3]) + 1} of job {w[1]!r}: {v!r} ",
+    "file": lambda w, v: (f"target {w[1]!r} known_hosts {v!r} " if w[0] == "targets" else
+                          f"step {int(w[3]) + 1} of job {w[1]!r}: {v!r} "),
 }

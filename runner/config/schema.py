@@ -249,4 +249,5 @@ def _name_message(sub: Any, value: object, owner: str, noun: str = "name") -> st
     if xkind == "name":
         return (f"{noun} {value!r}{owner} is not valid: use lowercase letters, digits, '.', '_' "
                 "and '-', starting with a letter or digit, at most 63 characters")
-    return f"{value!r} is not in the expected form ({sub.get('description', 'see the schema')})"
+    return (f"{value!r}{owner} is not in the expected form "
+            f"({sub.get('description', 'see the schema')})")

@@ -17,6 +17,8 @@ from posixpath import normpath
 from typing import Any
 
 from runner.config.documents import Path
+from runner.config.http import step_errors as http_errors
+from runner.config.http import target_errors as http_target_errors
 from runner.config.model import NAME_RE, is_secret_ref, seconds
 from runner.config.params import declaration_errors
 from runner.config.schema import did_you_mean
@@ -24,7 +26,7 @@ from runner.cron import cron_error as _cron_error
 from runner.cron import hashed
 
 Finding = tuple[Path, str, bool]
-ACTIONS = ("command", "script", "upload", "download")
+ACTIONS = ("command", "script", "upload", "download", "http")
 _ENV_REF = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
 
@@ -131,7 +133,18 @@ def _target(name: str, v: dict[str, Any]) -> list[Finding]:
         out.append((base, f"target {name!r} uses {how} and needs 'host'", True))
     if transport == "winrm" and "user" not in v:
         out.append((base, f"target {name!r} uses transport winrm and needs 'user'", True))
-    return out
+    known = repo_known_hosts(v.get("known_hosts"))
+    if known is not None and (why := path_error(known)):
+        out.append(((*base, "known_hosts"), f"target {name!r} known_hosts {known!r} {why}", False))
+    return out + http_target_errors(name, v)
+
+
+def repo_known_hosts(value: Any) -> str | None:
+    """A target's known_hosts when it names a file of the repository (a relative path), else
+    None (absent, or a path on the worker: absolute or starting with ~)."""
+    if not isinstance(value, str) or value.startswith(("/", "~")):
+        return None
+    return value
 
 
 def _job(name: str, v: dict[str, Any]) -> list[Finding]:
@@ -141,8 +154,9 @@ def _job(name: str, v: dict[str, Any]) -> list[Finding]:
         if isinstance(selector, str) and (problem := selector_error(selector)):
             out.append(((*base, "targets", i), f"target selector {selector!r} of job {name!r}: "
                                                f"{problem}", False))
-    if _zero(v, "timeout"):
-        out.append(((*base, "timeout"), f"timeout of job {name!r} must be more than 0", False))
+    for key in ("timeout", "deadline"):
+        if _zero(v, key):
+            out.append(((*base, key), f"{key} of job {name!r} must be more than 0", False))
     for key, value in _d(v, "env").items():
         if is_secret_ref(value) and not (_ENV_REF.match(value) or value.startswith("file:/")):
             out.append(((*base, "env", key), f"env {key!r} of job {name!r} looks like a secret "
@@ -163,17 +177,19 @@ def _step(job: str, i: int, v: dict[str, Any]) -> list[Finding]:
     if len(actions) != 1:
         found = f"has both {' and '.join(actions)}" if actions else "does nothing"
         return [(at, f"{what} {found}; a step has exactly one of command, script, upload, "
-                     "download", False)]
+                     "download, http", False)]
     action = actions[0]
     out: list[Finding] = []
     if "args" in v and action != "script":
         out.append(((*at, "args"), f"{what}: 'args' only applies to a script step", True))
-    if "shell" in v and action in ("upload", "download"):
+    if "shell" in v and action in ("upload", "download", "http"):
         out.append(((*at, "shell"), f"{what}: 'shell' only applies to command and script steps",
                     True))
-    repo_path = _s(v, "script") if action == "script" else _s(_d(v, "upload"), "src")
+    key, field = {"script": ("", "script"), "http": ("http", "ca_file")}.get(action,
+                                                                             ("upload", "src"))
+    repo_path = _s(_d(v, key) if key else v, field)
     if repo_path is not None:
-        where = (*at, "script") if action == "script" else (*at, "upload", "src")
+        where = (*at, key, field) if key else (*at, field)
         problem = path_error(repo_path)
         if problem:
             out.append((where, f"{what}: {repo_path!r} {problem}", False))
@@ -183,7 +199,7 @@ def _step(job: str, i: int, v: dict[str, Any]) -> list[Finding]:
             out.append(((*at, key, field), f"{what}: {key} {field} {remote!r} {problem}", False))
     if _zero(v, "timeout"):
         out.append(((*at, "timeout"), f"{what}: timeout must be more than 0", False))
-    return out
+    return out + http_errors((*at, "http"), what, _d(v, "http"))
 
 
 def _schedule(name: str, v: dict[str, Any]) -> list[Finding]:
@@ -207,8 +223,9 @@ def _schedule(name: str, v: dict[str, Any]) -> list[Finding]:
         if problem:
             out.append(((*base, "cron"), f"cron of schedule {name!r}: {problem}", False))
     out.extend(_jitter(name, v))
-    if _zero(v, "every"):
-        out.append(((*base, "every"), f"every of schedule {name!r} must be more than 0", False))
+    for key in ("every", "deadline"):
+        if _zero(v, key):
+            out.append(((*base, key), f"{key} of schedule {name!r} must be more than 0", False))
     if _s(v, "at") is not None:
         problem = _at_error(v["at"])
         if problem:

@@ -124,6 +124,8 @@ function renderStatus() {
   $("#error-list").innerHTML = errors.map((x) => `<li>${esc(x)}</li>`).join("");
 }
 
+const lateBadge = (r) => r.late ? ` <span class="state late" title="its deadline passed at ${esc(r.late)}">late</span>` : "";
+
 function renderRuns() {
   const runs = [...state.runs.values()].sort((a, b) => (b.created || 0) - (a.created || 0));
   for (const r of runs.slice(MAX_RUNS)) state.runs.delete(r.run_id);
@@ -134,7 +136,7 @@ function renderRuns() {
       : `<button class="retry" data-run-id="${esc(r.run_id)}">retry</button>`;
     return `<tr data-run-id="${esc(r.run_id)}" data-state="${esc(r.state)}" data-job="${esc(r.job)}" data-schedule="${esc(r.schedule || "")}">
       <td><code>${esc(r.run_id)}</code></td><td>${esc(r.job)}</td>
-      <td><span class="state ${esc(r.state)}">${esc(r.state)}</span></td><td>${esc(r.queue)}</td>
+      <td><span class="state ${esc(r.state)}">${esc(r.state)}</span>${lateBadge(r)}</td><td>${esc(r.queue)}</td>
       <td>${esc(r.worker || "")}</td><td>${time(r.created)}</td><td>${took(r)}</td>
       <td>${esc(r.trigger || "")}</td><td>${act}</td></tr>`;
   }).join("");
@@ -177,7 +179,7 @@ async function showRun(id) {
   const targets = Object.entries((r.result || {}).targets || {});
   const times = ["created", "received", "started", "finished"].map((k) => `${k} ${time(r[k])}`).join(" · ");
   $("#detail-body").innerHTML = `
-    <p><span class="state ${esc(r.state)}">${esc(r.state)}</span> ${esc(r.job)} on ${esc(r.queue)}
+    <p><span class="state ${esc(r.state)}">${esc(r.state)}</span>${lateBadge(r)} ${esc(r.job)} on ${esc(r.queue)}
       by ${esc(r.worker || "-")} · revision <code>${esc((r.revision || "").slice(0, 12))}</code> ·
       trigger ${esc(r.trigger)} · deliveries ${esc(r.deliveries || 0)}</p>
     <p>${times}</p>

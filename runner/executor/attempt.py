@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from runner.config.model import Target
 from runner.executor.base import Download, Masker, StepResult, Tail, TargetResult
 
 _RANK = {"success": 0, "failed": 1, "timeout": 2, "cancelled": 3}
@@ -10,8 +11,8 @@ _RANK = {"success": 0, "failed": 1, "timeout": 2, "cancelled": 3}
 class Attempt:
     """What one attempt on one target has done so far (mutable while it runs)."""
 
-    def __init__(self, name: str, cap: int, masker: Masker) -> None:
-        self.name = name
+    def __init__(self, name: str, cap: int, masker: Masker, target: Target) -> None:
+        self.name, self.target = name, target
         self.masker = masker
         self.out, self.err = Tail(cap, masker), Tail(cap, masker)
         self.steps: list[StepResult] = []

@@ -18,12 +18,13 @@ import resource
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from runner.config.model import ConfigSet, Job
+from runner.config.model import ConfigSet, Job, Target
 from runner.config.query import lookup, select
+from runner.config.semantic import repo_known_hosts
 from runner.errors import RunnerError
 from runner.executor.base import FileBlob, RunResult
 from runner.executor.cancel import Cancel
@@ -42,16 +43,21 @@ class Readable(Protocol):
     def read(self, path: str) -> tuple[bytes, int]: ...
 
 
-def job_paths(job: Job) -> list[str]:
-    """The repository files the job's script and upload steps send to targets."""
+def job_paths(job: Job, targets: Iterable[Target] = ()) -> list[str]:
+    """The repository files the job's script and upload steps send to targets, its http
+    steps' ca_files, and the known_hosts files of the repository that `targets` are checked
+    against."""
     paths = {s.script if s.kind == "script" else s.src for s in job.steps
              if s.kind in ("script", "upload")}
+    paths |= {s.http.ca_file for s in job.steps if s.http and s.http.ca_file}
+    paths |= {repo_known_hosts(t.known_hosts) for t in targets if t.transport == "ssh"}
     return sorted(p for p in paths if p)
 
 
-def job_files(source: Readable, job: Job) -> dict[str, FileBlob]:
-    """The repository files `job` sends to targets, read from `source`."""
-    return {p: FileBlob(*source.read(p)) for p in job_paths(job)}
+def job_files(source: Readable, job: Job, targets: Iterable[Target] = ()
+              ) -> dict[str, FileBlob]:
+    """The repository files `job` on `targets` needs, read from `source`."""
+    return {p: FileBlob(*source.read(p)) for p in job_paths(job, targets)}
 
 
 def more_files() -> None:
@@ -73,7 +79,7 @@ def run_now(config: ConfigSet, source: Readable, name: str, limit: str | None,
     runner knows)."""
     job = lookup(config, name)
     chosen = select(config, job, limit)
-    files = job_files(source, job)
+    files = job_files(source, job, (config.targets[n] for n in chosen))
     cancel = Cancel()
     more_files()
 

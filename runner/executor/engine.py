@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from runner.config.model import Job, SecretRef, Step, Target
 from runner.config.params import env as param_env
+from runner.config.semantic import repo_known_hosts
 from runner.errors import TargetError
 from runner.executor.attempt import Attempt
 from runner.executor.base import (
@@ -33,6 +34,7 @@ from runner.executor.base import (
     run_status,
 )
 from runner.executor.cancel import Cancel
+from runner.executor.http import HttpConnector, http_step
 from runner.executor.secrets import config_secret, known_secrets
 from runner.settings import Settings
 
@@ -150,6 +152,9 @@ class Engine:
         except TargetError as e:
             return TargetResult("failed", error=masker.text(str(e)), duration=self.clock() - t0)
         masker = Masker([*job_secrets, *secrets.values(), *self.known])
+        known = repo_known_hosts(target.known_hosts)  # a repository file, at the run's revision
+        if known is not None and known in files:
+            secrets["known_hosts"] = files[known].data.decode("utf-8", "replace")
         attempt = 0
         while True:
             attempt += 1
@@ -157,7 +162,7 @@ class Engine:
             if skip:
                 return TargetResult("skipped", error=skip, attempts=attempt - 1,
                                     duration=self.clock() - t0)
-            run = Attempt(name, self.settings.output_cap, masker)
+            run = Attempt(name, self.settings.output_cap, masker, target)
             try:
                 await self._attempt(run, target, job, files, env, secrets)
             except asyncio.CancelledError:
@@ -238,6 +243,11 @@ class Engine:
     async def _do(self, run: Attempt, transport: Transport, step: Step,
                   files: Mapping[str, FileBlob], env: Mapping[str, str]) -> int:
         shell = step.shell
+        if step.http is not None:  # sent from here, whatever the target's transport
+            pool = self.connector("http")
+            assert isinstance(pool, HttpConnector)
+            return await http_step(run, step.http, pool.threads, files, self.environ,
+                                   self.settings)
         if step.kind == "command":
             assert step.command is not None
             return await transport.run(step.command, env, run.out, run.err, shell)
@@ -288,6 +298,8 @@ def _default_connector(transport: str, settings: Settings) -> Connector:
     if transport == "local":
         from runner.executor.local import LocalConnector
         return LocalConnector(settings)
+    if transport == "http":
+        return HttpConnector()
     if transport == "ssh":
         from runner.executor.ssh import SshPool
         return SshPool(settings)

@@ -33,6 +33,7 @@ import asyncssh
 
 from runner.config.model import Target
 from runner.errors import AuthFailed, HostKeyRejected, TargetError, TransferFailed, Unreachable
+from runner.executor import known_hosts
 from runner.executor.base import Head, Tail, last_line, sh_get, sh_put
 from runner.executor.hostkeys import HostKeyCheck, KnownHosts, read
 from runner.executor.posix import env_stdin, sh_command, sh_script
@@ -79,8 +80,9 @@ class SshPool:
     def _profile(self, target: Target, secrets: Mapping[str, str]
                  ) -> tuple[asyncssh.SSHClientConnectionOptions, KnownHosts]:
         """Client options, built once per distinct profile: keys and known_hosts read once."""
+        text = secrets.get("known_hosts")  # a repository file's text, at the run's revision
         known = os.path.expanduser(target.known_hosts or "~/.ssh/known_hosts")
-        key = (known, target.key_file, target.user, secrets.get("password"),
+        key = (known, text, target.key_file, target.user, secrets.get("password"),
                secrets.get("passphrase"))
         if key not in self._options:
             keys: Any = ()  # asyncssh's default: agent plus ~/.ssh/id_* (loaded here, once)
@@ -97,7 +99,8 @@ class SshPool:
                 known_hosts=None, client_keys=keys, username=target.user or _login(),
                 password=secrets.get("password"), config=None,
                 connect_timeout=self.settings.connect_timeout, keepalive_interval=30)
-            self._options[key] = (options, read(known))
+            self._options[key] = (options, read(known) if text is None else
+                                  KnownHosts(known, known_hosts.parse(text)))
         return self._options[key]
 
     async def lease(self, target: Target, secrets: Mapping[str, str]) -> _Conn:

@@ -1,5 +1,6 @@
-"""Pure: the events of a run (its end, its approvals waiting) and of a refused revision, the
-channels they go to, and the message that says so."""
+"""Pure: the events of a run (its end, `late` of a run not finished by its deadline, its
+approvals waiting) and of a refused revision, the channels they go to, and the message that
+says so."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from runner.runs import RunRecord, RunState
 
 EVENTS = {RunState.SUCCESS: "succeeded", RunState.FAILURE: "failed",
           RunState.REVOKED: "cancelled", RunState.MISSED: "missed",
-          RunState.SKIPPED: "skipped"}  # late: not yet
+          RunState.SKIPPED: "skipped"}
+LATE = "late"  # a run not finished by its deadline (celery/late.py): while it is active
 
 
 def events(record: RunRecord, previous: RunState | None) -> list[str]:

@@ -1,11 +1,12 @@
-"""The notifier: one per store (it holds keys.NOTIFIER) takes runs off the store's notify
-feed (finished ones; workflow runs whose approval opened, and refused revisions: announce),
-writes each run's notifications to its outbox entry once (a run's event never goes out
-twice, whoever ends it; an approval once per node and attempt), sends them, tries a failed
-one again with a doubling backoff up to RUNNER_NOTIFY_ATTEMPTS times, records each try in
-the run record's `notifications` (a refused revision's: in its entry), and takes the run off
-the feed when every one is sent or given up. It never writes a run's state: a notification
-cannot block or fail a run."""
+"""The notifier: one per store (it holds keys.NOTIFIER) takes items off the store's notify
+feed (finished runs; workflow runs whose approval opened; keys.late(RUN_ID) of a late run and
+keys.refused(COMMIT) of a refused revision, each with an outbox entry of its own, so it never
+stands for, or in the way of, the events of a run's end), writes each one's notifications to
+its outbox entry once (a run's event never goes out twice, whoever ends it; an approval once
+per node and attempt), sends them, tries a failed one again with a doubling backoff up to
+RUNNER_NOTIFY_ATTEMPTS times, records each try in the run record's `notifications` (a refused
+revision's: in its entry), and takes the item off the feed when every one is sent or given
+up. It never writes a run's state: a notification cannot block or fail a run."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from runner.config.model import ConfigSet
 from runner.errors import NotifyError, RunnerError, StoreUnavailable, TargetError
 from runner.executor.secrets import config_secret
 from runner.notify import refused
-from runner.notify.events import events, message, routes, waiting
+from runner.notify.events import LATE, events, message, routes, waiting
 from runner.notify.send import send
 from runner.runs import FINAL, RunRecord
 from runner.settings import Settings
@@ -33,12 +34,17 @@ PENDING = {"tries": 0, "next": 0.0, "status": "pending"}  # an outbox item not t
 log = logging.getLogger("runner.notify")
 
 
-def collect(store: Store, config: ConfigSet, record: RunRecord) -> dict[str, Any]:
-    """The run's outbox entry with what it owes by now added, once each: an `approval` per
-    node waiting (and attempt), and its end's events once it ended (the first writer's:
-    put_new). An entry without `ended` was written when the run ended, whole."""
-    key, final = keys.outbox(record.run_id), record.state in FINAL
+def collect(store: Store, config: ConfigSet, record: RunRecord, item: str) -> dict[str, Any]:
+    """The outbox entry of feed item `item` with what it owes by now added, once each: of
+    keys.late(RUN_ID), its `late` (put_new); of a run, an `approval` per node waiting (and
+    attempt), and its end's events once it ended (the first writer's: put_new). An entry
+    without `ended` was written when the run ended, whole."""
+    key, final = keys.outbox(item), record.state in FINAL
     entry = store.get(key)
+    if item == keys.late(record.run_id):
+        return entry or store.put_new(key, {"run_id": record.run_id, "items": [
+            {"event": e, "channel": c, **PENDING} for e, c in routes(
+                config, str(record.job), [LATE])]})
     if entry is None and final:  # the common case: one write (nothing waits any more)
         return store.put_new(key, {"run_id": record.run_id, "items": ends(store, config, record)})
     entry = entry or {"run_id": record.run_id, "items": [], "ended": False}
@@ -130,17 +136,18 @@ def look(store: Store, config: ConfigSet, settings: Settings, env: Mapping[str, 
 
 
 def settle(store: Store, config: ConfigSet, settings: Settings, env: Mapping[str, str],
-           run_id: str, now: Callable[[], float]) -> bool:
-    """Sends what run `run_id` owes that is due: whether nothing is left to send."""
-    record = store.run(run_id)
+           item: str, now: Callable[[], float]) -> bool:
+    """Sends what feed item `item` (a run's id, or keys.late of one) owes that is due:
+    whether nothing is left to send."""
+    record = store.run(item.removeprefix(keys.late("")))
     if record is None or record.job is None:
         return True
-    entry = collect(store, config, record)
+    entry = collect(store, config, record, item)
     due = [i for i in entry["items"] if i["status"] == "pending" and i["next"] <= now()]
-    for item in due:
-        attempt(store, config, settings, env, record, item, now())
+    for one in due:
+        attempt(store, config, settings, env, record, one, now())
     if due:
-        store.put(keys.outbox(run_id), entry)
+        store.put(keys.outbox(item), entry)
     return all(i["status"] != "pending" for i in entry["items"])
 
 

@@ -26,7 +26,7 @@ def note(store: Store, revision: str, author: str, subject: str, reason: str,
     notice = {"revision": revision, "author": author, "subject": subject, "reason": reason,
               "errors": errors[:ERRORS], "at": at, "items": None, "notifications": []}
     if store.put_new(keys.outbox(keys.refused(revision)), notice)["at"] == at:
-        store.announce(keys.refused(revision), at)
+        store.to_notify(keys.refused(revision), at)
 
 
 def settle(store: Store, config: ConfigSet, settings: Settings, env: Mapping[str, str],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,18 @@ from runner.store.entries import read_publisher
 from runner.system import System
 
 Load = Callable[[], tuple[Celery, ConfigSet]]  # the Celery app and its configuration, on demand
+
+
+def action(what: str, by: str, role: str, via: str, **more: Any) -> dict[str, Any]:
+    """An entry of a run record's `actions`: what was asked, by whom, when, through what."""
+    return {"action": what, "by": by, "role": role, "at": time.time(), "via": via, **more}
+
+
+def cli_action(what: str, **more: Any) -> dict[str, Any]:
+    """An `actions` entry for a command run by the local user (who can reach the store)."""
+    import getpass
+
+    return action(what, getpass.getuser(), "local", "cli", **more)
 
 
 class RunNotFound(UsageError):

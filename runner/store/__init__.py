@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.errors import StoreUnavailable
-from runner.store.base import SUMMARY, Begin, Cursor, Store, forget_all
+from runner.store.base import SUMMARY, Begin, Cursor, RunFilter, Store, forget_all
 
-__all__ = ["SUMMARY", "Begin", "Cursor", "Store", "StoreUnavailable", "forget_all",
+__all__ = ["SUMMARY", "Begin", "Cursor", "RunFilter", "Store", "StoreUnavailable", "forget_all",
            "open_store"]
 
 

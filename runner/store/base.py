@@ -11,7 +11,7 @@ import functools
 import json
 import time
 import types
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -23,8 +23,44 @@ from runner.store import keys
 SUMMARY = ("run_id", "job", "state", "queue", "trigger", "revision", "worker", "created",
            "received", "started", "finished", "error", "retry_of", "schedule",
            "scheduled_for", "limit", "deliveries", "targets", "note", "workflow", "parent",
-           "node", "params")
+           "node", "params", "late")
 Cursor = tuple[float, str]  # (created, run_id) of the last run of a page
+ID_SLACK = 60.0  # seconds a run's `created` may lie after the time its id encodes
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What runs_page keeps besides its job and time range: each field given must hold."""
+
+    state: str | None = None
+    queue: str | None = None
+    trigger: str | None = None  # the trigger, or its first words: "schedule" keeps "schedule X"
+    worker: str | None = None
+    prefix: str | None = None   # of the run id
+
+    def keeps(self, record: Mapping[str, Any]) -> bool:
+        """Whether the record (its JSON fields) passes every field given."""
+        trigger = str(record.get("trigger") or "")
+        return ((self.state is None or record.get("state") == self.state)
+                and (self.queue is None or record.get("queue") == self.queue)
+                and (self.worker is None or record.get("worker") == self.worker)
+                and (self.prefix is None or str(record.get("run_id")).startswith(self.prefix))
+                and (self.trigger is None or trigger == self.trigger
+                     or trigger.startswith(f"{self.trigger} ")))
+
+    def window(self, since: float | None, until: float | None
+               ) -> tuple[float | None, float | None]:
+        """`since` and `until` narrowed to the creation times a run id starting with `prefix`
+        can have (new_run_id: milliseconds in 12 hex digits first), so a search by id reads
+        the runs of that time only."""
+        head = (self.prefix or "")[:12]
+        if not head or not set(head) <= _HEX:
+            return since, until
+        low = int(head.ljust(12, "0"), 16) / 1000 - ID_SLACK
+        high = int(head.ljust(12, "f"), 16) / 1000 + ID_SLACK
+        return (low if since is None else max(since, low),
+                high if until is None else min(until, high))
 
 
 @dataclass(frozen=True)
@@ -111,27 +147,31 @@ class Store(Protocol):
         first. save_run adds a run here, in the same write, when its state is FINAL; and
         to the notifier's feed (feed=keys.NOTIFY), which the notifier reads the same way."""
 
+    def to_notify(self, item: str, at: float) -> None:
+        """Puts `item` on the notifier's feed, at time `at`; once there, it is there once:
+        keys.late of a run not finished, the id of a workflow run whose approval opened, or
+        keys.refused of a refused revision. The feed keeps its newest NOTIFY_KEEP items."""
+
     def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
         """Takes `run_ids` off the to-publish feed (they are on the report branch), or off
         `feed`."""
 
-    def announce(self, note: str, at: float) -> None:
-        """Puts `note` on the notifier's feed: a workflow run whose approval opened (its id),
-        or a refused revision (keys.refused). The feed keeps its newest NOTIFY_KEEP ids."""
-
     def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
         """Looks at up to `limit` run records created before `before`, oldest first, past the
         `skip` oldest of them, and deletes those that have ended and are on the report branch
-        (off the to-publish feed), with their downloaded files and their outbox entry, and
-        takes them off the notify feed: (deleted, looked at). The records it keeps stay
-        first: the next call skips them (see forget_all)."""
+        (off the to-publish feed), with their downloaded files, their outbox entries and late
+        mark (keys.late), and takes them off the notify feed: (deleted, looked at). The
+        records it keeps stay first: the next call skips them (see forget_all)."""
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
-                  scan: int = 5000) -> tuple[list[RunRecord], Cursor | None]:
+                  scan: int = 5000, until: float | None = None, where: RunFilter | None = None
+                  ) -> tuple[list[RunRecord], Cursor | None]:
         """Up to `limit` run summaries (SUMMARY fields) created before the cursor `before`
-        (and at or after `since`), newest first, of `job` and in `state` if given, looking at
-        no more than `scan` runs; and the cursor of the next page (None: no more)."""
+        (and at or after `since`, at or before `until`), newest first, of `job` and in `state`
+        if given, passing `where`, looking at no more than `scan` runs; and the cursor of the
+        next page (None: no more). A page may hold fewer than `limit` runs (none, even) and
+        a cursor: the scan ended first; the next page goes on from there."""
 
     def tally(self, key: str, add: dict[str, float], latest: dict[str, float]) -> None:
         """Adds `add` to the counters of tally `key` and sets its `latest` fields, at once

@@ -5,6 +5,7 @@ disk raises StoreUnavailable, as Redis being away does."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -19,7 +20,17 @@ from typing import Any
 from runner.errors import StoreUnavailable
 from runner.runs import ACTIVE, FINAL, RunRecord, RunState
 from runner.store import keys
-from runner.store.base import SUMMARY, Begin, Cursor, begin, downloaded, finished, translated
+from runner.store.base import (
+    ID_SLACK,
+    SUMMARY,
+    Begin,
+    Cursor,
+    RunFilter,
+    begin,
+    downloaded,
+    finished,
+    translated,
+)
 from runner.store.changes import file_changes
 
 # a full or read-only state directory (EACCES: made read-only by chmod, for a non-root user)
@@ -116,15 +127,7 @@ class FileStore:
         if record.get("state") in FINAL:  # the report publisher's feed: a marker file
             stamp = int(finished(record) * 1_000_000)
             (self.root / "publish" / f"{stamp:017d}-{record['run_id']}").touch()
-            self.announce(record["run_id"], finished(record))
-
-    def announce(self, note: str, at: float) -> None:
-        (self.root / "notify" / f"{int(at * 1_000_000):017d}-{note}").touch()
-        self._marks += 1
-        if self._marks % TRIM_EVERY == 0:  # the oldest past NOTIFY_KEEP go (one listing)
-            for name in sorted(os.listdir(self.root / "notify"))[:-keys.NOTIFY_KEEP]:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.root / "notify" / name).unlink()
+            self.to_notify(record["run_id"], finished(record))
 
     def _record_lock(self, run_id: str) -> contextlib.AbstractContextManager[None]:
         """Serializes read-modify-writes of one run record across processes (the worker's
@@ -264,6 +267,14 @@ class FileStore:
         ids = list(dict.fromkeys(n.partition("-")[2] for n in names))  # one entry per run
         return ids[:limit]
 
+    def to_notify(self, item: str, at: float) -> None:
+        (self.root / keys.NOTIFY / f"{int(at * 1_000_000):017d}-{item}").touch()
+        self._marks += 1
+        if self._marks % TRIM_EVERY == 0:  # the oldest past NOTIFY_KEEP go (one listing)
+            for name in sorted(os.listdir(self.root / keys.NOTIFY))[:-keys.NOTIFY_KEEP]:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.root / keys.NOTIFY / name).unlink()
+
     def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
         done = set(run_ids)
         for n in os.listdir(self.root / feed):
@@ -291,8 +302,10 @@ class FileStore:
                     continue
                 kv = self.root / "kv"
                 for path in (self.root / "runs" / name, self.root / "cancel" / run_id,
-                             kv / f"{keys.outbox(run_id)}.json",
-                             *(self.root / "notify" / m for m in notify.get(run_id, ())),
+                             *(kv / f"{k}.json" for k in (keys.outbox(run_id), keys.late(
+                                 run_id), keys.outbox(keys.late(run_id)))),
+                             *(self.root / "notify" / m for m in (
+                                 *notify.get(run_id, ()), *notify.get(keys.late(run_id), ()))),
                              *(kv / f"{keys.download(run_id, sha)}.json"
                                for sha in downloaded(record.get("result")))):
                     with contextlib.suppress(FileNotFoundError):
@@ -302,9 +315,15 @@ class FileStore:
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
-                  scan: int = 5000) -> tuple[list[RunRecord], Cursor | None]:
+                  scan: int = 5000, until: float | None = None, where: RunFilter | None = None
+                  ) -> tuple[list[RunRecord], Cursor | None]:
+        where = dataclasses.replace(where or RunFilter(), state=state) if state else where
+        since, until = where.window(since, until) if where else (since, until)
+        # run ids sort by creation time: those of runs created after `until` are skipped unread
+        top = f"{int((until + ID_SLACK) * 1000):012x}~" if until is not None else "~"
         names = sorted((n[:-5] for n in os.listdir(self.root / "runs")
-                        if n.endswith(".json") and not n.startswith(".")), reverse=True)
+                        if n.endswith(".json") and not n.startswith(".") and n < top),
+                       reverse=True)
         out: list[RunRecord] = []
         last: Cursor | None = None
         for looked, rid in enumerate(n for n in names if before is None or n < before[1]):
@@ -318,8 +337,6 @@ class FileStore:
                 return out, None  # run ids sort by creation time
             last = (created, rid)
             if (job is None or record.get("job") == job) and \
-                    (state is None or record.get("state") == state):
+                    (until is None or created <= until) and (where is None or where.keeps(record)):
                 out.append(RunRecord.from_json({k: record[k] for k in SUMMARY if k in record}))
         return out, None
-
-

@@ -21,6 +21,7 @@ WORKER = "worker:"         # prefix: worker heartbeats
 WORKFLOWS = "workflows"    # {"runs": [ids]}: the workflow runs going; also its lock's name
 NOTIFIER = "notifier"      # the notification sender's lock
 NOTIFY_KEEP = 10000        # the notify feed's newest ids kept: older ones drop (no notifier)
+LATE = "late"              # tally: late runs by job (runner_runs_late_total); "late:" entries
 
 
 def schedule(name: str) -> str:
@@ -61,6 +62,12 @@ def outbox(run_id: str) -> str:
 def refused(revision: str) -> str:
     """The feed id (and, under outbox(), the entry) of a refused revision's notice."""
     return f"refused:{revision}"
+
+
+def late(run_id: str) -> str:
+    """Who marked run `run_id` late (put_new: its `late` event is fired once); also the
+    notifier's feed item of that event (its outbox entry: outbox(late(run_id)))."""
+    return f"{LATE}:{run_id}"
 
 
 def download(run_id: str, sha256: str) -> str:

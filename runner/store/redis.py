@@ -8,6 +8,7 @@ and keys.py when loaded. Every redis-py error leaves a method as StoreUnavailabl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -17,13 +18,14 @@ from typing import Any
 from runner.errors import SourceError, StoreUnavailable
 from runner.runs import FINAL, RunRecord, RunState
 from runner.store import keys
-from runner.store.base import SUMMARY, Begin, Cursor, event, finished, translated
+from runner.store.base import SUMMARY, Begin, Cursor, RunFilter, event, finished, translated
 from runner.store.changes import redis_changes
 
 # what a script's {NAME} stands for: a run state, or a key of the backends' layout
 _TOKENS = {**{s.name: s.value for s in RunState},
            "RUN": keys.RUN, "RUNS": keys.RUNS, "CANCEL": keys.CANCEL, "KV": keys.KV,
-           "NOTIFY": keys.NOTIFY, "OUTBOX": keys.outbox(""), "KEEP": str(keys.NOTIFY_KEEP)}
+           "NOTIFY": keys.NOTIFY, "OUTBOX": keys.outbox(""), "KEEP": str(keys.NOTIFY_KEEP),
+           "LATE": keys.late("")}
 
 
 def script(name: str) -> str:
@@ -208,15 +210,15 @@ class RedisStore:
     def to_publish(self, limit: int, feed: str = keys.PUBLISH) -> list[str]:
         return [str(i) for i in self.r.zrange(f"{self.p}{feed}", 0, limit - 1)]
 
+    def to_notify(self, item: str, at: float) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zadd(f"{self.p}{keys.NOTIFY}", {item: at})
+        pipe.zremrangebyrank(f"{self.p}{keys.NOTIFY}", 0, -keys.NOTIFY_KEEP - 1)
+        pipe.execute()
+
     def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
         if run_ids:
             self.r.zrem(f"{self.p}{feed}", *run_ids)
-
-    def announce(self, note: str, at: float) -> None:
-        pipe = self.r.pipeline(transaction=False)
-        pipe.zadd(f"{self.p}{keys.NOTIFY}", {note: at})
-        pipe.zremrangebyrank(f"{self.p}{keys.NOTIFY}", 0, -keys.NOTIFY_KEEP - 1)
-        pipe.execute()
 
     def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
         deleted, looked = self._forget(keys=[f"{self.p}{keys.RUNS}", f"{self.p}{keys.PUBLISH}"],
@@ -240,15 +242,21 @@ class RedisStore:
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
-                  scan: int = 5000) -> tuple[list[RunRecord], Cursor | None]:
+                  scan: int = 5000, until: float | None = None, where: RunFilter | None = None
+                  ) -> tuple[list[RunRecord], Cursor | None]:
         key = f"{self.p}{keys.RUNS}:{job}" if job else f"{self.p}{keys.RUNS}"
-        top = "+inf" if before is None else repr(before[0])
+        where = RunFilter(state) if where is None and state else where
+        if where and state:
+            where = dataclasses.replace(where, state=state)
+        since, until = where.window(since, until) if where else (since, until)
+        tops = [t for t in (until, before[0] if before else None) if t is not None]
+        top = repr(min(tops)) if tops else "+inf"
         low = "-inf" if since is None else repr(since)
         out: list[RunRecord] = []
         offset = looked = 0
         last: Cursor | None = None
         while looked < scan:
-            want = min(scan - looked, limit + 1 if state is None else max(4 * limit, 200))
+            want = min(scan - looked, limit + 1 if where is None else max(4 * limit, 200))
             batch: list[tuple[str, float]] = list(self.r.zrevrangebyscore(  # type: ignore[arg-type]
                 key, top, low, start=offset, num=want, withscores=True))
             exhausted = len(batch) < want
@@ -263,13 +271,14 @@ class RedisStore:
                     return out, last
                 looked += 1
                 last = (float(created), str(rid))
-                if values[2] is None or (state and json.loads(values[2]) != state):
+                if values[2] is None:  # deleted meanwhile
                     continue
-                out.append(RunRecord.from_json(_decoded(SUMMARY, values)))
+                fields = _decoded(SUMMARY, values)
+                if where is None or where.keeps(fields):
+                    out.append(RunRecord.from_json(fields))
             if exhausted:
                 return out, None
         return out, last
-
 
 def _decoded(names: Sequence[str], values: Sequence[str | None]) -> dict[str, Any]:
     """A record's fields from their JSON texts (None: absent), in one parse: a page of runs

@@ -60,8 +60,10 @@ def test_cancel_queued_and_running_runs(cluster: Cluster) -> None:
     assert done.returncode == 0, done.stderr
     assert cluster.state(queued) == "REVOKED"
     user = getpass.getuser()
-    assert (cluster.store.run(queued) or RunRecord(queued)).error == (
-        f"cancelled by runner cancel (user {user}) before it started")
+    cancelled = cluster.store.run(queued) or RunRecord(queued)
+    assert cancelled.error == f"cancelled by runner cancel (user {user}) before it started"
+    assert [(a["action"], a["by"], a["via"]) for a in cancelled.actions or ()] == [
+        ("cancel", user, "cli")]
     worker = cluster.worker("side")
     running = cluster.enqueue("slow")
     poll(lambda: cluster.state(running) == "STARTED", 30, "slow run starts")
@@ -87,6 +89,8 @@ def test_retry_links_the_new_run(cluster: Cluster) -> None:
     assert done.returncode == 0, done.stderr
     second = cluster.final(json.loads(done.stdout)["run_id"])
     assert (second.retry_of, second.trigger) == (first.run_id, f"retry-of {first.run_id}")
+    assert [(a["action"], a["of"], a["via"]) for a in second.actions or ()] == [
+        ("retry", first.run_id, "cli")]
 
 
 def test_a_worker_takes_the_higher_priority_queue_first(cluster: Cluster) -> None:

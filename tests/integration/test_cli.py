@@ -21,7 +21,7 @@ def test_demo_validates(tmp_path: Path) -> None:
     done = runner("validate", cache=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("ok: 2 queues, 2 workers, 2 targets, 4 jobs, 3 schedules, "
-                                  "1 workflows")
+                                  "1 workflow")
     done = runner("validate", "--format", "json", cache=tmp_path)
     assert json.loads(done.stdout) == {"ok": True, "errors": []}
 

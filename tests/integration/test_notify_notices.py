@@ -68,7 +68,7 @@ def waiting(store: Store, run_id: str, attempt: int, state: RunState = RunState.
     else:
         store.update_run(run_id, {"state": state, "workflow": flow, **(
             {"finished": time.time()} if state != RunState.STARTED else {})})
-    store.announce(run_id, time.time())
+    store.to_notify(run_id, time.time())
 
 
 def test_an_approval_is_announced_once_per_node_and_attempt(store: Store) -> None:
@@ -132,11 +132,18 @@ def test_a_forgotten_run_takes_its_outbox_entry_and_feed_mark_along(store: Store
         store.save_run(sent)
         settle(store, cfg, {"RUNNER_SECRET_HOOK": got.url()})
     store.save_run(unsent)  # no notifier reads it
+    late = keys.late(sent.run_id)  # it was late once: celery/late.py's mark and notice
+    store.put(late, {"at": 1.0})
+    store.put(keys.outbox(late), {"run_id": sent.run_id, "items": []})
+    store.to_notify(late, time.time())
+    store.published([late], keys.NOTIFY)
+    store.to_notify(keys.late(unsent.run_id), time.time())
     assert store.get(keys.outbox(sent.run_id)) is not None
-    assert store.to_publish(10, keys.NOTIFY) == [unsent.run_id]
+    assert store.to_publish(10, keys.NOTIFY) == [unsent.run_id, keys.late(unsent.run_id)]
     store.published([sent.run_id, unsent.run_id])  # on the report branch: may be forgotten
     assert store.forget(time.time() + 1) == (2, 2)
-    assert store.get(keys.outbox(sent.run_id)) is None
+    assert [store.get(k) for k in (keys.outbox(sent.run_id), late, keys.outbox(late))] == [
+        None, None, None]
     assert store.to_publish(10, keys.NOTIFY) == []
 
 

@@ -115,6 +115,9 @@ def test_unknown_job_is_a_usage_error(tmp_path: Path) -> None:
     done = runner_on(repo, "run", "health-chek")
     assert done.returncode == 2
     assert "there is no job 'health-chek'; did you mean 'health-check'?" in done.stderr
+    done = runner_on(repo, "run", "health-and-restrat")  # a workflow's name, misspelt
+    assert done.returncode == 2
+    assert "did you mean 'health-and-restart'?" in done.stderr
 
 
 def test_bad_setting_is_a_usage_error(tmp_path: Path) -> None:

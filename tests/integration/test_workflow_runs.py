@@ -73,6 +73,8 @@ def _approve_and_finish(cluster: Cluster, run_id: str, log: Path, a: int = 1,
         "a": "success", "b": "success", "c": "failed", "d": "skipped", "fix": "success",
         "gate": "success", "done": "success"}
     assert (nodes["gate"]["decision"], nodes["gate"]["comment"]) == ("approved", "green")
+    assert [(a["action"], a["node"], a["comment"], a["via"]) for a in record.actions or ()] == [
+        ("approve", "gate", "green", "cli")]
     assert sorted(log.read_text().split()) == ["a"] * a + ["b", "c", "done", "fix"]
     for job in ("b", "c", "d", "fix", "done"):  # one child run each (d: none, skipped)
         assert len(cluster.store.runs(f"w-{job}", 10)) == (job != "d"), job

@@ -96,3 +96,25 @@ def test_locating_every_key_of_a_large_file_is_linear() -> None:
     assert where[-1] == (n + 1, 15 + len(f"j{n - 1}"))
     assert written[-1] == f"-{n - 1}"
     assert elapsed < 2, f"locating {n} keys took {elapsed:.1f}s"  # was 13 s; now about 0.1 s
+
+
+SPANNED = """\
+jobs:
+  a: {queue: q, steps: []}
+  # about b
+
+  b:
+    queue: q
+    steps:
+      - x
+
+# trailing
+  c:
+    steps: [y]"""
+
+
+@pytest.mark.parametrize(("name", "span"), [("a", (2, 2)), ("b", (5, 8)), ("c", (11, 12)),
+                                            ("nope", None)])
+def test_span_is_an_entry_s_lines_without_trailing_blanks_or_comments(
+        name: str, span: tuple[int, int] | None) -> None:
+    assert parse("j.yaml", SPANNED.encode()).span(("jobs", name), SPANNED) == span

@@ -138,6 +138,7 @@ def test_settings_from_env(env: dict[str, str], expected: Settings) -> None:
     ({"RUNNER_SSH_MAX_SESSIONS": "0"}, "RUNNER_SSH_MAX_SESSIONS='0' must be at least 1"),
     ({"RUNNER_SECRET_DIRS": "/run/secrets,secrets"},
      "RUNNER_SECRET_DIRS: 'secrets' is not an absolute path"),
+    ({"RUNNER_COMMIT_URL": "https://git.example/c/"}, r"RUNNER_COMMIT_URL=.* has no \{sha\}"),
 ])
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
