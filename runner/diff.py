@@ -14,7 +14,8 @@ from runner.config import model
 from runner.desired import next_fires, node_text
 
 SECTIONS = (("queues", "queue"), ("workers", "worker"), ("targets", "target"),
-            ("jobs", "job"), ("schedules", "schedule"), ("workflows", "workflow"))
+            ("jobs", "job"), ("schedules", "schedule"), ("workflows", "workflow"),
+            ("limits", "limit"))
 Objects = dict[str, dict[str, Any]]
 
 

@@ -77,6 +77,7 @@ class RunRecord:
     # the ISO time its deadline passed while it was active (celery/late.py; set once, by an
     # update, so the worker's final write keeps it): it was late, and `late` was announced
     late: str | None = None
+    waiting: tuple[str, ...] | None = None  # STARTED, the limits it waits for a slot of
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields of other versions, kept
     # the fields set, in the order they were written (to_json gives them back so)
     order: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
@@ -133,7 +134,7 @@ class RunRecord:
 
 _FIELDS = tuple(f.name for f in fields(RunRecord) if f.name not in ("extra", "order"))
 _NAMES = frozenset(_FIELDS)
-_TUPLES = frozenset(("targets", "actions", "notifications"))
+_TUPLES = frozenset(("targets", "actions", "notifications", "waiting"))
 _STATES = {s.value: s for s in RunState}
 _DEFAULTS = {"run_id": "", **{f.name: f.default for f in fields(RunRecord)[1:]
                               if f.name not in ("extra", "order")}}

@@ -1,6 +1,6 @@
 """GET /metrics: the Prometheus text format (run counters of the events hub, active runs,
-queue lengths, workers, revisions, lateness, workflow runs by state, late runs by job); no
-token needed, like /api/health."""
+queue lengths, workers, revisions, lateness, workflow runs by state, late runs by job, limits'
+slots held and waited for); no token needed, like /api/health."""
 
 import time
 
@@ -11,7 +11,7 @@ from runner.api import workflows
 from runner.api.context import Context, Ctx
 from runner.celery.app import queue_length
 from runner.errors import RunnerError
-from runner.ops import overview
+from runner.ops import limits, overview
 from runner.runs import ACTIVE
 from runner.store import keys
 
@@ -26,17 +26,19 @@ def text(ctx: Context) -> str:
         if r.state in ACTIVE:
             active[r.state] = active.get(r.state, 0) + 1
     names: list[str] = []
+    held: list[str] = []
     try:
         app, config = ctx.control.app()
         names = list(config.workflows)
         lengths = {q: queue_length(app, q) for q in config.queues}
+        held = limits.metric_lines(limits.view(ctx.store, config))
     except RunnerError:
         lengths = {}
     return overview.metrics_text(ctx.metrics, active, lengths, len(ctx.workers.view()),
                                  overview.revisions(ctx.store), time.time(),
                                  ctx.store.tallies(keys.LATENESS)) + "\n".join(
         [*workflows.metric_lines(workflows.run_states(runs, names)),
-         *late_lines(ctx.store.tallies(keys.LATE))]) + "\n"
+         *late_lines(ctx.store.tallies(keys.LATE)), *held]) + "\n"
 
 
 def late_lines(tally: dict[str, float]) -> list[str]:

@@ -99,6 +99,19 @@ class Stats(BaseModel):
     lateness: Lateness
 
 
+class LimitEntry(BaseModel):
+    run_id: str
+    target: str | None = Field(description="None: the run as a whole (its job's max_active)")
+    worker: str | None
+    since: float | None
+
+
+class Limit(BaseModel):
+    max: int
+    held: list[LimitEntry] = Field(description="who holds a slot, oldest first")
+    waiting: list[LimitEntry] = Field(description="who waits for one, in order of arrival")
+
+
 class ActiveRun(BaseModel):
     run_id: str | None
     job: str | None
@@ -236,6 +249,8 @@ class RunSummary(BaseModel):
     targets: list[str] | None = None
     note: str | None = None
     late: str | None = Field(None, description="when its deadline passed while it was active")
+    waiting: list[str] | None = Field(None, description="STARTED, waiting for a slot of these "
+                                      "limits (shown as WAITING)")
 
 
 class RunPage(BaseModel):

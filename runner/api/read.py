@@ -16,7 +16,7 @@ from runner.api import views
 from runner.api import workflows as flows
 from runner.api.context import Context, Ctx, Viewer
 from runner.api.models import NAME, READ, errors
-from runner.ops import overview
+from runner.ops import limits, overview
 from runner.store import Cursor, RunFilter
 
 HEALTH_TTL = 1.0  # seconds an answer of GET /api/health is reused
@@ -88,6 +88,14 @@ def list_workers(_who: Viewer, ctx: Ctx) -> JSONResponse:
 def list_queues(_who: Viewer, ctx: Ctx) -> JSONResponse:
     """Each queue's length, priority, configured workers and live consumers."""
     return JSONResponse(ctx.cache.get("queues", 0.5, lambda: views.queues(ctx)))
+
+
+@router.get("/api/limits", response_model=dict[str, m.Limit], responses=READ)
+def list_limits(_who: Viewer, ctx: Ctx) -> JSONResponse:
+    """Each cluster-wide limit ("limit NAME", "target NAME", "job NAME"): its max, who
+    holds its slots and who waits for one."""
+    return JSONResponse(ctx.cache.get("limits", 0.5, lambda: limits.view(
+        ctx.store, ctx.control.config())))
 
 
 @router.get("/api/jobs", response_model=m.Jobs, responses=READ)

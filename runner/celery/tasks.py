@@ -31,6 +31,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.worker.request import Request
 
 from runner.celery import coordinate
+from runner.celery.limits import Gate
 from runner.celery.message import TASK
 from runner.celery.queueing import cancel as cancel
 from runner.celery.queueing import enqueue as enqueue
@@ -39,8 +40,9 @@ from runner.celery.queueing import retry as retry
 from runner.celery.queueing import send as send
 from runner.config.model import ConfigSet
 from runner.config.params import check
-from runner.config.query import lookup, select
+from runner.config.query import lookup, select, slots
 from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
+from runner.executor.base import RunResult
 from runner.executor.cancel import Cancel
 from runner.executor.direct import final
 from runner.executor.engine import Engine
@@ -162,6 +164,7 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
             params = check(job.params, {})[0]
         targets = select(config, job, limit)
         files = system.files(job, config)
+        wanted = slots(config, job, targets)
     except RunnerError as e:  # the store may be away too: kept until it is back
         why = str(e)
         return keep(lambda: save(state="FAILURE", finished=time.time(), error=why), run_id)
@@ -170,6 +173,13 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
         here.engine = Engine(system.settings, state_dir=system.state_dir)
     loop, engine, cancel = here.loop, here.engine, Cancel()
     assert engine is not None
+    gate = Gate(store, run_id, worker or "", wanted, cancel)
+
+    async def limited() -> RunResult:  # inside its job's max_active slot, if it has one
+        async with gate.run():
+            return await engine.run(job, {t: config.targets[t] for t in targets}, files,
+                                    run_id=run_id, revision=config.revision, cancel=cancel,
+                                    params=params, gate=gate.target)
 
     def watch() -> None:  # a timer, not a task: most runs end before its first look
         with contextlib.suppress(StoreUnavailable):  # the store is away: look again later
@@ -179,9 +189,7 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
         timer[0] = loop.call_later(_POLL, watch)
 
     timer = [loop.call_later(_POLL, watch)]
-    run = loop.create_task(engine.run(job, {t: config.targets[t] for t in targets}, files,
-                                      run_id=run_id, revision=config.revision,
-                                      cancel=cancel, params=params))
+    run = loop.create_task(limited())
     try:
         result = loop.run_until_complete(run)
     except SoftTimeLimitExceeded:

@@ -164,6 +164,7 @@ def _record_lines(r: RunRecord) -> list[str]:
     took = f"{r.finished - r.started:.2f}s" if r.finished and r.started else "-"
     created = datetime.fromtimestamp(r.created or 0, UTC).strftime("%Y-%m-%d %H:%M:%S")
     state = r.state or r.extra.get("state", "?")  # extra: a later version's state
+    state = "WAITING" if r.waiting and state == "STARTED" else state
     lines = [f"{r.run_id}  {created}  {r.job or '?':<20} {state:<9} "
              f"{took:>8}  {r.trigger or ''}"]
     if r.late:
@@ -171,6 +172,8 @@ def _record_lines(r: RunRecord) -> list[str]:
     if r.params:
         lines.append("    params: " + " ".join(
             f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in r.params.items()))
+    if r.waiting:
+        lines.append(f"    waiting for a slot of: {', '.join(r.waiting)}")
     if r.error:
         lines.append(f"    {r.error}")
     return lines

@@ -51,7 +51,7 @@ def status(repo: Path, fmt: str) -> None:
         "beat": d.status.beat, "queues": d.queues, "active_runs": d.active_runs,
         "schedules": {n: _runs(config, n, s) for n, s in d.schedules.items()},
         "reports": d.status.reports, "wiped": d.wiped,
-        "lateness": d.lateness,
+        "lateness": d.lateness, "limits": d.limits,
         "refusal": notice(system.store, rev["attempted_revision"]),
     }
     out["approvals"] = approvals(system, config)
@@ -94,12 +94,22 @@ def status(repo: Path, fmt: str) -> None:
         click.echo(f"reports: {rep.get('branch')} at {str(rep.get('head'))[:12]}, {pushed}"
                    + (f"; last push failed: {rep['last_error']}" if rep.get("last_error")
                       else ""))
+    for name, lim in out["limits"].items():
+        click.echo(f"limit {name}: {len(lim['held'])}/{lim['max']} held"
+                   + "".join(f"\n  {w}" for w in _holders(lim)))
     click.echo(f"active runs: {len(out['active_runs'])}")
     for r in out["active_runs"]:
         for line in _record_lines(RunRecord.from_json(r)):
             click.echo(f"  {line}")
     for line in approval_lines(out["approvals"]) if out["approvals"] else ():
         click.echo(line)
+
+
+def _holders(lim: dict[str, Any]) -> list[str]:
+    """A limit's holders, then its waiters, oldest first: one line each."""
+    return [f"{what} run {e['run_id']}" + (f" on {e['target']}" if e["target"] else "")
+            + f" ({e['worker']})" for what, key in (("holds", "held"), ("waits", "waiting"))
+            for e in lim[key]]
 
 
 def _lateness_text(late: dict[str, Any]) -> str:

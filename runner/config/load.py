@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from runner.config import documents, model, notifications, references, schema, semantic, workflows
+from runner.config.limits import limit
 from runner.errors import ConfigInvalid, Problem
 
 CONFIG_DIRS = {"targets.d": "targets", "jobs.d": "jobs", "schedules.d": "schedules",
@@ -116,7 +117,8 @@ def check_file(kind: str, path: str, data: bytes) -> FileResult:
     if kind == "notifications":  # one settings object, like reports
         objects["notifications/notifications"] = doc
         findings += notifications.check(doc)
-    for section in {"queues": ("queues", "workers"), "notifications": ()}.get(kind, (kind,)):
+    named = {"queues": ("queues", "workers", "limits"), "notifications": ()}
+    for section in named.get(kind, (kind,)):
         value = doc.get(section)
         if isinstance(value, dict):
             for name, obj in value.items():
@@ -248,6 +250,7 @@ def build(revision: str, objects: dict[str, dict[str, Any]],
         raw={k: {n: v[n] for n in order[k]} for k, v in objects.items()},
         reports=model.reports(objects.get("reports", {}).get("reports", {})),
         workflows=each("workflows", model.workflow),
+        limits=each("limits", limit),
         notifications=model.notifications(objects.get("notifications", {}).get(
             "notifications", {})))
     if made is not None:  # what the next build reuses: removed objects are forgotten

@@ -1,5 +1,4 @@
 """The typed configuration: one frozen dataclass per kind, built once per revision.
-
 Builders take schema-valid plain values (see schema.py), so they only convert, never check.
 """
 
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runner.config.http import HttpCheck, http_check
+from runner.config.limits import Limit
 from runner.config.params import Param, param
 from runner.config.values import SecretRef as SecretRef
 from runner.config.values import is_secret_ref as is_secret_ref
@@ -62,6 +62,7 @@ class Target:
     groups: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     description: str = ""
+    max_runs: int | None = None  # runs at once on it, cluster-wide (None: no limit)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class Job:
     notify: tuple[Notify, ...] = ()  # its own `notify:`, besides notifications.yaml's rules
     params: tuple[Param, ...] = ()  # in the order declared
     deadline: int | None = None  # seconds from a run's start: then it is late (celery/late.py)
+    max_active: int | None = None  # runs of it at once, cluster-wide (None: no limit)
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,7 @@ class ConfigSet:
     reports: Reports = field(default_factory=Reports)
     workflows: dict[str, Workflow] = field(default_factory=dict)
     notifications: Notifications = field(default_factory=Notifications)
+    limits: dict[str, Limit] = field(default_factory=dict)  # queues.yaml's `limits:`
 
 
 def _str(value: object) -> str:
@@ -244,7 +247,7 @@ def target(name: str, v: dict[str, Any]) -> Target:
     secrets: dict[str, Any] = {k: SecretRef(v[k]) for k in ("password", "passphrase") if k in v}
     plain: dict[str, Any] = {k: v[k] for k in ("transport", "host", "port", "user", "key_file",
                              "known_hosts", "scheme", "auth", "shell", "base_url",
-                             "description") if k in v}
+                             "description", "max_runs") if k in v}
     labels = tuple(sorted((k, _str(x)) for k, x in v.get("labels", {}).items()))
     return Target(name, groups=tuple(v.get("groups", ())), labels=labels, **plain, **secrets)
 
@@ -275,7 +278,8 @@ def job(name: str, v: dict[str, Any]) -> Job:
                concurrency=v.get("concurrency", DEFAULT_JOB_CONCURRENCY),
                timeout=seconds(v.get("timeout", DEFAULT_JOB_TIMEOUT)), retries=retries, env=env,
                notify=_notify(v), deadline=_optional(v, "deadline"),
-               params=tuple(param(n, x) for n, x in v.get("params", {}).items()))
+               params=tuple(param(n, x) for n, x in v.get("params", {}).items()),
+               max_active=v.get("max_active"))
 
 
 def _optional(v: dict[str, Any], key: str) -> int | None:

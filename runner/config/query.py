@@ -40,3 +40,18 @@ def select(config: ConfigSet, job: Job, limit: str | None) -> list[str]:
         raise UsageError(f"--limit {limit!r} matches none of job {job.name!r}'s targets "
                          f"({', '.join(chosen)})")
     return narrowed
+
+
+def slots(config: ConfigSet, job: Job, targets: list[str]) -> dict[str, list[tuple[str, int]]]:
+    """The semaphore slots a run of `job` takes, (name, max): under "" its job-level one
+    (max_active), and per target its max_runs and the named limits that select it."""
+    index = TargetIndex({n: config.raw["targets"][n] for n in config.targets})
+    named = [(f"limit {lim.name}", lim.max, set(index.resolve(lim.targets)))
+             for lim in config.limits.values()]
+    out: dict[str, list[tuple[str, int]]] = {
+        "": [(f"job {job.name}", job.max_active)] if job.max_active else []}
+    for t in targets:
+        mine = [(name, n) for name, n, chosen in named if t in chosen]
+        max_runs = config.targets[t].max_runs
+        out[t] = ([(f"target {t}", max_runs)] if max_runs else []) + mine
+    return out

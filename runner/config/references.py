@@ -58,6 +58,10 @@ def refs(section: str, name: str, v: Any) -> list[Ref]:
             out += _reaches(("jobs", name, "steps", i), step)
         if isinstance(v.get("params"), dict):  # its declaration, for the values given it
             out.append((("jobs", name, "params"), "param-decl", json.dumps(v["params"])))
+    elif section == "limits":
+        out += [(("limits", name, "targets", i), "limit-target", t)
+                for i, t in enumerate(_l(v, "targets"))
+                if isinstance(t, str) and selector_error(t) is None]
     elif section == "schedules" and isinstance(v.get("job"), str):
         out.append((("schedules", name, "job"), "job", v["job"]))
         out += _limit(("schedules", name), v) + _params(("schedules", name), v, v["job"])
@@ -200,7 +204,7 @@ def _verdict(kind: str, value: str, queues: set[str] | None, served: set[str], a
              ) -> str | None:
     if kind in ("queue", "worker-queue"):
         return None if queues is None else _queue_verdict(kind, value, queues, served, any_worker)
-    if kind == "selector" and not index.match(value):
+    if kind in ("selector", "limit-target") and not index.match(value):
         return f"matches no target: {index.unknown(value)}"
     if kind == "job" and value not in jobs:
         return f"which is not defined{did_you_mean(value, jobs)}"
@@ -226,6 +230,7 @@ _SUBJECT: dict[str, Callable[[Path, str], str]] = {
     "worker-queue": lambda w, v: f"worker {w[1]!r} serves queue {v!r}, ",
     "queue": lambda w, v: f"job {w[1]!r} uses queue {v!r}, ",
     "selector": lambda w, v: f"target selector {v!r} of job {w[1]!r} ",
+    "limit-target": lambda w, v: f"target selector {v!r} of limit {w[1]!r} ",
     "job": lambda w, v: f"{_owner(w)} runs job {v!r}, ",
     "workflow": lambda w, v: f"schedule {w[1]!r} runs workflow {v!r}, ",
     "workflow-name": lambda w, v: f"workflow {v!r}: ",

@@ -112,7 +112,7 @@ def _where(kind: str, path: Path) -> str:
         return f"{path[1]!r} of 'reports'"
     what = f"{kind[:-1]} {path[1]!r}"
     if kind == "queues":
-        what = f"{'queue' if path[0] == 'queues' else 'worker'} {path[1]!r}"
+        what = f"{_SINGULAR.get(str(path[0]), 'worker')} {path[1]!r}"
     if len(path) >= 4 and path[2] == "steps" and isinstance(path[3], int):
         return f"step {path[3] + 1} of {what}"
     if len(path) >= 4 and path[2] == "nodes":
@@ -229,7 +229,8 @@ _TYPES = {"string": "a string", "integer": "an integer", "number": "a number",
 
 
 _SINGULAR = {"queues": "queue", "workers": "worker", "targets": "target", "jobs": "job",
-             "schedules": "schedule", "workflows": "workflow"}
+             "schedules": "schedule", "workflows": "workflow",
+             "limits": "limit"}
 
 
 def _name_message(sub: Any, value: object, owner: str, noun: str = "name") -> str:

@@ -170,6 +170,13 @@ def _job(name: str, v: dict[str, Any]) -> list[Finding]:
     return out
 
 
+def _limit(name: str, v: dict[str, Any]) -> list[Finding]:
+    return [(("limits", name, "targets", i), f"target selector {selector!r} of limit {name!r}: "
+                                             f"{problem}", False)
+            for i, selector in enumerate(_l(v, "targets"))
+            if isinstance(selector, str) and (problem := selector_error(selector))]
+
+
 def _step(job: str, i: int, v: dict[str, Any]) -> list[Finding]:
     at: Path = ("jobs", job, "steps", i)
     what = f"step {i + 1} of job {job!r}"
@@ -290,7 +297,7 @@ def _at_error(text: str) -> str | None:
 
 
 _CHECKS: dict[str, Callable[[str, Any], list[Finding]]] = {
-    "targets": _target, "jobs": _job, "schedules": _schedule}
+    "targets": _target, "jobs": _job, "schedules": _schedule, "limits": _limit}
 
 
 class TargetIndex:

@@ -76,7 +76,7 @@ function onEvent(e) {
     state.runs = new Map(e.runs.map((r) => [r.run_id, r]));
     state.workers = e.workers || {}; state.status = e.status || {};
     state.queues = e.queues || {}; state.schedules = e.schedules || {}; state.jobs = e.jobs || {};
-    renderAll();
+    renderAll(); refreshSoon();
   } else if (e.kind === "run") {
     state.runs.set(e.run_id, {...(state.runs.get(e.run_id) || {}), ...e.run});
     renderRuns();
@@ -100,10 +100,11 @@ function refreshSoon() {  // queues, schedules and status change with runs: one 
   pending = setTimeout(async () => {
     pending = null;
     try {
-      const [queues, schedules, status, stats] = await Promise.all(
-        [api("/api/queues"), api("/api/schedules"), api("/api/status"), api("/api/stats?minutes=180")]);
+      const [queues, schedules, status, stats, limits] = await Promise.all(
+        [api("/api/queues"), api("/api/schedules"), api("/api/status"), api("/api/stats?minutes=180"),
+          api("/api/limits")]);
       state.queues = queues; state.schedules = schedules; state.status = status;
-      renderQueues(); renderSchedules(); renderStatus();
+      renderQueues(); renderSchedules(); renderStatus(); renderLimits(limits);
       rateChart(stats.per_minute); durationChart(stats.durations);
     } catch (err) { /* the next event tries again */ }
   }, 300);
@@ -136,7 +137,7 @@ function renderRuns() {
       : `<button class="retry" data-run-id="${esc(r.run_id)}">retry</button>`;
     return `<tr data-run-id="${esc(r.run_id)}" data-state="${esc(r.state)}" data-job="${esc(r.job)}" data-schedule="${esc(r.schedule || "")}">
       <td><code>${esc(r.run_id)}</code></td><td>${esc(r.job)}</td>
-      <td><span class="state ${esc(r.state)}">${esc(r.state)}</span>${lateBadge(r)}</td><td>${esc(r.queue)}</td>
+      <td><span class="state ${esc(r.state)}" title="${esc((r.waiting || []).join(", "))}">${r.waiting && r.waiting.length ? "WAITING" : esc(r.state)}</span>${lateBadge(r)}</td><td>${esc(r.queue)}</td>
       <td>${esc(r.worker || "")}</td><td>${time(r.created)}</td><td>${took(r)}</td>
       <td>${esc(r.trigger || "")}</td><td>${act}</td></tr>`;
   }).join("");
@@ -156,6 +157,13 @@ function renderQueues() {
   $("#queues tbody").innerHTML = Object.entries(state.queues).map(([q, i]) => `<tr>
     <td>${esc(q)}</td><td class="length">${esc(i.length)}</td><td>${esc(i.priority)}</td>
     <td>${esc(i.consumers)}</td></tr>`).join("");
+}
+
+function renderLimits(limits) {  // who holds and who waits for each cluster-wide limit
+  const who = (es) => es.map((e) => `${e.run_id}${e.target ? " on " + e.target : ""}`).join(", ");
+  $("#limits tbody").innerHTML = Object.entries(limits).map(([n, l]) => `<tr data-limit="${esc(n)}">
+    <td>${esc(n)}</td><td class="held">${l.held.length}/${esc(l.max)}</td><td>${esc(who(l.held))}</td>
+    <td class="waiting">${esc(who(l.waiting))}</td></tr>`).join("");
 }
 
 function renderSchedules() {

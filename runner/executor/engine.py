@@ -8,11 +8,12 @@ process (one `runner run`, or a worker), so SSH connections and circuit breakers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +40,12 @@ from runner.executor.secrets import config_secret, known_secrets
 from runner.settings import Settings
 
 Progress = Callable[[str, TargetResult | None], None]
+Gate = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
+
+
+@contextlib.asynccontextmanager
+async def _open(_target: str) -> AsyncIterator[None]:
+    yield
 
 
 class Connector(Protocol):
@@ -85,9 +92,11 @@ class Engine:
     async def run(self, job: Job, targets: Mapping[str, Target], files: Mapping[str, FileBlob],
                   *, run_id: str, revision: str, cancel: Cancel | None = None,
                   progress: Progress | None = None,
-                  params: Mapping[str, Any] | None = None) -> RunResult:
+                  params: Mapping[str, Any] | None = None, gate: Gate | None = None
+                  ) -> RunResult:
         """`params`: the run's checked values; every step gets them as RUNNER_PARAM_<NAME>
-        in its environment, the only way they reach a target (never in a command's text)."""
+        in its environment, the only way they reach a target (never in a command's text).
+        `gate(target)`: entered before the target's first step (its cluster-wide slots)."""
         cancel = cancel or Cancel()
         started = time.time()
         env: dict[str, str] = {}
@@ -107,7 +116,7 @@ class Engine:
         limit = asyncio.Semaphore(job.concurrency)
 
         async def one(name: str) -> TargetResult:
-            async with limit:
+            async with limit, (gate or _open)(name):
                 if progress:
                     progress(name, None)
                 if env_error:

@@ -11,7 +11,7 @@ from celery import Celery
 
 from runner.celery.app import queue_length
 from runner.config.model import ConfigSet
-from runner.ops import lateness, overview
+from runner.ops import lateness, limits, overview
 from runner.runs import ACTIVE
 from runner.store import keys
 from runner.store.entries import (
@@ -53,6 +53,7 @@ class Detail:
     schedules: dict[str, dict[str, Any]]
     wiped: str | None
     lateness: dict[str, Any]
+    limits: dict[str, dict[str, Any]]  # ops.limits.view: holders and waiters per limit
 
 
 def status(system: System) -> Status:
@@ -87,4 +88,5 @@ def detail(system: System, app: Celery, config: ConfigSet) -> Detail:
         schedules={name: {k: s[k] for k in SCHEDULE_FIELDS}
                    for name, s in overview.schedules(store, config).items()},
         wiped=wiped(store.get(keys.GENERATION)),
-        lateness=lateness.summary(store.tallies(keys.LATENESS)))
+        lateness=lateness.summary(store.tallies(keys.LATENESS)),
+        limits=limits.view(store, config))

@@ -23,7 +23,7 @@ from runner.store import keys
 SUMMARY = ("run_id", "job", "state", "queue", "trigger", "revision", "worker", "created",
            "received", "started", "finished", "error", "retry_of", "schedule",
            "scheduled_for", "limit", "deliveries", "targets", "note", "workflow", "parent",
-           "node", "params", "late")
+           "node", "params", "late", "waiting")
 Cursor = tuple[float, str]  # (created, run_id) of the last run of a page
 ID_SLACK = 60.0  # seconds a run's `created` may lie after the time its id encodes
 _HEX = frozenset("0123456789abcdef")
@@ -186,6 +186,18 @@ class Store(Protocol):
     def server(self) -> str:
         """Which server holds the data now: it changes when Redis restarts or fails over
         (writes of its last moments may be lost then)."""
+
+    def take_slots(self, wanted: list[tuple[str, int]], holder: str, owner: str,
+                   ttl: float) -> list[str]:
+        """slots.take in one atomic step: asks for (or renews) a slot of each limit `wanted`
+        ((name, max)) for `holder`, run by `owner`; the names it still waits for ([]: it
+        holds them all)."""
+
+    def free_slots(self, names: list[str], holder: str) -> None:
+        """slots.free of `holder` in each limit `names`, in one atomic step."""
+
+    def slots(self) -> dict[str, dict[str, Any]]:
+        """The state of every limit someone holds or waits for, by name (slots.py)."""
 
     def changes(self) -> AsyncIterator[dict[str, Any]]:
         """Each write as it happens, until cancelled: {"kind": "run", "run_id", "state"?} or

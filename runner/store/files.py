@@ -19,7 +19,7 @@ from typing import Any
 
 from runner.errors import StoreUnavailable
 from runner.runs import ACTIVE, FINAL, RunRecord, RunState
-from runner.store import keys
+from runner.store import keys, slotfiles
 from runner.store.base import (
     ID_SLACK,
     SUMMARY,
@@ -216,6 +216,16 @@ class FileStore:
                 return False
             self._write(path, {"owner": owner, "until": time.time() + ttl})
             return True
+
+    def take_slots(self, wanted: list[tuple[str, int]], holder: str, owner: str,
+                   ttl: float) -> list[str]:
+        return slotfiles.take(self, wanted, holder, owner, ttl)
+
+    def free_slots(self, names: list[str], holder: str) -> None:
+        slotfiles.free(self, names, holder)
+
+    def slots(self) -> dict[str, dict[str, Any]]:
+        return slotfiles.view(self)
 
     def holder(self, name: str) -> str | None:
         held = self._read(self.root / "locks" / f"{name}.json")

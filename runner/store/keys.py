@@ -85,3 +85,5 @@ TALLY = "tally:"      # tallies
 PUBLISH = "publish"   # the report publisher's feed of finished runs
 NOTIFY = "notify"     # the notifier's feed of finished runs (both feeds: to_publish's `feed`)
 EVENTS = "events"     # the channel each run and entry write publishes on
+SLOT = "slot:"        # a limit's semaphore (slots.py)
+SLOTS = "slots"       # Redis: the names of the limits that have a semaphore

@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 from typing import Any
 
 from runner.errors import SourceError, StoreUnavailable
 from runner.runs import FINAL, RunRecord, RunState
-from runner.store import keys
+from runner.store import keys, slots
 from runner.store.base import SUMMARY, Begin, Cursor, RunFilter, event, finished, translated
 from runner.store.changes import redis_changes
 
@@ -235,6 +236,49 @@ class RedisStore:
 
     def tallies(self, key: str) -> dict[str, float]:
         return {str(k): float(v) for k, v in self.r.hgetall(f"{self.p}{keys.TALLY}{key}").items()}
+
+    def _slots(self, names: list[str], change: Any) -> Any:
+        """change(states) -> (new states, result), in a WATCH/MULTI transaction (tried
+        again when another writer changed one of the limits meanwhile)."""
+        index, ks = f"{self.p}{keys.SLOTS}", [f"{self.p}{keys.SLOT}{n}" for n in names]
+        out: list[Any] = []
+
+        def step(pipe: Any) -> None:
+            raws = pipe.mget(ks)
+            new, result = change({n: json.loads(r) if r else None
+                                  for n, r in zip(names, raws, strict=True)})
+            out[:] = [result]
+            pipe.multi()
+            for n, key in zip(names, ks, strict=True):
+                state = new[n]
+                if state is None:
+                    pipe.delete(key)
+                    pipe.srem(index, n)
+                else:
+                    pipe.set(key, json.dumps(state))
+                    pipe.sadd(index, n)
+
+        self.r.transaction(step, *ks)
+        return out[0]
+
+    def take_slots(self, wanted: list[tuple[str, int]], holder: str, owner: str,
+                   ttl: float) -> list[str]:
+        blocked: list[str] = self._slots([n for n, _ in wanted], lambda states: slots.take(
+            states, wanted, holder, owner, time.time(), ttl))
+        return blocked
+
+    def free_slots(self, names: list[str], holder: str) -> None:
+        self._slots(names, lambda states: (slots.free(states, holder, time.time()), None))
+
+    def slots(self) -> dict[str, dict[str, Any]]:
+        names = sorted(str(n) for n in self.r.smembers(f"{self.p}{keys.SLOTS}"))
+        raws = self.r.mget([f"{self.p}{keys.SLOT}{n}" for n in names]) if names else []
+        now, out = time.time(), {}
+        for n, raw in zip(names, raws, strict=True):
+            state = slots.fresh(json.loads(raw) if raw else None, now)
+            if state["holders"] or state["queue"]:
+                out[n] = state
+        return out
 
     def holder(self, name: str) -> str | None:
         owner = self.r.get(f"{self.p}{keys.LOCK}{name}")

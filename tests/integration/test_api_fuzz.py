@@ -39,7 +39,7 @@ def test_no_request_gives_a_server_error(redis_cluster: Cluster, tmp_path: Path
             assert done.returncode == 0, summary + done.stderr[-2000:]
             cases = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
             assert cases and cases[1] == cases[2] and int(cases[1]) > 100, summary
-            assert "21 selected / 21 total" in done.stdout  # every operation was exercised
+            assert "22 selected / 22 total" in done.stdout  # every operation was exercised
         with server.client(OPS) as ops:  # the runs it left, finished, cancelled, whole
             conforms(ops)
         assert "Traceback" not in server.log.read_text()

@@ -1,0 +1,111 @@
+"""A worker's side of the cluster-wide limits (issue 22): the slots one run takes, through the
+store's semaphores (store/slots.py), in the worker process's event loop.
+
+The run as a whole first takes its job's `max_active` slot, then each target, before its
+first step, every slot it needs there (its `max_runs`, the named limits selecting it) at once.
+While it waits, the record's `waiting` says for what; the worker polls with a backoff (up to
+POLL_MAX seconds), and renews what it holds every RENEW seconds, so slots of a worker that
+died lapse within slots.TTL. A cancel stops the wait: the target ends cancelled, never run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from runner.errors import StoreUnavailable
+from runner.executor.cancel import Cancel
+from runner.store import Store
+from runner.store.slots import TTL
+
+POLL_MIN, POLL_MAX = 0.05, 1.0  # seconds between two asks for a slot, doubling
+RENEW = TTL / 4  # seconds between two renewals of the slots held
+log = logging.getLogger("runner.limits")
+Wanted = list[tuple[str, int]]
+
+
+@dataclass
+class Gate:
+    """Not frozen: what the run `run_id` (run by `owner`) holds and waits for. `wanted`:
+    query.slots' answer, "" the job's own slot."""
+
+    store: Store
+    run_id: str
+    owner: str
+    wanted: dict[str, Wanted]
+    cancel: Cancel
+    held: dict[str, Wanted] = field(default_factory=dict)  # holder -> its slots
+    waiting: dict[str, list[str]] = field(default_factory=dict)  # holder -> limits
+    shown: list[str] = field(default_factory=list)  # the record's `waiting`, as last written
+
+    @contextlib.asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        """The run's job-level slot, held around all of it (with a renewing task); a cancel
+        while waiting goes on into the run, whose targets then end cancelled at once."""
+        renewing = asyncio.get_running_loop().create_task(
+            self._renew() if any(self.wanted.values()) else asyncio.sleep(0))
+        try:
+            async with self._slots(self.run_id, self.wanted.get("", [])):
+                yield
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    @contextlib.asynccontextmanager
+    async def target(self, name: str) -> AsyncIterator[None]:
+        """Every slot target `name` needs, taken at once, held while it runs."""
+        async with self._slots(f"{self.run_id}/{name}", self.wanted.get(name, [])):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _slots(self, holder: str, wanted: Wanted) -> AsyncIterator[None]:
+        if not wanted:
+            yield
+            return
+        try:
+            delay = POLL_MIN
+            while not self._take(holder, wanted) and not self.cancel.is_set():
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, POLL_MAX)
+            yield
+        finally:
+            self.held.pop(holder, None)
+            self._show(holder, [])
+            with contextlib.suppress(StoreUnavailable):  # else its lease lapses
+                self.store.free_slots([n for n, _ in wanted], holder)
+
+    def _take(self, holder: str, wanted: Wanted) -> bool:
+        try:
+            blocked = self.store.take_slots(wanted, holder, self.owner, TTL)
+        except StoreUnavailable as e:
+            log.warning("run %s: cannot ask for its slots (%s); asking again", self.run_id, e)
+            return False
+        self._show(holder, blocked)
+        if not blocked:
+            self.held[holder] = wanted
+        return not blocked
+
+    def _show(self, holder: str, blocked: list[str]) -> None:
+        """Writes the record's `waiting` when what the run waits for changed."""
+        if blocked:
+            self.waiting[holder] = blocked
+        else:
+            self.waiting.pop(holder, None)
+        now = sorted({n for names in self.waiting.values() for n in names})
+        if now != self.shown:
+            self.shown = now
+            with contextlib.suppress(StoreUnavailable):
+                self.store.update_run(self.run_id, {"waiting": now or None})
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW)
+            for holder, wanted in list(self.held.items()):
+                with contextlib.suppress(StoreUnavailable):
+                    if self.store.take_slots(wanted, holder, self.owner, TTL):
+                        log.warning("run %s: %s lost its slots (its lease lapsed)",
+                                    self.run_id, holder)
