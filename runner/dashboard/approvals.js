@@ -1,7 +1,7 @@
 // Approvals waiting (issue 20): the overview's table, and under a workflow run's graph a bar
 // per approval node waiting; Approve / Reject buttons for operators only (a comment asked
 // for in a prompt; Cancel there sends nothing). DOM nodes only (no markup from data); loaded
-// before app.js, whose api(), state, time() and $ it uses when called.
+// after dom.js, whose api(), state, time() and $ it uses.
 "use strict";
 
 function textCell(text) {

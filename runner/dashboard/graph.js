@@ -1,8 +1,8 @@
 // A workflow's graph as SVG (issue 20): nodes in layers by their topological depth, edges as
 // lines styled by their `when`, each node coloured by its state in a workflow run. DOM nodes
-// only (no markup from data); loaded before app.js, which calls drawWorkflow.
+// only (no markup from data); loaded after dom.js (SVG_NS), before app.js, which calls
+// drawWorkflow.
 "use strict";
-const SVG_NS = "http://www.w3.org/2000/svg";
 const NODE_W = 160, NODE_H = 44, GAP_X = 70, GAP_Y = 26, PAD = 16;
 
 function svgEl(name, attrs, text) {

@@ -57,10 +57,11 @@ def test_watch_a_run_finish_and_cancel_a_running_one(api: Api, tmp_path: Path) -
             done = page.locator('#runs tr[data-state="SUCCESS"]')
             expect(done).to_have_count(1, timeout=60_000)
             run_id = done.get_attribute("data-run-id")
-            done.click()  # drill down: the target's output
+            done.locator("td").first.click()  # drill down: the run's page, the target's output
             expect(page.locator("#detail-id")).to_have_text(str(run_id))
-            expect(page.locator('#detail details[data-target="here"] pre').first) \
+            expect(page.locator('#page .target[data-target="here"] pre').first) \
                 .to_contain_text("side", timeout=10_000)
+            page.go_back()
             # a running one: press cancel and see it end REVOKED
             with api.client(OPS) as ops:
                 slow = ops.post("/api/jobs/slow/run").json()["run_id"]

@@ -64,7 +64,7 @@ def test_the_demo_workflow_runs_under_up_lands_on_the_report_branch_and_is_drawn
                 page.fill("#token", VIEW)
                 page.click("#login button")
                 expect(page.locator("#conn")).to_have_text("live", timeout=30_000)
-                page.click(f'#runs tr[data-run-id="{record.run_id}"]')
+                page.click(f'#runs tr[data-run-id="{record.run_id}"] td >> nth=0')
                 drawn = page.locator("#detail-body svg.dag")
                 for name, state in (("check", "success"), ("restart", "skipped"),
                                     ("record", "success")):

@@ -133,7 +133,8 @@ def test_the_dashboard_draws_a_workflow_run_live_and_opens_a_child(
             expect(definition).to_have_count(6)
             expect(page.locator("#workflow-body svg.dag g.node.definition")).to_have_count(6)
             # the run: each node in its state's class, the edges with their `when`
-            page.click(f'#runs tr[data-run-id="{flow}"]')
+            page.go_back()  # from the workflow's page to the overview's runs
+            page.click(f'#runs tr[data-run-id="{flow}"] td >> nth=0')
             drawn = page.locator("#detail-body svg.dag")
             expect(drawn.locator("g.node")).to_have_count(6, timeout=10_000)
             for name, node in nodes.items():
