@@ -295,13 +295,10 @@ class FileStore:
     def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
         oldest = f"{int(before * 1000):012x}"  # run ids start with their creation time in hex
         feed = {n.partition("-")[2] for n in os.listdir(self.root / "publish")}
-        notify: dict[str, list[str]] = {}
-        for mark in os.listdir(self.root / "notify"):
-            notify.setdefault(mark.partition("-")[2], []).append(mark)
         names = sorted(n for n in os.listdir(self.root / "runs")
                        if n.endswith(".json") and not n.startswith(".")
                        and n.removesuffix(".json") < oldest)[skip:skip + limit]
-        n = 0
+        gone: list[str] = []
         for name in names:
             run_id = name.removesuffix(".json")
             if run_id in feed:
@@ -314,14 +311,13 @@ class FileStore:
                 for path in (self.root / "runs" / name, self.root / "cancel" / run_id,
                              *(kv / f"{k}.json" for k in (keys.outbox(run_id), keys.late(
                                  run_id), keys.outbox(keys.late(run_id)))),
-                             *(self.root / "notify" / m for m in (
-                                 *notify.get(run_id, ()), *notify.get(keys.late(run_id), ()))),
                              *(kv / f"{keys.download(run_id, sha)}.json"
                                for sha in downloaded(record.get("result")))):
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
-            n += 1
-        return n, len(names)
+            gone.append(run_id)
+        self.published([*gone, *map(keys.late, gone)], keys.NOTIFY)  # their notify feed marks
+        return len(gone), len(names)
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
