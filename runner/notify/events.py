@@ -57,11 +57,11 @@ def message(record: RunRecord, event: str, public_url: str, node: str | None = N
         return {"event": event, "workflow": record.job, "run_id": record.run_id, "node": node,
                 "question": question, "approve": f"runner approve {record.run_id} {node}",
                 "revision": record.revision,
-                "link": f"{public_url}/#run={record.run_id}" if public_url else None}
+                "link": f"{public_url}/runs/{record.run_id}" if public_url else None}
     failed = {name: t.get("error") or t.get("status")
               for name, t in ((record.result or {}).get("targets") or {}).items()
               if t.get("status") not in ("success", "skipped")}
-    link = f"{public_url}/#run={record.run_id}" if public_url else None
+    link = f"{public_url}/runs/{record.run_id}" if public_url else None
     return {"event": event, "job": record.job, "run_id": record.run_id,
             "status": record.state.value if record.state else None, "error": record.error,
             "failed_targets": failed, "revision": record.revision, "link": link}

@@ -91,7 +91,7 @@ def test_an_approval_is_announced_once_per_node_and_attempt(store: Store) -> Non
     assert first == {"event": "approval", "workflow": "gate-release", "run_id": run_id,
                      "node": "ship", "question": "Ship it?",
                      "approve": f"runner approve {run_id} ship", "revision": None,
-                     "link": f"https://runner.example.com/#run={run_id}"}
+                     "link": f"https://runner.example.com/runs/{run_id}"}
     tries = (store.run(run_id) or RunRecord(run_id)).notifications or ()
     assert [(t["event"], t.get("node"), t["status"]) for t in tries] == [
         ("approval", "ship", "sent"), ("approval", "ship", "sent"), ("failed", None, "sent")]

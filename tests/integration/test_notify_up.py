@@ -88,7 +88,7 @@ def test_a_failing_scheduled_run_under_up_sends_one_message_per_channel_then_ref
             # the link opens the dashboard, whose API knows the run
             token = (demo_repo / ".runner" / "api-token").read_text().strip()
             with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as api:
-                page = api.get(f"http://127.0.0.1:{port}/#run={run_id}")
+                page = api.get(f"http://127.0.0.1:{port}/runs/{run_id}")
                 assert page.status_code == 200 and "<title>runner</title>" in page.text
                 known = api.get(f"http://127.0.0.1:{port}/api/runs/{run_id}")
                 assert known.status_code == 200 and known.json()["state"] == "FAILURE"
@@ -123,7 +123,7 @@ def test_a_failing_scheduled_run_under_up_sends_one_message_per_channel_then_ref
     (_, gated), (_, no) = approval[0], refused[0]
     assert (gated["workflow"], gated["run_id"], gated["node"], gated["question"]) == (
         "gate-release", gate_id, "ship", "Ship it?")
-    assert gated["link"] == f"http://127.0.0.1:{port}/#run={gate_id}"
+    assert gated["link"] == f"http://127.0.0.1:{port}/runs/{gate_id}"
     assert no["revision"] == bad and no["author"] and no["errors"][0].startswith(
         "schedules.d/bad.yaml:2:")
     fails = [(p, b) for p, b in web.accepted if b.get("event", "failed") == "failed"]
@@ -132,6 +132,6 @@ def test_a_failing_scheduled_run_under_up_sends_one_message_per_channel_then_ref
     assert hook["event"] == "failed" and hook["run_id"] == run_id
     why = "localhost: step 'command 1' exited with status 3"  # the target's one-sentence error
     assert hook["failed_targets"] == {"localhost": why}
-    assert hook["link"] == f"http://127.0.0.1:{port}/#run={run_id}"
-    assert why in slack["text"] and f"#run={run_id}" in slack["text"]
+    assert hook["link"] == f"http://127.0.0.1:{port}/runs/{run_id}"
+    assert why in slack["text"] and f"/runs/{run_id}" in slack["text"]
     assert len(smtp.mails) == 1 and why in smtp.mails[0][2]
