@@ -234,8 +234,7 @@ class FileStore:
     def tally(self, key: str, add: dict[str, float], latest: dict[str, float]) -> None:
         with self._exclusive(f"tally-{key}"):
             current = self.tallies(key)
-            for field_, n in add.items():
-                current[field_] = current.get(field_, 0.0) + n
+            current.update({f: current.get(f, 0.0) + n for f, n in add.items()})
             self._write(self.root / "kv" / f"{keys.TALLY}{key}.json", {**current, **latest})
 
     def tallies(self, key: str) -> dict[str, float]:
@@ -249,8 +248,7 @@ class FileStore:
         self._write(self.root / "kv" / f"{key}.json", value)
 
     def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            (self.root / "kv" / f"{key}.json").unlink()
+        (self.root / "kv" / f"{key}.json").unlink(missing_ok=True)
 
     def put_many(self, values: dict[str, dict[str, Any]]) -> None:
         for key, value in values.items():
