@@ -17,6 +17,7 @@ class RunState(StrEnum):
 
     PENDING = "PENDING"    # recorded and queued
     RECEIVED = "RECEIVED"  # a worker took its message
+    WAITING = "WAITING"    # a worker took it and waits for a slot (`waiting`), no target running
     STARTED = "STARTED"    # a worker runs it
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
@@ -25,7 +26,8 @@ class RunState(StrEnum):
     MISSED = "MISSED"      # beat did not start it: its firing was too late
 
 
-ACTIVE = (RunState.PENDING, RunState.RECEIVED, RunState.STARTED)
+ACTIVE = (RunState.PENDING, RunState.RECEIVED, RunState.WAITING, RunState.STARTED)
+BEGUN = (RunState.WAITING, RunState.STARTED)  # a worker (or `runner run`) began it and holds it
 FINAL = (RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED, RunState.SKIPPED,
          RunState.MISSED)
 ENDED = (RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED)  # what a worker never runs again
@@ -77,7 +79,8 @@ class RunRecord:
     # the ISO time its deadline passed while it was active (celery/late.py; set once, by an
     # update, so the worker's final write keeps it): it was late, and `late` was announced
     late: str | None = None
-    waiting: tuple[str, ...] | None = None  # STARTED, the limits it waits for a slot of
+    waiting: tuple[str, ...] | None = None  # the limits it waits for a slot of (WAITING, or
+    # STARTED with another target running)
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields of other versions, kept
     # the fields set, in the order they were written (to_json gives them back so)
     order: tuple[str, ...] | None = field(default=None, compare=False, repr=False)

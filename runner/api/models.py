@@ -251,8 +251,8 @@ class RunSummary(BaseModel):
     targets: list[str] | None = None
     note: str | None = None
     late: str | None = Field(None, description="when its deadline passed while it was active")
-    waiting: list[str] | None = Field(None, description="STARTED, waiting for a slot of these "
-                                      "limits (shown as WAITING)")
+    waiting: list[str] | None = Field(None, description="the limits it waits for a slot of "
+                                      "(WAITING; STARTED while another target runs)")
 
 
 class RunPage(BaseModel):

@@ -3,9 +3,11 @@ store's semaphores (store/slots.py), in the worker process's event loop.
 
 The run as a whole first takes its job's `max_active` slot, then each target, before its
 first step, every slot it needs there (its `max_runs`, the named limits selecting it) at once.
-While it waits, the record's `waiting` says for what; the worker polls with a backoff (up to
-POLL_MAX seconds), and renews what it holds every RENEW seconds, so slots of a worker that
-died lapse within slots.TTL. A cancel stops the wait: the target ends cancelled, never run.
+While it waits, the record's `waiting` says for what, and its state is WAITING while no
+target of it runs (STARTED otherwise); the worker polls with a backoff (up to POLL_MAX
+seconds), and renews what it holds every RENEW seconds, so slots of a worker that died lapse
+within slots.TTL. A cancel stops the wait: the target ends cancelled, never run, and the run
+goes from WAITING to REVOKED.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 
 from runner.errors import StoreUnavailable
 from runner.executor.cancel import Cancel
+from runner.runs import BEGUN, RunState
 from runner.store import Store
 from runner.store.slots import TTL
 
@@ -39,7 +42,9 @@ class Gate:
     cancel: Cancel
     held: dict[str, Wanted] = field(default_factory=dict)  # holder -> its slots
     waiting: dict[str, list[str]] = field(default_factory=dict)  # holder -> limits
-    shown: list[str] = field(default_factory=list)  # the record's `waiting`, as last written
+    running: int = 0  # targets past their slots
+    # the record's state and `waiting`, as last written (begin_run marked it STARTED)
+    shown: tuple[RunState, list[str]] = (RunState.STARTED, [])
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -59,7 +64,14 @@ class Gate:
     async def target(self, name: str) -> AsyncIterator[None]:
         """Every slot target `name` needs, taken at once, held while it runs."""
         async with self._slots(f"{self.run_id}/{name}", self.wanted.get(name, [])):
-            yield
+            counted = not self.cancel.is_set()  # else it ends cancelled, never run
+            self.running += counted
+            self._show()
+            try:
+                yield
+            finally:
+                self.running -= counted
+                self._show()  # WAITING again if no target runs and one waits
 
     @contextlib.asynccontextmanager
     async def _slots(self, holder: str, wanted: Wanted) -> AsyncIterator[None]:
@@ -74,7 +86,8 @@ class Gate:
             yield
         finally:
             self.held.pop(holder, None)
-            self._show(holder, [])
+            self.waiting.pop(holder, None)
+            self._show()
             with contextlib.suppress(StoreUnavailable):  # else its lease lapses
                 self.store.free_slots([n for n, _ in wanted], holder)
 
@@ -84,22 +97,28 @@ class Gate:
         except StoreUnavailable as e:
             log.warning("run %s: cannot ask for its slots (%s); asking again", self.run_id, e)
             return False
-        self._show(holder, blocked)
-        if not blocked:
-            self.held[holder] = wanted
-        return not blocked
-
-    def _show(self, holder: str, blocked: list[str]) -> None:
-        """Writes the record's `waiting` when what the run waits for changed."""
         if blocked:
             self.waiting[holder] = blocked
         else:
             self.waiting.pop(holder, None)
+            self.held[holder] = wanted
+        self._show()
+        return not blocked
+
+    def _show(self) -> None:
+        """Writes the record's state and `waiting` when they changed: WAITING while it waits
+        for a slot and no target runs, else STARTED; a cancelled run keeps its state until
+        the worker ends it REVOKED. Only while a worker holds it (BEGUN): a run the reaper
+        ended stays ended."""
         now = sorted({n for names in self.waiting.values() for n in names})
-        if now != self.shown:
-            self.shown = now
-            with contextlib.suppress(StoreUnavailable):
-                self.store.update_run(self.run_id, {"waiting": now or None})
+        state = RunState.WAITING if now and not self.running else RunState.STARTED
+        if self.cancel.is_set():
+            state = self.shown[0]
+        if (state, now) != self.shown:
+            with contextlib.suppress(StoreUnavailable):  # else written at the next change
+                self.store.end_run(self.run_id, {"state": state, "waiting": now or None},
+                                   BEGUN)
+                self.shown = (state, now)
 
     async def _renew(self) -> None:
         while True:

@@ -1,13 +1,14 @@
 """The reaper, run by the active beat: records that no process will ever move end with the
 reason.
 
-- A run STARTED by a worker that stopped heart-beating (its `worker:HOST` entry, written every
-  worker.HEARTBEAT seconds, unchanged for DEAD seconds) ends FAILURE "worker X died during the
-  run" and is retried per its job's `retries` (tasks.bury); a workflow run, which no
-  process holds, is put (back) on the index that beat advances instead. Staleness is the
-  reaper's own observation: how long, by its monotonic clock, it has seen the same
-  heartbeat value — and that observation starts again after the reaper could not reach the
-  store or did not look (a Redis outage stops every heartbeat; nobody is buried for it).
+- A run STARTED (or WAITING for a slot) by a worker that stopped heart-beating (its
+  `worker:HOST` entry, written every worker.HEARTBEAT seconds, unchanged for DEAD seconds)
+  ends FAILURE "worker X died during the run" and is retried per its job's `retries`
+  (tasks.bury); a workflow run, which no process holds, is put (back) on the index that
+  beat advances instead. Staleness is the reaper's own observation: how long, by its
+  monotonic clock, it has seen the same heartbeat value — and that observation starts
+  again after the reaper could not reach the store or did not look (a Redis outage stops
+  every heartbeat; nobody is buried for it).
   Runs are looked up only for a dead worker, once.
 - A run PENDING for more than RESEND seconds that no worker has taken (its message may never
   have been sent) gets its message sent again, once: a duplicate message runs nothing.
@@ -34,7 +35,7 @@ from runner.celery.late import Deadlines
 from runner.celery.lengths import Sampler
 from runner.celery.tasks import bury, send
 from runner.config.model import ConfigSet
-from runner.runs import RunState
+from runner.runs import BEGUN, RunState
 from runner.store import Store
 from runner.store.entries import read_workers, write_worker
 
@@ -103,7 +104,9 @@ class Reaper:
             del self.seen[host]
         if not dead:
             return []
-        started, _ = self.store.runs_page(state=RunState.STARTED, limit=10_000, scan=SCAN)
+        # WAITING first: a run of a worker still alive that moves on is found under STARTED
+        started = list({run.run_id: run for state in BEGUN for run in
+                        self.store.runs_page(state=state, limit=10_000, scan=SCAN)[0]}.values())
         buried = []
         for host in dead:
             entry = entries[host]

@@ -47,7 +47,7 @@ from runner.executor.base import RunResult
 from runner.executor.cancel import Cancel
 from runner.executor.direct import final
 from runner.executor.engine import Engine
-from runner.runs import ACTIVE, RunRecord, RunState, new_run_id
+from runner.runs import ACTIVE, BEGUN, RunRecord, RunState, new_run_id
 from runner.store import Store, keys
 from runner.store.outage import Outage
 from runner.system import System
@@ -119,7 +119,7 @@ def register(app: Celery, system: System) -> None:
             coordinate.after(self.app, system.config(), system.store, parent)
         if state == "STARTED" and error is None:  # a workflow run began: coordinated
             return
-        if state == "STARTED":  # another delivery runs it (or ran it until it died)
+        if state in BEGUN:  # another delivery runs it (or ran it until it died)
             log.warning("%s: not run twice", error)
         elif state != "SUCCESS":
             raise (Terminated if state == "REVOKED" else RunFailed)(error or state)
@@ -230,16 +230,17 @@ def keep(write: Callable[[], T], run_id: str, patience: float = KEEP_FINAL,
 
 
 def sweep_orphans(store: Store, host: str, cli_only: bool = False) -> list[str]:
-    """Runs STARTED by a worker process (or a `runner run`) of this host that no longer
-    exists end FAILURE with the reason. (Redis hands a worker's messages to another worker
-    after the visibility timeout, so there `cli_only`: a direct run has no message; the
-    embedded broker keeps unacknowledged messages in the dead process's memory.)"""
+    """Runs begun (STARTED, WAITING) by a worker process (or a `runner run`) of this host
+    that no longer exists end FAILURE with the reason. (Redis hands a worker's messages to
+    another worker after the visibility timeout, so there `cli_only`: a direct run has no
+    message; the embedded broker keeps unacknowledged messages in the dead process's
+    memory.)"""
     ended = []
     for r in store.runs(limit=1000):
         worker = r.worker or ""
         name, _, where = worker.rpartition("@")
         pid = name.rpartition("-")[2]
-        if r.state != RunState.STARTED or where != host or not pid.isdigit() or (
+        if r.state not in BEGUN or where != host or not pid.isdigit() or (
                 cli_only and not name.startswith("cli-")) or r.workflow is not None:
             continue
         try:

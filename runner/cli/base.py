@@ -164,7 +164,6 @@ def _record_lines(r: RunRecord) -> list[str]:
     took = f"{r.finished - r.started:.2f}s" if r.finished and r.started else "-"
     created = datetime.fromtimestamp(r.created or 0, UTC).strftime("%Y-%m-%d %H:%M:%S")
     state = r.state or r.extra.get("state", "?")  # extra: a later version's state
-    state = "WAITING" if r.waiting and state == "STARTED" else state
     lines = [f"{r.run_id}  {created}  {r.job or '?':<20} {state:<9} "
              f"{took:>8}  {r.trigger or ''}"]
     if r.late:

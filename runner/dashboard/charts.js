@@ -2,7 +2,7 @@
 // per job over the last 3 hours, with time labels and a log scale of seconds; a job's
 // duration trend.
 "use strict";
-const COLORS = {SUCCESS: "#2f9e44", FAILURE: "#c92a2a", REVOKED: "#e8590c", STARTED: "#1971c2",
+const COLORS = {SUCCESS: "#2f9e44", FAILURE: "#c92a2a", REVOKED: "#e8590c", STARTED: "#1971c2", WAITING: "#7048e8",
   PENDING: "#868e96", RECEIVED: "#868e96", SKIPPED: "#adb5bd", MISSED: "#ced4da"};
 const PALETTE = ["#1971c2", "#e8590c", "#2f9e44", "#9c36b5", "#c92a2a", "#0c8599", "#5c940d"];
 const X0 = 40, X1 = 595, Y0 = 140, Y1 = 14;  // the plot area inside a 600 x 160 box

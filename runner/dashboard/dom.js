@@ -23,12 +23,11 @@ function build(el, attrs, children) {
 const h = (tag, attrs, ...children) => build(document.createElement(tag), attrs, children);
 const s = (tag, attrs, ...children) => build(document.createElementNS(SVG_NS, tag), attrs, children);
 
-// a run's state badge: WAITING (for the limits its record names) while it waits for a slot;
+// a run's state badge (its title: the limits it waits for a slot of, if any);
 // `late` beside it when its deadline passed while it was active
 const stateBadge = (r, attrs = {}) => [
-  r.waiting && r.waiting.length
-    ? h("span", {...attrs, class: "state " + r.state, title: "waiting for " + r.waiting.join(", ")}, "WAITING")
-    : h("span", {...attrs, class: "state " + r.state}, r.state),
+  h("span", {...attrs, class: "state " + r.state,
+    ...(r.waiting && r.waiting.length ? {title: "waiting for " + r.waiting.join(", ")} : {})}, r.state),
   r.late ? [" ", h("span", {class: "state late", title: `its deadline passed at ${r.late}`}, "late")] : []];
 
 const state = {token: sessionStorage.getItem("runner-token") || "", role: null,

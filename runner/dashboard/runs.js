@@ -3,7 +3,7 @@
 // events update the rows shown; a new run joins the list only on the first page without
 // filters, else it is counted ("3 new", a click shows them) so the user keeps their place.
 "use strict";
-const ACTIVE = new Set(["PENDING", "RECEIVED", "STARTED"]);
+const ACTIVE = new Set(["PENDING", "RECEIVED", "WAITING", "STARTED"]);
 const FILTERS = ["job", "state", "queue", "trigger", "worker", "since", "until", "q"];
 const LIVE_MAX = 200;
 const runsView = {rows: new Map(), live: true, fresh: new Set(), asked: null};

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from runner.errors import StoreUnavailable
-from runner.runs import ENDED, RunRecord, RunState
+from runner.runs import BEGUN, ENDED, RunRecord, RunState
 from runner.store import keys
 
 # what a listing of runs shows (runs_page): everything but the result, which holds the output
@@ -95,9 +95,9 @@ class Store(Protocol):
         """Removes the record of a run that was never queued (its message failed)."""
 
     def begin_run(self, run_id: str, job: str, worker: str, now: float) -> Begin:
-        """Unless the run has started already (a second delivery of its message: it runs
-        nothing), has ended or its cancel was requested: count the delivery and mark it
-        STARTED by `worker` (creating and indexing the record if there is none)."""
+        """Unless the run has begun already (STARTED or WAITING: a second delivery of its
+        message runs nothing), has ended or its cancel was requested: count the delivery and
+        mark it STARTED by `worker` (creating and indexing the record if there is none)."""
 
     def mark_received(self, marks: list[tuple[str, float]]) -> None:
         """Each (run id, when) a worker took the run's message: PENDING -> RECEIVED, and the
@@ -225,8 +225,8 @@ def begin(record: dict[str, Any] | None, cancelled: bool, run_id: str, job: str,
           worker: str, now: float) -> tuple[Begin, dict[str, Any] | None]:
     """begin_run on a whole record: the verdict and the record to write (None: none)."""
     previous = record.get("state") if record else None
-    if previous in ENDED or previous == RunState.STARTED or cancelled:
-        return Begin(previous, cancelled and previous not in (*ENDED, RunState.STARTED), 0), None
+    if previous in ENDED or previous in BEGUN or cancelled:
+        return Begin(previous, cancelled and previous not in (*ENDED, *BEGUN), 0), None
     record = record or {"run_id": run_id, "job": job, "created": now}
     deliveries = int(record.get("deliveries", 0)) + 1
     record.update(state=RunState.STARTED, started=now, worker=worker, deliveries=deliveries)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from runner.errors import RunnerError
-from runner.runs import RunRecord
+from runner.runs import ACTIVE, RunRecord
 from runner.store import Store, open_store
 from runner.store.files import FileStore
 from runner.store.redis import RedisStore
@@ -85,7 +85,7 @@ class Cluster:
 
     def final(self, run_id: str, deadline: float = 60) -> RunRecord:
         record: RunRecord = poll(lambda: (r := self.store.run(run_id)) and r.state not in
-                                 ("PENDING", "RECEIVED", "STARTED", "RETRY") and r, deadline,
+                                 (*ACTIVE, "RETRY") and r, deadline,
                                  f"run {run_id} ends")
         return record
 

@@ -1,6 +1,7 @@
 """Cluster-wide limits (issue 22) with real workers, on the embedded default and on Redis:
 runs never overlap on a `max_runs: 1` target, a killed worker's slot frees itself, two jobs
-needing the same two limits both finish."""
+needing the same two limits both finish; a run waiting for a slot is WAITING, and cancelled
+or reaped as a running one is."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from runner.celery.app import create_app
+from runner.celery.reaper import DEAD, Reaper
 from runner.celery.tasks import cancel, enqueue
 from runner.settings import Settings
 from runner.store import Store
+from runner.store.entries import read_workers
 from runner.system import System
 from tests.helpers.api import VIEW, Api, start_api
 from tests.helpers.cluster import Cluster, broker_env
@@ -24,10 +27,11 @@ from tests.helpers.procs import poll
 
 TARGETS = 5
 QUEUES = """\
-queues: {q: {}, doomed: {}}
+queues: {q: {}, doomed: {}, w: {}}
 workers:
   many: {queues: [q], concurrency: 6}
   victim: {queues: [doomed], concurrency: 1}
+  waiter: {queues: [w], concurrency: 1}
 limits:
   la: {max: 1, targets: ["label:both=yes"]}
   lb: {max: 1, targets: [both]}
@@ -64,7 +68,8 @@ def limited(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         jobs += f"  {kind}: {{queue: q, targets: [both], steps: [{{command: " \
                 f"'{stamp(out / 'both')}'}}]}}\n"
     jobs += "  hold: {queue: doomed, targets: [k], steps: [{command: 'sleep 60'}]}\n" \
-            "  after: {queue: q, targets: [k], max_active: 1, steps: [{command: 'echo ok'}]}\n"
+            "  after: {queue: q, targets: [k], max_active: 1, steps: [{command: 'echo ok'}]}\n" \
+            "  stuck: {queue: w, targets: [k], steps: [{command: 'echo ok'}]}\n"
     (repo / "jobs.d" / "j.yaml").write_text(jobs)
     cluster = Cluster(repo, env)
     system = System(Settings(redis_url=env.get("REDIS_URL", "")), repo, repo / ".runner")
@@ -122,9 +127,11 @@ def test_a_killed_worker_holding_a_slot_frees_it_within_seconds(
         after = enqueue(app, system.store, config, "after", "test")
         waiting = poll(lambda: (r := system.store.run(after)) and r.waiting, 30, "after waits")
         assert waiting == ("target k",)
+        poll(lambda: cluster.state(after) == "WAITING", 10, "after is WAITING")
         cancelled_while_waiting(cluster, system)
         if api:
             shown(cluster, api, hold, after)
+        reaped_while_waiting(cluster, system)
     finally:
         if api:
             api.stop()
@@ -143,10 +150,32 @@ def cancelled_while_waiting(cluster: Cluster, system: System) -> None:
     second = enqueue(app, system.store, system.config(), "after", "test")
     waiting = poll(lambda: (r := system.store.run(second)) and r.waiting, 30, "second waits")
     assert waiting == ("job after",)
+    assert cluster.state(second) == "WAITING"  # written with `waiting`, in one step
     assert [e["id"] for e in system.store.slots()["job after"]["queue"]] == [second]
     cancel(app, system.store, second, "test")
     assert cluster.final(second, 10).state == "REVOKED"
     assert system.store.slots()["job after"]["queue"] == []
+
+
+def reaped_while_waiting(cluster: Cluster, system: System) -> None:
+    """A run WAITING on a worker killed (kill -9) is buried by the reaper, as a STARTED one
+    is: FAILURE, its worker died. (The reaper's clock is the test's: the living workers'
+    heartbeats change between its two looks, the dead one's does not.)"""
+    waiter, app, config = cluster.worker("waiter"), create_app(system), system.config()
+    stuck = enqueue(app, system.store, config, "stuck", "test")
+    poll(lambda: cluster.state(stuck) == "WAITING", 30, "stuck is WAITING")
+    os.killpg(waiter.pid, signal.SIGKILL)
+    worker = str(getattr(system.store.run(stuck), "worker", None))
+    reaper = Reaper(app, system.store)
+    before = read_workers(system.store)
+    assert reaper.workers(config, 0.0) == []
+    poll(lambda: all(e.heartbeat != before[h].heartbeat for h, e in
+                     read_workers(system.store).items() if h != worker), 10,
+         "the living workers beat again")
+    assert reaper.workers(config, DEAD) == [stuck]
+    record = system.store.run(stuck)
+    assert record is not None and record.state == "FAILURE", record
+    assert str(record.error).startswith(f"worker {worker} died during the run")
 
 
 def shown(cluster: Cluster, api: Api, hold: str, after: str) -> None:
@@ -161,8 +190,12 @@ def shown(cluster: Cluster, api: Api, hold: str, after: str) -> None:
             == (1, [hold], [after])
         limits = client.get("/api/limits").json()
         assert limits["limit la"] == {"max": 1, "held": [], "waiting": []}
-        assert client.get(f"/api/runs/{after}").json()["waiting"] == ["target k"]
+        run = client.get(f"/api/runs/{after}").json()
+        assert (run["state"], run["waiting"]) == ("WAITING", ["target k"])
+        page = client.get("/api/runs", params={"state": "WAITING"}).json()
+        assert [r["run_id"] for r in page["runs"]] == [after]
         metrics = client.get("/metrics").text
+    assert 'runner_runs_active{state="WAITING"} 1' in metrics
     assert 'runner_limit_held{limit="target k"} 1' in metrics
     assert 'runner_limit_waiting{limit="target k"} 1' in metrics
 

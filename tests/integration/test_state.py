@@ -20,6 +20,8 @@ BEGIN = [
     ("RECEIVED", False, Begin("RECEIVED", False, 1), "STARTED"),
     ("STARTED", False, Begin("STARTED", False, 0), "STARTED"),  # delivered again: runs nothing
     ("STARTED", True, Begin("STARTED", False, 0), "STARTED"),  # ... its first delivery stops it
+    ("WAITING", False, Begin("WAITING", False, 0), "WAITING"),  # begun, waits for a slot
+    ("WAITING", True, Begin("WAITING", False, 0), "WAITING"),
     ("SUCCESS", False, Begin("SUCCESS", False, 0), "SUCCESS"),  # duplicate: never twice
     ("FAILURE", True, Begin("FAILURE", False, 0), "FAILURE"),
     ("REVOKED", False, Begin("REVOKED", False, 0), "REVOKED"),
@@ -33,7 +35,7 @@ def test_begin_run(store: Store, before: str | None, cancel: bool, expected: Beg
                    after: str | None) -> None:
     if before is not None:
         record: dict[str, Any] = {"run_id": "r1", "job": "j", "state": before, "created": 5.0}
-        if before == "STARTED":
+        if before in ("STARTED", "WAITING"):
             record["deliveries"] = 1
         store.save_run(RunRecord.from_json(record))
     if cancel:
@@ -126,6 +128,7 @@ FORGET = [
     ("SKIPPED", 50.0, True, True),
     ("FAILURE", 50.0, False, False),   # not on the report branch yet
     ("STARTED", 50.0, False, False),   # still running
+    ("WAITING", 50.0, False, False),   # ... waiting for a slot
     ("PENDING", 50.0, False, False),
     ("SUCCESS", 150.0, True, False),   # newer than the cut
 ]
@@ -150,7 +153,7 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
         store.request_cancel(run_id, "t")
         if published:
             store.published([run_id])
-    assert store.forget(100.0) == (sum(row[3] for row in FORGET), 5)  # 5 before 100
+    assert store.forget(100.0) == (sum(row[3] for row in FORGET), 6)  # 6 before 100
     for run_id, (state, _, _, forgotten) in zip(ids, FORGET, strict=True):
         assert (store.run(run_id) is None) == forgotten, state
         assert (store.cancel_requested(run_id) is None) == forgotten, state
@@ -159,7 +162,7 @@ def test_forget_deletes_only_old_ended_published_runs(store: Store) -> None:
     kept = {r.run_id for r in store.runs("j", limit=100)}
     assert kept == {i for i, row in zip(ids, FORGET, strict=True) if not row[3]}
     assert {r.run_id for r in store.runs(limit=100)} == kept
-    assert store.forget(100.0) == (0, 3)
+    assert store.forget(100.0) == (0, 4)
 
 
 def test_forget_all_pages_past_old_runs_that_must_stay(store: Store) -> None:

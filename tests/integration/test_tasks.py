@@ -60,22 +60,24 @@ def test_a_soft_time_limit_kills_the_command_and_records_the_failure(
     assert not [p for p in sleeps if alive(p)]  # the command was killed, not left running
 
 
+@pytest.mark.parametrize("begun", ["STARTED", "WAITING"])
 def test_a_second_delivery_of_a_started_run_runs_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Redelivered (visibility timeout) or sent again: the first delivery runs it, or ran it
-    until it died (then it is buried): the command never runs a second time meanwhile."""
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, begun: str) -> None:
+    """Redelivered (visibility timeout) or sent again: the first delivery runs it (or waits
+    for its slots), or ran it until it died (then it is buried): the command never runs a
+    second time meanwhile."""
     ran = tmp_path / "ran"
     system = _system(tmp_path, monkeypatch,
         f"jobs:\n  once: {{queue: q, targets: [here], steps: [{{command: touch {ran}}}]}}\n")
     run_id = new_run_id()
-    system.store.save_run(RunRecord.from_json({"run_id": run_id, "job": "once", "state": "STARTED",
+    system.store.save_run(RunRecord.from_json({"run_id": run_id, "job": "once", "state": begun,
                            "created": time.time(), "worker": "w-1@there", "deliveries": 1}))
     state, error = execute(system, _Process(), "once", system.config().revision, run_id,
                            None, "w-2@here", True)
-    assert (state, error) == ("STARTED", f"run {run_id} had already STARTED")
+    assert (state, error) == (begun, f"run {run_id} had already {begun}")
     assert not ran.exists()
     record = system.store.run(run_id) or RunRecord(run_id)
-    assert (record.state, record.worker, record.deliveries) == ("STARTED", "w-1@there", 1)
+    assert (record.state, record.worker, record.deliveries) == (begun, "w-1@there", 1)
 
 
 @pytest.mark.parametrize(("attempts", "attempt", "retried"), [(0, 1, False), (2, 1, True),

@@ -2,7 +2,7 @@
 -- ARGV: worker, now, job, run id (JSON), run id, events channel
 local previous = redis.call('HGET', KEYS[1], 'state')
 if previous == '"{SUCCESS}"' or previous == '"{FAILURE}"' or previous == '"{REVOKED}"'
-    or previous == '"{STARTED}"' then
+    or previous == '"{STARTED}"' or previous == '"{WAITING}"' then
   return {previous, 0, 0}
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {previous, 1, 0} end

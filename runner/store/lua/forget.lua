@@ -1,5 +1,6 @@
 -- forget. KEYS: index, publish feed; ARGV: created before, limit, key prefix, skip
-local active = {['"{PENDING}"'] = 1, ['"{RECEIVED}"'] = 1, ['"{STARTED}"'] = 1}
+local active = {['"{PENDING}"'] = 1, ['"{RECEIVED}"'] = 1, ['"{STARTED}"'] = 1,
+                ['"{WAITING}"'] = 1}
 local n = 0
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],
                        'LIMIT', ARGV[4], ARGV[2])
