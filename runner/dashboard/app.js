@@ -118,12 +118,12 @@ function renderStatus() {
   const rev = (r) => h("code", {title: r || ""}, (r || "none").slice(0, 12));
   const refused = st.attempted_revision && st.attempted_revision !== st.applied_revision;
   $("#revision").textContent = `applied ${(st.applied_revision || "none").slice(0, 12)} · beat ${st.beat_alive ? "up" : "down"}`;
-  $("#config-facts").replaceChildren(
+  $("#config-facts").replaceChildren(...[
     fact("applied", rev(st.applied_revision), st.applied_at ? ` at ${stamp(st.applied_at)}` : ""),
     fact("attempted", rev(st.attempted_revision), refused ? h("span", {class: "state FAILURE"}, "refused") : "",
       st.last_reconcile ? ` · checked ${ago(st.last_reconcile)}` : ""),
     st.source ? fact("source", `${st.source}${st.branch ? " · " + st.branch : ""}`) : [],
-    fact("beat", st.beat_alive ? "up" : "down"));
+    fact("beat", st.beat_alive ? "up" : "down")].flat());
   const errors = [...(st.errors || []).map((p) => [h("code", {}, `${p.file}:${p.line}` +
     (p.column ? `:${p.column}` : "")), " ", p.message]), ...[st.fetch_error, st.refused].filter(Boolean)];
   $("#errors").hidden = errors.length === 0;

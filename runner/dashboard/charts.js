@@ -164,11 +164,10 @@ function firingsChart(firings) {
   const x = (t) => X0 + ((t - start) / (end - start)) * (X1 - X0);
   const marks = shown.map((f) => {
     const kind = firingKind(f), cy = {ran: 50, late: 50, skipped: 80, missed: 110}[kind];
-    return s("a", {href: f.run_id ? "/runs/" + encodeURIComponent(f.run_id) : null},
-      s("circle", {cx: x(at(f)), cy, r: 5, fill: COLORS[f.state] || "#6b7480",
-        class: kind === "late" ? "late" : null},
-      s("title", {}, `${stamp(f.at)} ${kind}${f.late ? `, queued ${words(f.late)} after` : ""}` +
-        `${f.run_id ? " · " + f.run_id : ""}${f.error ? ": " + f.error : ""}`)));
+    return s("circle", {cx: x(at(f)), cy, r: 5, fill: COLORS[f.state] || "#6b7480",
+      class: kind === "late" ? "late" : null},
+    s("title", {}, `${stamp(f.at)} ${kind}${f.late ? `, queued ${words(f.late)} after` : ""}` +
+      `${f.run_id ? " · " + f.run_id : ""}${f.error ? ": " + f.error : ""}`));
   });
   return h("div", {class: "trend"}, h("h3", {}, "past firings"), s("svg", {id: "firings-chart",
     viewBox: "0 0 600 160", role: "img", "aria-label": `${shown.length} past firings on a time line`},
