@@ -16,11 +16,11 @@ async function charts() {
 }
 
 // a tick every STEP seconds, the first step that gives at most 7 ticks over the span;
-// labelled hh:mm, or mm-dd hh:mm once the span passes a day
-const STEPS = [60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400];
+// labelled hh:mm (hh:mm:ss under a minute), or mm-dd hh:mm once the span passes a day
+const STEPS = [10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400];
 function timeAxis(start, end) {
   const step = STEPS.find((x) => (end - start) / x <= 7) || STEPS[STEPS.length - 1];
-  const label = (t) => stamp(t).slice(end - start > 86400 ? 5 : 11, 16);
+  const label = (t) => stamp(t).slice(end - start > 86400 ? 5 : 11, step < 60 ? 19 : 16);
   const out = [s("line", {x1: X0, y1: Y0, x2: X1, y2: Y0, class: "axis"})];
   for (let t = Math.ceil(start / step) * step; t <= end; t += step) {
     const x = X0 + ((t - start) / (end - start)) * (X1 - X0);
@@ -137,7 +137,7 @@ function latenessChart(late) {
   const max = Math.max(1, ...rows.map((r) => r[1]));
   const lo = Math.log10(0.01), hi = Math.log10(max);
   const x = (v) => X0 + 80 + ((Math.log10(Math.max(v, 0.01)) - lo) / (hi - lo)) * (X1 - X0 - 80);
-  const row = (Y0 - Y1) / Math.max(rows.length, 1);
+  const row = Math.min(24, (Y0 - Y1) / Math.max(rows.length, 1));
   const out = [s("line", {x1: X0 + 80, y1: Y0, x2: X1, y2: Y0, class: "axis"})];
   for (let v = 0.01; v <= max * 1.0001; v *= 10) {
     out.push(s("line", {x1: x(v), y1: Y1, x2: x(v), y2: Y0, class: "grid-line"}),
@@ -147,7 +147,8 @@ function latenessChart(late) {
     const top = Y1 + i * row;
     out.push(s("text", {x: X0 + 76, y: top + row / 2 + 3, "text-anchor": "end", class: "tick"}, name.slice(0, 18)),
       s("rect", {x: X0 + 80, y: top + 1, width: Math.max(2, x(v) - X0 - 80), height: Math.max(2, row - 2),
-        fill: v >= LATE ? "#a34d00" : PALETTE[0]}, s("title", {}, `${name}: ${words(v)} late`)));
+        fill: v >= LATE ? "#a34d00" : PALETTE[0]}, s("title", {}, `${name}: ${words(v)} late`)),
+      s("text", {x: Math.max(x(v), X0 + 82) + 4, y: top + row / 2 + 3, class: "tick"}, words(v)));
   });
   box.hidden = false;
   note.textContent = "";
@@ -160,7 +161,8 @@ const LATE = 5;
 function firingsChart(firings) {
   const at = (f) => Date.parse(f.at) / 1000;
   const shown = firings.filter((f) => f.at && !isNaN(at(f)));
-  const end = Date.now() / 1000, start = Math.min(end - 600, ...shown.map(at));
+  const first = Math.min(end0(), ...shown.map(at));
+  const end = end0() + (end0() - first) * 0.03, start = Math.min(end - 60, first - (end - first) * 0.03);
   const x = (t) => X0 + ((t - start) / (end - start)) * (X1 - X0);
   const marks = shown.map((f) => {
     const kind = firingKind(f), cy = {ran: 50, late: 50, skipped: 80, missed: 110}[kind];
@@ -171,8 +173,9 @@ function firingsChart(firings) {
   });
   return h("div", {class: "trend"}, h("h3", {}, "past firings"), s("svg", {id: "firings-chart",
     viewBox: "0 0 600 160", role: "img", "aria-label": `${shown.length} past firings on a time line`},
-  ...["ran", "skipped", "missed"].map((k, i) => s("text", {x: X0 - 4, y: 53 + 30 * i, "text-anchor": "end",
-    class: "tick"}, k)), ...timeAxis(start, end), ...marks));
+  ...["ran", "skipped", "missed"].map((k, i) => [s("line", {x1: X0, y1: 50 + 30 * i, x2: X1, y2: 50 + 30 * i,
+    class: "grid-line"}), s("text", {x: X0, y: 40 + 30 * i, class: "tick"}, k)]).flat(), ...timeAxis(start, end), ...marks));
 }
+const end0 = () => Date.now() / 1000;
 const firingKind = (f) => f.state === "MISSED" ? "missed" : f.state === "SKIPPED" ? "skipped"
   : (f.late || 0) >= LATE ? "late" : "ran";

@@ -80,7 +80,7 @@ const runLink = (id) => link("/runs/" + encodeURIComponent(id), h("code", {}, id
 const cell = (...children) => h("td", {}, ...children);
 
 // "12s ago": the age of a UNIX time in the same words.
-const ago = (t) => (t ? words(Math.max(0, Date.now() / 1000 - t)) + " ago" : "-");
+const ago = (t) => (t ? words(Math.max(0, Math.round(Date.now() / 1000 - t))) + " ago" : "-");
 
 // Does this API serve METHOD PATH ("/api/runs/{}/output": any parameter names)? Read once
 // from its OpenAPI document, so a control whose endpoint an older API lacks stays hidden.

@@ -124,7 +124,8 @@ async function showSchedule(name) {
       sc.last_run_id ? fact("last run", runLink(sc.last_run_id)) : [],
       firings.length ? fact("past firings", ["ran", "late", "skipped", "missed"]
         .map((k) => `${count(k)} ${k}`).join(" · ")) : []),
-    listing("next firings", next, (t) => sc.timezone ? `${stamp(t, sc.timezone)} (${sc.timezone}) · ${stamp(t)}` : stamp(t)),
+    listing("next firings", next, (t) => !sc.timezone ? stamp(t) : stamp(t, sc.timezone) === stamp(t)
+      ? `${stamp(t)} (${sc.timezone}, as here)` : `${stamp(t, sc.timezone)} (${sc.timezone}) · ${stamp(t)}`),
     firings.length ? firingsChart(firings) : "",
     listing("firings", firings, (f) => [stamp(f.at, sc.timezone), " ",
       h("span", {class: "state " + (f.state || "MISSED")}, firingKind(f)), f.late ? ` queued ${words(f.late)} after` : "",

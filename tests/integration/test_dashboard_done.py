@@ -130,6 +130,8 @@ def test_done_when_every_page_by_url_live_output_fits_and_is_accessible(
             page.select_option('#filters select[name="state"]', "SUCCESS")
             page.click("#filters button")
             expect(page).to_have_url(f"{url}/?job=tick&state=SUCCESS")
+            expect(page.locator('#runs tbody tr:not([data-job="tick"][data-state="SUCCESS"])')
+                   ).to_have_count(0)  # the list as filtered, not the one before
             expect(page.locator("#runs tbody tr").first).to_be_visible()
             assert {(j, s) for _, j, s in rows(page)} == {("tick", "SUCCESS")}
             # paged: two a page, "older" follows the cursor past the first page
