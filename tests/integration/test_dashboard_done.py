@@ -106,6 +106,7 @@ def test_done_when_every_page_by_url_live_output_fits_and_is_accessible(
             contract.install(page)
             # a run's URL, opened directly: sign in, then its steps and stdout
             page.goto(f"{url}/runs/{first}")
+            accessible(page, "sign-in")
             page.fill("#token", token)
             page.click("#login button")
             expect(page.locator("#detail-id")).to_have_text(first, timeout=30_000)
