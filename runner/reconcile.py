@@ -6,7 +6,8 @@
   (config files and the files its jobs use, by git object id) changed what runs.
 - apply: write the valid revision to the store (`runner.apply`); an invalid one is never applied.
 - record: status keeps the attempted and the applied revision, the errors and the time, like
-  Flux's lastAttemptedRevision / lastAppliedRevision.
+  Flux's lastAttemptedRevision / lastAppliedRevision; a refused head's `refused` notice is
+  written once per commit (runner.notify.refused).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from runner.apply import Current, Validated, apply
 from runner.config.load import Cache, load
 from runner.errors import Problem, SourceError
+from runner.notify import refused
 from runner.source import GitSnapshot, fetch, unsigned
 from runner.store import Store
 from runner.store.entries import ReconcileStatus, read_reconcile, write_reconcile
@@ -38,8 +40,8 @@ class Outcome:
 def reconcile(store: Store, source: str, branch: str, mirror: Path,
               cache: Cache | None = None, require_signed: Path | None = None) -> Outcome:
     """Bring the store to the head of `branch` at `source`, and record the outcome."""
-    status = replace(read_reconcile(store) or ReconcileStatus(), last_reconcile=time.time(),
-                     source=source, branch=branch)
+    before = read_reconcile(store) or ReconcileStatus()
+    status = replace(before, last_reconcile=time.time(), source=source, branch=branch)
     try:
         revision = fetch(source, branch, mirror)
     except SourceError as e:
@@ -50,6 +52,7 @@ def reconcile(store: Store, source: str, branch: str, mirror: Path,
         why = unsigned(mirror, revision, require_signed)
         if why:
             write_reconcile(store, replace(status, errors=(), refused=why))
+            _notice(store, before, GitSnapshot(mirror, revision), why, ())
             return Outcome(revision, False, False, reason=why)
     if revision == status.applied_revision:
         write_reconcile(store, replace(status, errors=()))
@@ -59,11 +62,23 @@ def reconcile(store: Store, source: str, branch: str, mirror: Path,
     loaded = load(snapshot, cache, model_too=False)  # validity only: no model to build
     if loaded.problems:
         write_reconcile(store, replace(status, errors=tuple(p.as_dict() for p in loaded.problems)))
-        return Outcome(revision, False, False, loaded.problems,
-                       f"revision {revision[:12]} is invalid ({len(loaded.problems)} errors); "
-                       f"{str(status.applied_revision or 'nothing')[:12]} keeps running")
+        why = (f"revision {revision[:12]} is invalid ({len(loaded.problems)} errors); "
+               f"{str(status.applied_revision or 'nothing')[:12]} keeps running")
+        _notice(store, before, snapshot, why, loaded.problems)
+        return Outcome(revision, False, False, loaded.problems, why)
     done = apply(store, Validated(snapshot, cache),
                  Current(status.applied_revision, status.applied_digest))
     write_reconcile(store, replace(status, applied_revision=revision, applied_digest=done.digest,
                                    applied_at=time.time(), errors=()))
     return Outcome(revision, True, done.changed)
+
+
+def _notice(store: Store, before: ReconcileStatus, snapshot: GitSnapshot, why: str,
+            problems: tuple[Problem, ...]) -> None:
+    """The `refused` notice of the head, unless the last reconcile refused it already."""
+    if before.attempted_revision == snapshot.revision and (before.errors or before.refused):
+        return
+    author = snapshot.commit.author
+    refused.note(store, snapshot.revision, f"{author.name} <{author.email}>",
+                 snapshot.commit.summary if isinstance(snapshot.commit.summary, str) else "",
+                 why, [p.text() for p in problems])

@@ -53,6 +53,8 @@ class JobPage(BaseModel):
     yaml: str | None = Field(description="its lines as written in `file`, at `revision`")
     revision: str
     commit_url: str | None = Field(description="RUNNER_COMMIT_URL with the revision")
+    timeout: int = Field(description="seconds a run may take; then its targets are stopped")
+    deadline: int | None = Field(description="seconds from a run's start: then it is late")
     targets: list[str] = Field(description="the targets it resolves to now")
     schedules: list[Upcoming]
     params: dict[str, Param]
@@ -65,6 +67,7 @@ class Firing(BaseModel):
     state: State | None
     late: float | None = Field(description="seconds from `at` to when it was recorded")
     error: str | None = Field(None, description="why it was missed or skipped")
+    overdue: str | None = Field(None, description="when its run passed its deadline (`late`)")
 
 
 class SchedulePage(BaseModel):
@@ -73,6 +76,7 @@ class SchedulePage(BaseModel):
     workflow: bool = Field(description="`job` names a workflow")
     when: str = Field(description="as `runner plan` writes it")
     timezone: str
+    deadline: int | None = Field(description="seconds from a firing: then its run is late")
     next: list[str] = Field(description="ISO 8601 with the schedule zone's offset")
     firings: list[Firing] = Field(description="past firings, newest first (100 at most)")
     suspended: bool

@@ -38,6 +38,7 @@ def _runs(config: ConfigSet, name: str, sch: dict[str, Any]) -> dict[str, Any]:
 @_fmt("text", "json")
 def status(repo: Path, fmt: str) -> None:
     """Workers alive and their queues, queue lengths, active runs."""
+    from runner.notify.refused import notice
     from runner.ops.status import detail
 
     system, app, config = _app(repo, fmt)
@@ -51,6 +52,7 @@ def status(repo: Path, fmt: str) -> None:
         "schedules": {n: _runs(config, n, s) for n, s in d.schedules.items()},
         "reports": d.status.reports, "wiped": d.wiped,
         "lateness": d.lateness, "limits": d.limits,
+        "refusal": notice(system.store, rev["attempted_revision"]),
     }
     out["approvals"] = approvals(system, config)
     if fmt == "json":
@@ -63,6 +65,9 @@ def status(repo: Path, fmt: str) -> None:
     for why in (out["fetch_error"], out["refused"]):
         if why:
             click.echo(f"  {why}")
+    if out["refusal"]:  # the `refused` notifications of the attempted revision
+        tries = [f"{t['channel']} {t['status']}" for t in out["refusal"]["notifications"]]
+        click.echo(f"  refused notice: {', '.join(tries) or 'not sent yet'}")
     paused = out["suspended"]
     if paused.get("all") or paused.get("schedules"):
         click.echo("suspended: " + ("all schedules" if paused.get("all") else

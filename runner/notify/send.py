@@ -49,7 +49,8 @@ def _mail(channel: Channel, parts: Any, where: str, m: dict[str, Any], timeout: 
         raise NotifyError(f"channel {channel.name}: its SMTP URL is not smtp://user:pass@host"
                           ":port (smtp+starttls:// or smtps:// for TLS)")
     mail = EmailMessage()
-    mail["Subject"] = f"runner: {m['job']} {m['event']} (run {m['run_id']})"
+    mail["Subject"] = (f"runner: {m['job']} {m['event']} (run {m['run_id']})" if "job" in m
+                       else text(m).partition("\n")[0])  # approval, refused: the first line
     mail["From"], mail["To"] = channel.sender, ", ".join(channel.to)
     mail.set_content(text(m))
     try:

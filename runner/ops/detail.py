@@ -95,8 +95,8 @@ def job(system: System, config: ConfigSet, found: Job, now: datetime,
     return {"name": found.name, "queue": found.queue, "description": found.description,
             "file": where.file if where else None, "line": where.line if where else None,
             "yaml": where.yaml if where else None, "revision": config.revision,
-            "commit_url": commit_url(config.revision),
-            "targets": select(config, found, None),
+            "commit_url": commit_url(config.revision), "timeout": found.timeout,
+            "deadline": found.deadline, "targets": select(config, found, None),
             "schedules": [{"name": s.name, "next": [t.isoformat()
                                                     for t in next_fires(s, now, JOB_NEXT)]}
                           for _, s in sorted(config.schedules.items())
@@ -125,10 +125,11 @@ def schedule(system: System, config: ConfigSet, name: str, now: datetime) -> dic
     runs, _ = system.store.runs_page(s.job, limit=FIRINGS,
                                      where=RunFilter(trigger=f"schedule {name}"))
     return {"name": name, "job": s.job, "workflow": s.workflow, "when": when(s),
-            "timezone": s.timezone,
+            "timezone": s.timezone, "deadline": s.deadline,
             "next": [t.isoformat() for t in next_fires(s, now, SCHEDULE_NEXT)],
             "firings": [{"at": r.scheduled_for or _iso(r.created), "run_id": r.run_id,
-                         "state": r.state, "late": lateness_of(r.to_json()), "error": r.error}
+                         "state": r.state, "late": lateness_of(r.to_json()), "error": r.error,
+                         "overdue": r.late}
                         for r in runs],
             "suspended": (read_suspended(system.store) or Suspended()).holds(name)}
 

@@ -148,8 +148,9 @@ class Store(Protocol):
         to the notifier's feed (feed=keys.NOTIFY), which the notifier reads the same way."""
 
     def to_notify(self, item: str, at: float) -> None:
-        """Puts `item` (keys.late_item: a notice of a run not finished) on the notifier's
-        feed, at time `at`; once there, it is there once."""
+        """Puts `item` on the notifier's feed, at time `at`; once there, it is there once:
+        keys.late of a run not finished, the id of a workflow run whose approval opened, or
+        keys.refused of a refused revision. The feed keeps its newest NOTIFY_KEEP items."""
 
     def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
         """Takes `run_ids` off the to-publish feed (they are on the report branch), or off
@@ -158,7 +159,8 @@ class Store(Protocol):
     def forget(self, before: float, limit: int = 1000, skip: int = 0) -> tuple[int, int]:
         """Looks at up to `limit` run records created before `before`, oldest first, past the
         `skip` oldest of them, and deletes those that have ended and are on the report branch
-        (off the to-publish feed), with their downloaded files: (deleted, looked at). The
+        (off the to-publish feed), with their downloaded files, their outbox entries and late
+        mark (keys.late), and takes them off the notify feed: (deleted, looked at). The
         records it keeps stay first: the next call skips them (see forget_all)."""
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,

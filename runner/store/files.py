@@ -36,6 +36,7 @@ from runner.store.changes import file_changes
 # a full or read-only state directory (EACCES: made read-only by chmod, for a non-root user)
 UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 STALE = 600.0  # seconds after which a temporary file left by a killed write is removed
+TRIM_EVERY = 100  # notify feed marks a process writes between two trims of it to NOTIFY_KEEP
 
 
 def unwritable(root: Path, e: OSError) -> StoreUnavailable:
@@ -74,7 +75,7 @@ class FileStore:
     FOLDERS = ("runs", "cancel", "kv", "locks", "publish", "notify")
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root, self._marks = root, 0
         try:
             for d in self.FOLDERS:
                 (root / d).mkdir(parents=True, exist_ok=True)
@@ -125,8 +126,8 @@ class FileStore:
         self._write(self.root / "runs" / f"{record['run_id']}.json", record)
         if record.get("state") in FINAL:  # the report publisher's feed: a marker file
             stamp = int(finished(record) * 1_000_000)
-            for feed in ("publish", "notify"):
-                (self.root / feed / f"{stamp:017d}-{record['run_id']}").touch()
+            (self.root / "publish" / f"{stamp:017d}-{record['run_id']}").touch()
+            self.to_notify(record["run_id"], finished(record))
 
     def _record_lock(self, run_id: str) -> contextlib.AbstractContextManager[None]:
         """Serializes read-modify-writes of one run record across processes (the worker's
@@ -278,6 +279,11 @@ class FileStore:
 
     def to_notify(self, item: str, at: float) -> None:
         (self.root / keys.NOTIFY / f"{int(at * 1_000_000):017d}-{item}").touch()
+        self._marks += 1
+        if self._marks % TRIM_EVERY == 0:  # the oldest past NOTIFY_KEEP go (one listing)
+            for name in sorted(os.listdir(self.root / keys.NOTIFY))[:-keys.NOTIFY_KEEP]:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.root / keys.NOTIFY / name).unlink()
 
     def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
         done = set(run_ids)
@@ -292,7 +298,7 @@ class FileStore:
         names = sorted(n for n in os.listdir(self.root / "runs")
                        if n.endswith(".json") and not n.startswith(".")
                        and n.removesuffix(".json") < oldest)[skip:skip + limit]
-        n = 0
+        gone: list[str] = []
         for name in names:
             run_id = name.removesuffix(".json")
             if run_id in feed:
@@ -303,12 +309,15 @@ class FileStore:
                     continue
                 kv = self.root / "kv"
                 for path in (self.root / "runs" / name, self.root / "cancel" / run_id,
+                             *(kv / f"{k}.json" for k in (keys.outbox(run_id), keys.late(
+                                 run_id), keys.outbox(keys.late(run_id)))),
                              *(kv / f"{keys.download(run_id, sha)}.json"
                                for sha in downloaded(record.get("result")))):
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
-            n += 1
-        return n, len(names)
+            gone.append(run_id)
+        self.published([*gone, *map(keys.late, gone)], keys.NOTIFY)  # their notify feed marks
+        return len(gone), len(names)
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,

@@ -20,6 +20,7 @@ SCHEDULE = "schedule:"     # prefix: per-schedule state of beat (entries("schedu
 WORKER = "worker:"         # prefix: worker heartbeats
 WORKFLOWS = "workflows"    # {"runs": [ids]}: the workflow runs going; also its lock's name
 NOTIFIER = "notifier"      # the notification sender's lock
+NOTIFY_KEEP = 10000        # the notify feed's newest ids kept: older ones drop (no notifier)
 LATE = "late"              # tally: late runs by job (runner_runs_late_total); "late:" entries
 
 
@@ -56,6 +57,11 @@ def blob(sha: str) -> str:
 def outbox(run_id: str) -> str:
     """The notifications of run `run_id`: {"run_id", "items": [{event, channel, ...}]}."""
     return f"outbox:{run_id}"
+
+
+def refused(revision: str) -> str:
+    """The feed id (and, under outbox(), the entry) of a refused revision's notice."""
+    return f"refused:{revision}"
 
 
 def late(run_id: str) -> str:

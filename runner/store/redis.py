@@ -24,7 +24,9 @@ from runner.store.changes import redis_changes
 
 # what a script's {NAME} stands for: a run state, or a key of the backends' layout
 _TOKENS = {**{s.name: s.value for s in RunState},
-           "RUN": keys.RUN, "RUNS": keys.RUNS, "CANCEL": keys.CANCEL, "KV": keys.KV}
+           "RUN": keys.RUN, "RUNS": keys.RUNS, "CANCEL": keys.CANCEL, "KV": keys.KV,
+           "NOTIFY": keys.NOTIFY, "OUTBOX": keys.outbox(""), "KEEP": str(keys.NOTIFY_KEEP),
+           "LATE": keys.late("")}
 
 
 def script(name: str) -> str:
@@ -112,6 +114,7 @@ class RedisStore:
         if record.get("state") in FINAL:  # the report publisher's feed, in the same round trip
             pipe.zadd(f"{self.p}{keys.PUBLISH}", {rid: finished(record)})
             pipe.zadd(f"{self.p}{keys.NOTIFY}", {rid: finished(record)})
+            pipe.zremrangebyrank(f"{self.p}{keys.NOTIFY}", 0, -keys.NOTIFY_KEEP - 1)
         pipe.publish(self.events, event(rid, record.get("state")))
 
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
@@ -209,7 +212,10 @@ class RedisStore:
         return [str(i) for i in self.r.zrange(f"{self.p}{feed}", 0, limit - 1)]
 
     def to_notify(self, item: str, at: float) -> None:
-        self.r.zadd(f"{self.p}{keys.NOTIFY}", {item: at})
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zadd(f"{self.p}{keys.NOTIFY}", {item: at})
+        pipe.zremrangebyrank(f"{self.p}{keys.NOTIFY}", 0, -keys.NOTIFY_KEEP - 1)
+        pipe.execute()
 
     def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:
         if run_ids:

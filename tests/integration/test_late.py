@@ -143,6 +143,10 @@ def test_a_schedule_deadline_counts_from_the_firing(late: Late) -> None:
     late.sgo.touch()
     done = c.final(run.run_id, 30)
     assert done.state == RunState.SUCCESS and done.late == run.late
+    with late.api.client() as api:  # the schedule's and the job's pages say so
+        page = api.get("/api/schedules/waiter-5s").json()
+        assert page["deadline"] == 2 and api.get("/api/jobs/waiter").json()["deadline"] == 3600
+        assert {f["run_id"]: f["overdue"] for f in page["firings"]}[run.run_id] == run.late
 
 
 def test_two_watchers_of_one_store_announce_a_late_run_once(store: Store) -> None:

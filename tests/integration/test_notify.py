@@ -86,11 +86,11 @@ def test_webhook_and_slack_get_one_message_each_with_the_failed_target(store: St
                     "status": "FAILURE", "error": "a target failed",
                     "failed_targets": {"web-1": "web-1: exit status 3: disk full"},
                     "revision": "a" * 40,
-                    "link": f"https://runner.example.com/#run={run.run_id}"}
+                    "link": f"https://runner.example.com/runs/{run.run_id}"}
     slack = bodies["/slack"]
     assert list(slack) == ["text"]
     assert "job backup-db failed" in slack["text"] and "disk full" in slack["text"]
-    assert f"https://runner.example.com/#run={run.run_id}" in slack["text"]
+    assert f"https://runner.example.com/runs/{run.run_id}" in slack["text"]
     tries = (store.run(run.run_id) or run).notifications or ()
     assert sorted((t["channel"], t["event"], t["status"], t["error"]) for t in tries) == [
         ("hook", "failed", "sent", None), ("slack", "failed", "sent", None)]

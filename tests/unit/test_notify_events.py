@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from runner.config.load import build
 from runner.config.model import ConfigSet, notifications
-from runner.notify.events import events, message, routes, text
+from runner.notify.events import events, message, refusal, routes, text
 from runner.runs import RunRecord, RunState
 
 JOB = {"queue": "q", "targets": ["here"], "steps": [{"command": "true"}]}
@@ -60,3 +60,22 @@ def test_the_message_names_the_failed_targets_and_links_the_run() -> None:
         "target db-1 failed: db-1: exit status 2: no space", "config revision: cccccccccccc",
         "https://runner.example.com/#run=0190-ab"]
     assert message(record, "failed", "")["link"] is None
+
+
+def test_approval_and_refused_read_as_text_and_refused_hears_only_rules_of_every_job() -> None:
+    cfg = config([{"on": ["refused"], "channels": ["a"]},
+                  {"on": ["refused"], "jobs": ["backup-*", "web"], "channels": ["b"]}])
+    assert routes(cfg, None, ["refused"]) == [("refused", "a")]
+    flow = RunRecord("0190-cd", job="nightly", state=RunState.STARTED)
+    asked = message(flow, "approval", "https://r.example.com", "ship", "Ship it?")
+    assert text(asked).splitlines() == [
+        "runner: workflow nightly waits for approval of node ship (run 0190-cd)",
+        "question: Ship it?",
+        "an operator approves: runner approve 0190-cd ship (or --reject), or in the dashboard",
+        "https://r.example.com/#run=0190-cd"]
+    no = refusal({"revision": "d" * 40, "author": "Ann <ann@example.com>", "subject": "typo",
+                  "reason": "revision dddddddddddd is invalid (1 errors)",
+                  "errors": ["a.yaml:2:3: error: bad"]}, "")
+    assert text(no).splitlines() == [
+        "runner: revision dddddddddddd by Ann <ann@example.com> refused: revision "
+        "dddddddddddd is invalid (1 errors)", "a.yaml:2:3: error: bad"]

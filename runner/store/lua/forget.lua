@@ -18,7 +18,9 @@ for _, id in ipairs(ids) do
         end
       end
     end
-    redis.call('DEL', key, ARGV[3] .. '{CANCEL}' .. id)
+    redis.call('DEL', key, ARGV[3] .. '{CANCEL}' .. id, ARGV[3] .. '{KV}{OUTBOX}' .. id,
+               ARGV[3] .. '{KV}{OUTBOX}{LATE}' .. id, ARGV[3] .. '{KV}{LATE}' .. id)
+    redis.call('ZREM', ARGV[3] .. '{NOTIFY}', id, '{LATE}' .. id)
     redis.call('ZREM', KEYS[1], id)
     local jok, name = pcall(cjson.decode, job or 'null')
     if jok and type(name) == 'string' then

@@ -9,6 +9,7 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 if ARGV[3] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -{KEEP} - 1)
 end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1
