@@ -156,7 +156,7 @@ function latenessChart(late) {
 }
 
 // A schedule's past firings on a time line: ran (the run's state colour), missed, skipped,
-// late (queued LATE seconds or more after its instant: a ring).
+// late (a ring: queued LATE seconds or more after its instant, or its run passed its deadline).
 const LATE = 5;
 function firingsChart(firings) {
   const at = (f) => Date.parse(f.at) / 1000;
@@ -169,7 +169,8 @@ function firingsChart(firings) {
     return s("circle", {cx: x(at(f)), cy, r: 5, fill: COLORS[f.state] || "#6b7480",
       class: kind === "late" ? "late" : null},
     s("title", {}, `${stamp(f.at)} ${kind}${f.late ? `, queued ${words(f.late)} after` : ""}` +
-      `${f.run_id ? " · " + f.run_id : ""}${f.error ? ": " + f.error : ""}`));
+      `${f.overdue ? `, overdue at ${stamp(f.overdue)}` : ""}${f.run_id ? " · " + f.run_id : ""}` +
+      `${f.error ? ": " + f.error : ""}`));
   });
   return h("div", {class: "trend"}, h("h3", {}, "past firings"), s("svg", {id: "firings-chart",
     viewBox: "0 0 600 160", role: "img", "aria-label": `${shown.length} past firings on a time line`},
@@ -178,4 +179,4 @@ function firingsChart(firings) {
 }
 const end0 = () => Date.now() / 1000;
 const firingKind = (f) => f.state === "MISSED" ? "missed" : f.state === "SKIPPED" ? "skipped"
-  : (f.late || 0) >= LATE ? "late" : "ran";
+  : (f.late || 0) >= LATE || f.overdue ? "late" : "ran";

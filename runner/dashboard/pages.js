@@ -33,7 +33,8 @@ async function showJob(name) {
     h("h2", {}, "Job ", h("code", {id: "job-name"}, name)), j.description ? h("p", {}, j.description) : "",
     h("dl", {class: "facts"}, fact("queue", j.queue),
       fact("targets", (j.targets || []).join(", ") || "-"),
-      j.timeout ? fact("timeout", words(j.timeout)) : [], j.concurrency ? fact("concurrency", j.concurrency) : [],
+      j.timeout ? fact("timeout", words(j.timeout)) : [], j.deadline ? fact("deadline", words(j.deadline)) : [],
+      j.concurrency ? fact("concurrency", j.concurrency) : [],
       where ? fact("defined in", j.commit_url ? h("a", {href: j.commit_url}, where) : where) : [],
       j.revision ? fact("revision", h("code", {}, j.revision.slice(0, 12))) : [],
       stats ? fact("runs", `${stats.runs} · ${stats.succeeded} succeeded · ${stats.failed} failed` +
@@ -121,6 +122,7 @@ async function showSchedule(name) {
       : h("span", {class: "state SUCCESS", id: "schedule-state"}, "active"), " ", toggle),
     h("dl", {class: "facts"}, fact("job", link("/jobs/" + encodeURIComponent(sc.job), sc.job)),
       fact("when", sc.when), fact("time zone", sc.timezone || "-"),
+      sc.deadline ? fact("deadline", `${words(sc.deadline)} after a firing`) : [],
       sc.last_run_id ? fact("last run", runLink(sc.last_run_id)) : [],
       firings.length ? fact("past firings", ["ran", "late", "skipped", "missed"]
         .map((k) => `${count(k)} ${k}`).join(" · ")) : []),
@@ -129,7 +131,8 @@ async function showSchedule(name) {
     firings.length ? firingsChart(firings) : "",
     listing("firings", firings, (f) => [stamp(f.at, sc.timezone), " ",
       h("span", {class: "state " + (f.state || "MISSED")}, firingKind(f)), f.late ? ` queued ${words(f.late)} after` : "",
-      f.run_id ? [" ", runLink(f.run_id)] : "", f.error ? `: ${f.error}` : ""]),
+      f.run_id ? [" ", runLink(f.run_id)] : "", f.overdue ? `, overdue at ${stamp(f.overdue)}` : "",
+      f.error ? `: ${f.error}` : ""]),
     runs);
 }
 
