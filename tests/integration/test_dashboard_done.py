@@ -2,9 +2,10 @@
 (embedded, its generated token): a run's URL opened directly shows its steps and stdout;
 the runs list filtered to one job and state, paged past its first page; a job's, a
 schedule's (suspended and resumed), a workflow's and a worker's page; a running run's
-output growing in place; no page wider than the window at 1400 and 800 px; axe-core finds
-no serious or critical violation on any page. Screenshots of each page go to a temporary
-directory, or to RUNNER_SHOTS (`RUNNER_SHOTS=docs/dashboard` refreshes the README's)."""
+output growing in place; a refused commit's error at file:line on the overview; no page
+wider than the window at 1400 and 800 px; axe-core finds no serious or critical violation
+on any page. Screenshots of each page go to a temporary directory, or to RUNNER_SHOTS
+(`RUNNER_SHOTS=docs/dashboard` refreshes the README's)."""
 
 from __future__ import annotations
 
@@ -192,6 +193,16 @@ def test_done_when_every_page_by_url_live_output_fits_and_is_accessible(
             (tmp_path / "GO3").touch()
             expect(page.locator("#run-state")).to_have_text("SUCCESS", timeout=30_000)
             expect(stdout.locator(".line")).to_have_text(["line 1", "line 2", "line 3"])
+            # a commit refused: the overview shows both revisions and its error at file:line
+            (repo / "jobs.d" / "broken.yaml").write_text(
+                "jobs:\n  broken: {queue: nowhere, targets: [localhost], steps: [{command: x}]}\n")
+            git(repo, "add", "-A")
+            git(repo, "commit", "-q", "-m", "a job on a queue that does not exist")
+            page.goto(url + "/")
+            expect(page.locator("#error-list li").first).to_contain_text(
+                "jobs.d/broken.yaml:2", timeout=30_000)
+            expect(page.locator("#config-facts")).to_contain_text("refused")
+            accessible(page, "overview-refused")
         finally:
             page.unroute_all(behavior="ignoreErrors")
             browser.close()
