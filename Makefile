@@ -27,7 +27,13 @@ lint: install
 	$(BIN)/ruff check runner tests bench
 	$(BIN)/mypy runner
 
-test: lint                 ## lint, type-check, then the whole suite (real git, real processes)
+# axe-core (the dashboard's accessibility check, tests/integration/test_dashboard_done.py),
+# pinned, from the npm registry into tests/.npm: a test tool, nothing users build or install
+AXE := tests/.npm/node_modules/axe-core/axe.min.js
+$(AXE):
+	npm install --prefix tests/.npm --no-audit --no-fund --no-save axe-core@4.14.1
+
+test: lint $(AXE)          ## lint, type-check, then the whole suite (real git, real processes)
 	$(BIN)/pytest -n auto
 
 bench: install             ## benchmarks, figures side by side with their floors
@@ -42,4 +48,4 @@ bench: install             ## benchmarks, figures side by side with their floors
 	$(BIN)/python bench/beat_scale.py
 
 clean:
-	rm -rf $(VENV) .runner .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) tests/.npm .runner .pytest_cache .mypy_cache .ruff_cache *.egg-info

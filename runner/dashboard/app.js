@@ -103,7 +103,7 @@ function refreshSoon() {  // queues, schedules and status change with runs: one 
           api("/api/limits")]);
       state.queues = queues; state.schedules = schedules; state.status = status;
       renderQueues(); renderSchedules(); renderStatus(); renderLimits(limits);
-      rateChart(stats.per_minute); durationChart(stats.durations);
+      statCharts(stats);
     } catch (err) { /* the next event tries again */ }
   }, 300);
 }
@@ -115,13 +115,19 @@ function renderAll() {
 
 function renderStatus() {
   const st = state.status;
-  const applied = (st.applied_revision || "none").slice(0, 12);
-  const attempted = (st.attempted_revision || "-").slice(0, 12);
-  $("#revision").textContent = `applied ${applied} · attempted ${attempted} · beat ${st.beat_alive ? "up" : "down"}`;
-  const errors = [...(st.errors || []).map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`),
-    ...[st.fetch_error, st.refused].filter(Boolean)];
+  const rev = (r) => h("code", {title: r || ""}, (r || "none").slice(0, 12));
+  const refused = st.attempted_revision && st.attempted_revision !== st.applied_revision;
+  $("#revision").textContent = `applied ${(st.applied_revision || "none").slice(0, 12)} · beat ${st.beat_alive ? "up" : "down"}`;
+  $("#config-facts").replaceChildren(...[
+    fact("applied", rev(st.applied_revision), st.applied_at ? ` at ${stamp(st.applied_at)}` : ""),
+    fact("attempted", rev(st.attempted_revision), refused ? h("span", {class: "state FAILURE"}, "refused") : "",
+      st.last_reconcile ? ` · checked ${ago(st.last_reconcile)}` : ""),
+    st.source ? fact("source", `${st.source}${st.branch ? " · " + st.branch : ""}`) : [],
+    fact("beat", st.beat_alive ? "up" : "down")].flat());
+  const errors = [...(st.errors || []).map((p) => [h("code", {}, `${p.file}:${p.line}` +
+    (p.column ? `:${p.column}` : "")), " ", p.message]), ...[st.fetch_error, st.refused].filter(Boolean)];
   $("#errors").hidden = errors.length === 0;
-  $("#error-list").replaceChildren(...errors.map((x) => h("li", {}, x)));
+  $("#error-list").replaceChildren(...errors.map((x) => h("li", {class: "error"}, x)));
 }
 
 const pct = (v) => (v === null || v === undefined ? "-" : Math.round(v * 100) + "%");
@@ -130,10 +136,12 @@ function renderWorkers() {
     cell(link("/workers/" + encodeURIComponent(host), w.name)), cell(w.hostname),
     cell((w.queues || []).join(", ")), cell(w.concurrency), cell(w.active), cell(w.processed),
     cell(pct(w.load)), cell(w.memory_kib ? Math.round(w.memory_kib / 1024) + " MiB" : "-"),
-    h("td", {title: host}, stamp(w.last_heartbeat))));
+    h("td", {class: "age", title: stamp(w.last_heartbeat)}, ago(w.last_heartbeat))));
   $("#workers tbody").replaceChildren(...rows);
   if (!rows.length) $("#workers tbody").append(h("tr", {}, h("td", {colspan: 9}, "no worker answering")));
 }
+
+setInterval(() => { if (state.token && !$("#overview").hidden) renderWorkers(); }, 5000);  // the ages
 
 function renderQueues() {
   $("#queues tbody").replaceChildren(...Object.entries(state.queues).map(([q, i]) => h("tr", {},

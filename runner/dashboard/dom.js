@@ -77,3 +77,18 @@ const took = (r) => (r.started && r.finished ? words(r.finished - r.started) : "
 const link = (path, ...children) => h("a", {href: path}, ...children);
 const runLink = (id) => link("/runs/" + encodeURIComponent(id), h("code", {}, id));
 const cell = (...children) => h("td", {}, ...children);
+
+// "12s ago": the age of a UNIX time in the same words.
+const ago = (t) => (t ? words(Math.max(0, Math.round(Date.now() / 1000 - t))) + " ago" : "-");
+
+// Does this API serve METHOD PATH ("/api/runs/{}/output": any parameter names)? Read once
+// from its OpenAPI document, so a control whose endpoint an older API lacks stays hidden.
+let openapi = null;
+async function hasRoute(method, path) {
+  if (!openapi) {
+    openapi = fetch("/openapi.json").then((r) => (r.ok ? r.json() : {})).catch(() => ({}))
+      .then((doc) => new Set(Object.entries(doc.paths || {}).flatMap(([p, ops]) =>
+        Object.keys(ops).map((m) => `${m} ${p.replace(/\{[^}]*\}/g, "{}")}`))));
+  }
+  return (await openapi).has(`${method.toLowerCase()} ${path}`);
+}

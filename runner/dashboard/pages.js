@@ -1,6 +1,7 @@
 // The pages of a job (/jobs/NAME, with its run-now form built from its params), a schedule
-// (/schedules/NAME), a workflow (/workflows/NAME) and a worker (/workers/NAME). Each reads
-// the richer endpoint when the API has it and falls back on the overview's data when not.
+// (/schedules/NAME: next firings, past ones on a time line, suspend/resume), a workflow
+// (/workflows/NAME) and a worker (/workers/NAME). Each reads the richer endpoint when the
+// API has it and falls back on the overview's data when not.
 "use strict";
 
 async function optional(path) {  // null when this API does not have it (yet)
@@ -32,7 +33,8 @@ async function showJob(name) {
     h("h2", {}, "Job ", h("code", {id: "job-name"}, name)), j.description ? h("p", {}, j.description) : "",
     h("dl", {class: "facts"}, fact("queue", j.queue),
       fact("targets", (j.targets || []).join(", ") || "-"),
-      j.timeout ? fact("timeout", words(j.timeout)) : [], j.concurrency ? fact("concurrency", j.concurrency) : [],
+      j.timeout ? fact("timeout", words(j.timeout)) : [], j.deadline ? fact("deadline", words(j.deadline)) : [],
+      j.concurrency ? fact("concurrency", j.concurrency) : [],
       where ? fact("defined in", j.commit_url ? h("a", {href: j.commit_url}, where) : where) : [],
       j.revision ? fact("revision", h("code", {}, j.revision.slice(0, 12))) : [],
       stats ? fact("runs", `${stats.runs} · ${stats.succeeded} succeeded · ${stats.failed} failed` +
@@ -109,17 +111,36 @@ async function showSchedule(name) {
   const sc = {...base, ...full};
   const next = sc.next || (sc.next_fire ? [sc.next_fire] : []);
   const runs = await recentRuns("recent runs", {job: sc.job}, (r) => r.schedule === name);
+  const toggle = state.role === "operator" && await hasRoute("post", "/api/schedules/{}/suspend")
+    ? suspendButton(name, sc.suspended) : "";
   if (!current("schedules", name)) return;
+  const firings = sc.firings || [];
+  const count = (k) => firings.filter((f) => firingKind(f) === k).length;
   $("#page").replaceChildren(
-    h("h2", {}, "Schedule ", h("code", {}, name), sc.suspended ? " (suspended)" : ""),
+    h("h2", {}, "Schedule ", h("code", {}, name), " ", sc.suspended
+      ? h("span", {class: "state SKIPPED", id: "schedule-state"}, "suspended")
+      : h("span", {class: "state SUCCESS", id: "schedule-state"}, "active"), " ", toggle),
     h("dl", {class: "facts"}, fact("job", link("/jobs/" + encodeURIComponent(sc.job), sc.job)),
       fact("when", sc.when), fact("time zone", sc.timezone || "-"),
-      sc.last_run_id ? fact("last run", runLink(sc.last_run_id)) : []),
-    listing("next firings", next, (t) => sc.timezone ? `${stamp(t, sc.timezone)} (${sc.timezone}) · ${stamp(t)}` : stamp(t)),
-    listing("firings", sc.firings || [], (f) => [stamp(f.at, sc.timezone), " ",
-      h("span", {class: "state " + (f.state || "MISSED")}, f.state || "missed"), f.late ? ` late ${words(f.late)}` : "",
-      f.run_id ? [" ", runLink(f.run_id)] : "", f.error ? `: ${f.error}` : ""]),
+      sc.deadline ? fact("deadline", `${words(sc.deadline)} after a firing`) : [],
+      sc.last_run_id ? fact("last run", runLink(sc.last_run_id)) : [],
+      firings.length ? fact("past firings", ["ran", "late", "skipped", "missed"]
+        .map((k) => `${count(k)} ${k}`).join(" · ")) : []),
+    listing("next firings", next, (t) => !sc.timezone ? stamp(t) : stamp(t, sc.timezone) === stamp(t)
+      ? `${stamp(t)} (${sc.timezone}, as here)` : `${stamp(t, sc.timezone)} (${sc.timezone}) · ${stamp(t)}`),
+    firings.length ? firingsChart(firings) : "",
+    listing("firings", firings, (f) => [stamp(f.at, sc.timezone), " ",
+      h("span", {class: "state " + (f.state || "MISSED")}, firingKind(f)), f.late ? ` queued ${words(f.late)} after` : "",
+      f.run_id ? [" ", runLink(f.run_id)] : "", f.overdue ? `, overdue at ${stamp(f.overdue)}` : "",
+      f.error ? `: ${f.error}` : ""]),
     runs);
+}
+
+function suspendButton(name, suspended) {  // POST …/suspend or …/resume, then the page again
+  const verb = suspended ? "resume" : "suspend";
+  return h("button", {id: "schedule-toggle", onclick: async () => {
+    if (await act(`/api/schedules/${encodeURIComponent(name)}/${verb}`)) showSchedule(name);
+  }}, verb);
 }
 
 async function showWorkflow(name) {
@@ -137,12 +158,15 @@ async function showWorker(name) {
   if (!Object.keys(state.workers).length) state.workers = (await api("/api/workers")).workers;
   const [host, w] = Object.entries(state.workers).find(([k, x]) => [k, x.name, x.hostname].includes(name))
     || [name, null];
+  const beat = await optional("/api/workers/" + encodeURIComponent(name));  // its heartbeat entry
   const runs = await recentRuns("recent runs", {worker: name}, (r) => r.worker === name || r.worker === host);
   if (!current("workers", name)) return;
   $("#page").replaceChildren(h("h2", {}, "Worker ", h("code", {}, name)),
     w ? h("dl", {class: "facts"}, fact("host", w.hostname), fact("queues", (w.queues || []).join(", ")),
       fact("concurrency", w.concurrency), fact("active", w.active), fact("processed", w.processed),
-      fact("load", pct(w.load)), fact("heartbeat", stamp(w.last_heartbeat)), fact("revision", w.revision || "-"))
+      fact("load", pct(w.load)), fact("heartbeat", `${ago(w.last_heartbeat)} (${stamp(w.last_heartbeat)})`),
+      fact("revision", w.revision || "-"))
       : h("p", {class: "hint"}, "not answering now"),
+    beat && beat.heartbeat_age !== undefined ? h("p", {}, `last heartbeat in the store ${words(beat.heartbeat_age)} ago`) : "",
     runs);
 }

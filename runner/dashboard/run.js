@@ -1,17 +1,30 @@
 // The run page, /runs/ID: its header (state, job, trigger, revision, worker, times, params,
 // deliveries, notifications, actions), then per target its steps and its output with line
-// numbers; re-read on the run's events and every 2 s while it is active.
+// numbers; the header re-read on the run's events. While the run is active its output
+// grows in place from GET /api/runs/ID/output every second (lines appended: what the user
+// folded stays folded, a box scrolled up stays put, one at its end follows the end); an
+// API without that endpoint gets the whole page re-read every 2 s instead.
 "use strict";
 const closedOutputs = new Set();  // "TARGET/stream" the user folded: stays folded on refresh
 let runTimer = null;
+const live = {id: null};  // the run whose output is followed (one at a time)
 
 async function showRun(id) {
   const r = await api("/api/runs/" + encodeURIComponent(id));
+  state.downloadable = await hasRoute("get", "/api/runs/{}/downloads/{}");
   if (!current("runs", id)) return;
-  $("#page").replaceChildren(h("div", {id: "detail-body"}, runPage(r)));
-  if (r.workflow) await drawRunGraph(r);
+  const body = $("#detail-body");
+  if (body && body.dataset.runId === id && live.id === id && ACTIVE.has(r.state)) {
+    $("#run-head").replaceChildren(...runHead(r));  // the output boxes stay as they are
+  } else {
+    $("#page").replaceChildren(h("div", {id: "detail-body", dataset: {runId: id}},
+      h("div", {id: "run-head"}, runHead(r)), h("div", {id: "run-targets"}, runTargets(r))));
+    if (r.workflow) await drawRunGraph(r);
+  }
   clearTimeout(runTimer);
-  if (ACTIVE.has(r.state)) runTimer = setTimeout(() => current("runs", id) && refreshRun(id), 2000);
+  if (!ACTIVE.has(r.state)) return;
+  if (!r.workflow && await hasRoute("get", "/api/runs/{}/output")) follow(id);
+  else runTimer = setTimeout(() => current("runs", id) && refreshRun(id), 2000);
 }
 
 let runPending = null;
@@ -20,9 +33,62 @@ function refreshRun(id) {  // one read per burst of events
   runPending = setTimeout(() => { runPending = null; showRun(id).catch(() => {}); }, 200);
 }
 
+async function follow(id) {
+  if (live.id === id) return;  // followed already
+  live.id = id;
+  while (live.id === id && current("runs", id)) {
+    const out = await api(`/api/runs/${encodeURIComponent(id)}/output`).catch(() => null);
+    if (live.id !== id || !current("runs", id)) break;
+    if (out) grow(out.targets || {});
+    if (out && !out.running) break;
+    await new Promise((ok) => setTimeout(ok, 1000));
+  }
+  if (live.id === id) live.id = null;
+  if (current("runs", id)) runTimer = setTimeout(() => refreshRun(id), 1000);  // its end, should the event be missed
+}
+
+function grow(targets) {
+  for (const [name, t] of Object.entries(targets)) {
+    let box = [...document.querySelectorAll("#run-targets .target")].find((b) => b.dataset.target === name);
+    if (!box) {
+      box = h("section", {class: "target live", dataset: {target: name}}, h("h3", {},
+        h("span", {class: "state STARTED"}, "running"), ` ${name}`, h("span", {class: "step"})));
+      $("#run-targets").append(box);
+      $("#no-result")?.remove();
+    }
+    const step = box.querySelector("h3 .step");
+    if (step) step.textContent = t.step ? ` · step ${t.step}` : "";
+    for (const stream of ["stdout", "stderr"]) growOutput(box, name, stream, t[stream] || "");
+  }
+}
+
+function growOutput(box, target, stream, text) {
+  const shown = box.querySelector(`details[data-stream="${stream}"]`);
+  if (!shown) {
+    const made = output(target, stream, text);
+    const stderr = box.querySelector('details[data-stream="stderr"]');
+    if (made && stream === "stdout" && stderr) stderr.before(made); else if (made) box.append(made);
+    return;
+  }
+  const lines = text.replace(/\n$/, "").split("\n");
+  const code = shown.querySelector("code"), pre = shown.querySelector("pre");
+  const following = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  if (lines.length < code.children.length) code.replaceChildren();  // another output: anew
+  const from = Math.max(0, code.children.length - 1);  // the last line may have grown
+  for (const el of [...code.children].slice(from)) el.remove();
+  code.append(...lines.slice(from).map((l) => h("span", {class: "line"}, l + "\n")));
+  shown.querySelector("summary").textContent = linesOf(stream, lines.length);
+  if (following) pre.scrollTop = pre.scrollHeight;
+}
+const linesOf = (stream, n) => `${stream} · ${n} line${n === 1 ? "" : "s"}`;
+
 const fact = (name, ...value) => [h("dt", {}, name), h("dd", {}, ...value)];
 
-function runPage(r) {
+const runTargets = (r) => [
+  ...Object.entries((r.result || {}).targets || {}).map(([name, t]) => targetBox(r, name, t)),
+  (r.result || r.workflow) ? "" : h("p", {class: "hint", id: "no-result"}, "no target result yet")];
+
+function runHead(r) {
   const operator = state.role === "operator";
   const buttons = !operator ? [] : ACTIVE.has(r.state)
     ? [h("button", {class: "cancel", dataset: {runId: r.run_id}}, "cancel")]
@@ -51,8 +117,6 @@ function runPage(r) {
       `${a.comment ? ": " + a.comment : ""}`),
     listing("notifications", r.notifications || [], (n) =>
       `${n.event} to ${n.channel}: ${n.status} at ${stamp(n.at)}${n.error ? ": " + n.error : ""}`),
-    ...Object.entries((r.result || {}).targets || {}).map(([name, t]) => targetBox(r, name, t)),
-    (r.result || r.workflow) ? "" : h("p", {class: "hint"}, "no target result yet"),
   ];
 }
 
@@ -84,7 +148,7 @@ function output(target, stream, text) {
   const key = `${target}/${stream}`;
   return h("details", {class: "output", dataset: {stream}, open: !closedOutputs.has(key),
     ontoggle: (e) => { if (e.target.open) closedOutputs.delete(key); else closedOutputs.add(key); }},
-  h("summary", {}, `${stream} · ${lines.length} line${lines.length === 1 ? "" : "s"}`),
+  h("summary", {}, linesOf(stream, lines.length)),
   h("pre", {}, h("code", {}, lines.map((l) => h("span", {class: "line"}, l + "\n")))));
 }
 
@@ -92,7 +156,7 @@ function downloads(r, files) {
   if (!files.length) return "";
   return h("div", {class: "listing", dataset: {listing: "downloads"}}, h("h3", {}, "downloads"), h("ul", {}, files.map((f) =>
     h("li", {}, h("code", {}, f.src), ` · ${f.bytes} bytes${f.truncated ? " (truncated)" : ""} `,
-      f.sha256 ? h("button", {class: "download", onclick: (e) => fetchFile(e.target, r.run_id, f)},
+      f.sha256 && state.downloadable ? h("button", {class: "download", "aria-label": `download ${f.src}`, onclick: (e) => fetchFile(e.target, r.run_id, f)},
         "download") : ""))));
 }
 
