@@ -1,0 +1,65 @@
+"""Attacks on this session's new surfaces, each from a role the README's Security model names:
+a remote host answering `runner discover ssh`, an HTTP endpoint an http step calls, a config
+author naming limits and files, an API viewer. Each test fails if its boundary breaks."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import yaml
+
+from runner.discover.propose import KNOWN_HOSTS, TARGETS
+from tests.helpers.hostile import banner_proxy, ssh_server
+from tests.helpers.repos import copy_demo, git, runner_on
+from tests.servers import Sshd
+
+WORKTREE = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+# what a hostile host says: terminal escapes, YAML syntax, a DEL, a C1 control, a NEL and a
+# Unicode non-character (the last three are characters YAML refuses or folds), a line separator
+FACTS = ("evil\x1b]0;owned\x07: {x: 1}\n"
+         "Linux\x7f\x9b31m\n"
+         "6.1\u2028#\x85 - [a]\n"
+         "ubuntu\ufffe\n"
+         "22.04\r\x1b[2J\n").encode() + b"\xff\xfe not utf-8\n"
+
+
+def _printable(text: str) -> bool:
+    return all(c.isprintable() or c == "\n" for c in text)
+
+
+def test_what_remote_hosts_say_reaches_the_proposal_and_the_terminal_only_as_printable_text(
+        sshd: Sshd, tmp_path: Path) -> None:
+    """A banner with a DEL and an escape, facts with YAML syntax, control characters, invalid
+    UTF-8 and output without end: the hosts are still proposed, the YAML loads to printable
+    strings, the known_hosts holds only their two keys, the terminal gets no control byte."""
+    repo = copy_demo(tmp_path / "config")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "demo")
+    banner = b"SSH-2.0-Open\x7fSSH\x1b[2J\x1b]0;owned\x07 {a: [b]}"
+    with ssh_server("127.0.0.6", FACTS) as talker, \
+            banner_proxy("127.0.0.7", sshd.port, banner) as proxy:
+        started = time.monotonic()
+        done = runner_on(repo, "discover", "ssh", f"127.0.0.6:{talker}", f"127.0.0.7:{proxy}",
+                         "--user", "someone", "--timeout", "5", env=WORKTREE)
+        took = time.monotonic() - started
+    out = done.stdout + done.stderr
+    assert "Traceback" not in out and done.returncode == 0, out
+    assert _printable(out), repr(out)
+    assert took < 5, took  # the facts are read as far as needed, not until the timeout
+    branch = git(repo, "branch", "--list", "discovery/*").strip(" *")
+    found = yaml.safe_load(git(repo, "show", f"{branch}:{TARGETS}"))["targets"]
+    (talked, t), (_, p) = found.items()
+    assert re.fullmatch(r"evil[a-z0-9._-]*", talked)
+    assert (t["host"], p["host"]) == ("127.0.0.6", "127.0.0.7")
+    strings = [t["description"], p["description"], *t["labels"].values(),
+               *p["labels"].values()]
+    assert all(isinstance(s, str) and _printable(s) for s in strings), strings
+    assert (t["labels"]["os"], t["labels"]["os_version"]) == ("ubuntu?", "22.04??[2J")
+    assert "Linux" in t["description"]
+    assert p["description"].startswith("SSH-2.0-Open")
+    keys = git(repo, "show", f"{branch}:{KNOWN_HOSTS}").splitlines()
+    assert [k.split()[0] for k in keys] == [f"[127.0.0.6]:{talker}", f"[127.0.0.7]:{proxy}"]
+    assert runner_on(repo, "validate", env=WORKTREE).returncode == 0
