@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -77,6 +78,43 @@ def banner_proxy(address: str, upstream: int, banner: bytes) -> Iterator[int]:
             client.sendall(banner + b"\r\n")
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+
+
+@contextmanager
+def drip_server(head: bytes, drip: bytes, every: float, budget: float) -> Iterator[int]:
+    """An HTTP server on 127.0.0.1 (its port yielded) that answers each request with `head`,
+    then `drip` one byte every `every` seconds, over and over, for `budget` seconds."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer(client: socket.socket) -> None:
+        with client:
+            try:
+                got = b""
+                while b"\r\n\r\n" not in got and (more := client.recv(65536)):
+                    got += more
+                client.sendall(head)
+                end, at = time.monotonic() + budget, 0
+                while time.monotonic() < end:
+                    client.sendall(drip[at:at + 1])
+                    at = (at + 1) % len(drip)
+                    time.sleep(every)  # the hostile peer's pace, not a test's wait
+            except OSError:
+                pass
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(client,), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
     try:

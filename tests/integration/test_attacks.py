@@ -4,14 +4,18 @@ author naming limits and files, an API viewer. Each test fails if its boundary b
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
+from runner.config.model import job, target
 from runner.discover.propose import KNOWN_HOSTS, TARGETS
-from tests.helpers.hostile import banner_proxy, ssh_server
+from runner.executor.engine import Engine
+from tests.helpers.hostile import banner_proxy, drip_server, ssh_server
 from tests.helpers.repos import copy_demo, git, runner_on
 from tests.servers import Sshd
 
@@ -63,3 +67,32 @@ def test_what_remote_hosts_say_reaches_the_proposal_and_the_terminal_only_as_pri
     keys = git(repo, "show", f"{branch}:{KNOWN_HOSTS}").splitlines()
     assert [k.split()[0] for k in keys] == [f"[127.0.0.6]:{talker}", f"[127.0.0.7]:{proxy}"]
     assert runner_on(repo, "validate", env=WORKTREE).returncode == 0
+
+
+@pytest.mark.parametrize(("head", "drip"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", b"x"),  # a body without end
+    (b"HTTP/1.0 200 OK\r\n\r\n", b"x"),  # read until the endpoint closes: it never does
+    (b"HTTP/1.1 200 OK\r\n", b"X-Slow: y\r\n"),  # headers without end
+], ids=["body", "until-close", "headers"])
+def test_an_endpoint_answering_a_byte_at_a_time_fails_the_step_within_its_timeout(
+        head: bytes, drip: bytes) -> None:
+    """Each read gets a byte well within the timeout: the whole answer is what it bounds."""
+    with drip_server(head, drip, every=0.05, budget=8) as port:
+        j = job("probe", {"queue": "q", "targets": ["l"], "steps": [
+            {"http": {"url": f"http://127.0.0.1:{port}/", "timeout": "1s"}}]})
+
+        async def main() -> dict[str, object]:
+            engine = Engine()
+            try:
+                done = await engine.run(j, {"l": target("l", {"transport": "local"})}, {},
+                                        run_id="r1", revision="rev")
+            finally:
+                await engine.close()
+            return {"status": done.targets["l"].status, "error": done.targets["l"].error}
+
+        started = time.monotonic()
+        result = asyncio.run(main())
+        took = time.monotonic() - started
+    assert result["status"] == "failed", result
+    assert "no complete answer within 1s (timeout)" in str(result["error"]), result
+    assert took < 3, took
