@@ -227,8 +227,9 @@ async def http_step(run: Attempt, check: HttpCheck, threads: Executor,
     run.out.write(Masker(secrets).mask(report(answer, request.method, request.cap)))
     ok = answer.status in check.expect if check.expect else 200 <= answer.status < 300
     if not ok:
-        raise TargetError(run.name, f"{who}: {request.method} {answer.url} returned "
-                                    f"{answer.status}, expected {expected(check)}")
+        raise TargetError(run.name, Masker(secrets).text(  # the endpoint wrote answer.url
+            f"{who}: {request.method} {answer.url} returned {answer.status}, expected "
+            f"{expected(check)}"))
     return 0
 
 

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import asyncssh
 
@@ -122,3 +123,30 @@ def drip_server(head: bytes, drip: bytes, every: float, budget: float) -> Iterat
     finally:
         listener.shutdown(socket.SHUT_RDWR)
         listener.close()
+
+
+@contextmanager
+def reflect_server() -> Iterator[int]:
+    """An HTTP server on 127.0.0.1 (its port yielded) that redirects `/` to a URL holding the
+    Authorization header it got, and answers that URL 503: the token in the final URL."""
+
+    class Reflect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/":
+                self.send_response(302)
+                self.send_header("Location", f"/back?t={self.headers.get('Authorization')}")
+            else:
+                self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Reflect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -14,11 +14,13 @@ import yaml
 
 from runner.config.model import job, target
 from runner.discover.propose import KNOWN_HOSTS, TARGETS
+from runner.executor.base import MASK, TargetResult
 from runner.executor.engine import Engine
-from tests.helpers.hostile import banner_proxy, drip_server, ssh_server
+from tests.helpers.hostile import banner_proxy, drip_server, reflect_server, ssh_server
 from tests.helpers.repos import copy_demo, git, runner_on
 from tests.servers import Sshd
 
+TOKEN = "tok-5f3c9a1e-very-secret"
 WORKTREE = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 # what a hostile host says: terminal escapes, YAML syntax, a DEL, a C1 control, a NEL and a
 # Unicode non-character (the last three are characters YAML refuses or folds), a line separator
@@ -78,21 +80,36 @@ def test_an_endpoint_answering_a_byte_at_a_time_fails_the_step_within_its_timeou
         head: bytes, drip: bytes) -> None:
     """Each read gets a byte well within the timeout: the whole answer is what it bounds."""
     with drip_server(head, drip, every=0.05, budget=8) as port:
-        j = job("probe", {"queue": "q", "targets": ["l"], "steps": [
-            {"http": {"url": f"http://127.0.0.1:{port}/", "timeout": "1s"}}]})
-
-        async def main() -> dict[str, object]:
-            engine = Engine()
-            try:
-                done = await engine.run(j, {"l": target("l", {"transport": "local"})}, {},
-                                        run_id="r1", revision="rev")
-            finally:
-                await engine.close()
-            return {"status": done.targets["l"].status, "error": done.targets["l"].error}
-
         started = time.monotonic()
-        result = asyncio.run(main())
+        result = _http({"url": f"http://127.0.0.1:{port}/", "timeout": "1s"})
         took = time.monotonic() - started
-    assert result["status"] == "failed", result
-    assert "no complete answer within 1s (timeout)" in str(result["error"]), result
+    assert result.status == "failed", result
+    assert "no complete answer within 1s (timeout)" in str(result.error), result
     assert took < 3, took
+
+
+def test_an_endpoint_cannot_bring_a_header_secret_into_the_error_by_a_redirect() -> None:
+    """It redirects to a URL holding the token it was sent, then answers 503: the error
+    (saved, published, notified) names that URL masked, as the output does."""
+    with reflect_server() as port:
+        result = _http({"url": f"http://127.0.0.1:{port}/",
+                        "headers": {"Authorization": "env:RUNNER_SECRET_TOKEN"}})
+    assert result.status == "failed" and "returned 503" in str(result.error), result
+    assert TOKEN not in str(result.error) + result.stdout
+    assert f"/back?t={MASK} returned 503" in str(result.error)
+
+
+def _http(step: dict[str, object]) -> TargetResult:
+    """The result of one http step on a local target, run by the engine in this process."""
+    j = job("probe", {"queue": "q", "targets": ["l"], "steps": [{"http": step}]})
+
+    async def main() -> TargetResult:
+        engine = Engine(environ={"RUNNER_SECRET_TOKEN": TOKEN})
+        try:
+            done = await engine.run(j, {"l": target("l", {"transport": "local"})}, {},
+                                    run_id="r1", revision="rev")
+        finally:
+            await engine.close()
+        return done.targets["l"]
+
+    return asyncio.run(main())
