@@ -16,6 +16,9 @@ from runner.config.model import job, target
 from runner.discover.propose import KNOWN_HOSTS, TARGETS
 from runner.executor.base import MASK, TargetResult
 from runner.executor.engine import Engine
+from runner.runs import RunRecord
+from tests.helpers.api import VIEW, start_api
+from tests.helpers.cluster import make_cluster
 from tests.helpers.hostile import banner_proxy, drip_server, reflect_server, ssh_server
 from tests.helpers.repos import copy_demo, git, runner_on
 from tests.servers import Sshd
@@ -113,3 +116,31 @@ def _http(step: dict[str, object]) -> TargetResult:
         return done.targets["l"]
 
     return asyncio.run(main())
+
+
+CURSORS = ["reports:1e300:x", "reports:-1e300:x", "reports:1e18:x", "1e300:x", "-1e300:x",
+           "reports:0:../../../HEAD", "reports:1:x\n", "reports:nan:x", "reports:1:" + "a" * 150]
+
+
+def test_a_viewer_s_odd_cursors_are_refused_or_answered_never_a_server_error(
+        tmp_path: Path) -> None:
+    """Cursors this API never gave, into the store and the report branch: 400 or a page,
+    never a 500 with a traceback in the API's log."""
+    cluster = make_cluster(tmp_path, None)
+    git(cluster.repo, "init", "-q", "-b", "main")
+    git(cluster.repo, "add", "-A")
+    git(cluster.repo, "commit", "-qm", "config")
+    now = time.time()
+    cluster.store.save_runs([RunRecord.from_json({
+        "run_id": f"{int(now * 1000):012x}-00000001", "job": "quick-low", "state": "SUCCESS",
+        "queue": "low", "trigger": "api", "created": now, "finished": now + 1})])
+    assert cluster.runner("publish", "--once").returncode == 0
+    api = start_api(cluster)
+    try:
+        with api.client(VIEW) as viewer:
+            codes = {c: viewer.get("/api/runs", params={"cursor": c}).status_code
+                     for c in CURSORS}
+    finally:
+        api.stop()
+    assert all(code in (200, 400, 422) for code in codes.values()), codes
+    assert "Traceback" not in api.log.read_text()
