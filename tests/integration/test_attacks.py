@@ -12,14 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.config.model import job, target
+from runner.config.model import Channel, SecretRef, job, target
 from runner.discover.propose import KNOWN_HOSTS, TARGETS
 from runner.executor.base import MASK, TargetResult
 from runner.executor.engine import Engine
+from runner.notify.send import send
 from runner.runs import RunRecord
 from tests.helpers.api import VIEW, start_api
 from tests.helpers.cluster import make_cluster
 from tests.helpers.hostile import banner_proxy, drip_server, reflect_server, ssh_server
+from tests.helpers.receivers import http_receiver
 from tests.helpers.repos import copy_demo, git, runner_on
 from tests.servers import Sshd
 
@@ -144,3 +146,17 @@ def test_a_viewer_s_odd_cursors_are_refused_or_answered_never_a_server_error(
         api.stop()
     assert all(code in (200, 400, 422) for code in codes.values()), codes
     assert "Traceback" not in api.log.read_text()
+
+
+def test_an_error_a_remote_host_wrote_reaches_slack_as_text_not_as_a_mention_or_link() -> None:
+    """Errors quote what endpoints and hosts said (a redirect's URL, a command's words):
+    in a Slack message `<!channel>` must not notify everyone, nor `<URL|text>` hide a link."""
+    said = "GET https://api/<!channel> returned 503 <https://evil.example|see the fix> & co"
+    with http_receiver() as got:
+        send(Channel("slack", "slack", SecretRef("env:X")), got.url("/slack"),
+             {"event": "failed", "job": "probe", "run_id": "r1", "status": "FAILURE",
+              "error": said, "failed_targets": {"api": said}, "revision": None, "link": None},
+             5.0)
+    text = dict(got.accepted)["/slack"]["text"]
+    assert "<" not in text and ">" not in text, text
+    assert "&lt;!channel&gt; returned 503 &lt;https://evil.example|see the fix&gt; &amp; co" in text
