@@ -210,7 +210,7 @@ def printable(text: str) -> str:
 
 def _why(e: BaseException) -> str:
     if isinstance(e, asyncssh.Error):
-        return str(e.reason)
+        return printable(str(e.reason))  # a DISCONNECT's reason is the host's own words
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
     if isinstance(e, OSError):

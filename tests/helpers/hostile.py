@@ -4,7 +4,9 @@ given (then junk, without end), and a TCP proxy that rewrites an SSH server's ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -150,3 +152,32 @@ def reflect_server() -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def disconnect_server(address: str, reason: str) -> Iterator[int]:
+    """An SSH server on `address` (its port yielded) that sends its version, then a
+    DISCONNECT message whose description is `reason`."""
+    listener = socket.create_server((address, 0))
+    text = reason.encode()
+    payload = (bytes([1]) + struct.pack(">II", 2, len(text)) + text + struct.pack(">I", 0))
+    pad = 8 - (5 + len(payload)) % 8
+    pad += 8 if pad < 4 else 0
+    packet = struct.pack(">IB", 1 + len(payload) + pad, pad) + payload + b"\0" * pad
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            with client, contextlib.suppress(OSError):
+                client.sendall(b"SSH-2.0-bye\r\n" + packet)
+                client.recv(65536)
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()

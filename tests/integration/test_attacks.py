@@ -20,7 +20,13 @@ from runner.notify.send import send
 from runner.runs import RunRecord
 from tests.helpers.api import VIEW, start_api
 from tests.helpers.cluster import make_cluster
-from tests.helpers.hostile import banner_proxy, drip_server, reflect_server, ssh_server
+from tests.helpers.hostile import (
+    banner_proxy,
+    disconnect_server,
+    drip_server,
+    reflect_server,
+    ssh_server,
+)
 from tests.helpers.receivers import http_receiver
 from tests.helpers.repos import copy_demo, git, runner_on
 from tests.servers import Sshd
@@ -51,14 +57,17 @@ def test_what_remote_hosts_say_reaches_the_proposal_and_the_terminal_only_as_pri
     git(repo, "commit", "-q", "-m", "demo")
     banner = b"SSH-2.0-Open\x7fSSH\x1b[2J\x1b]0;owned\x07 {a: [b]}"
     with ssh_server("127.0.0.6", FACTS) as talker, \
-            banner_proxy("127.0.0.7", sshd.port, banner) as proxy:
+            banner_proxy("127.0.0.7", sshd.port, banner) as proxy, \
+            disconnect_server("127.0.0.8", "bye\x1b[2J\x1b]0;owned\x07\nline 2") as gone:
         started = time.monotonic()
         done = runner_on(repo, "discover", "ssh", f"127.0.0.6:{talker}", f"127.0.0.7:{proxy}",
-                         "--user", "someone", "--timeout", "5", env=WORKTREE)
+                         f"127.0.0.8:{gone}", "--user", "someone", "--timeout", "5",
+                         env=WORKTREE)
         took = time.monotonic() - started
     out = done.stdout + done.stderr
     assert "Traceback" not in out and done.returncode == 0, out
     assert _printable(out), repr(out)
+    assert f"127.0.0.8:{gone} (bye?[2J?]0;owned??line 2)" in out  # its disconnect's words
     assert took < 5, took  # the facts are read as far as needed, not until the timeout
     branch = git(repo, "branch", "--list", "discovery/*").strip(" *")
     found = yaml.safe_load(git(repo, "show", f"{branch}:{TARGETS}"))["targets"]
