@@ -169,3 +169,24 @@ def test_an_error_a_remote_host_wrote_reaches_slack_as_text_not_as_a_mention_or_
     text = dict(got.accepted)["/slack"]["text"]
     assert "<" not in text and ">" not in text, text
     assert "&lt;!channel&gt; returned 503 &lt;https://evil.example|see the fix&gt; &amp; co" in text
+
+
+@pytest.mark.parametrize(("file", "text", "says"), [
+    ("jobs.d/x.yaml", 'jobs:\n  "evil\\n": {queue: system, targets: [localhost], '
+     'steps: [{command: "true"}]}\n', "job name 'evil\\n' is not valid"),
+    ("targets.d/x.yaml", 'targets:\n  "web\\n": {transport: local}\n',
+     "target name 'web\\n' is not valid"),
+    ("queues.yaml", None, "'db\\n'"),
+], ids=["job", "target", "limit"])
+def test_a_name_with_a_trailing_newline_is_refused(tmp_path: Path, file: str, text: str | None,
+                                                   says: str) -> None:
+    """Names become file names, store keys and report paths: the schema's `^...$` must mean
+    the whole text, as JSON Schema (ECMA-262) reads `$`, not Python's 'or before a final
+    newline'."""
+    repo = copy_demo(tmp_path / "config")
+    if text is None:
+        text = (repo / "queues.yaml").read_text() + (
+            'limits:\n  "db\\n": {max: 1, targets: [localhost]}\n')
+    (repo / file).write_text(text)
+    done = runner_on(repo, "validate", env={**WORKTREE, "RUNNER_CACHE_DIR": str(tmp_path)})
+    assert done.returncode == 1 and says in done.stdout, done.stdout + done.stderr
