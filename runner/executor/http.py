@@ -191,18 +191,20 @@ def _cut(held: list[socket.socket], cut: threading.Event) -> None:
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def report(a: Answer, method: str, cap: int) -> bytes:
-    """The answer as the target's output: status line, headers, blank line, body; cut so
-    that the whole fits in `cap` bytes (the output keeps its last `cap`: the status line
-    stays)."""
+def report(a: Answer, method: str, cap: int, masker: Masker) -> bytes:
+    """The answer as the target's output, masked: status line, headers, blank line, body; cut
+    so that the whole fits in `cap` bytes (the output keeps its last `cap`: the status line
+    stays). Masked before it is cut, so a secret at the cut is masked whole."""
     after = f" (after {a.redirects} redirect{'s' * (a.redirects != 1)})" if a.redirects else ""
     lines = [f"{method} {a.url}: {a.status} {a.reason}{after}"]
     lines += [f"{k}: {v}" for k, v in a.headers]
-    head = "\n".join(lines).encode() + b"\n\n"
+    head = masker.mask("\n".join(lines).encode() + b"\n\n")
+    body = masker.mask(a.body, cut=len(a.body) > cap)  # read up to cap + 1 bytes
     room = max(0, cap - len(head) - 64)  # 64: the marker
-    if len(a.body) > room:
-        return head + a.body[:room] + f"\n[... body cut at {room} bytes ...]\n".encode()
-    return head + a.body + (b"\n" if a.body and not a.body.endswith(b"\n") else b"")
+    if len(body) > room or len(a.body) > cap:  # (a masked body may fit, cut as it was read)
+        shown = body[:room]
+        return head + shown + f"\n[... body cut at {len(shown)} bytes ...]\n".encode()
+    return head + body + (b"\n" if body and not body.endswith(b"\n") else b"")
 
 
 def expected(check: HttpCheck) -> str:
@@ -224,7 +226,8 @@ async def http_step(run: Attempt, check: HttpCheck, threads: Executor,
         answer = await asyncio.get_running_loop().run_in_executor(threads, fetch, request)
     except _Failed as e:
         raise TargetError(run.name, Masker(secrets).text(f"{who}: {e}")) from None
-    run.out.write(Masker(secrets).mask(report(answer, request.method, request.cap)))
+    every = [*secrets, *(s.decode("utf-8", "surrogateescape") for s in run.masker.secrets)]
+    run.out.write(report(answer, request.method, request.cap, Masker(every)))
     ok = answer.status in check.expect if check.expect else 200 <= answer.status < 300
     if not ok:
         raise TargetError(run.name, Masker(secrets).text(  # the endpoint wrote answer.url

@@ -130,17 +130,24 @@ def drip_server(head: bytes, drip: bytes, every: float, budget: float) -> Iterat
 @contextmanager
 def reflect_server() -> Iterator[int]:
     """An HTTP server on 127.0.0.1 (its port yielded) that redirects `/` to a URL holding the
-    Authorization header it got, and answers that URL 503: the token in the final URL."""
+    Authorization header it got, and answers that URL 503: the token in the final URL; and
+    answers /long/N with N bytes and then that header 500 times."""
 
     class Reflect(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            token = str(self.headers.get("Authorization"))
+            body = b""
             if self.path == "/":
                 self.send_response(302)
-                self.send_header("Location", f"/back?t={self.headers.get('Authorization')}")
+                self.send_header("Location", f"/back?t={token}")
+            elif self.path.startswith("/long/"):  # /long/N: N bytes, then the token, 500 times
+                self.send_response(200)
+                body = b"x" * int(self.path[6:]) + token.encode() * 500
             else:
                 self.send_response(503)
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, *args: object) -> None:
             pass

@@ -18,6 +18,7 @@ from runner.executor.base import MASK, TargetResult
 from runner.executor.engine import Engine
 from runner.notify.send import send
 from runner.runs import RunRecord
+from runner.settings import Settings
 from tests.helpers.api import VIEW, start_api
 from tests.helpers.cluster import make_cluster
 from tests.helpers.hostile import (
@@ -113,12 +114,26 @@ def test_an_endpoint_cannot_bring_a_header_secret_into_the_error_by_a_redirect()
     assert f"/back?t={MASK} returned 503" in str(result.error)
 
 
-def _http(step: dict[str, object]) -> TargetResult:
+def test_an_endpoint_echoing_a_secret_across_the_output_cut_shows_no_part_of_it() -> None:
+    """The answer is cut to fit the output cap: a secret the body echoes where the cut falls
+    must be masked whole, not shown up to the cut (two offsets: one of them splits it)."""
+    shown = []
+    with reflect_server() as port:
+        for shift in (0, len(TOKEN) // 2):
+            result = _http({"url": f"http://127.0.0.1:{port}/long/{shift}",
+                            "headers": {"Authorization": "env:RUNNER_SECRET_TOKEN"}},
+                           Settings(output_cap=2048))
+            assert result.status == "success" and "body cut at" in result.stdout, result
+            shown.append(result.stdout.replace(MASK, ""))
+    assert all(TOKEN[:4] not in text for text in shown), shown
+
+
+def _http(step: dict[str, object], settings: Settings | None = None) -> TargetResult:
     """The result of one http step on a local target, run by the engine in this process."""
     j = job("probe", {"queue": "q", "targets": ["l"], "steps": [{"http": step}]})
 
     async def main() -> TargetResult:
-        engine = Engine(environ={"RUNNER_SECRET_TOKEN": TOKEN})
+        engine = Engine(settings, environ={"RUNNER_SECRET_TOKEN": TOKEN})
         try:
             done = await engine.run(j, {"l": target("l", {"transport": "local"})}, {},
                                     run_id="r1", revision="rev")
