@@ -172,7 +172,7 @@ def _once(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
     except (OSError, http.client.HTTPException) as e:
         why = (f"no complete answer within {r.timeout:g}s (timeout)"
                if isinstance(e, TimeoutError) or cut.is_set()
-               else f"{getattr(e, 'strerror', None) or e or type(e).__name__}")
+               else _said(e))
     except ValueError as e:  # never echoed when about a header: its value may be a secret
         why = ("a header value holds a line break or a character outside latin-1"
                if "header" in str(e).lower() else str(e))
@@ -181,6 +181,15 @@ def _once(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
         if conn is not None:
             conn.close()
     raise _Failed(f"{method} {url} failed: {why}")
+
+
+def _said(e: OSError | http.client.HTTPException) -> str:
+    """Why a request failed; what the endpoint sent is quoted with its controls escaped."""
+    if isinstance(e, http.client.BadStatusLine) and not isinstance(
+            e, http.client.RemoteDisconnected):
+        return f"its answer does not start with an HTTP status line ({str(e)[:80]!r})"
+    text = str(getattr(e, "strerror", None) or e or type(e).__name__)
+    return text if text.isprintable() else ascii(text)
 
 
 def _cut(held: list[socket.socket], cut: threading.Event) -> None:

@@ -103,6 +103,17 @@ def test_an_endpoint_answering_a_byte_at_a_time_fails_the_step_within_its_timeou
     assert took < 3, took
 
 
+@pytest.mark.parametrize("status", [b"HTTP/1.1 2\x1b[2J00 OK", b"\x1b]0;owned\x07 200 OK"])
+def test_an_endpoint_s_bytes_reach_the_error_only_escaped(status: bytes) -> None:
+    """A status line that is not HTTP: the error says so and quotes it, controls escaped (it
+    is printed by `runner run`, notified, committed)."""
+    with drip_server(status + b"\r\n\r\n", b" ", every=0.01, budget=0) as port:
+        result = _http({"url": f"http://127.0.0.1:{port}/"})
+    error = str(result.error)
+    assert result.status == "failed" and error.isprintable(), error
+    assert "its answer does not start with an HTTP status line" in error
+
+
 def test_an_endpoint_cannot_bring_a_header_secret_into_the_error_by_a_redirect() -> None:
     """It redirects to a URL holding the token it was sent, then answers 503: the error
     (saved, published, notified) names that URL masked, as the output does."""
