@@ -2,7 +2,6 @@
 queues, jobs, workflows, schedules and runs (a page at a time, or one whole record)."""
 
 import json
-import math
 import time
 from typing import Annotated
 
@@ -36,8 +35,8 @@ def parse_cursor(raw: str | None) -> tuple[bool, Cursor | None]:
     try:
         value = float(created)
     except ValueError:
-        value = math.nan
-    if not sep or not run_id or not math.isfinite(value):
+        value = -1.0
+    if not sep or not run_id or not 0 <= value <= 1e11:  # a Unix time, as since/until
         raise HTTPException(400, f"cursor {raw[:80]!r} is not one this API gave (CREATED:RUN_ID)")
     return branch, (value, run_id)
 

@@ -49,7 +49,37 @@ def _fast(kind: str) -> Callable[[object], bool]:
 def _slow(kind: str) -> Any:
     import jsonschema
 
-    return jsonschema.Draft202012Validator(schema(kind))
+    strict = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+    return strict(schema(kind))
+
+
+def _pattern(validator: Any, pattern: str, instance: object, _schema: object) -> Any:
+    """JSON Schema's `pattern` as ECMA-262 reads it (and jsonschema-rs does): `$` is the end
+    of the text. Python's `$` also matches before a final newline, which let a name like
+    'web-1\\n' through the checks of the slow path."""
+    from jsonschema.exceptions import ValidationError
+
+    if isinstance(instance, str) and not re.search(_ecma(pattern), instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@cache
+def _ecma(pattern: str) -> str:
+    """`pattern` with each `$` that is an anchor (not escaped, not in a class) as `\\Z`."""
+    out, escaped, in_class = [], False, False
+    for c in pattern:
+        if escaped:
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif c == "[" and not in_class:
+            in_class = True
+        elif c == "]" and in_class:
+            in_class = False
+        elif c == "$" and not in_class:
+            c = "\\Z"
+        out.append(c)
+    return "".join(out)
 
 
 def check(kind: str, document: object,

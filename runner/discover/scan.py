@@ -21,6 +21,8 @@ from runner.errors import UsageError
 from runner.executor import known_hosts
 from runner.executor.hostkeys import KnownHosts
 
+MAX_FACTS = 4096  # bytes of the facts command's output read; a host saying more is cut
+MAX_TEXT = 200  # characters kept of a banner or a fact
 MAX_ADDRESSES = 65536  # a /16 of IPv4: beyond it a scan is a mistake more often than a plan
 # One read-only command: hostname, kernel name and release, then /etc/os-release's ID, VERSION_ID.
 FACTS = ('uname -n; uname -s; uname -r; (. /etc/os-release && echo "$ID" && '
@@ -184,9 +186,11 @@ async def _probe(address: Address, known: KnownHosts, login: Login | None,
         if rec.key:
             return _found(address, rec, f"login failed: {_why(e)}")
         return Found(address, error=_why(e))
-    async with conn:
-        result = await conn.run(FACTS, check=False)
-    lines = [str(x).strip() for x in str(result.stdout or "").splitlines()]
+    async with conn, conn.create_process(FACTS, encoding=None) as process:
+        said = b""
+        while len(said) < MAX_FACTS and (more := await process.stdout.read(MAX_FACTS)):
+            said += more
+    lines = [printable(x) for x in said[:MAX_FACTS].decode("utf-8", "replace").split("\n")]
     names = ("hostname", "system", "kernel", "os", "os_version")
     facts = tuple((k, v) for k, v in zip(names, lines, strict=False) if v)
     return _found(address, rec, None, facts)
@@ -194,12 +198,19 @@ async def _probe(address: Address, known: KnownHosts, login: Login | None,
 
 def _found(address: Address, rec: _Recorder, error: str | None = None,
            facts: tuple[tuple[str, str], ...] = ()) -> Found:
-    return Found(address, rec.key, rec.verdict, rec.banner, facts, error)
+    return Found(address, rec.key, rec.verdict, printable(rec.banner), facts, error)
+
+
+def printable(text: str) -> str:
+    """What a remote host said, as one line a terminal and a YAML file show as it is: each
+    character that is not printable (controls, escapes, line and format characters,
+    non-characters) as '?', stripped, at most MAX_TEXT characters."""
+    return "".join(c if c.isprintable() else "?" for c in text.strip()[:MAX_TEXT]).strip()
 
 
 def _why(e: BaseException) -> str:
     if isinstance(e, asyncssh.Error):
-        return str(e.reason)
+        return printable(str(e.reason))  # a DISCONNECT's reason is the host's own words
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
     if isinstance(e, OSError):

@@ -1,8 +1,10 @@
 """The `http` step, sent from the worker for each target, and the `http` transport (an endpoint
 with a base URL and no shell, on which only http steps run).
 
-The request runs in a thread (http.client blocks): each connect and read waits at most the
-check's timeout, so a cancelled step's thread ends by then. TLS is verified, against the
+The request runs in a thread (http.client blocks): each request, its answer read to the end,
+takes at most the check's timeout (a timer shuts its socket down then: an endpoint that
+answers a byte at a time cannot hold the step or the thread), so a cancelled step's thread
+ends by then. TLS is verified, against the
 system's CAs or, with `ca_file`, against that repository file's only. Redirects are followed up
 to `max_redirects`; never from https to http, and the configured headers (secrets among them)
 are sent to the first URL's origin only. The answer (status, headers, the first output-cap
@@ -12,8 +14,11 @@ bytes of the body) goes in the target's output, masked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
+import socket
 import ssl
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -143,43 +148,72 @@ def _once(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
     p = urlsplit(url)
     host = p.hostname or ""
     conn: http.client.HTTPConnection | None = None
+    held: list[socket.socket] = []  # the socket, which a closing connection lets go of
+    cut = threading.Event()  # set by the timer before it shuts the socket down
+    late = threading.Timer(r.timeout, _cut, (held, cut))
+    late.start()
     try:
         conn = (http.client.HTTPSConnection(host, p.port, timeout=r.timeout, context=r.context)
                 if p.scheme == "https" else http.client.HTTPConnection(host, p.port,
                                                                        timeout=r.timeout))
         conn.request(method, (p.path or "/") + (f"?{p.query}" if p.query else ""), body,
-                     dict(headers))
+                     dict(headers))  # each connect and send bounded by the socket's timeout
+        held.append(conn.sock)  # the timer bounds the answer from here
+        if cut.is_set():
+            raise TimeoutError
         answer = conn.getresponse()
         data = b"" if method == "HEAD" else answer.read(r.cap + 1)
+        if cut.is_set():  # cut: what was read is not the whole answer
+            raise TimeoutError
         return answer.status, answer.reason, answer.getheaders(), data
     except ssl.SSLCertVerificationError as e:
         why = f"the TLS certificate of {host} is not trusted ({e.verify_message}); give the CA " \
               "that signed it as ca_file"
-    except TimeoutError:
-        why = f"no answer within {r.timeout:g}s (timeout)"
+    except (OSError, http.client.HTTPException) as e:
+        why = (f"no complete answer within {r.timeout:g}s (timeout)"
+               if isinstance(e, TimeoutError) or cut.is_set()
+               else _said(e))
     except ValueError as e:  # never echoed when about a header: its value may be a secret
         why = ("a header value holds a line break or a character outside latin-1"
                if "header" in str(e).lower() else str(e))
-    except (OSError, http.client.HTTPException) as e:
-        why = f"{getattr(e, 'strerror', None) or e or type(e).__name__}"
     finally:
+        late.cancel()
         if conn is not None:
             conn.close()
     raise _Failed(f"{method} {url} failed: {why}")
 
 
-def report(a: Answer, method: str, cap: int) -> bytes:
-    """The answer as the target's output: status line, headers, blank line, body; cut so
-    that the whole fits in `cap` bytes (the output keeps its last `cap`: the status line
-    stays)."""
+def _said(e: OSError | http.client.HTTPException) -> str:
+    """Why a request failed; what the endpoint sent is quoted with its controls escaped."""
+    if isinstance(e, http.client.BadStatusLine) and not isinstance(
+            e, http.client.RemoteDisconnected):
+        return f"its answer does not start with an HTTP status line ({str(e)[:80]!r})"
+    text = str(getattr(e, "strerror", None) or e or type(e).__name__)
+    return text if text.isprintable() else ascii(text)
+
+
+def _cut(held: list[socket.socket], cut: threading.Event) -> None:
+    """Ends a request past its time: its socket (TLS or not) shut down under it."""
+    cut.set()
+    for sock in held:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def report(a: Answer, method: str, cap: int, masker: Masker) -> bytes:
+    """The answer as the target's output, masked: status line, headers, blank line, body; cut
+    so that the whole fits in `cap` bytes (the output keeps its last `cap`: the status line
+    stays). Masked before it is cut, so a secret at the cut is masked whole."""
     after = f" (after {a.redirects} redirect{'s' * (a.redirects != 1)})" if a.redirects else ""
     lines = [f"{method} {a.url}: {a.status} {a.reason}{after}"]
     lines += [f"{k}: {v}" for k, v in a.headers]
-    head = "\n".join(lines).encode() + b"\n\n"
+    head = masker.mask("\n".join(lines).encode() + b"\n\n")
+    body = masker.mask(a.body, cut=len(a.body) > cap)  # read up to cap + 1 bytes
     room = max(0, cap - len(head) - 64)  # 64: the marker
-    if len(a.body) > room:
-        return head + a.body[:room] + f"\n[... body cut at {room} bytes ...]\n".encode()
-    return head + a.body + (b"\n" if a.body and not a.body.endswith(b"\n") else b"")
+    if len(body) > room or len(a.body) > cap:  # (a masked body may fit, cut as it was read)
+        shown = body[:room]
+        return head + shown + f"\n[... body cut at {len(shown)} bytes ...]\n".encode()
+    return head + body + (b"\n" if body and not body.endswith(b"\n") else b"")
 
 
 def expected(check: HttpCheck) -> str:
@@ -201,11 +235,13 @@ async def http_step(run: Attempt, check: HttpCheck, threads: Executor,
         answer = await asyncio.get_running_loop().run_in_executor(threads, fetch, request)
     except _Failed as e:
         raise TargetError(run.name, Masker(secrets).text(f"{who}: {e}")) from None
-    run.out.write(Masker(secrets).mask(report(answer, request.method, request.cap)))
+    every = [*secrets, *(s.decode("utf-8", "surrogateescape") for s in run.masker.secrets)]
+    run.out.write(report(answer, request.method, request.cap, Masker(every)))
     ok = answer.status in check.expect if check.expect else 200 <= answer.status < 300
     if not ok:
-        raise TargetError(run.name, f"{who}: {request.method} {answer.url} returned "
-                                    f"{answer.status}, expected {expected(check)}")
+        raise TargetError(run.name, Masker(secrets).text(  # the endpoint wrote answer.url
+            f"{who}: {request.method} {answer.url} returned {answer.status}, expected "
+            f"{expected(check)}"))
     return 0
 
 

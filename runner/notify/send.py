@@ -30,7 +30,7 @@ def send(channel: Channel, url: str, m: dict[str, Any], timeout: float) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise NotifyError(f"channel {channel.name}: its {channel.kind} URL is not an http(s) "
                           "URL; set the secret it references to https://...")
-    body = m if channel.kind == "webhook" else {"text": text(m)}
+    body = m if channel.kind == "webhook" else {"text": _slack(text(m))}
     request = urllib.request.Request(url, json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json",
                                               "User-Agent": "runner"})
@@ -42,6 +42,12 @@ def send(channel: Channel, url: str, m: dict[str, Any], timeout: float) -> None:
     except (OSError, ValueError) as e:  # refused, timeout, DNS, TLS
         why = getattr(e, "reason", None) or e
         raise NotifyError(f"channel {channel.name}: cannot reach {where} ({why})") from None
+
+
+def _slack(plain: str) -> str:
+    """Plain text as Slack's mrkdwn shows it as written: an error a remote host wrote
+    (`<!channel>`, `<https://x|click>`) neither notifies everyone nor becomes a link."""
+    return plain.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _mail(channel: Channel, parts: Any, where: str, m: dict[str, Any], timeout: float) -> None:
