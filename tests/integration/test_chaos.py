@@ -212,7 +212,10 @@ def test_a_store_on_a_stopped_redis_raises_runners_error_only(tmp_path: Path) ->
         "cancel_requested": lambda: store.cancel_requested("r"),
         "to_publish": lambda: store.to_publish(10), "published": lambda: store.published(["r"]),
         "forget": lambda: store.forget(time.time()), "runs_page": store.runs_page,
-        "tally": lambda: store.tally("t", {"n": 1}, {}), "tallies": lambda: store.tallies("t")}
+        "tally": lambda: store.tally("t", {"n": 1}, {}), "tallies": lambda: store.tallies("t"),
+        "delete": lambda: store.delete("k"), "to_notify": lambda: store.to_notify("r", 1.0),
+        "take_slots": lambda: store.take_slots([("l", 1)], "r", "w", 6.0),
+        "free_slots": lambda: store.free_slots(["l"], "r"), "slots": store.slots}
     public = {n for n in vars(RedisStore) if not n.startswith("_")} - {"changes"}
     assert set(calls) == public  # a method added to the store is added here
     for call in calls.values():

@@ -54,11 +54,11 @@ def test_the_message_names_the_failed_targets_and_links_the_run() -> None:
                                            "db-2": {"status": "success"}}})
     m = message(record, "failed", "https://runner.example.com")
     assert m["failed_targets"] == {"db-1": "db-1: exit status 2: no space"}
-    assert m["link"] == "https://runner.example.com/#run=0190-ab"
+    assert m["link"] == "https://runner.example.com/runs/0190-ab"
     assert text(m).splitlines() == [
         "runner: job backup-db failed (run 0190-ab, FAILURE)", "error: 1 of 2 targets failed",
         "target db-1 failed: db-1: exit status 2: no space", "config revision: cccccccccccc",
-        "https://runner.example.com/#run=0190-ab"]
+        "https://runner.example.com/runs/0190-ab"]
     assert message(record, "failed", "")["link"] is None
 
 
@@ -72,7 +72,7 @@ def test_approval_and_refused_read_as_text_and_refused_hears_only_rules_of_every
         "runner: workflow nightly waits for approval of node ship (run 0190-cd)",
         "question: Ship it?",
         "an operator approves: runner approve 0190-cd ship (or --reject), or in the dashboard",
-        "https://r.example.com/#run=0190-cd"]
+        "https://r.example.com/runs/0190-cd"]
     no = refusal({"revision": "d" * 40, "author": "Ann <ann@example.com>", "subject": "typo",
                   "reason": "revision dddddddddddd is invalid (1 errors)",
                   "errors": ["a.yaml:2:3: error: bad"]}, "")
