@@ -119,8 +119,8 @@ def _advance(store: Store, app: Celery, config: ConfigSet, run_id: str,
         return _end(store, run_id, run, decision.result or "failed", why)
     if run != before:
         store.update_run(run_id, {"workflow": run.to_json()})  # FIRST the record ...
-    if decision.open:  # the notifier's `approval`: the record says which nodes wait
-        store.to_notify(run_id, now)
+    for node in decision.open:  # the notifier's `approval`: the record says which nodes wait
+        store.to_notify(keys.approval(run_id, node, run.node(node).attempt), now)
     for node in (*decision.start, *missing):  # ... THEN each child: record, message
         child_id, job = run.node(node).run_id, nodes[node].job
         if child_id and job:

@@ -9,9 +9,9 @@ the configuration it reads nothing. Otherwise it reads the runs created since it
 (the last LOOKBACK when it starts, or after it lost the store or beat's lock) and remembers
 each active one a deadline applies to, with the earliest instant it can become late; it reads
 a remembered run again only once that instant has come. Idle, a look is one empty range read
-of the run index. Marking is once-only across processes: the record's update applies only
-while the run is active, and the count and the event go to whoever writes keys.late(RUN_ID)
-first (put_new).
+of the run index. Marking is once-only across processes: the count goes to whoever writes
+keys.late(RUN_ID) first (put_new), the event's notifications are written once (its outbox
+entry), and the record's `late` is written last (see Deadlines.mark).
 """
 
 from __future__ import annotations
@@ -113,16 +113,19 @@ class Deadlines:
         return marked
 
     def mark(self, run: RunRecord, at: float, now: float) -> bool:
-        """Marks `run` late as of `at`; counts and announces it unless another process did:
-        whether this one did."""
-        when = iso(at)
-        if not self.store.end_run(run.run_id, {"late": when}, ACTIVE):
-            return False  # it ended meanwhile
-        mine = {"at": when, "by": self.owner}
-        if self.store.put_new(keys.late(run.run_id), mine) != mine:
-            return False
-        self.store.tally(keys.LATE, {str(run.job): 1.0}, {})
+        """Marks `run` late as of `at`: whether this process claimed it (and counted it). In
+        an order that a process dying at any point leaves for the next look to complete: the
+        claim (keys.late, put_new: once), the count (by the claimer only), the announcement
+        (the feed item: its outbox entry sends it once, however often it is added), and last
+        the record's `late`, after which no look reads the run again. A run claimed but not
+        marked in its record is completed by whoever looks, from the claim's instant."""
+        mine = {"at": iso(at), "by": self.owner}
+        claim = self.store.put_new(keys.late(run.run_id), mine)
+        if claim == mine:
+            self.store.tally(keys.LATE, {str(run.job): 1.0}, {})
         self.store.to_notify(keys.late(run.run_id), now)
-        log.warning("run %s of %s is late: its deadline passed at %s; it goes on running",
-                    run.run_id, run.job, when)
-        return True
+        self.store.end_run(run.run_id, {"late": claim["at"]}, ACTIVE)
+        if claim == mine:
+            log.warning("run %s of %s is late: its deadline passed at %s; it goes on running",
+                        run.run_id, run.job, claim["at"])
+        return claim == mine

@@ -1,7 +1,8 @@
 """The notifier: one per store (it holds keys.NOTIFIER) takes items off the store's notify
-feed (finished runs; workflow runs whose approval opened; keys.late(RUN_ID) of a late run and
-keys.refused(COMMIT) of a refused revision, each with an outbox entry of its own, so it never
-stands for, or in the way of, the events of a run's end), writes each one's notifications to
+feed (finished runs; keys.approval of an approval node opening, whose notifications are the
+run's; keys.late(RUN_ID) of a late run and keys.refused(COMMIT) of a refused revision, each
+with an outbox entry of its own; none of these is the run's id, so taking one off the feed
+never takes off a run's end added meanwhile), writes each one's notifications to
 its outbox entry once (a run's event never goes out twice, whoever ends it; an approval once
 per node and attempt), sends them, tries a failed one again with a doubling backoff up to
 RUNNER_NOTIFY_ATTEMPTS times, records each try in the run record's `notifications` (a refused
@@ -137,17 +138,19 @@ def look(store: Store, config: ConfigSet, settings: Settings, env: Mapping[str, 
 
 def settle(store: Store, config: ConfigSet, settings: Settings, env: Mapping[str, str],
            item: str, now: Callable[[], float]) -> bool:
-    """Sends what feed item `item` (a run's id, or keys.late of one) owes that is due:
-    whether nothing is left to send."""
-    record = store.run(item.removeprefix(keys.late("")))
+    """Sends what feed item `item` (a run's id, keys.late or keys.approval of one) owes that is
+    due: whether nothing is left to send. An approval's are the run's (its outbox entry)."""
+    box = item.removeprefix(keys.APPROVAL).partition(":")[0] if item.startswith(
+        keys.APPROVAL) else item  # the outbox entry's item
+    record = store.run(box.removeprefix(keys.late("")))
     if record is None or record.job is None:
         return True
-    entry = collect(store, config, record, item)
+    entry = collect(store, config, record, box)
     due = [i for i in entry["items"] if i["status"] == "pending" and i["next"] <= now()]
     for one in due:
         attempt(store, config, settings, env, record, one, now())
     if due:
-        store.put(keys.outbox(item), entry)
+        store.put(keys.outbox(box), entry)
     return all(i["status"] != "pending" for i in entry["items"])
 
 

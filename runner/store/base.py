@@ -152,7 +152,7 @@ class Store(Protocol):
 
     def to_notify(self, item: str, at: float) -> None:
         """Puts `item` on the notifier's feed, at time `at`; once there, it is there once:
-        keys.late of a run not finished, the id of a workflow run whose approval opened, or
+        keys.late of a run not finished, keys.approval of an approval node opening, or
         keys.refused of a refused revision. The feed keeps its newest NOTIFY_KEEP items."""
 
     def published(self, run_ids: list[str], feed: str = keys.PUBLISH) -> None:

@@ -22,6 +22,7 @@ WORKFLOWS = "workflows"    # {"runs": [ids]}: the workflow runs going; also its 
 NOTIFIER = "notifier"      # the notification sender's lock
 NOTIFY_KEEP = 10000        # the notify feed's newest ids kept: older ones drop (no notifier)
 LATE = "late"              # tally: late runs by job (runner_runs_late_total); "late:" entries
+APPROVAL = "approval:"     # the notify feed's items of approvals opening (approval())
 QUEUE_LENGTHS = "queue-lengths"  # {"points": {QUEUE: [[unix, length], ...]}}: the last 3 h
 
 
@@ -69,6 +70,13 @@ def late(run_id: str) -> str:
     """Who marked run `run_id` late (put_new: its `late` event is fired once); also the
     notifier's feed item of that event (its outbox entry: outbox(late(run_id)))."""
     return f"{LATE}:{run_id}"
+
+
+def approval(run_id: str, node: str, attempt: int) -> str:
+    """The notifier's feed item of an approval node opening (its notifications go to the run's
+    outbox entry): its own, added once, so that taking it off the feed never takes off the
+    run's end (the run's id) or another approval."""
+    return f"{APPROVAL}{run_id}:{node}:{attempt}"
 
 
 def download(run_id: str, sha256: str) -> str:

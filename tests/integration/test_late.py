@@ -172,3 +172,34 @@ def test_two_watchers_of_one_store_announce_a_late_run_once(store: Store) -> Non
     store.end_run(running.run_id, {"state": "SUCCESS", "finished": time.time()}, ())
     assert (store.run(running.run_id) or running).late == iso(now - 4)
     assert store.to_publish(10, keys.NOTIFY)[-1] == running.run_id  # its end's events, too
+
+
+class Died(Exception):
+    """The marking process died here."""
+
+
+@pytest.mark.parametrize("dies_at", ["tally", "to_notify", "end_run"])
+def test_a_mark_cut_short_is_completed_by_the_next_look(
+        store: Store, monkeypatch: pytest.MonkeyPatch, dies_at: str) -> None:
+    """A beat dying between the writes of a mark: the next beat's look finishes it."""
+    config = build("rev1", {"jobs": {"tardy": {"queue": "q", "targets": ["here"],
+                                               "deadline": "1s", "steps": [{"command": "x"}]}}})
+    now = time.time()
+    running = RunRecord(new_run_id(now - 5), job="tardy", state=RunState.STARTED,
+                        created=now - 5, started=now - 5)
+    store.save_run(running)
+
+    def died(*_: object) -> None:
+        raise Died
+
+    with monkeypatch.context() as m:
+        m.setattr(store, dies_at, died)
+        with pytest.raises(Died):
+            Deadlines(store).tick(config, now)
+    assert Deadlines(store).tick(config, now + 1) == []  # it completes: claimed already
+    after = store.run(running.run_id)
+    assert after is not None and after.late == iso(now - 4)
+    feed = store.to_publish(10, keys.NOTIFY)
+    assert [i for i in feed if i.startswith("late:")] == [keys.late(running.run_id)]
+    # the count is the claimer's: one dying right after its claim leaves the run uncounted
+    assert store.tallies(keys.LATE) == ({} if dies_at == "tally" else {"tardy": 1.0})

@@ -1,7 +1,8 @@
 """The notices that are not a run's end, and the outbox's hygiene, on both stores: an approval
 waiting is announced once per node and attempt; a refused commit once, however often the
 reconciler polls it, to the rules of every job only; a forgotten run takes its outbox entry
-and its feed mark along; the notify feed keeps its newest ids when no notifier reads it."""
+and its feed mark along; the notify feed keeps its newest ids when no notifier reads it; a
+workflow ending while its approval is being sent is announced too."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery import Celery
 
+from runner.celery import coordinate
 from runner.config.load import build
 from runner.config.model import ConfigSet, notifications
+from runner.notify import outbox
 from runner.notify.outbox import look
+from runner.ops.workflows import approve
 from runner.reconcile import reconcile
 from runner.runs import RunRecord, RunState, new_run_id
 from runner.settings import Settings
@@ -68,7 +73,7 @@ def waiting(store: Store, run_id: str, attempt: int, state: RunState = RunState.
     else:
         store.update_run(run_id, {"state": state, "workflow": flow, **(
             {"finished": time.time()} if state != RunState.STARTED else {})})
-    store.to_notify(run_id, time.time())
+    store.to_notify(keys.approval(run_id, "ship", attempt), time.time())
 
 
 def test_an_approval_is_announced_once_per_node_and_attempt(store: Store) -> None:
@@ -156,3 +161,29 @@ def test_the_notify_feed_keeps_its_newest_ids_when_nobody_reads_it(
     store.save_runs(runs)
     assert store.to_publish(1000, keys.NOTIFY) == [r.run_id for r in runs[-5:]]
     assert len(store.to_publish(1000)) == 100  # the report feed is not the notifier's
+
+
+def test_a_workflow_ending_while_its_approval_is_sent_is_announced_too(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator rejects during the approval's send: the run's end joins the feed in the
+    middle of the notifier's pass, which then takes the approval's item off."""
+    cfg = config([{"on": ["approval", "failed"], "jobs": ["gate-*"], "channels": ["hook"]}])
+    app = Celery("t")  # no node left starts a job: nothing is sent to a broker
+    run_id = new_run_id()  # its job node ended: the coordinator opens the approval next
+    store.save_run(RunRecord(run_id, job="gate-release", state=RunState.STARTED,
+                             created=time.time(), workflow={"workflow": "gate-release", "nodes": {
+                                 "build": {"state": "success", "attempt": 1, "run_id": "c1"}}}))
+    real = outbox.send
+
+    def send_then_reject(*args: object) -> None:
+        real(*args)  # type: ignore[arg-type]
+        if (store.run(run_id) or RunRecord(run_id)).state == RunState.STARTED:
+            approve(store, lambda: (app, cfg), run_id, "ship", False, "bob")
+
+    monkeypatch.setattr(outbox, "send", send_then_reject)
+    with http_receiver() as got:
+        coordinate.advance(store, app, cfg, run_id)  # the approval opens
+        settle(store, cfg, {"RUNNER_SECRET_HOOK": got.url("/hook")})
+    assert (store.run(run_id) or RunRecord(run_id)).state == RunState.FAILURE
+    assert [(b["event"], b["run_id"]) for _, b in got.accepted] == [
+        ("approval", run_id), ("failed", run_id)]
