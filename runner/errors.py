@@ -8,6 +8,7 @@
     ├── ReportError              the report branch cannot be written, fetched or pushed
     ├── NotifyError              a notification could not be delivered (notify/)
     ├── RunFailed                a run ended FAILURE; raised by the Celery task, for Celery
+    ├── SlotTimeout              a run waited longer than RUNNER_LIMIT_WAIT_MAX for a slot
     └── TargetError              one target of a run failed; names the target (executor/)
         ├── Unreachable          no connection (refused, DNS, network, connect timeout)
         ├── AuthFailed           the target refused our credentials
@@ -78,6 +79,11 @@ class ReportError(RunnerError):
 class NotifyError(RunnerError):
     """A notification could not be delivered: one sentence naming the channel and why (its
     URL's secrets masked)."""
+
+
+class SlotTimeout(RunnerError):
+    """A run (or one of its targets) waited longer than RUNNER_LIMIT_WAIT_MAX for its
+    cluster-wide slots and was not run; the message names what it waited for."""
 
 
 class RunFailed(RunnerError):

@@ -34,6 +34,9 @@ class Settings:
     breaker_threshold: int = 3          # connect failures in a row that open a target's breaker
     breaker_cooldown: float = 60.0      # seconds a target is skipped once its breaker is open
     keep_runs: float = 30 * 86400       # seconds run records stay in the store once published
+    # RUNNER_LIMIT_WAIT_MAX: seconds a run may wait for its cluster-wide slots before it fails
+    # (added to the time limit of the runs that take slots)
+    limit_wait_max: float = 86400.0
     # RUNNER_API_TOKENS: bearer tokens of `runner api`, as (role, name, env:/file: reference)
     api_tokens: tuple[tuple[str, str, str], ...] = ()
     api_jwt_key: str = ""               # RUNNER_API_JWT_KEY: env:/file: reference to a JWT key

@@ -7,7 +7,9 @@ While it waits, the record's `waiting` says for what, and its state is WAITING w
 target of it runs (STARTED otherwise); the worker polls with a backoff (up to POLL_MAX
 seconds), and renews what it holds every RENEW seconds, so slots of a worker that died lapse
 within slots.TTL. A cancel stops the wait: the target ends cancelled, never run, and the run
-goes from WAITING to REVOKED.
+goes from WAITING to REVOKED. No slot is waited for past `wait_max` seconds (from the Gate's
+creation, RUNNER_LIMIT_WAIT_MAX): the run's time limit allows for that much waiting besides
+its work (message.time_limit), so a run that waited long still gets its job's full time.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from runner.errors import StoreUnavailable
+from runner.desired import duration_text
+from runner.errors import SlotTimeout, StoreUnavailable
 from runner.executor.cancel import Cancel
 from runner.runs import BEGUN, RunState
 from runner.store import Store
@@ -40,6 +45,8 @@ class Gate:
     owner: str
     wanted: dict[str, Wanted]
     cancel: Cancel
+    wait_max: float = math.inf  # seconds from `since`: then a slot not granted ends the wait
+    since: float = field(default_factory=time.monotonic)
     held: dict[str, Wanted] = field(default_factory=dict)  # holder -> its slots
     waiting: dict[str, list[str]] = field(default_factory=dict)  # holder -> limits
     running: int = 0  # targets past their slots
@@ -81,6 +88,8 @@ class Gate:
         try:
             delay = POLL_MIN
             while not self._take(holder, wanted) and not self.cancel.is_set():
+                if time.monotonic() - self.since > self.wait_max:
+                    raise SlotTimeout(self._expired(holder))
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, POLL_MAX)
             yield
@@ -90,6 +99,14 @@ class Gate:
             self._show()
             with contextlib.suppress(StoreUnavailable):  # else its lease lapses
                 self.store.free_slots([n for n, _ in wanted], holder)
+
+    def _expired(self, holder: str) -> str:
+        what = " and ".join(self.waiting.get(holder, ["its slots"]))
+        waited = f"waited more than {duration_text(int(self.wait_max))} for {what} " \
+                 "(RUNNER_LIMIT_WAIT_MAX)"
+        if holder == self.run_id:
+            return f"run {self.run_id} {waited} and was not run"
+        return f"{holder.partition('/')[2]}: not run, it {waited}"
 
     def _take(self, holder: str, wanted: Wanted) -> bool:
         try:

@@ -19,7 +19,7 @@ from runner import workflow as wf
 from runner.celery.message import TASK, time_limit
 from runner.config.model import ConfigSet, Job
 from runner.config.params import ParamsInvalid, resolve
-from runner.config.query import lookup, select
+from runner.config.query import lookup, select, waits
 from runner.errors import StoreUnavailable, UsageError
 from runner.runs import ACTIVE, RunRecord, RunState, new_run_id
 from runner.store import Store
@@ -91,7 +91,12 @@ def send(app: Celery, config: ConfigSet, record: RunRecord) -> None:
     never starts a run twice)."""
     name, run_id = str(record.job), record.run_id
     job = config.jobs.get(name)  # removed since: the worker ends it with the reason
-    hard = time_limit(job, len(record.targets or ())) if job else None
+    hard = None
+    if job:  # its wait for cluster-wide slots must not use up its work's time (limits.Gate)
+        targets = list(record.targets or ())
+        wait = app.conf.runner_system.settings.limit_wait_max if waits(config, job, targets) \
+            else 0
+        hard = time_limit(job, len(targets), wait)
     kwargs: dict[str, Any] = {"job": name, "revision": record.revision, "run_id": run_id,
               "limit": record.limit}
     if record.parent:  # a workflow's child: its worker advances the workflow after it

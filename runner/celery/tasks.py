@@ -42,7 +42,7 @@ from runner.celery.queueing import send as send
 from runner.config.model import ConfigSet
 from runner.config.params import check
 from runner.config.query import lookup, select, slots
-from runner.errors import RunFailed, RunnerError, StoreUnavailable, UsageError
+from runner.errors import RunFailed, RunnerError, SlotTimeout, StoreUnavailable, UsageError
 from runner.executor.base import RunResult
 from runner.executor.cancel import Cancel
 from runner.executor.direct import final
@@ -176,7 +176,7 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
         here.engine = Engine(system.settings, state_dir=system.state_dir)
     loop, engine, cancel = here.loop, here.engine, Cancel()
     assert engine is not None
-    gate = Gate(store, run_id, worker or "", wanted, cancel)
+    gate = Gate(store, run_id, worker or "", wanted, cancel, system.settings.limit_wait_max)
 
     async def limited() -> RunResult:  # inside its job's max_active slot, if it has one
         async with gate.run():
@@ -196,6 +196,9 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     run = loop.create_task(limited())
     try:
         result = loop.run_until_complete(run)
+    except SlotTimeout as e:  # the job's max_active slot, not granted in time
+        why = str(e)
+        return keep(lambda: save(state="FAILURE", finished=time.time(), error=why), run_id)
     except SoftTimeLimitExceeded:
         cancel.set("time limit")
         with contextlib.suppress(Exception):  # its commands are killed before it returns

@@ -55,3 +55,10 @@ def slots(config: ConfigSet, job: Job, targets: list[str]) -> dict[str, list[tup
         max_runs = config.targets[t].max_runs
         out[t] = ([(f"target {t}", max_runs)] if max_runs else []) + mine
     return out
+
+
+def waits(config: ConfigSet, job: Job, targets: list[str]) -> bool:
+    """Whether a run of `job` on `targets` takes a cluster-wide slot (and so may wait)."""
+    known = [t for t in targets if t in config.targets]  # a target removed since: none
+    return bool(job.max_active or any(config.targets[t].max_runs for t in known)
+                or (config.limits and any(slots(config, job, known).values())))

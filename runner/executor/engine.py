@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from runner.config.model import Job, SecretRef, Step, Target
 from runner.config.params import env as param_env
 from runner.config.semantic import repo_known_hosts
-from runner.errors import TargetError
+from runner.errors import SlotTimeout, TargetError
 from runner.executor.attempt import Attempt
 from runner.executor.base import (
     Download,
@@ -119,24 +119,29 @@ class Engine:
         limit = asyncio.Semaphore(job.concurrency)
 
         async def one(name: str) -> TargetResult:
-            async with limit, (gate or _open)(name):
-                if progress:
-                    progress(name, None)
-                if env_error:
-                    result = TargetResult("failed", error=f"{name}: not run, {env_error}")
-                else:
-                    try:
-                        result = await self._target(name, targets[name], job, files, env,
-                                                    secrets, cancel, watch)
-                    except Exception as e:
-                        # a bug hit by one target must not lose the other targets' results:
-                        # it is reported as that target's failure, with its type
-                        masked = Masker([*secrets, *self.known]).text(str(e))
-                        result = TargetResult("failed", error=f"{name}: internal error "
-                                              f"{type(e).__name__}: {masked}")
-                if progress:
-                    progress(name, result)
-                return result
+            try:  # its slots first: a target waiting for one holds none of the permits
+                async with (gate or _open)(name), limit:
+                    if progress:
+                        progress(name, None)
+                    result = await work(name)
+            except SlotTimeout as e:  # no slot within RUNNER_LIMIT_WAIT_MAX: never run
+                result = TargetResult("failed", error=str(e))
+            if progress:
+                progress(name, result)
+            return result
+
+        async def work(name: str) -> TargetResult:
+            if env_error:
+                return TargetResult("failed", error=f"{name}: not run, {env_error}")
+            try:
+                return await self._target(name, targets[name], job, files, env, secrets,
+                                          cancel, watch)
+            except Exception as e:
+                # a bug hit by one target must not lose the other targets' results:
+                # it is reported as that target's failure, with its type
+                masked = Masker([*secrets, *self.known]).text(str(e))
+                return TargetResult("failed", error=f"{name}: internal error "
+                                    f"{type(e).__name__}: {masked}")
 
         tasks = {n: asyncio.create_task(one(n)) for n in targets}
         cancel.cancels(tasks.values())
