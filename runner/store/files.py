@@ -27,8 +27,8 @@ from runner.store.base import (
     Cursor,
     RunFilter,
     begin,
-    downloaded,
     finished,
+    owned,
     translated,
 )
 from runner.store.changes import file_changes
@@ -309,12 +309,9 @@ class FileStore:
                 record = self._load(run_id) or {}
                 if record.get("state") in ACTIVE or record.get("created", 0) >= before:
                     continue
-                kv = self.root / "kv"
-                for path in (self.root / "runs" / name, self.root / "cancel" / run_id,
-                             *(kv / f"{k}.json" for k in (keys.outbox(run_id), keys.late(
-                                 run_id), keys.outbox(keys.late(run_id)))),
-                             *(kv / f"{keys.download(run_id, sha)}.json"
-                               for sha in downloaded(record.get("result")))):
+                live = (self.get(keys.output(run_id)) or {}).get("targets") or ()
+                kv = [self.root / "kv" / f"{k}.json" for k in owned(run_id, record, live)]
+                for path in (self.root / "runs" / name, self.root / "cancel" / run_id, *kv):
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
             gone.append(run_id)

@@ -26,7 +26,7 @@ from runner.store.changes import redis_changes
 _TOKENS = {**{s.name: s.value for s in RunState},
            "RUN": keys.RUN, "RUNS": keys.RUNS, "CANCEL": keys.CANCEL, "KV": keys.KV,
            "NOTIFY": keys.NOTIFY, "OUTBOX": keys.outbox(""), "KEEP": str(keys.NOTIFY_KEEP),
-           "LATE": keys.late("")}
+           "LATE": keys.late(""), "OUTPUT": keys.output("")}
 
 
 def script(name: str) -> str:
