@@ -166,6 +166,10 @@ class Store(Protocol):
         mark (keys.late), and takes them off the notify feed: (deleted, looked at). The
         records it keeps stay first: the next call skips them (see forget_all)."""
 
+    def runs_stamp(self) -> str | None:
+        """A value that changes whenever a run record is written, for a caller that reads the
+        newest runs only when it changed; None: not known (read them)."""
+
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
                   scan: int = 5000, until: float | None = None, where: RunFilter | None = None

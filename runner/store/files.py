@@ -31,7 +31,7 @@ from runner.store.base import (
     owned,
     translated,
 )
-from runner.store.changes import file_changes
+from runner.store.changes import file_changes, stamp
 
 # a full or read-only state directory (EACCES: made read-only by chmod, for a non-root user)
 UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
@@ -317,6 +317,9 @@ class FileStore:
             gone.append(run_id)
         self.published([*gone, *map(keys.late, gone)], keys.NOTIFY)  # their notify feed marks
         return len(gone), len(names)
+
+    def runs_stamp(self) -> str | None:
+        return stamp(self.root / "runs")
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
