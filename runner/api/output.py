@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from runner.api import views
 from runner.api.context import Context, Ctx, Viewer
 from runner.api.models import READ, errors
+from runner.celery import output
 from runner.runs import ACTIVE
 from runner.store import keys
 
@@ -50,10 +51,10 @@ def run_output(_who: Viewer, ctx: Ctx, run_id: Annotated[str, RUN_ID]) -> JSONRe
     """Each target's stdout and stderr so far and its step while the run is active (written
     by its worker at most once a second; `{}` until a target began), then the final
     record's output."""
-    live = ctx.store.get(keys.output(run_id))  # before the record: a run ending meanwhile
-    record = _record(ctx, run_id)              # is shown by its final record
+    live = output.read(ctx.store, run_id)  # before the record: a run ending meanwhile
+    record = _record(ctx, run_id)          # is shown by its final record
     if record.get("state") in ACTIVE:
-        return JSONResponse({"running": True, "targets": (live or {}).get("targets") or {}})
+        return JSONResponse({"running": True, "targets": live})
     targets = ((record.get("result") or {}).get("targets") or {})
     return JSONResponse({"running": False, "targets": {
         name: {"stdout": t.get("stdout") or "", "stderr": t.get("stderr") or "", "step": None}

@@ -75,21 +75,26 @@ class Deadlines:
     store: Store
     watched: dict[str, float] = field(default_factory=dict)
     since: float | None = None  # when it last read the new runs (None: start over)
+    stamp: str | None = None  # the store's runs_stamp then
     owner: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     def lost(self) -> None:
         """The store was away (or beat's lock lost): it reads the last LOOKBACK again."""
         self.watched.clear()
-        self.since = None
+        self.since = self.stamp = None
 
     def tick(self, config: ConfigSet, now: float) -> list[str]:
-        """One look at `now` (Unix time): the ids of the runs it marked late."""
+        """One look at `now` (Unix time): the ids of the runs it marked late. The new runs
+        are read only when the store's runs_stamp changed (embedded: one stat of runs/)."""
         if not has_deadlines(config):
             self.lost()
             return []
-        start = now - LOOKBACK if self.since is None else self.since - SLACK
-        runs, _ = self.store.runs_page(since=start, limit=WATCH, scan=WATCH)
-        self.since = now
+        stamp = self.store.runs_stamp()  # unchanged: no record was written since its look
+        runs: list[RunRecord] = []
+        if self.since is None or stamp is None or stamp != self.stamp:
+            start = now - LOOKBACK if self.since is None else self.since - SLACK
+            runs = self.store.runs_page(since=start, limit=WATCH, scan=WATCH)[0]
+            self.since, self.stamp = now, stamp
         for run in runs:
             fresh = run.state in ACTIVE and run.late is None and run.run_id not in self.watched
             if fresh and (at := next_look(config, run, now)) is not None:

@@ -30,10 +30,9 @@ from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.worker.request import Request
 
-from runner.celery import coordinate
+from runner.celery import coordinate, output
 from runner.celery.limits import Gate
 from runner.celery.message import TASK
-from runner.celery.output import LiveOutput
 from runner.celery.queueing import cancel as cancel
 from runner.celery.queueing import enqueue as enqueue
 from runner.celery.queueing import pending as pending
@@ -48,7 +47,7 @@ from runner.executor.cancel import Cancel
 from runner.executor.direct import final
 from runner.executor.engine import Engine
 from runner.runs import ACTIVE, BEGUN, RunRecord, RunState, new_run_id
-from runner.store import Store, keys
+from runner.store import Store
 from runner.store.outage import Outage
 from runner.system import System
 
@@ -133,7 +132,7 @@ def execute(system: System, here: _Process, name: str, revision: str, run_id: st
     outcome: (final state, reason). A workflow's run (with `app`) is handed to the
     coordinator and stays STARTED: ("STARTED", None)."""
     store = system.store
-    live = LiveOutput(store, run_id)
+    live = output.LiveOutput(store, run_id)
 
     def save(**fields: Any) -> tuple[str, str | None]:  # final: its live output goes
         store.update_run(run_id, fields)
@@ -255,6 +254,7 @@ def sweep_orphans(store: Store, host: str, cli_only: bool = False) -> list[str]:
                    "it again")
             store.update_run(r.run_id, {"state": "FAILURE", "finished": time.time(),
                                         "error": f"{why} (run it again with runner retry)"})
+            output.drop(store, r.run_id)  # its live output, which the dead one left
             ended.append(r.run_id)
         except PermissionError:
             continue  # alive, another user's
@@ -281,11 +281,12 @@ def bury(app: Celery, store: Store, config: ConfigSet, run_id: str, why: str) ->
                 and not check(job.params, record.params or {})[1] else None)  # params fit
     # the retry's id on the failed record, in the same write: a workflow's node follows it
     fields = {"state": "FAILURE", "finished": time.time(), "error": why}
-    if not store.end_run(run_id, {**fields, **({"retried_as": retry_id} if retry_id else {})},
-                         ACTIVE):
-        return None
-    store.delete(keys.output(run_id))  # its live output, which its process did not delete
-    if job is None or retry_id is None:
+    ended = store.end_run(run_id, {**fields, **({"retried_as": retry_id} if retry_id else {})},
+                          ACTIVE)
+    # its live output, which its process did not delete (also when it ended: it died between
+    # its final write and that delete)
+    output.drop(store, run_id)
+    if not ended or job is None or retry_id is None:
         return None
     child = {"parent": record.parent, "node": record.node} if record.parent else {}
     return enqueue(app, store, config, job.name, f"retry-of {run_id}", record.limit,

@@ -33,10 +33,10 @@ class Attempt:
             self.rc, self.retryable = rc, retryable
         self.failed = True
 
-    def live(self) -> dict[str, str | None]:
-        """Its output so far (masked) and the step it is in, as GET /api/runs/ID/output
-        shows them while it runs."""
-        return {"stdout": self.out.peek(), "stderr": self.err.peek(), "step": self.step}
+    def live(self, cap: int | None = None) -> dict[str, str | None]:
+        """Its output so far (masked; each stream's last `cap` bytes) and the step it is in,
+        as GET /api/runs/ID/output shows them while it runs."""
+        return {"stdout": self.out.peek(cap), "stderr": self.err.peek(cap), "step": self.step}
 
     def mark(self) -> tuple[int, int, str]:
         """What changes when `live` does."""

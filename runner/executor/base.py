@@ -60,16 +60,20 @@ class Tail:
             self._rest, self._carry = b"", 0
         return self._shown(bytes(self.buf))
 
-    def peek(self) -> str:
-        """What was written so far, masked, as text, without ending the stream: an end that
-        may begin a secret shows as a MASK until the next write tells."""
+    def peek(self, limit: int | None = None) -> str:
+        """What was written so far (its last `limit` bytes), masked, as text, without ending
+        the stream: an end that may begin a secret shows as a MASK until the next write
+        tells."""
         rest = (self.masker.mask(self._rest, cut=True, carry=self._carry)
                 if self.masker is not None and self._rest else b"")
-        return self._shown(bytes(self.buf) + rest)
+        if limit is None or len(self.buf) + len(rest) <= limit:
+            return self._shown(bytes(self.buf) + rest)
+        data = (bytes(self.buf[len(self.buf) + len(rest) - limit:]) + rest)[-limit:]
+        return self._shown(data, len(self.buf) + len(rest) - limit)
 
-    def _shown(self, data: bytes) -> str:
-        text = data.decode("utf-8", "replace")
-        return f"[... {self.dropped} bytes cut ...]\n{text}" if self.dropped else text
+    def _shown(self, data: bytes, cut: int = 0) -> str:
+        text, cut = data.decode("utf-8", "replace"), self.dropped + cut
+        return f"[... {cut} bytes cut ...]\n{text}" if cut else text
 
 
 class Spool(Tail):

@@ -11,7 +11,7 @@ import functools
 import json
 import time
 import types
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -166,6 +166,10 @@ class Store(Protocol):
         mark (keys.late), and takes them off the notify feed: (deleted, looked at). The
         records it keeps stay first: the next call skips them (see forget_all)."""
 
+    def runs_stamp(self) -> str | None:
+        """A value that changes whenever a run record is written, for a caller that reads the
+        newest runs only when it changed; None: not known (read them)."""
+
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,
                   scan: int = 5000, until: float | None = None, where: RunFilter | None = None
@@ -270,6 +274,15 @@ def downloaded(result: dict[str, Any] | None) -> list[str]:
     """The sha256 of each file a run's result names as downloaded."""
     return [d["sha256"] for t in ((result or {}).get("targets") or {}).values()
             for d in t.get("downloads") or () if d.get("sha256")]
+
+
+def owned(run_id: str, record: dict[str, Any], live: Iterable[str]) -> list[str]:
+    """The entries run `run_id` owns, which forget deletes with its record: its notifications
+    and late mark, the files of its `result`, and its live output (`live`: the targets its
+    keys.output index names)."""
+    return [keys.outbox(run_id), keys.late(run_id), keys.outbox(keys.late(run_id)),
+            *(keys.download(run_id, sha) for sha in downloaded(record.get("result"))),
+            keys.output(run_id), *(keys.output(run_id, t) for t in live)]
 
 
 def event(run_id: str, state: str | None) -> str:

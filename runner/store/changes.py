@@ -12,11 +12,20 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("runner.api")
+
+
+def stamp(folder: Path, settled: float = 2.0) -> str | None:
+    """The modification time of `folder` (it changes when a file is written into it), or
+    None while it is less than `settled` seconds old: a write in the same tick of the
+    filesystem's clock may not change it."""
+    mtime = folder.stat().st_mtime_ns
+    return None if mtime > (time.time() - settled) * 1e9 else str(mtime)
 
 
 async def redis_changes(url: str, channel: str) -> AsyncIterator[dict[str, Any]]:

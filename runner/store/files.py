@@ -27,11 +27,11 @@ from runner.store.base import (
     Cursor,
     RunFilter,
     begin,
-    downloaded,
     finished,
+    owned,
     translated,
 )
-from runner.store.changes import file_changes
+from runner.store.changes import file_changes, stamp
 
 # a full or read-only state directory (EACCES: made read-only by chmod, for a non-root user)
 UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
@@ -309,17 +309,17 @@ class FileStore:
                 record = self._load(run_id) or {}
                 if record.get("state") in ACTIVE or record.get("created", 0) >= before:
                     continue
-                kv = self.root / "kv"
-                for path in (self.root / "runs" / name, self.root / "cancel" / run_id,
-                             *(kv / f"{k}.json" for k in (keys.outbox(run_id), keys.late(
-                                 run_id), keys.outbox(keys.late(run_id)))),
-                             *(kv / f"{keys.download(run_id, sha)}.json"
-                               for sha in downloaded(record.get("result")))):
+                live = (self.get(keys.output(run_id)) or {}).get("targets") or ()
+                kv = [self.root / "kv" / f"{k}.json" for k in owned(run_id, record, live)]
+                for path in (self.root / "runs" / name, self.root / "cancel" / run_id, *kv):
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
             gone.append(run_id)
         self.published([*gone, *map(keys.late, gone)], keys.NOTIFY)  # their notify feed marks
         return len(gone), len(names)
+
+    def runs_stamp(self) -> str | None:
+        return stamp(self.root / "runs")
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,

@@ -84,10 +84,10 @@ def download(run_id: str, sha256: str) -> str:
     return f"download:{run_id}:{sha256}"
 
 
-def output(run_id: str) -> str:
-    """A running run's output so far, per target (the worker deletes it once the record is
-    final)."""
-    return f"output:{run_id}"
+def output(run_id: str, target: str | None = None) -> str:
+    """A running run's output so far: {"targets": [NAME, ...]}, and each target's under
+    output(run_id, NAME) (the worker deletes them once the record is final)."""
+    return f"output:{run_id}" if target is None else f"output:{run_id}:{target}"
 
 
 # the backends' layout (Redis: under the prefix; files: folders of the state directory)

@@ -26,7 +26,7 @@ from runner.store.changes import redis_changes
 _TOKENS = {**{s.name: s.value for s in RunState},
            "RUN": keys.RUN, "RUNS": keys.RUNS, "CANCEL": keys.CANCEL, "KV": keys.KV,
            "NOTIFY": keys.NOTIFY, "OUTBOX": keys.outbox(""), "KEEP": str(keys.NOTIFY_KEEP),
-           "LATE": keys.late("")}
+           "LATE": keys.late(""), "OUTPUT": keys.output("")}
 
 
 def script(name: str) -> str:
@@ -286,6 +286,9 @@ class RedisStore:
     def holder(self, name: str) -> str | None:
         owner = self.r.get(f"{self.p}{keys.LOCK}{name}")
         return str(owner) if owner else None
+
+    def runs_stamp(self) -> str | None:
+        return None  # its range read of the run index is as cheap as a stamp's
 
     def runs_page(self, job: str | None = None, before: Cursor | None = None, limit: int = 50,
                   state: str | None = None, since: float | None = None,

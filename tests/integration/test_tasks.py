@@ -19,6 +19,7 @@ from runner.celery.message import TASK
 from runner.celery.tasks import _Process, execute
 from runner.runs import RunRecord, new_run_id
 from runner.settings import Settings
+from runner.store import keys
 from runner.system import System
 from tests.helpers.procs import alive, watching
 from tests.helpers.repos import small_repo
@@ -104,7 +105,10 @@ def test_bury_ends_a_dead_run_and_queues_a_retry_while_attempts_remain(
         again = system.store.run(retry) or RunRecord(retry)
         assert (again.state, again.retry_of, again.attempt, again.trigger,
                 again.schedule) == ("PENDING", "r1", attempt + 1, "retry-of r1", "s")
+    live = {keys.output("r1"): {"targets": ["here"]}, keys.output("r1", "here"): {"step": "s"}}
+    system.store.put_many(live)  # its worker died between its final write and their delete
     assert bury(app, system.store, config, "r1", "again") is None  # ended: never twice
+    assert [system.store.get(k) for k in live] == [None, None]
     assert (system.store.run("r1") or RunRecord("r1")).error == "worker w@h died during the run"
 
 

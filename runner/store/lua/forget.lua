@@ -19,8 +19,14 @@ for _, id in ipairs(ids) do
         end
       end
     end
+    local live = ARGV[3] .. '{KV}{OUTPUT}' .. id  -- a live output a dead worker left
+    local lok, index = pcall(cjson.decode, redis.call('GET', live) or 'null')
+    local names = lok and type(index) == 'table' and index['targets']
+    for _, t in ipairs(type(names) == 'table' and names or {}) do
+      if type(t) == 'string' then redis.call('DEL', live .. ':' .. t) end
+    end
     redis.call('DEL', key, ARGV[3] .. '{CANCEL}' .. id, ARGV[3] .. '{KV}{OUTBOX}' .. id,
-               ARGV[3] .. '{KV}{OUTBOX}{LATE}' .. id, ARGV[3] .. '{KV}{LATE}' .. id)
+               ARGV[3] .. '{KV}{OUTBOX}{LATE}' .. id, ARGV[3] .. '{KV}{LATE}' .. id, live)
     redis.call('ZREM', ARGV[3] .. '{NOTIFY}', id, '{LATE}' .. id)
     redis.call('ZREM', KEYS[1], id)
     local jok, name = pcall(cjson.decode, job or 'null')
