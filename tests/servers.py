@@ -69,9 +69,10 @@ class Sshd:
 
 
 def start_sshd(directory: Path, max_startups: int = 200, ca: Path | None = None,
-               address: str = "127.0.0.1") -> Sshd:
+               address: str = "127.0.0.1", extra: str = "") -> Sshd:
     """An sshd on `address`; with `ca` (a private key) its host key also comes with a host
-    certificate signed by that CA for the principal 127.0.0.1."""
+    certificate signed by that CA for the principal 127.0.0.1; `extra`: more sshd_config
+    lines."""
     binary = shutil.which("sshd") or "/usr/sbin/sshd"
     if not os.path.exists(binary):
         raise RuntimeError("sshd not found: install openssh-server (.ci/run does)")
@@ -106,7 +107,7 @@ UsePAM no
 MaxStartups {max_startups}
 MaxSessions 10
 LogLevel ERROR
-{cert}""")
+{cert}{extra}""")
     with open(directory / "sshd.log", "wb") as log:
         proc = subprocess.Popen([binary, "-D", "-e", "-f", str(directory / "sshd_config")],
                                 stdout=subprocess.DEVNULL, stderr=log)

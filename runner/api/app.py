@@ -20,7 +20,7 @@ from runner.api import approvals, control, detail, live, metrics, output, pages,
 from runner.api.auth import Auth, load_auth
 from runner.api.context import Context, Control
 from runner.api.events import Hub
-from runner.errors import ConfigInvalid, RunnerError, StoreUnavailable, UsageError
+from runner.errors import ConfigInvalid, ReportError, RunnerError, StoreUnavailable, UsageError
 from runner.ops import overview
 from runner.store.generation import Generation
 from runner.system import System
@@ -81,7 +81,7 @@ async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
 
 
 async def _runner_error(_r: Request, e: RunnerError) -> JSONResponse:
-    code = 503 if isinstance(e, ConfigInvalid | StoreUnavailable) else 400
+    code = 503 if isinstance(e, ConfigInvalid | StoreUnavailable | ReportError) else 400
     detail = ("the configuration is invalid and none is applied: "
               + "; ".join(p.text() for p in e.problems[:5])
               if isinstance(e, ConfigInvalid) else str(e))

@@ -100,11 +100,12 @@ def runs(ctx: Context, job: str | None, where: RunFilter, since: float | None,
 
 
 def report_branch(ctx: Context) -> tuple[Path, str] | None:
-    """The report branch's git directory and name, once the publisher wrote it."""
+    """The report branch's git directory and name, once the publisher wrote it, if that
+    directory is on this host (the publisher may run on another)."""
     rec = read_publisher(ctx.store)
     if rec is None or not rec.git_dir or not rec.branch or not rec.head:
         return None
-    return Path(rec.git_dir), rec.branch
+    return (Path(rec.git_dir), rec.branch) if Path(rec.git_dir).is_dir() else None
 
 
 def reported(ctx: Context, run_id: str) -> dict[str, Any] | None:

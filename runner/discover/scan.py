@@ -186,10 +186,13 @@ async def _probe(address: Address, known: KnownHosts, login: Login | None,
         if rec.key:
             return _found(address, rec, f"login failed: {_why(e)}")
         return Found(address, error=_why(e))
-    async with conn, conn.create_process(FACTS, encoding=None) as process:
-        said = b""
-        while len(said) < MAX_FACTS and (more := await process.stdout.read(MAX_FACTS)):
-            said += more
+    said = b""
+    try:
+        async with conn, conn.create_process(FACTS, encoding=None) as process:
+            while len(said) < MAX_FACTS and (more := await process.stdout.read(MAX_FACTS)):
+                said += more
+    except (OSError, asyncssh.Error) as e:  # e.g. sessions refused, connection lost
+        return _found(address, rec, f"logged in, but the facts were not read: {_why(e)}")
     lines = [printable(x) for x in said[:MAX_FACTS].decode("utf-8", "replace").split("\n")]
     names = ("hostname", "system", "kernel", "os", "os_version")
     facts = tuple((k, v) for k, v in zip(names, lines, strict=False) if v)

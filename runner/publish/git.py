@@ -38,9 +38,14 @@ class Git:
         return self.dir.parent if self.dir.name == ".git" else self.dir
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Runs `git args`; with `check`, a failure raises ReportError with git's words."""
-        done = subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env,
-                              check=False, cwd=self.cwd)
+        """Runs `git args`; with `check`, a failure raises ReportError with git's words; git
+        that cannot start raises it whatever `check`."""
+        try:
+            done = subprocess.run(self.argv(*args), capture_output=True, text=True,
+                                  env=self.env, check=False, cwd=self.cwd)
+        except OSError as e:  # no git, or the directory is gone
+            raise ReportError(f"cannot run git in {self.dir}: {e.strerror or e}; install git "
+                              "and check the report branch's repository is there") from None
         if check and done.returncode != 0:
             said = " ".join(done.stderr.split())[:300] or f"exit status {done.returncode}"
             raise ReportError(f"git {args[0]} in {self.dir} failed: {said}")

@@ -164,6 +164,30 @@ def test_a_proposal_that_would_not_validate_makes_no_branch(fleet: Fleet,
     assert git(clone, "branch", "--list", "discovery/*") == ""
 
 
+def test_a_host_refusing_sessions_after_login_is_reported_and_the_scan_goes_on(
+        fleet: Fleet, tmp_path: Path) -> None:
+    refusing = start_sshd(tmp_path / "refusing", address="127.0.0.6",
+                          extra="Match all\n  MaxSessions 0\n")  # login ok, no session
+    try:
+        with open(refusing.dir / "authorized_keys", "a") as f:
+            f.write((fleet.a.client_key.with_suffix(".pub")).read_text())
+        repo = copy_demo(tmp_path / "config")  # not fleet.repo: a may be known there
+        git(repo, "init", "-q", "-b", "main")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "no fleet")
+        done = runner_on(repo, "discover", "ssh", f"127.0.0.6:{refusing.port}",
+                         f"127.0.0.2:{fleet.a.port}", "--user", fleet.a.user, "--key",
+                         str(fleet.a.client_key), env=WORKTREE)
+    finally:
+        refusing.stop()
+    out = done.stdout
+    assert done.returncode == 0 and "Traceback" not in out + done.stderr, out + done.stderr
+    assert (f"127.0.0.6:{refusing.port}: ssh-ed25519 " in out
+            and "(logged in, but the facts were not read: open failed)" in out)
+    [healthy] = [x for x in out.splitlines() if f" 127.0.0.2:{fleet.a.port}: " in x]
+    assert healthy.startswith("new ") and " kernel=" in healthy, out  # its facts were read
+
+
 def test_a_job_step_runs_discovery_and_fails_on_a_changed_key(fleet: Fleet,
                                                               tmp_path: Path) -> None:
     ops = copy_demo(tmp_path / "ops")
