@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -106,14 +107,20 @@ def parse_bind(bind: str, option: str = "--bind") -> tuple[str, int]:
 
 def check_listen(host: str, port: int, option: str = "--bind") -> None:
     """A UsageError unless HOST:PORT can be listened on now (bound as uvicorn binds it)."""
-    import socket
+    listen(host, port, option).close()
 
+
+def listen(host: str, port: int, option: str = "--bind") -> socket.socket:
+    """A socket listening on HOST:PORT (bound as uvicorn binds it), or a UsageError."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
     try:
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((host, port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        s.listen(2048)
+        return s
     except OSError as e:
+        s.close()
         said = (e.strerror or str(e)).lower()
         raise UsageError(f"cannot listen on {host}:{port}: {said}; pass {option} HOST:PORT "
                          "(a free port, or an address of this machine)") from None
@@ -128,11 +135,12 @@ def serve(system: System, bind: str) -> None:
 
     host, port = parse_bind(bind)
     auth, generated = load_auth(system.settings, system.state_dir)
-    check_listen(host, port)
+    sock = listen(host, port)  # listening before it says so: a client may connect at once
     api = guard(create_api(system, auth),
                 (*LOCAL_HOSTS, host, *system.settings.api_allowed_hosts))
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
     click.echo(f"api: dashboard and API on {where} (OpenAPI at {where}docs)", err=True)
     if generated:
         click.echo(f"api: no RUNNER_API_TOKENS: an operator token is in {generated}", err=True)
-    uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(api, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
