@@ -154,11 +154,12 @@ def history(system: System, job: str | None, limit: int, report_branch: str) -> 
 
 def _from_reports(system: System, branch: str, run_id: str | None = None,
                   job: str | None = None) -> RunRecord | None:
-    """A run from the report branch (by id, or the latest of `job`), or None."""
+    """A run from the report branch (by id, or the latest of `job`), or None. The publisher's
+    git directory when it is on this machine, else the local one's."""
     rec = read_publisher(system.store)
     try:
-        git_dir = Path(rec.git_dir) if rec and rec.git_dir else publish.locate(
-            system.repo, system.state_dir, None)[0]
+        git_dir = Path(rec.git_dir) if rec and rec.git_dir and Path(rec.git_dir).is_dir() \
+            else publish.locate(system.repo, system.state_dir, None)[0]
     except RunnerError:
         return None
     found = publish.read_run(git_dir, branch, run_id) if run_id else \

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 
 from runner.runs import RunRecord
+from runner.store.entries import read_publisher, write_publisher
+from runner.store.files import FileStore
 from tests.helpers.procs import alive, matching, poll, running
 from tests.helpers.repos import add_job, copy_demo, git, runner_on
 from tests.servers import Redis
@@ -64,6 +67,16 @@ def test_a_direct_run_reaches_history_and_the_report_branch(
         (demo_repo / "files" / "motd.txt").read_text().strip())
     assert f"Run-Id: {run_id}" in git(demo_repo, "log", "reports", "-1", "--format=%B")
     assert "Trigger: cli" in git(demo_repo, "log", "reports", "-1", "--format=%B")
+    if where == "embedded":  # the store let it go, and the publisher's git dir is elsewhere:
+        store = FileStore(demo_repo / ".runner" / "state")  # history reads the local branch
+        store.forget(time.time() + 1)
+        assert store.run(run_id) is None
+        status = read_publisher(store)
+        assert status is not None
+        write_publisher(store, replace(status, git_dir=str(demo_repo / "gone.git")))
+        shown = runner_on(demo_repo, "history", run_id, "--format", "json", env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["runs"][0]["run_id"] == run_id
 
 
 def test_a_dry_run_records_nothing(demo_repo: Path) -> None:
