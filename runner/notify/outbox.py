@@ -73,11 +73,14 @@ def ends(store: Store, config: ConfigSet, record: RunRecord) -> list[dict[str, A
 
 
 def previous(store: Store, record: RunRecord) -> Any:
-    """The state of the job's last finished run created before `record`'s, or None."""
-    for r in store.runs(record.job, limit=20):
-        if r.run_id < record.run_id and r.state in FINAL:
-            return r.state
-    return None
+    """The state of the job's last finished run created before `record`'s, or None. By
+    `created` (microseconds), then id: two ids of the same millisecond sort by chance."""
+    def when(r: RunRecord) -> tuple[float, str]:
+        return r.created or 0.0, r.run_id
+
+    before = [r for r in store.runs(record.job, limit=20)
+              if r.state in FINAL and when(r) < when(record)]
+    return max(before, key=when).state if before else None
 
 
 def attempt(store: Store, config: ConfigSet, settings: Settings, env: Mapping[str, str],

@@ -104,7 +104,8 @@ def watch_output(site: Site) -> None:
         assert viewer.get(f"/api/runs/{run_id}/output").json() == {
             "running": False, "targets": {"here": {
                 "stdout": "first\npw=********\nlast\n", "stderr": "oops\n", "step": None}}}
-        assert site.cluster.store.get(keys.output(run_id)) is None
+        poll(lambda: site.cluster.store.get(keys.output(run_id)) is None, 10,
+             "the live output is deleted after the final record")
         assert viewer.get("/api/runs/nope/output").status_code == 404
 
 

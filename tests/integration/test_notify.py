@@ -15,7 +15,7 @@ import pytest
 
 from runner.config.load import build
 from runner.config.model import ConfigSet, notifications
-from runner.notify.outbox import look
+from runner.notify.outbox import look, previous
 from runner.runs import RunRecord, RunState, new_run_id
 from runner.settings import Settings
 from runner.store import Store, keys
@@ -148,6 +148,16 @@ def test_an_event_of_a_run_goes_out_once_however_often_its_end_is_written(
         store.update_run(run.run_id, {"state": "FAILURE", "note": "ended again"})
         settle(store, cfg, env)
     assert len(got.accepted) == 1
+
+
+def test_recovered_goes_by_creation_when_two_ids_share_a_millisecond(store: Store) -> None:
+    now = time.time()
+    same = f"{int(now * 1000):012x}"  # the ids then sort by their random part, not by time
+    for run_id, state, at in ((f"{same}-ffffffff", RunState.FAILURE, now),
+                              (f"{same}-00000000", RunState.SUCCESS, now + 0.0005)):
+        store.save_run(RunRecord(run_id, job="backup-db", state=state, created=at, finished=at))
+    fixed = store.run(f"{same}-00000000")
+    assert fixed is not None and previous(store, fixed) == RunState.FAILURE
 
 
 def test_a_success_after_a_failure_is_recovered(store: Store) -> None:
