@@ -32,6 +32,12 @@ class Guard:
         self._fd = -1      # the pipe's write end
         self._guard = 0    # the guard's pid
 
+    def ready(self) -> None:
+        """Starts the guard now if it is not running for this process: then `add` right
+        after a spawn is one write, and the instant a command is unguarded stays short."""
+        if self._pid != os.getpid():
+            self._start()
+
     def add(self, pgid: int) -> None:
         self._send(f"+{pgid}\n".encode())
 

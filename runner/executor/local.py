@@ -197,6 +197,7 @@ class LocalTransport:
         captured. A command that exits within _QUICK_MS is waited for in one poll(), with no
         turn of the event loop (the common trivial command; it holds the loop that long)."""
         loop = asyncio.get_running_loop()
+        self.guard.ready()  # not between the spawn and its +PGID line
         pid, pipes, feed = _spawn(self.name, argv, self.environ, env, stdin is not None)
         sinks = ((pipes[0][0], out), (pipes[1][0], err))
         pidfd = _pidfd(pid)
