@@ -9,12 +9,16 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.helpers.cluster import Cluster
 from tests.helpers.procs import poll
+from tests.helpers.repos import copy_demo, git
 from tests.servers import free_port, wait_port
 
 VIEW = "view-token-0123456789abcdef"
@@ -105,3 +109,31 @@ def conforms(client: httpx.Client) -> None:
                         ("/api/jobs", m.Jobs), ("/api/schedules", dict[str, m.Schedule]),
                         ("/api/workflows", m.Workflows)):
         check(path, model)
+
+
+@contextmanager
+def up_on_demo(tmp_path: Path, files: dict[str, str]
+            ) -> Iterator[tuple[str, Path, dict[str, str], subprocess.Popen[bytes]]]:
+    """`runner up` (embedded: no REDIS_URL, no token settings) on a git repository holding
+    the demo plus `files` (path: text); (its URL, the repository, its environment, up)."""
+    repo = copy_demo(tmp_path / "demo")
+    for path, text in {**files, ".gitignore": ".runner/\n"}.items():
+        (repo / path).write_text(text)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", f"demo, {', '.join(files)}")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("REDIS_URL", "RUNNER_API_TOKENS", "RUNNER_API_JWT_KEY")}
+    env["RUNNER_CACHE_DIR"] = str(tmp_path / "cache")
+    port = free_port()
+    with open(tmp_path / "up.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(repo),
+                                 "--api-bind", f"127.0.0.1:{port}"], env=env, stdout=log,
+                                stderr=log, start_new_session=True)
+    try:
+        wait_port(port, proc, 60)
+        yield f"http://127.0.0.1:{port}", repo, env, proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

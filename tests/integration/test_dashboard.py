@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers.api import ARGS, CHROMIUM, OPS, Api, start_api
+from tests.helpers.api import ARGS, CHROMIUM, OPS, Api, start_api, up_on_demo
 from tests.helpers.cluster import Cluster
 from tests.helpers.procs import poll
-from tests.helpers.repos import copy_demo, git
-from tests.servers import free_port, wait_port
 
 
 def screenshot(page: Any, shot: Path) -> None:
@@ -116,31 +113,13 @@ def test_dashboard_and_docs_request_nothing_from_other_hosts(
 def demo_up(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
     """`runner up` on a git repository holding the demo, plus a schedule that fires every
     2 s and a job that sleeps (to cancel), embedded (no REDIS_URL, no token settings)."""
-    repo = copy_demo(tmp_path / "demo")
-    (repo / "schedules.d" / "fast.yaml").write_text(
-        "schedules:\n  fast: {job: health-check, every: 2s, overlap: forbid}\n")
-    (repo / "jobs.d" / "sleepy.yaml").write_text(
-        "jobs:\n  sleepy: {queue: execution, targets: [localhost], "
-        "steps: [{command: sleep 59.3}]}\n")
-    (repo / ".gitignore").write_text(".runner/\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "demo, fast")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "RUNNER_API_TOKENS", "RUNNER_API_JWT_KEY")}
-    env["RUNNER_CACHE_DIR"] = str(tmp_path / "cache")
-    port = free_port()
-    with open(tmp_path / "up.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(repo),
-                                 "--api-bind", f"127.0.0.1:{port}"], env=env, stdout=log,
-                                stderr=log, start_new_session=True)
-    try:
-        wait_port(port, proc, 60)
-        yield f"http://127.0.0.1:{port}", repo, proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    with up_on_demo(tmp_path, {
+            "schedules.d/fast.yaml":
+                "schedules:\n  fast: {job: health-check, every: 2s, overlap: forbid}\n",
+            "jobs.d/sleepy.yaml": "jobs:\n  sleepy: {queue: execution, targets: [localhost], "
+                                  "steps: [{command: sleep 59.3}]}\n",
+    }) as (url, repo, _env, proc):
+        yield url, repo, proc
 
 
 def test_runner_up_on_the_demo_watch_schedules_fire_and_cancel_from_the_browser(

@@ -10,9 +10,6 @@ on any page. Screenshots of each page go to a temporary directory, or to RUNNER_
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers.api import ARGS, CHROMIUM
+from tests.helpers.api import ARGS, CHROMIUM, up_on_demo
 from tests.helpers.dashboard import accessible, fits
 from tests.helpers.procs import poll
-from tests.helpers.repos import copy_demo, git
-from tests.servers import free_port, wait_port
+from tests.helpers.repos import git
 
 # prints a line, waits for the test's file GO1, prints the next, ...
 GROWS = """\
@@ -45,29 +41,12 @@ jobs:
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
     """`runner up` on the demo plus `tick` (every 2 s, schedule `fast`) and `grows`."""
-    repo = copy_demo(tmp_path / "demo")
-    (repo / "jobs.d" / "done.yaml").write_text(GROWS.format(d=tmp_path))
-    (repo / "schedules.d" / "fast.yaml").write_text(
-        "schedules:\n  fast: {job: tick, every: 2s, overlap: forbid}\n")
-    (repo / ".gitignore").write_text(".runner/\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "demo, tick, grows")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "RUNNER_API_TOKENS", "RUNNER_API_JWT_KEY")}
-    env["RUNNER_CACHE_DIR"] = str(tmp_path / "cache")
-    port = free_port()
-    with open(tmp_path / "up.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "runner", "up", "--repo", str(repo),
-                                 "--api-bind", f"127.0.0.1:{port}"], env=env, stdout=log,
-                                stderr=log, start_new_session=True)
-    try:
-        wait_port(port, proc, 60)
-        yield f"http://127.0.0.1:{port}", repo, env
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    with up_on_demo(tmp_path, {
+            "jobs.d/done.yaml": GROWS.format(d=tmp_path),
+            "schedules.d/fast.yaml":
+                "schedules:\n  fast: {job: tick, every: 2s, overlap: forbid}\n",
+    }) as (url, repo, env, _proc):
+        yield url, repo, env
 
 
 def rows(page: Any) -> list[tuple[str, str, str]]:

@@ -8,10 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from runner.config.load import build
 from runner.config.model import ConfigSet, notifications
@@ -19,27 +16,16 @@ from runner.notify.outbox import look, previous
 from runner.runs import RunRecord, RunState, new_run_id
 from runner.settings import Settings
 from runner.store import Store, keys
-from runner.store.files import FileStore
-from runner.store.redis import RedisStore
 from tests.helpers.procs import poll
 from tests.helpers.receivers import http_receiver, smtp_receiver
 from tests.helpers.repos import small_repo
-from tests.servers import Redis, free_port
+from tests.servers import free_port
 
 SETTINGS = Settings(public_url="https://runner.example.com", notify_attempts=3,
                     notify_backoff=0.05, notify_timeout=5.0)
 ENV = {"RUNNER_SECRET_HOOK": "", "RUNNER_SECRET_SLACK": "", "RUNNER_SECRET_SMTP": ""}
 FAILED = {"targets": {"web-1": {"status": "failed", "error": "web-1: exit status 3: disk full"},
                       "web-2": {"status": "success", "error": None}}}
-
-
-@pytest.fixture(params=["files", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "files":
-        yield FileStore(tmp_path / "state")
-    else:
-        server: Redis = request.getfixturevalue("redis_server")
-        yield RedisStore(server.url, prefix=f"t{time.monotonic_ns()}:")
 
 
 def config(rules: list[dict[str, object]], jobs: tuple[str, ...] = ("backup-db",)) -> ConfigSet:

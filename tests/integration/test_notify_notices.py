@@ -7,7 +7,6 @@ workflow ending while its approval is being sent is announced too."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,25 +23,14 @@ from runner.runs import RunRecord, RunState, new_run_id
 from runner.settings import Settings
 from runner.store import Store, keys
 from runner.store.files import FileStore
-from runner.store.redis import RedisStore
 from tests.helpers.procs import poll
 from tests.helpers.receivers import http_receiver
 from tests.helpers.repos import Commit
-from tests.servers import Redis
 
 SETTINGS = Settings(public_url="https://runner.example.com", notify_attempts=2,
                     notify_backoff=0.05, notify_timeout=5.0)
 JOB = {"queue": "q", "targets": ["here"], "steps": [{"command": "true"}]}
 FLOW = {"nodes": {"build": {"job": "web"}, "ship": {"approval": "Ship it?", "after": ["build"]}}}
-
-
-@pytest.fixture(params=["files", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "files":
-        yield FileStore(tmp_path / "state")
-    else:
-        server: Redis = request.getfixturevalue("redis_server")
-        yield RedisStore(server.url, prefix=f"t{time.monotonic_ns()}:")
 
 
 def config(rules: list[dict[str, object]]) -> ConfigSet:
